@@ -1,0 +1,1 @@
+"""Sub-commands of ``zcnb``: one module per area, each with ``register(subparsers)``."""

@@ -1,0 +1,207 @@
+"""Defaults and paths, loaded from a TOML file and the environment.
+
+Precedence (lowest first): built-in defaults, the TOML file (``$ZCNB_CONFIG`` or
+``$XDG_CONFIG_HOME/zcnb/config.toml``), ``ZCNB_*`` environment variables, explicit
+keyword overrides. Tokens are never part of the settings: only the *name* of the
+environment variable (or a 0600 file) that holds one; see :func:`read_token`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+
+__all__ = ["Secret", "Settings", "load_settings", "read_token", "xdg_data_dir"]
+
+DEFAULT_UNITS = (
+    "zeptoclaw-gateway.service",
+    "zeptoclaw-webhook.service",
+    "zeptoclaw-shell2http.service",
+    "gateway-watchdog.service",
+    "whatsapp-responder.service",
+)
+
+
+class Secret:
+    """A string that never shows itself in repr/str/format (tokens, keys)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value; use only to put it on the wire."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("Secret values are not picklable (keep tokens out of stored state)")
+
+
+def xdg_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/zeptoclaw`` (default ``~/.local/share/zeptoclaw``)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".local" / "share")
+    return Path(base) / "zeptoclaw"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything zcnb needs to know about where the gateway and its data live."""
+
+    host: str = "127.0.0.1"
+    port: int = 18789
+    token_env: str = "GATEWAY_AUTH_TOKEN"
+    token_file: Path | None = None
+    unit: str = "zeptoclaw-gateway.service"
+    units: tuple[str, ...] = DEFAULT_UNITS
+    process_pattern: str = "zeptoclaw-gateway"
+    data_dir: Path = field(default_factory=xdg_data_dir)
+    zeptoclaw_home: Path = field(default_factory=lambda: Path.home() / ".zeptoclaw")
+    incidents_dir: Path | None = None
+    metrics_min_interval_s: float = 10.0
+    http_timeout_s: float = 5.0
+    redact_patterns: tuple[str, ...] = ()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.data_dir / "backups"
+
+    @property
+    def incidents_path(self) -> Path:
+        return self.incidents_dir if self.incidents_dir is not None else self.data_dir / "incidents"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def token(self) -> Secret | None:
+        """The gateway token from ``token_env`` or ``token_file`` (None if neither is set)."""
+        return read_token(self.token_env, file=self.token_file)
+
+
+_PATH_FIELDS = {"token_file", "data_dir", "zeptoclaw_home", "incidents_dir"}
+_TUPLE_FIELDS = {"units", "redact_patterns"}
+
+
+def _coerce(name: str, value: Any, ftype: str) -> Any:
+    if value is None:
+        return None
+    try:
+        if name in _PATH_FIELDS:
+            return Path(os.path.expanduser(str(value)))
+        if name in _TUPLE_FIELDS:
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            return tuple(str(v) for v in value)
+        if "int" in ftype:
+            return int(value)
+        if "float" in ftype:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"setting {name!r} has an invalid value {value!r} ({exc})",
+            hint=f"give {name} as {ftype}",
+            setting=name,
+        ) from None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build :class:`Settings` from defaults, a TOML file, ``ZCNB_*`` env vars and overrides."""
+    env = os.environ if env is None else env
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    cfg_path = Path(path) if path else None
+    if cfg_path is None and env.get("ZCNB_CONFIG"):
+        cfg_path = Path(env["ZCNB_CONFIG"])
+    if cfg_path is None:
+        xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".config")
+        candidate = Path(xdg) / "zcnb" / "config.toml"
+        cfg_path = candidate if candidate.is_file() else None
+    if cfg_path is not None:
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {cfg_path} does not exist", hint="fix ZCNB_CONFIG or the path given", path=str(cfg_path)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {cfg_path} is not valid TOML: {exc}", hint="fix the file's syntax", path=str(cfg_path)) from None
+        data = data.get("zcnb", data)
+        for key, value in data.items():
+            if key not in fields:
+                raise ConfigError(f"unknown setting {key!r} in {cfg_path}", hint=f"known settings: {', '.join(sorted(fields))}", path=str(cfg_path))
+            if key in {"token", "auth_token"}:
+                raise ConfigError("tokens are not read from the config file", hint="set token_env or token_file instead")
+            values[key] = _coerce(key, value, str(fields[key].type))
+    for key, f in fields.items():
+        env_key = "ZCNB_" + key.upper()
+        if env_key in env:
+            values[key] = _coerce(key, env[env_key], str(f.type))
+    if "GATEWAY_PORT" in env and "port" not in values:
+        values["port"] = _coerce("port", env["GATEWAY_PORT"], "int")
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting {key!r}", hint=f"known settings: {', '.join(sorted(fields))}")
+        values[key] = _coerce(key, value, str(fields[key].type)) if value is not None else None
+    return Settings(**values)
+
+
+def read_token(env_var: str | None = "GATEWAY_AUTH_TOKEN", *, file: str | os.PathLike[str] | None = None,
+               env: Mapping[str, str] | None = None) -> Secret | None:
+    """Read a token from the environment variable ``env_var`` or from ``file``.
+
+    A token file must not be readable by group or others (mode 0600 or stricter).
+    Returns None when neither source is set.
+    """
+    env = os.environ if env is None else env
+    if env_var and env.get(env_var):
+        return Secret(env[env_var].strip())
+    if file:
+        p = Path(file)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise ConfigError(f"token file {p} does not exist", hint="create it with mode 0600 or set the env var", path=str(p)) from None
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"token file {p} is readable by others (mode {stat.S_IMODE(st.st_mode):o})",
+                hint=f"run: chmod 600 {p}",
+                path=str(p),
+            )
+        value = p.read_text(encoding="utf-8").strip()
+        return Secret(value) if value else None
+    return None

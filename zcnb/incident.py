@@ -1,0 +1,132 @@
+"""The incident folder: the files through which stages hand results to each other.
+
+Layout of ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (folder 0700, files 0600)::
+
+    samples.csv          memory samples (stage 01, 02 appends post-restart samples)
+    assessment.json      LeakAssessment.to_dict() (stage 01)
+    preflight.json       preflight table (stage 01, live runs)
+    journal.jsonl        the unit's journal entries, redacted (stage 03 input)
+    log_summary.json     LogSummary.to_dict() (stage 03)
+    correlation.json     activity ranking and bytes-per-event (stage 03)
+    leak_report.json     parsed leak report (stage 03)
+    actions.jsonl        ActionResult lines (stages 02, 04, 06)
+    escalation.json      escalation decision (stage 06)
+    commit.txt           the gateway's commit (when known)
+    figures/             PNG figures
+    summary.json         written by the report stage
+    report.html          written by the report stage
+
+Notebooks take ``incident_dir`` as a parameter; empty means "replay the bundled
+sample incident", which :func:`open_incident` copies into a fresh temporary folder
+so nothing in the package is ever modified.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+from .files import ensure_private_dir, read_json, write_json
+
+__all__ = ["Incident", "bundled_sample_dir", "new_incident_dir", "open_incident"]
+
+FILES = {
+    "samples": "samples.csv",
+    "assessment": "assessment.json",
+    "preflight": "preflight.json",
+    "journal": "journal.jsonl",
+    "log_summary": "log_summary.json",
+    "correlation": "correlation.json",
+    "leak_report": "leak_report.json",
+    "leak_report_text": "leak_report.txt",
+    "actions": "actions.jsonl",
+    "escalation": "escalation.json",
+    "commit": "commit.txt",
+    "summary": "summary.json",
+    "report": "report.html",
+    "restore": "restore.json",
+}
+
+
+def bundled_sample_dir() -> Path:
+    """The read-only sample incident shipped inside the package."""
+    return Path(str(resources.files("zcnb") / "data" / "sample_incident"))
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s[:40] or "incident"
+
+
+def new_incident_dir(incidents_dir: str | os.PathLike[str], slug: str = "memory-leak",
+                     *, now: datetime | None = None) -> Path:
+    """Create ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (0700); never reuses a folder."""
+    now = now or datetime.now(timezone.utc)
+    base = ensure_private_dir(incidents_dir)
+    stem = f"{now.strftime('%Y-%m-%dT%H%M%SZ')}-{_slug(slug)}"
+    path = base / stem
+    n = 1
+    while True:
+        try:
+            path.mkdir(mode=0o700)
+            break
+        except FileExistsError:
+            n += 1
+            path = base / f"{stem}-{n}"
+    os.chmod(path, 0o700)
+    return path
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Paths of one incident folder, plus small read/write helpers."""
+
+    root: Path
+    replay: bool = False
+
+    def path(self, key: str) -> Path:
+        try:
+            return self.root / FILES[key]
+        except KeyError:
+            raise ConfigError(f"unknown incident file {key!r}", hint=f"one of: {', '.join(FILES)}") from None
+
+    @property
+    def figures(self) -> Path:
+        return ensure_private_dir(self.root / "figures")
+
+    def has(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def read_json(self, key: str) -> Any:
+        return read_json(self.path(key))
+
+    def write_json(self, key: str, obj: Any) -> Path:
+        return write_json(self.path(key), obj)
+
+    def _repr_markdown_(self) -> str:
+        kind = "replay of the bundled sample incident" if self.replay else "incident"
+        return f"{kind}: `{self.root}`"
+
+
+def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: bool = True) -> Incident:
+    """Open an incident folder; empty/None copies the bundled sample into a temp folder."""
+    if not incident_dir:
+        tmp = Path(tempfile.mkdtemp(prefix="zcnb-replay-"))
+        dest = tmp / "sample-incident"
+        shutil.copytree(bundled_sample_dir(), dest)
+        os.chmod(dest, 0o700)
+        return Incident(dest, replay=True)
+    root = Path(incident_dir).expanduser()
+    if not root.exists():
+        if not create:
+            raise ConfigError(f"incident folder {root} does not exist", hint="pass an existing folder or let zcnb create one", path=str(root))
+        ensure_private_dir(root)
+    return Incident(root.resolve())
