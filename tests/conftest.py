@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +31,27 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("ZCNB_CONFIG", raising=False)
     yield
+
+
+@pytest.fixture
+def sim_gateway(tmp_path: Path) -> Iterator[Any]:
+    """Factory: ``sim_gateway(profile="real", leak=..., ...)`` starts a SimulatedGateway (log in tmp_path).
+
+    Every gateway it started is stopped (SIGKILL fallback) and cleaned up at teardown.
+    """
+    from zcnb.demo import SimulatedGateway
+
+    started: list[Any] = []
+
+    def factory(**kwargs: Any) -> Any:
+        kwargs.setdefault("log_path", tmp_path / f"gateway-{len(started)}.log")
+        gw = SimulatedGateway(**kwargs)
+        started.append(gw)
+        return gw.start()
+
+    yield factory
+    for gw in started:
+        try:
+            gw.stop(timeout=3)
+        finally:
+            gw.close()

@@ -117,8 +117,9 @@ class ActionResult:
             lines.append(f"\n{self.message}")
         if self.commands:
             lines.append("\n```\n" + "\n".join(self.commands) + "\n```")
-        if self.health_before or self.health_after:
-            lines.append(f"\nhealth before: `{self.health_before}`, after: `{self.health_after}`")
+        health = [f"{k}: `{v}`" for k, v in (("health before", self.health_before), ("after", self.health_after)) if v]
+        if health:
+            lines.append("\n" + ", ".join(health))
         return "\n".join(lines)
 
 

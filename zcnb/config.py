@@ -177,6 +177,8 @@ def load_settings(
         if key not in fields:
             raise ConfigError(f"unknown setting {key!r}", hint=f"known settings: {', '.join(sorted(fields))}")
         values[key] = _coerce(key, value, str(fields[key].type)) if value is not None else None
+    values.setdefault("data_dir", xdg_data_dir(env))
+    values.setdefault("zeptoclaw_home", Path(env.get("HOME", str(Path.home()))) / ".zeptoclaw")
     return Settings(**values)
 
 

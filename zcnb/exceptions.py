@@ -16,7 +16,9 @@ multiprocessing move them between processes).
     │   ├── ProcessAccessDenied     /proc not readable for that pid
     │   ├── EndpointUnreachable     connection refused / timeout
     │   ├── EndpointAuthError       401 (missing or wrong X-Auth-Token)
-    │   └── EndpointRateLimited     connection closed with no reply
+    │   ├── EndpointRateLimited     connection closed with no reply
+    │   └── EndpointBodyTooLarge    reply body over the size cap
+    ├── OutputWriteError            an output file could not be written (disk full, read-only)
     ├── AnalysisError               not enough / unusable data to analyse
     ├── ServiceError                service control failed
     │   ├── UnitNotFound
@@ -43,11 +45,13 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EndpointAuthError",
+    "EndpointBodyTooLarge",
     "EndpointRateLimited",
     "EndpointUnreachable",
     "LeakReportError",
     "LogFormatError",
     "MetricsFormatError",
+    "OutputWriteError",
     "PlanError",
     "ProcessAccessDenied",
     "ProcessNotFound",
@@ -138,6 +142,14 @@ class EndpointAuthError(TargetError):
 
 class EndpointRateLimited(TargetError):
     """The endpoint closed the connection without a reply (rate limit)."""
+
+
+class EndpointBodyTooLarge(TargetError):
+    """The endpoint's reply body exceeded the size cap (not read further)."""
+
+
+class OutputWriteError(ZcnbError):
+    """An output file could not be written (disk full, read-only, permissions)."""
 
 
 class AnalysisError(ZcnbError):

@@ -11,6 +11,7 @@ Layout of ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (folder 0700, files 0
     leak_report.json     parsed leak report (stage 03)
     actions.jsonl        ActionResult lines (stages 02, 04, 06)
     escalation.json      escalation decision (stage 06)
+    fleet.json           fleet view (stage 01 in Prometheus mode)
     commit.txt           the gateway's commit (when known)
     figures/             PNG figures
     summary.json         written by the report stage
@@ -53,6 +54,7 @@ FILES = {
     "summary": "summary.json",
     "report": "report.html",
     "restore": "restore.json",
+    "fleet": "fleet.json",
 }
 
 

@@ -1,0 +1,236 @@
+"""Statistics on the memory baseline: cycles, window minima, seasonal Theil-Sen / Mann-Kendall, change point.
+
+All pure numpy (plus scipy.signal.find_peaks); O(n) in samples, O(m^2) only in baseline points m,
+which decimation keeps to a few thousand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Trend", "cycle_period", "hinge_onset", "pooled_theil_sen", "step_jumps", "window_minima"]
+
+_Z975 = 1.959963984540054  # standard normal quantile for a two-sided 95 % interval
+
+
+def _mad_sigma(x: np.ndarray) -> float:
+    """Robust standard deviation (1.4826 x median absolute deviation)."""
+    if x.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def _block_means(t: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    k = len(y) // size
+    if size <= 1 or k < 2:
+        return t, y
+    return t[: k * size].reshape(k, size).mean(axis=1), y[: k * size].reshape(k, size).mean(axis=1)
+
+
+def cycle_period(t: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]], *,
+                 max_points: int = 4000) -> tuple[float | None, int]:
+    """Median spacing (s) of GC/free cycle peaks and how many peaks, via scipy.signal.find_peaks.
+
+    A peak counts when its prominence exceeds 10 noise sigmas (MAD of first differences) and 1 % of
+    the level, so noise and page-level jitter are not cycles. Long segments are block-averaged to
+    ``max_points`` first (cycles shorter than a block are then covered by any baseline window anyway).
+    """
+    from scipy.signal import find_peaks
+
+    spacings: list[np.ndarray] = []
+    n_peaks = 0
+    total = max(len(y), 1)
+    for a, b in bounds:
+        if b - a < 8:
+            continue
+        budget = max(64, int(max_points * (b - a) / total))
+        # Long segments: raw chunks (start, middle, end) catch short cycles that block means would
+        # average away; block means of the whole segment catch cycles longer than a chunk.
+        views = [(t[a:b], y[a:b])] if b - a <= budget else [
+            (t[c : c + budget], y[c : c + budget]) for c in (a, (a + b - budget) // 2, b - budget)
+        ] + [_block_means(t[a:b], y[a:b], math.ceil((b - a) / budget))]
+        for td, yd in views:
+            sigma = _mad_sigma(np.diff(yd)) / math.sqrt(2.0)
+            prominence = max(10.0 * sigma, 0.01 * float(np.median(yd)), 1.0)
+            peaks, _ = find_peaks(yd, prominence=prominence)
+            if len(peaks) >= 2:
+                gaps = np.diff(td[peaks])
+                spacings.append(gaps)
+                # a chunk sees only part of the segment: count cycles over the whole segment instead
+                n_peaks += len(peaks) if len(views) == 1 else int((t[b - 1] - t[a]) / float(np.median(gaps)))
+                break
+    if not spacings:
+        return None, n_peaks
+    return float(np.median(np.concatenate(spacings))), n_peaks
+
+
+def window_minima(t: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]],
+                  widths: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Baseline points: the minimum of each run of ``widths[i]`` samples in segment i.
+
+    A trailing partial window is dropped (it may hold no trough and would bias the end upwards)
+    unless it is the segment's only window. Returns (times, values, segment index).
+    """
+    out_t, out_y, out_s = [], [], []
+    for i, ((a, b), w) in enumerate(zip(bounds, widths)):
+        n = b - a
+        w = max(1, min(w, n))
+        k = n // w  # >= 1 because w <= n
+        idx = np.arange(k) * w + np.argmin(y[a : a + k * w].reshape(k, w), axis=1)
+        out_t.append(t[a + idx])
+        out_y.append(y[a + idx])
+        out_s.append(np.full(len(idx), i, dtype=np.int64))
+    return np.concatenate(out_t), np.concatenate(out_y), np.concatenate(out_s)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Seasonal (per-segment) Theil-Sen slope with Sen's interval and the seasonal Mann-Kendall test."""
+
+    slope: float  # units of y per unit of t
+    low: float
+    high: float
+    intercepts: tuple[float, ...]  # per segment, scipy's convention median(y) - slope * median(t)
+    s: float  # Mann-Kendall S summed over segments
+    var_s: float
+    p_value: float  # two-sided
+    tau: float  # Kendall tau-a over within-segment pairs
+    n_pairs: int
+
+
+def _tie_term(v: np.ndarray) -> float:
+    _, counts = np.unique(v, return_counts=True)
+    k = counts[counts > 1].astype(np.float64)
+    return float(np.sum(k * (k - 1) * (2 * k + 5)))
+
+
+def pooled_theil_sen(t: np.ndarray, y: np.ndarray, seg: np.ndarray, *, alpha: float = 0.05) -> Trend | None:
+    """Theil-Sen over within-segment pairs only (Hirsch's seasonal Kendall slope, segments as seasons).
+
+    With one segment this equals ``scipy.stats.theilslopes(y, t, 1 - alpha)`` (same interval ranks,
+    Sen 1968 eq. 2.6 with tie corrections); variances of S add across segments. None if no pair.
+    """
+    slopes: list[np.ndarray] = []
+    s_total = 0.0
+    var_total = 0.0
+    n_ids = int(seg.max()) + 1 if len(seg) else 0
+    bounds = np.searchsorted(seg, np.arange(n_ids + 1))
+    medians: list[tuple[float, float]] = []
+    for i in range(n_ids):
+        ts, ys = t[bounds[i] : bounds[i + 1]], y[bounds[i] : bounds[i + 1]]
+        n = len(ts)
+        medians.append((float(np.median(ts)) if n else 0.0, float(np.median(ys)) if n else 0.0))
+        if n < 2:
+            continue
+        for k in range(1, n):  # offsets instead of an n x n matrix: memory stays O(pairs)
+            dx = ts[k:] - ts[:-k]
+            dy = ys[k:] - ys[:-k]
+            ok = dx > 0
+            if not ok.all():
+                dx, dy = dx[ok], dy[ok]
+            slopes.append(dy / dx)
+            s_total += float(np.sign(dy).sum())
+        var_total += (n * (n - 1) * (2 * n + 5) - _tie_term(ts) - _tie_term(ys)) / 18.0
+    if not slopes:
+        return None
+    all_slopes = np.concatenate(slopes)
+    nt = len(all_slopes)
+    if nt == 0:
+        return None
+    median = float(np.median(all_slopes))
+    z = _Z975 if alpha == 0.05 else _norm_ppf(1 - alpha / 2)
+    sigma = math.sqrt(max(var_total, 0.0))
+    ru = min(round((nt + z * sigma) / 2.0), nt - 1)
+    rl = max(round((nt - z * sigma) / 2.0) - 1, 0)
+    part = np.partition(all_slopes, sorted({rl, ru}))
+    low, high = float(part[rl]), float(part[ru])
+    if var_total > 0 and s_total != 0:
+        zs = (s_total - math.copysign(1.0, s_total)) / sigma
+        p = math.erfc(abs(zs) / math.sqrt(2.0))
+    else:
+        p = 1.0
+    intercepts = tuple(my - median * mt for mt, my in medians)
+    return Trend(slope=median, low=low, high=high, intercepts=intercepts, s=s_total, var_s=var_total,
+                 p_value=min(1.0, p), tau=s_total / nt, n_pairs=nt)
+
+
+def _norm_ppf(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def _suffix_sum(v: np.ndarray) -> np.ndarray:
+    """out[k] = sum(v[k:])."""
+    return np.cumsum(v[::-1])[::-1]
+
+
+def hinge_onset(t: np.ndarray, y: np.ndarray, *, min_after: int = 3) -> tuple[float, float, float]:
+    """Change point of a flat-then-linear fit ``y = c + b * max(0, t - tau)`` minimising SSE.
+
+    Every baseline time is tried as ``tau`` in O(m) with suffix sums (tau = t[0] is the plain line).
+    Returns (tau, sse_hinge, sse_line).
+    """
+    m = len(t)
+    tt = (t - t[0]) / 3600.0  # hours and MiB keep the sums well inside float64 precision
+    yy = (y - y.mean()) / (1024.0 * 1024.0)
+    s1, s_t, s_tt, s_y, s_ty = (_suffix_sum(v) for v in (np.ones(m), tt, tt * tt, yy, tt * yy))
+    n_cand = max(1, m - min_after)
+    tau = tt[:n_cand]
+    cnt, st, stt, sy, sty = s1[:n_cand], s_t[:n_cand], s_tt[:n_cand], s_y[:n_cand], s_ty[:n_cand]
+    sx = st - cnt * tau
+    sxx = stt - 2 * tau * st + cnt * tau * tau
+    sxy = sty - tau * sy
+    total_y = yy.sum()
+    cxx = sxx - sx * sx / m
+    cxy = sxy - sx * total_y / m
+    syy = float(np.sum((yy - yy.mean()) ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sse = np.where(cxx > 1e-12, syy - cxy * cxy / cxx, syy)
+    best = int(np.argmin(sse))
+    return float(t[best]), float(sse[best]), float(sse[0])
+
+
+def step_jumps(bt: np.ndarray, by: np.ndarray, bseg: np.ndarray) -> list[tuple[float, float]]:
+    """Upward baseline jumps far beyond the typical point-to-point change: (time, size) pairs.
+
+    A jump exceeds the median step by more than 8 robust sigmas and 2 % of the level.
+    """
+    same = bseg[1:] == bseg[:-1]
+    d = np.diff(by)[same]
+    if d.size < 4:
+        return []
+    times = bt[1:][same]
+    excess = d - np.median(d)
+    threshold = max(8.0 * _mad_sigma(d), 0.02 * float(np.median(by)))
+    hits = np.flatnonzero(excess > threshold)
+    return [(float(times[i]), float(d[i])) for i in hits]
+
+
+def troughs(t: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]],
+            period_s: float, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Baseline points = the trough of each GC/free cycle (scipy.signal.find_peaks on -y).
+
+    ``distance`` (half a period) keeps one trough per cycle; ``wlen`` (3 periods) bounds the
+    prominence scan so long rising series stay O(n).
+    """
+    from scipy.signal import find_peaks
+
+    per = max(1, int(period_s / dt))
+    out_t, out_y, out_s = [], [], []
+    for i, (a, b) in enumerate(bounds):
+        ys = y[a:b]
+        if len(ys) < 3:
+            continue
+        sigma = _mad_sigma(np.diff(ys)) / math.sqrt(2.0)
+        prominence = max(10.0 * sigma, 0.01 * float(np.median(ys)), 1.0)
+        idx, _ = find_peaks(-ys, prominence=prominence, distance=max(1, per // 2), wlen=3 * per + 1)
+        out_t.append(t[a + idx])
+        out_y.append(ys[idx])
+        out_s.append(np.full(len(idx), i, dtype=np.int64))
+    if not out_t:
+        return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
+    return np.concatenate(out_t), np.concatenate(out_y), np.concatenate(out_s)

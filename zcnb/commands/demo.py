@@ -1,0 +1,39 @@
+"""``zcnb demo``: the demo incident on the built-in simulated gateway."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run a whole demo incident on the built-in simulated gateway and print the report path",
+        description="Start the simulated gateway (real profile, leaking on token-less probes) with traffic, sample "
+        "it, restart it, collect its logs, run every stage notebook and build report.html (about 4 minutes).",
+    )
+    p.add_argument("--incidents-dir", help="where the incident folder goes (default ~/.local/share/zeptoclaw/incidents)")
+    p.add_argument("--sample-seconds", type=float, default=110.0, help="sampling before the restart (default 110)")
+    p.add_argument("--after-seconds", type=float, default=70.0, help="sampling after the restart (default 70)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
+    p.add_argument("--leak-kind", default="unauth", help="request kind that leaks (unauth, agent, heartbeat, ws, ...)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..demorun import DemoOptions, run_demo
+
+    opts = DemoOptions(sample_s=args.sample_seconds, after_s=args.after_seconds, interval_s=args.interval,
+                       leak_kind=args.leak_kind)
+    run = run_demo(incidents_dir=args.incidents_dir, options=opts, progress=not args.no_progress)
+    for s in run.stages + ((run.report,) if run.report else ()):
+        mark = "ok" if s.status == "ok" else "FAILED"
+        print(f"{mark:6} {s.notebook:28} {s.duration_s:6.1f} s" + (f"  {s.error}" if s.error else ""))
+    verdict = (run.summary.get("assessment") or {}).get("verdict", "?")
+    print(f"verdict: {verdict}")
+    print(f"incident: {run.folder}")
+    if run.report_html:
+        print(f"report: {run.report_html}")
+    return 0 if run.ok else 1

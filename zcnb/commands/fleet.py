@@ -1,0 +1,97 @@
+"""``zcnb fleet``: rank many gateways by memory growth, from a Prometheus server's history."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "fleet",
+        help="assess every instance's memory from Prometheus and rank who needs a restart first",
+        description="Read memory history from a Prometheus server (query_range), assess a leak per instance and "
+                    "rank the fleet; shows the equivalent predict_linear alert rule and which instances it flags.",
+    )
+    p.add_argument("--prometheus-url", required=True, help="Prometheus server root, e.g. http://127.0.0.1:9090")
+    p.add_argument("--query", default='process_resident_memory_bytes{job="zeptoclaw-gateway"}',
+                   help="PromQL giving one memory series per instance (default: %(default)s)")
+    p.add_argument("--since", default="1h", help="start: a duration before --until (1h, 90m) or an ISO time (default 1h)")
+    p.add_argument("--until", default=None, help="end: ISO time (default: now)")
+    p.add_argument("--step", default="15s", help="query resolution (default 15s)")
+    p.add_argument("--limit", default=None, help="memory limit per instance for time-to-limit, e.g. 2GiB, 2G (1024-based)")
+    p.add_argument("--instance-label", default="instance", help="label that names an instance (default instance)")
+    p.add_argument("--bearer-token-env", default=None, help="NAME of the env var holding a bearer token")
+    p.add_argument("--basic-user-env", default=None, help="NAME of the env var holding the basic-auth user")
+    p.add_argument("--basic-password-env", default=None, help="NAME of the env var holding the basic-auth password")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
+    p.add_argument("--retries", type=int, default=3, help="retries on 5xx / connection errors (default 3)")
+    p.add_argument("--no-rule", action="store_true", help="do not evaluate the alert rule on the server")
+    p.add_argument("--png", default=None, help="write the small-multiples figure to this PNG file")
+    p.add_argument("--json", default=None, help="write the fleet view as JSON to this file")
+    p.add_argument("--fail-on-leak", action="store_true", help="exit 1 when any instance is leaking")
+    p.set_defaults(handler=run)
+
+
+def _range(args: argparse.Namespace) -> tuple[float, float]:
+    from ..exceptions import ConfigError
+    from ..prometheus import parse_duration, to_epoch
+
+    end = to_epoch(args.until) if args.until else time.time()
+    try:
+        start = end - parse_duration(args.since)
+    except ConfigError:
+        try:
+            start = to_epoch(args.since)
+        except ConfigError:
+            raise ConfigError(f"cannot read --since {args.since!r}",
+                              hint="give a duration (1h, 90m) or an ISO time (2026-11-28T10:00:00Z)") from None
+    return start, end
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..files import write_json, write_private
+    from ..fleet import fleet_from_prometheus, format_bytes, parse_size, plot_fleet
+    from ..prometheus import PrometheusAuth
+
+    start, end = _range(args)
+    limit = parse_size(args.limit) if args.limit else None
+    auth = None
+    if args.bearer_token_env or args.basic_user_env or args.basic_password_env:
+        auth = PrometheusAuth(bearer_token_env=args.bearer_token_env, basic_user_env=args.basic_user_env,
+                              basic_password_env=args.basic_password_env)
+    view = fleet_from_prometheus(args.prometheus_url, args.query, start=start, end=end, step=args.step,
+                                 limit_bytes=limit, auth=auth, evaluate_rule=not args.no_rule,
+                                 instance_label=args.instance_label, timeout_s=args.timeout, retries=args.retries)
+    print(view.summary())
+    table = view.to_frame()
+    cols = ["instance", "verdict", "pattern", "severity", "growth_bytes_per_hour", "time_to_limit_s", "last_bytes",
+            "n_samples", "restart_rank"] + (["rule_flagged"] if view.rule_evaluated else [])
+    shown = table[cols].copy()
+    for c in ("growth_bytes_per_hour", "last_bytes"):
+        shown[c] = [format_bytes(v) for v in shown[c]]
+    shown["time_to_limit_s"] = [("-" if pd.isna(v) else f"{v / 3600:.1f} h") for v in shown["time_to_limit_s"]]
+    shown = shown.rename(columns={"growth_bytes_per_hour": "growth/h", "time_to_limit_s": "to limit",
+                                  "last_bytes": "last", "restart_rank": "restart#"})
+    print(shown.to_string(index=False))
+    print(f"\nequivalent alert rule: {view.rule.expr}")
+    cmp_ = view.comparison()
+    if cmp_:
+        print("rule vs zcnb: " + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in cmp_.items()))
+    for note in view.notes:
+        print(f"note: {note}")
+    if args.json:
+        write_json(args.json, view)
+        print(f"wrote {args.json}")
+    if args.png:
+        buf = io.BytesIO()
+        plot_fleet(view).savefig(buf, format="png", dpi=100)
+        write_private(args.png, buf.getvalue())
+        print(f"wrote {args.png}")
+    return 1 if (args.fail_on_leak and view.leaking) else 0

@@ -1,0 +1,97 @@
+"""``zcnb logs``: the runbook's skill count (``sort | uniq -c | sort -nr``), top errors and restarts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "logs", help="summarise the gateway's log: skills, tools, errors, restarts",
+        description="Read the unit's journal (journalctl -o json), journal files, a saved JSON export or a text "
+                    "log, and print the skill table like the runbook's grep | sort | uniq -c | sort -nr, "
+                    "top errors and restarts. Secrets in messages are redacted.")
+    p.add_argument("--unit", default=None, help="unit (default: the configured gateway unit)")
+    p.add_argument("--since", help="start: ISO time, epoch seconds, or a duration back from now (2h)")
+    p.add_argument("--until", help="end: ISO time, epoch seconds, or a duration back from now")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--file", action="append", metavar="F.journal", help="journal file(s) (globs allowed)")
+    src.add_argument("--directory", metavar="D", help="journal folder")
+    src.add_argument("--text", metavar="FILE", help="journalctl -o short-iso text, or raw log lines")
+    src.add_argument("--json-export", metavar="FILE", help="saved journalctl -o json lines (e.g. journal.jsonl)")
+    p.add_argument("--system", action="store_true", help="system unit instead of a user unit")
+    p.add_argument("--bucket", default="1min", help="time bucket for per-bucket counts (default 1min)")
+    p.add_argument("--top", type=int, default=10, help="how many error messages to list")
+    p.add_argument("--json", metavar="OUT", help="also write the summary as JSON (0600)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..config import load_settings
+    from ..logs import summarize_logs
+    from ..redact import Redactor
+
+    settings = load_settings(args.config) if getattr(args, "config", None) else load_settings()
+    unit = args.unit or settings.unit
+    token = settings.token()
+    red = Redactor.create(patterns=settings.redact_patterns, secrets=[token] if token else [])
+    if args.text:
+        if args.since or args.until:
+            print("zcnb: note: --since/--until apply to journal input only; reading the whole text file")
+        summary = summarize_logs(args.text, bucket=args.bucket, unit=unit, redact=red)
+    elif args.json_export:
+        from ..journal import read_journal_json
+
+        summary = summarize_logs(read_journal_json(args.json_export, redact=red), bucket=args.bucket, unit=unit,
+                                 redact=red)
+    else:
+        from ..journal import read_journal
+
+        entries = read_journal(unit, user=not args.system, since=args.since, until=args.until, files=args.file,
+                               directory=args.directory, redact=red)
+        summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red)
+    print(render(summary, top=args.top))
+    if args.json:
+        from ..files import write_json
+
+        write_json(args.json, summary.to_dict())
+        print(f"summary written to {args.json}")
+    return 0
+
+
+def render(summary: Any, *, top: int = 10) -> str:
+    """Plain-text report of a :class:`~zcnb.logs.LogSummary`."""
+    s = summary
+    span = f"{s.start.isoformat() if s.start else '-'} .. {s.end.isoformat() if s.end else '-'}"
+    out = [f"{s.unit or 'all units'}: {s.n_lines} lines, {span}", "",
+           "Skill invocations (count skill:NAME, like sort | uniq -c | sort -nr):"]
+    out.append(s.runbook_table() or "      (none)")
+    if len(s.tools):
+        out += ["", "Tools: " + ", ".join(f"{r.tool} {int(r.count)}" for r in s.tools.itertuples())]
+    if s.requests:
+        out.append("Requests: " + ", ".join(f"{k} {v}" for k, v in s.requests.items()))
+    lv = s.levels
+    out.append(f"Levels: error {lv['error']}, warning {lv['warning']}, debug {lv['debug']}, other {lv['other']}")
+    if s.priorities:
+        out.append("journald PRIORITY: " + ", ".join(f"{k}: {v}" for k, v in s.priorities.items()))
+    out += ["", "Top errors and warnings:"]
+    if len(s.top_errors):
+        for r in s.top_errors.head(top).itertuples():
+            first = r.first_seen.isoformat() if r.first_seen is not None else "-"
+            last = r.last_seen.isoformat() if r.last_seen is not None else "-"
+            out.append(f"{int(r.count):7d}  {first} .. {last}  {r.message[:160]}")
+    else:
+        out.append("      (none)")
+    out += ["", f"Restarts: {len(s.restarts)}"]
+    for r in s.restarts.itertuples():
+        ts = r.timestamp.isoformat() if r.timestamp is not None else "-"
+        out.append(f"  {ts}  {r.reason}: pid {r.old_pid} -> {r.new_pid}")
+    if s.allocator:
+        out.append("Allocator reports: " + ", ".join(f"{k} {v}" for k, v in s.allocator.items()))
+    if s.alloc_mentions:
+        out.append("alloc/free/deinit mentions: " + ", ".join(f"{k} {v}" for k, v in s.alloc_mentions.items()))
+    out += [f"note: {n}" for n in s.notes]
+    return "\n".join(out)

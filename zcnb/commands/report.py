@@ -1,0 +1,62 @@
+"""``zcnb report``: run the stage notebooks into a dated incident folder and build report.html."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="run the stage notebooks (papermill) into a dated incident folder and build report.html",
+        description="Execute the runbook's stage notebooks into <incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/, then "
+        "build summary.json, report.html and the incidents index.html. Exits 1 when a stage failed.",
+    )
+    p.add_argument("--incident-dir", help="reuse this folder (it may already hold samples.csv, journal.jsonl, ...)")
+    p.add_argument("--incidents-dir", help="parent folder for new incidents (default ~/.local/share/zeptoclaw/incidents)")
+    p.add_argument("--slug", default="memory-leak", help="short name appended to the folder name")
+    p.add_argument("--stages", default="01,02,03,04,06", help="comma-separated stages to run (default: all)")
+    p.add_argument("--commit", help="the gateway's git commit hash, when not found in commit.txt")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="notebook parameter for every stage (VALUE parsed as JSON when it can be)")
+    p.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
+    p.set_defaults(handler=_run)
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    from ..exceptions import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ConfigError(f"bad parameter {item!r}", hint="write it as NAME=VALUE, e.g. -p live=true")
+        try:
+            out[name] = json.loads(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..report import run_incident
+
+    run = run_incident(
+        incident_dir=args.incident_dir,
+        incidents_dir=args.incidents_dir,
+        slug=args.slug,
+        stages=[s.strip() for s in args.stages.split(",") if s.strip()],
+        parameters=_parse_params(args.parameter),
+        commit=args.commit,
+        progress=not args.no_progress,
+    )
+    for s in run.stages + ((run.report,) if run.report else ()):
+        mark = "ok " if s.status == "ok" else "FAILED"
+        extra = f"  {s.error} (cell {s.failed_cell}; see {s.output})" if s.status != "ok" else ""
+        print(f"{mark:6} {s.notebook:28} {s.duration_s:6.1f} s{extra}")
+    print(f"incident: {run.folder}")
+    if run.report_html:
+        print(f"report:   {run.report_html}")
+    return 0 if run.ok else 1

@@ -1,0 +1,211 @@
+"""``zcnb status|restart|debug-logging|health|rollback|escalate``: service control and escalation (stages 02, 06)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _common(p: argparse.ArgumentParser, *, unit: bool = True) -> None:
+    p.add_argument("--backend", choices=("systemd", "supervisor"), default="systemd",
+                   help="systemd --user units (default) or the process supervisor (needs --supervisor-file)")
+    p.add_argument("--supervisor-file", help="JSON services file of the supervisor backend")
+    if unit:
+        p.add_argument("--unit", help="unit / service name (default: the gateway, first in the order)")
+    p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN", help="env var holding the gateway token (name only)")
+    p.add_argument("--port", type=int, default=18789, help="gateway port for the systemd backend's health check")
+    p.add_argument("--incident", help="incident folder: append the ActionResult to its actions.jsonl")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _destructive(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--execute", action="store_true", help="apply the plan (default: dry run that prints it)")
+    p.add_argument("--confirm", default="", metavar="PLAN_ID", help="the plan id printed by the dry run")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per stop/start/restart command")
+    p.add_argument("--health-timeout", type=float, default=30.0, help="seconds to wait for /health after a start")
+
+
+def _manager(args: argparse.Namespace) -> Any:
+    from ..service import make_manager
+
+    return make_manager(args.backend, supervisor_file=args.supervisor_file, port=args.port)
+
+
+def _token(args: argparse.Namespace) -> Any:
+    from ..config import read_token
+
+    return read_token(args.token_env)
+
+
+def _print_result(res: Any, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(res.to_dict(), indent=2, default=str))
+    else:
+        mode = "DRY RUN" if res.dry_run else "EXECUTED"
+        print(f"{res.action} {res.target} [{mode}] -> {res.outcome}" + (f"  (plan {res.plan_id})" if res.plan_id else ""))
+        for c in res.commands:
+            print(f"  {c}")
+        if res.health_before or res.health_after:
+            print(f"health before: {res.health_before}; after: {res.health_after}")
+        if res.message:
+            print(res.message)
+        if res.dry_run and res.plan_id:
+            print(f"to apply: add --execute --confirm {res.plan_id}")
+    return 0 if res.ok else 1
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ..exceptions import UnitNotFound
+    from ..service import check_health
+
+    m = _manager(args)
+    units = [args.unit] if args.unit else list(m.units)
+    rows: list[dict[str, Any]] = []
+    for u in units:
+        try:
+            rows.append(m.status(u).to_dict())
+        except UnitNotFound as exc:
+            if args.unit:
+                raise
+            rows.append({"unit": u, "active_state": "not-found", "notes": [exc.message]})
+    health = check_health(m, units[0], token=_token(args), timeout_s=2.0, once=True)
+    if args.json:
+        print(json.dumps({"units": rows, "health": health.to_dict() if health else None}, indent=2, default=str))
+        return 0
+    for r in rows:
+        mem = f"{r['memory_bytes'] / 1024**2:.1f} MiB ({r['memory_source']})" if r.get("memory_bytes") else "-"
+        lim = f"{r['memory_max_bytes'] / 1024**2:.0f} MiB" if r.get("memory_max_bytes") else "none"
+        print(f"{r['unit']:32} {r.get('active_state', '?'):10} pid {r.get('pid') or '-':<8} mem {mem:28} "
+              f"limit {lim:10} restarts {r.get('restarts') if r.get('restarts') is not None else '-'}")
+        for n in r.get("notes") or []:
+            print(f"    note: {n}")
+    if health is not None:
+        print(f"health of {units[0]}: {health.state} {health.detail}".rstrip())
+    return 0
+
+
+def _cmd_restart(args: argparse.Namespace) -> int:
+    from ..service import restart
+
+    order = [u.strip() for u in args.order.split(",") if u.strip()] if args.order else None
+    res = restart(_manager(args), unit=args.unit, full=args.full, execute=args.execute, confirm=args.confirm,
+                  token=_token(args), wait_s=args.wait, order=order, timeout_s=args.timeout,
+                  health_timeout_s=args.health_timeout, incident=args.incident)
+    return _print_result(res, args.json)
+
+
+def _cmd_debug(args: argparse.Namespace) -> int:
+    from ..service import set_debug_logging
+
+    res = set_debug_logging(_manager(args), unit=args.unit, enable=args.state == "on", execute=args.execute,
+                            confirm=args.confirm, token=_token(args), window_s=args.window, timeout_s=args.timeout,
+                            incident=args.incident)
+    return _print_result(res, args.json)
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    from ..service import wait_healthy
+
+    res = wait_healthy(args.url or f"http://127.0.0.1:{args.port}/health", token=_token(args),
+                       timeout_s=args.timeout, pid=args.pid, expect="text-ok" if args.text_ok else "json-healthy")
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        print(f"{res.state}: {res.url} ({res.attempts} probes, {res.elapsed_s:.1f} s) {res.detail}".rstrip())
+        if res.advice:
+            print(res.advice)
+    return 0 if res.healthy else 1
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from ..config import load_settings
+    from ..service import rollback
+
+    s = load_settings(args.config) if getattr(args, "config", None) else load_settings()
+    res = rollback(_manager(args), backup=args.backup, backups_dir=args.backups_dir or s.backups_dir,
+                   bin_dir=args.bin_dir, state_dir=args.state_dir, restore_state=not args.no_state,
+                   execute=args.execute, confirm=args.confirm, token=_token(args), timeout_s=args.timeout,
+                   health_timeout_s=args.health_timeout, incident=args.incident)
+    return _print_result(res, args.json)
+
+
+def _yes_no(v: str | None) -> bool | None:
+    return None if v is None else v == "yes"
+
+
+def _cmd_escalate(args: argparse.Namespace) -> int:
+    from ..escalate import decide
+    from ..exceptions import DataError
+    from ..files import read_json
+
+    try:
+        data = read_json(args.assessment)
+    except FileNotFoundError:
+        raise DataError(f"assessment file {args.assessment} does not exist", hint="pass stage 01's assessment.json") from None
+    except ValueError as exc:
+        raise DataError(f"{args.assessment} is not JSON ({exc})", hint="pass stage 01's assessment.json") from None
+    d = decide(data, persisted_after_restart=_yes_no(args.persisted_after_restart),
+               persisted_after_restore=_yes_no(args.persisted_after_restore), unit=args.unit)
+    if args.incident:
+        from ..incident import open_incident
+
+        open_incident(args.incident).write_json("escalation", d)
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2))
+        return 0
+    print(d._repr_markdown_())
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("status", help="state, pid, memory and limit of the units, and gateway health")
+    _common(p)
+    p.set_defaults(handler=_cmd_status)
+
+    p = subparsers.add_parser("restart", help="restart the gateway (or --full ordered restart); dry run by default")
+    _common(p)
+    _destructive(p)
+    p.add_argument("--full", action="store_true", help="stop all (reverse order), wait, start in order")
+    p.add_argument("--wait", type=float, default=10.0, help="pause between stop-all and start (full restart)")
+    p.add_argument("--order", help="comma-separated start order (default: gateway, webhook, shell2http, the rest)")
+    p.set_defaults(handler=_cmd_restart)
+
+    p = subparsers.add_parser("debug-logging", help="LOG_LEVEL=debug drop-in on/off, then check debug lines appear")
+    p.add_argument("state", choices=("on", "off"))
+    _common(p)
+    _destructive(p)
+    p.add_argument("--window", type=float, default=10.0, help="seconds to watch the log for debug lines")
+    p.set_defaults(handler=_cmd_debug)
+
+    p = subparsers.add_parser("health", help="wait until /health is healthy; says why not (busy/down/401/rate limit)")
+    p.add_argument("--url", help="health URL (default http://127.0.0.1:PORT/health)")
+    p.add_argument("--port", type=int, default=18789)
+    p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--pid", type=int, help="gateway pid: tells 'busy' (alive) from 'down' (gone)")
+    p.add_argument("--text-ok", action="store_true", help="healthy body is plain 'ok' (the webhook)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_health)
+
+    p = subparsers.add_parser("rollback", help="stop all, restore binaries + state from a dated backup, start, verify")
+    _common(p, unit=False)
+    _destructive(p)
+    p.add_argument("--backup", required=True, help="backup folder name (YYYYmmdd-HHMMSS) or 'latest'")
+    p.add_argument("--backups-dir", help="backups folder (default: <data dir>/backups)")
+    p.add_argument("--bin-dir", required=True, help="folder holding the live binaries to replace")
+    p.add_argument("--state-dir", help="live state folder (default: the state stage's default)")
+    p.add_argument("--no-state", action="store_true", help="restore binaries only")
+    p.set_defaults(handler=_cmd_rollback)
+
+    p = subparsers.add_parser("escalate", help="the runbook's escalation decision from assessment.json")
+    p.add_argument("--assessment", required=True, help="assessment.json from stage 01")
+    p.add_argument("--persisted-after-restart", choices=("yes", "no"))
+    p.add_argument("--persisted-after-restore", choices=("yes", "no"))
+    p.add_argument("--unit", default="zeptoclaw-gateway.service", help="unit the restart schedule targets")
+    p.add_argument("--incident", help="incident folder: write escalation.json")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_escalate)
+

@@ -1,0 +1,162 @@
+"""``zcnb backup list|verify|create`` and ``zcnb restore [resume|undo]`` (stage 04)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def _common(p: argparse.ArgumentParser, *, state: bool = True) -> None:
+    p.add_argument("--backups-dir", help="backups folder (default: <data dir>/backups, ~/.local/share/zeptoclaw/backups)")
+    if state:
+        p.add_argument("--state-dir", help="live state folder (default: <data dir>/state; ~/.zeptoclaw for the real layout)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _action_opts(p: argparse.ArgumentParser, *, service: bool = True) -> None:
+    p.add_argument("--execute", action="store_true", help="apply the plan (default: dry run that prints it)")
+    p.add_argument("--confirm", metavar="PLAN_ID", help="the plan id printed by the dry run")
+    if service:
+        p.add_argument("--stop-gateway", action="store_true", help="stop the gateway through the service manager if it runs (started again after)")
+        p.add_argument("--backend", choices=("systemd", "supervisor", "none"), default="systemd",
+                       help="how to check/stop the gateway (none: do not check; you stop it)")
+        p.add_argument("--supervisor-file", help="services JSON for --backend supervisor")
+        p.add_argument("--unit", default="zeptoclaw-gateway.service", help="the gateway's unit name")
+
+
+def register(sub: Any) -> None:
+    b = sub.add_parser("backup", help="list, verify or create state backups",
+                       description="Backups in the runbook layout (backups/<YYYYmmdd-HHMMSS>/{state/,commit.txt,binaries}) "
+                       "and plain ~/.zeptoclaw copies.")
+    bsub = b.add_subparsers(dest="backup_cmd", metavar="ACTION")
+    p = bsub.add_parser("list", help="backups newest first")
+    _common(p, state=False)
+    p.set_defaults(handler=_list)
+    p = bsub.add_parser("verify", help="check a backup (JSON parses, entries, manifest); exit 1 if invalid")
+    p.add_argument("name", help="backup folder name or 'latest'")
+    _common(p, state=False)
+    p.set_defaults(handler=_verify)
+    p = bsub.add_parser("create", help="make a dated backup (state + binaries + commit.txt + MANIFEST.sha256)")
+    _common(p)
+    p.add_argument("--binary", action="append", default=[], help="gateway binary to include (repeatable)")
+    p.add_argument("--commit", help="the gateway's git commit for commit.txt")
+    _action_opts(p, service=False)
+    p.set_defaults(handler=_create)
+    b.set_defaults(handler=lambda a: (b.print_help(), 2)[1])
+
+    r = sub.add_parser("restore", help="restore the state from a backup (dry run unless --execute --confirm)",
+                       description="Stage, verify, swap; the current state is moved to backups/corrupt-<ts>/state, never deleted.")
+    r.add_argument("--backup", default="latest", help="backup folder name or 'latest' (default)")
+    r.add_argument("--quarantine-dir", help="where the current state goes (default backups/corrupt-<ts>)")
+    _common(r)
+    _action_opts(r)
+    r.set_defaults(handler=_restore)
+    rsub = r.add_subparsers(dest="restore_cmd", metavar="ACTION")
+    p = rsub.add_parser("resume", help="finish an interrupted restore")
+    _common(p)
+    _action_opts(p)
+    p.set_defaults(handler=_resume)
+    p = rsub.add_parser("undo", help="put the quarantined state back (keeping what it replaces)")
+    p.add_argument("--quarantine-dir", help="quarantine folder to put back (default: from the last restore's journal)")
+    _common(p)
+    _action_opts(p)
+    p.set_defaults(handler=_undo)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from ..config import load_settings
+
+    return load_settings(getattr(args, "config", None))
+
+
+def _backups_dir(args: argparse.Namespace) -> Any:
+    return args.backups_dir or _settings(args).backups_dir
+
+
+def _state_dir(args: argparse.Namespace) -> Any:
+    return args.state_dir or _settings(args).state_dir
+
+
+def _service(args: argparse.Namespace) -> Any:
+    if args.backend == "none":
+        return None
+    from ..service import make_manager
+
+    s = _settings(args)
+    return make_manager(args.backend, supervisor_file=args.supervisor_file, host=s.host, port=s.port)
+
+
+def _print_result(res: Any, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(res.to_dict(), indent=2, default=str))
+    else:
+        mode = "DRY RUN" if res.dry_run else "EXECUTED"
+        print(f"{res.action} {res.target} ({mode}): {res.outcome}")
+        for i, c in enumerate(res.commands, 1):
+            print(f"  {i}. {c}")
+        if res.plan_id:
+            print(f"plan id: {res.plan_id}")
+        print(res.message)
+    return 0 if res.ok else 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    from ..state import list_backups
+
+    backups = list_backups(_backups_dir(args))
+    if args.json:
+        print(json.dumps(backups.to_dict(), indent=2))
+    elif not backups:
+        print("no backups found")
+    else:
+        print(backups.to_frame().to_string(index=False))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ..state import resolve_backup, verify_backup
+
+    res = verify_backup(resolve_backup(args.name, backups_dir=_backups_dir(args)).path)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        print(f"{res.path} ({res.layout}): {'OK' if res.ok else 'INVALID'}; {res.file_count} files, "
+              f"{res.json_checked} JSON parsed, manifest: {res.manifest or 'none'} ({res.manifest_checked} matched)")
+        for line in res.problems:
+            print(f"  problem: {line}")
+        for line in res.warnings:
+            print(f"  warning: {line}")
+    return 0 if res.ok else 1
+
+
+def _create(args: argparse.Namespace) -> int:
+    from ..state import make_backup
+
+    res = make_backup(_state_dir(args), backups_dir=_backups_dir(args), binaries=args.binary, commit=args.commit,
+                      execute=args.execute, confirm=args.confirm)
+    return _print_result(res, args.json)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from ..state import restore_state
+
+    res = restore_state(args.backup, state_dir=_state_dir(args), backups_dir=_backups_dir(args),
+                        quarantine_dir=args.quarantine_dir, service=_service(args), unit=args.unit,
+                        stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm)
+    return _print_result(res, args.json)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from ..state import resume_restore
+
+    res = resume_restore(state_dir=_state_dir(args), service=_service(args), execute=args.execute, confirm=args.confirm)
+    return _print_result(res, args.json)
+
+
+def _undo(args: argparse.Namespace) -> int:
+    from ..state import undo_restore
+
+    res = undo_restore(state_dir=_state_dir(args), quarantine_dir=args.quarantine_dir, service=_service(args),
+                       unit=args.unit, stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm)
+    return _print_result(res, args.json)

@@ -1,0 +1,133 @@
+"""Stage 01 (confirm the leak): the few calls the notebook makes, with the mode choice in one place.
+
+Modes: *replay* (the incident folder already holds ``samples.csv``: the bundled sample
+by default), *live* (preflight, then sample a running gateway into the folder), and
+*fleet* (read history for many instances from Prometheus).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from .exceptions import ConfigError
+from .incident import Incident
+
+__all__ = ["Collected", "assess", "collect", "fleet", "fleet_figure", "memory_figure", "run_preflight"]
+
+
+@dataclass(frozen=True)
+class _Note:
+    text: str
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.text)}</p>"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def run_preflight(incident: Incident, *, live: bool, url: str, token_env: str, unit: str, pattern: str,
+                  pid: int = 0) -> Any:
+    """Check the runbook's assumptions against the live target (skipped, and said so, in replay)."""
+    if not live:
+        return _Note("Preflight skipped: replaying recorded samples (set live=True to check a running gateway).")
+    from .config import load_settings
+    from .preflight import preflight
+
+    settings = load_settings(token_env=token_env, unit=unit, process_pattern=pattern)
+    result = preflight(settings, url=url, pid=pid or None, pattern=pattern)
+    incident.write_json("preflight", result.to_dict())
+    return result
+
+
+@dataclass(frozen=True)
+class Collected:
+    """The samples of this stage, and where they came from."""
+
+    df: pd.DataFrame
+    mode: str
+    detail: str
+
+    def _repr_html_(self) -> str:
+        n = int((self.df["event"] == "").sum()) if "event" in self.df else len(self.df)
+        span = ""
+        if len(self.df):
+            span = f" from {self.df['timestamp'].min():%Y-%m-%d %H:%M:%S} to {self.df['timestamp'].max():%H:%M:%S} UTC"
+        return (f"<p><b>{n} samples</b> ({html.escape(self.mode)}){span}. {html.escape(self.detail)}</p>")
+
+
+def collect(incident: Incident, preflight_result: Any = None, *, live: bool = False, url: str = "",
+            token_env: str = "GATEWAY_AUTH_TOKEN", pid: int = 0, pattern: str = "zeptoclaw-gateway",
+            unit: str = "", sources: str = "auto", interval_s: float = 30.0, duration_s: float = 3600.0,
+            metrics_interval_s: float = 10.0, progress: bool = True) -> Collected:
+    """Replay ``samples.csv`` from the incident folder, or sample the live gateway into it."""
+    from .sampling import read_samples
+
+    path = incident.path("samples")
+    if not live:
+        if not path.exists():
+            raise ConfigError(f"no samples to replay in {incident.root}",
+                              hint="pass live=True to sample a running gateway, or an incident_dir holding samples.csv")
+        return Collected(read_samples(path), "replay", f"Recorded samples from {path.name}.")
+    from .config import read_token
+    from .sampling import sample
+
+    chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources != "auto" else None
+    if chosen is None:
+        chosen = list(preflight_result.choose_sources()) if hasattr(preflight_result, "choose_sources") else ["psutil"]
+    summary = sample(
+        path, pid=pid or None, pattern=None if pid else pattern, unit=unit or None,
+        url=url or None if "metrics" in chosen else None, token=read_token(token_env),
+        sources=chosen, interval_s=interval_s, duration_s=duration_s, metrics_interval_s=metrics_interval_s,
+        append=path.exists(), progress=progress,
+    )
+    return Collected(read_samples(path), "live", f"Sources: {', '.join(chosen)}. {summary.to_dict().get('notes', '')}")
+
+
+def assess(incident: Incident, collected: Collected, *, limit_bytes: float = 0) -> Any:
+    """Assess the leak, store ``assessment.json`` (with the detection time) and return the assessment."""
+    from .analysis import assess_leak
+
+    limit = float(limit_bytes) if limit_bytes else None
+    a = assess_leak(collected.df, limit_bytes=limit, limit_source="parameter" if limit else None)
+    incident.write_json("assessment", {**a.to_dict(), "detected_at": datetime.now(timezone.utc).isoformat()})
+    return a
+
+
+def memory_figure(incident: Incident, collected: Collected, assessment: Any) -> Any:
+    """The memory-over-time figure, also saved as ``figures/memory.png``."""
+    from .display import figure_image
+    from .plotting import plot_memory
+
+    return figure_image(plot_memory(collected.df, assessment), alt="memory over time",
+                        path=incident.figures / "memory.png")
+
+
+def fleet(incident: Incident, *, prometheus_url: str, promql: str, since: str, step: str,
+          limit_bytes: float = 0) -> Any:
+    """Fleet mode: assess every instance from Prometheus history (skipped when no URL is given)."""
+    if not prometheus_url:
+        return _Note("Fleet mode off (set prometheus_url to read many gateways' history from Prometheus).")
+    from .fleet import fleet_from_prometheus
+    from .prometheus import parse_duration
+
+    end = datetime.now(timezone.utc).timestamp()
+    view = fleet_from_prometheus(prometheus_url, promql, start=end - parse_duration(since), end=end, step=step,
+                                 limit_bytes=float(limit_bytes) if limit_bytes else None)
+    incident.write_json("fleet", view.to_dict())
+    return view
+
+
+def fleet_figure(incident: Incident, view: Any) -> Any:
+    """Small multiples of every instance (nothing to draw outside fleet mode)."""
+    if isinstance(view, _Note):
+        return _Note("")
+    from .display import figure_image
+    from .plotting_fleet import plot_fleet
+
+    return figure_image(plot_fleet(view), alt="fleet memory", path=incident.figures / "fleet.png")

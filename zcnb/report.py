@@ -1,0 +1,286 @@
+"""Run the stage notebooks with papermill into a dated incident folder and build the report.
+
+``run_incident()`` executes the chosen stages (01, 02, 03, 04, 06) in order, each into
+``<incident>/NN_name.ipynb`` with ``incident_dir`` as its parameter, so stages hand results
+to each other only through files in that folder. A failed stage still leaves its
+executed notebook (papermill marks the failing cell); later stages still run, and the
+report says which stage failed and why. Then ``summary.json`` is written, the report
+notebook ``05_incident_report.ipynb`` is executed, exported to ``report.html`` (inputs
+hidden, images embedded) and the incidents ``index.html`` is refreshed.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError, ReportError
+from .files import ensure_private_dir, read_json, write_json, write_private
+from .incident import Incident, new_incident_dir, open_incident
+
+__all__ = [
+    "IncidentRun",
+    "StageResult",
+    "STAGES",
+    "export_html",
+    "notebooks_dir",
+    "run_incident",
+    "write_index",
+]
+
+STAGES: dict[str, str] = {
+    "01": "01_confirm_leak.ipynb",
+    "02": "02_mitigate.ipynb",
+    "03": "03_diagnose.ipynb",
+    "04": "04_restore_state.ipynb",
+    "06": "06_escalate_rollback.ipynb",
+}
+REPORT_NOTEBOOK = "05_incident_report.ipynb"
+DEFAULT_STAGES = ("01", "02", "03", "04", "06")
+_SECRET_KEY = re.compile(r"(token|password|passwd|secret|api_?key|auth)", re.I)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What happened to one stage notebook (nbmake's NotebookResult, zcnb-shaped)."""
+
+    stage: str
+    notebook: str
+    output: Path
+    status: str  # "ok" | "failed"
+    duration_s: float
+    error: str | None = None
+    failed_cell: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "notebook": self.notebook,
+            "output": self.output.name,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 2),
+            "error": self.error,
+            "failed_cell": self.failed_cell,
+        }
+
+
+@dataclass(frozen=True)
+class IncidentRun:
+    """The result of :func:`run_incident`."""
+
+    folder: Path
+    stages: tuple[StageResult, ...]
+    report: StageResult | None
+    report_html: Path | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "ok" for s in self.stages) and self.report is not None and self.report.status == "ok"
+
+    @property
+    def failed(self) -> tuple[StageResult, ...]:
+        extra = (self.report,) if self.report is not None and self.report.status != "ok" else ()
+        return tuple(s for s in self.stages if s.status != "ok") + extra
+
+    def _repr_markdown_(self) -> str:
+        lines = [f"**Incident** `{self.folder}`", "", "| stage | status | duration | error |", "|---|---|---|---|"]
+        for s in (*self.stages, *( [self.report] if self.report else [])):
+            lines.append(f"| {s.notebook} | {s.status} | {s.duration_s:.1f} s | {s.error or ''} |")
+        if self.report_html:
+            lines += ["", f"Report: `{self.report_html}`"]
+        return "\n".join(lines)
+
+
+def notebooks_dir() -> Path:
+    """Folder holding the stage notebooks (``$ZCNB_NOTEBOOKS`` or the checkout's ``notebooks/``)."""
+    env = os.environ.get("ZCNB_NOTEBOOKS")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parent.parent / "notebooks")
+    for c in candidates:
+        if (c / REPORT_NOTEBOOK).is_file():
+            return c
+    raise ConfigError(
+        "the stage notebooks were not found",
+        hint="set ZCNB_NOTEBOOKS to the folder holding 01_confirm_leak.ipynb ... (the repo's notebooks/)",
+        searched=[str(c) for c in candidates],
+    )
+
+
+def _check_parameters(params: Mapping[str, Any]) -> None:
+    """Refuse parameters that would put a secret into a notebook (only env-var *names* are allowed)."""
+    for key, value in params.items():
+        if _SECRET_KEY.search(key) and not key.endswith("_env"):
+            raise ConfigError(
+                f"parameter {key!r} looks like a secret; notebooks must never receive tokens",
+                hint="pass the NAME of the environment variable instead (e.g. token_env='GATEWAY_AUTH_TOKEN')",
+                parameter=key,
+            )
+        if isinstance(value, str):
+            env_secret = os.environ.get(str(params.get("token_env", "GATEWAY_AUTH_TOKEN")))
+            if env_secret and env_secret in value:
+                raise ConfigError(f"parameter {key!r} contains the gateway token", hint="never pass token values as parameters")
+
+
+def _stage_error(exc: BaseException) -> tuple[str, int | None]:
+    ename = getattr(exc, "ename", None)
+    evalue = getattr(exc, "evalue", None)
+    cell = getattr(exc, "exec_count", None)
+    if ename:
+        return f"{ename}: {evalue}", cell
+    return f"{type(exc).__name__}: {exc}", cell
+
+
+def _execute(notebook: Path, output: Path, params: dict[str, Any], *, progress: bool, cwd: Path,
+             kernel_name: str | None, timeout_s: float) -> StageResult:
+    import papermill  # slow import: keep it out of module import time
+
+    stage = notebook.name[:2]
+    t0 = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=params,
+            progress_bar=progress,
+            cwd=str(cwd),
+            kernel_name=kernel_name or "python3",
+            execution_timeout=timeout_s,
+            log_output=False,
+        )
+    except Exception as exc:  # papermill raises PapermillExecutionError and others; all mean "stage failed"
+        err, cell = _stage_error(exc)
+        return StageResult(stage, notebook.name, output, "failed", time.monotonic() - t0, err, cell)
+    finally:
+        if output.exists():
+            os.chmod(output, 0o600)
+    return StageResult(stage, notebook.name, output, "ok", time.monotonic() - t0)
+
+
+def run_incident(
+    *,
+    incident_dir: str | os.PathLike[str] | None = None,
+    incidents_dir: str | os.PathLike[str] | None = None,
+    slug: str = "memory-leak",
+    stages: Sequence[str] = DEFAULT_STAGES,
+    parameters: Mapping[str, Any] | None = None,
+    stage_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    commit: str | None = None,
+    progress: bool = True,
+    kernel_name: str | None = None,
+    timeout_s: float = 600.0,
+) -> IncidentRun:
+    """Execute stage notebooks into an incident folder, then the report; see the module docstring.
+
+    ``incident_dir`` reuses a folder that already holds collected data (samples.csv,
+    journal.jsonl, actions.jsonl ...); otherwise a new dated folder is created in
+    ``incidents_dir`` (default: the settings' incidents folder).
+    """
+    from .config import load_settings
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}", hint=f"choose from {sorted(STAGES)}")
+    params = dict(parameters or {})
+    _check_parameters(params)
+    for sp in (stage_parameters or {}).values():
+        _check_parameters(sp)
+    nb_dir = notebooks_dir()
+    if incident_dir:
+        folder = ensure_private_dir(incident_dir)
+    else:
+        base = Path(incidents_dir) if incidents_dir else load_settings().incidents_path
+        folder = new_incident_dir(base, slug)
+    incident = open_incident(folder)
+    if commit:
+        write_private(incident.path("commit"), commit.strip() + "\n")
+    started = datetime.now(timezone.utc)
+    results: list[StageResult] = []
+    for stage in stages:
+        nb = nb_dir / STAGES[stage]
+        p = {"incident_dir": str(folder), **params, **dict((stage_parameters or {}).get(stage, {}))}
+        results.append(_execute(nb, folder / nb.name, p, progress=progress, cwd=folder,
+                                kernel_name=kernel_name, timeout_s=timeout_s))
+        write_json(folder / "stages.json", [r.to_dict() for r in results])
+    from .reportview import build_summary
+
+    summary = build_summary(incident, stages=[r.to_dict() for r in results], started_at=started,
+                            parameters={k: v for k, v in params.items()})
+    incident.write_json("summary", summary)
+    rep_nb = nb_dir / REPORT_NOTEBOOK
+    report = _execute(rep_nb, folder / rep_nb.name, {"incident_dir": str(folder)}, progress=progress,
+                      cwd=folder, kernel_name=kernel_name, timeout_s=timeout_s)
+    summary["report"] = report.to_dict()
+    summary["finished_at"] = datetime.now(timezone.utc).isoformat()
+    incident.write_json("summary", summary)
+    html_path: Path | None = None
+    if report.output.exists():
+        html_path = export_html(report.output, incident.path("report"))
+    _lock_down(folder)
+    write_index(folder.parent)
+    return IncidentRun(folder, tuple(results), report, html_path, summary)
+
+
+def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[str]) -> Path:
+    """Export an executed notebook to standalone HTML with inputs hidden (images are embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    return write_private(html_path, body)
+
+
+def _lock_down(folder: Path) -> None:
+    """Folder and sub-folders 0700, files 0600 (papermill and matplotlib write with the umask)."""
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o700)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o600)
+
+
+def write_index(incidents_dir: str | os.PathLike[str]) -> Path:
+    """Write ``index.html`` listing every incident folder (date, verdict, growth rate, status)."""
+    base = Path(incidents_dir)
+    rows = []
+    for folder in sorted((p for p in base.iterdir() if p.is_dir()), reverse=True):
+        summary_path = folder / "summary.json"
+        if not summary_path.is_file():
+            continue
+        try:
+            s = read_json(summary_path)
+        except (OSError, ValueError):
+            continue
+        verdict = (s.get("assessment") or {}).get("verdict", "?")
+        growth = (s.get("assessment") or {}).get("growth_bytes_per_hour")
+        growth_txt = f"{growth / 2**20:.2f} MiB/h" if isinstance(growth, (int, float)) else "-"
+        status = "ok" if s.get("ok") else "failed: " + ", ".join(s.get("failed_stages") or [])
+        link = f"{folder.name}/report.html" if (folder / "report.html").exists() else f"{folder.name}/"
+        rows.append(
+            f"<tr><td><a href='{html.escape(link)}'>{html.escape(folder.name)}</a></td>"
+            f"<td>{html.escape(str(s.get('started_at', '')))}</td><td>{html.escape(str(verdict))}</td>"
+            f"<td>{html.escape(growth_txt)}</td><td>{html.escape(status)}</td></tr>"
+        )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>zcnb incidents</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:4px 10px;border-bottom:1px solid #ddd}</style></head>"
+        "<body><h1>ZeptoClaw memory incidents</h1><table><tr><th>incident</th><th>started</th><th>verdict</th>"
+        "<th>growth</th><th>status</th></tr>" + "".join(rows) + "</table></body></html>\n"
+    )
+    return write_private(base / "index.html", page)
+
+
+def load_run(folder: str | os.PathLike[str]) -> Incident:
+    """Open an existing incident folder (raises if it has no summary yet)."""
+    inc = open_incident(folder, create=False)
+    if not inc.has("summary"):
+        raise ReportError(f"{inc.root} has no summary.json", hint="run `zcnb report` on it first", path=str(inc.root))
+    return inc

@@ -1,0 +1,60 @@
+"""Service control (stages 02 and 06): systemd --user and a process supervisor behind one protocol.
+
+Backends: :class:`SystemdUserBackend`, :class:`ProcessSupervisorBackend`. Actions (dry run unless confirmed):
+:func:`restart`, :func:`set_debug_logging`, :func:`rollback`. Health: :func:`wait_healthy`.
+"""
+
+from __future__ import annotations
+
+from .base import HealthCheck, ServiceManager, ServiceStatus, StepOutcome
+from .health import HealthResult, probe_health, wait_healthy
+from .ops import check_health, plan_debug_logging, plan_restart, restart, set_debug_logging
+from .rollback import backup_binaries, plan_rollback, rollback
+from .supervisor import ProcessSupervisorBackend, SupervisedService
+from .systemd import SystemdUserBackend
+from .watch import DemoTarget, PostRestartCheck, mitigation_demo_target, post_restart_check, watch_after_restart
+
+__all__ = [
+    "DemoTarget",
+    "HealthCheck",
+    "HealthResult",
+    "PostRestartCheck",
+    "ProcessSupervisorBackend",
+    "ServiceManager",
+    "ServiceStatus",
+    "StepOutcome",
+    "SupervisedService",
+    "SystemdUserBackend",
+    "backup_binaries",
+    "check_health",
+    "make_manager",
+    "mitigation_demo_target",
+    "plan_debug_logging",
+    "plan_restart",
+    "plan_rollback",
+    "post_restart_check",
+    "probe_health",
+    "restart",
+    "rollback",
+    "set_debug_logging",
+    "wait_healthy",
+    "watch_after_restart",
+]
+
+
+def make_manager(backend: str = "systemd", *, supervisor_file: str | None = None, units: tuple[str, ...] | None = None,
+                 host: str = "127.0.0.1", port: int = 18789) -> ServiceManager:
+    """``systemd`` (user units) or ``supervisor`` (services described in ``supervisor_file`` JSON)."""
+    from ..exceptions import ConfigError
+    from .systemd import default_health_checks
+
+    if backend == "systemd":
+        if units:
+            return SystemdUserBackend(units=units, health=default_health_checks(host, port))
+        return SystemdUserBackend(health=default_health_checks(host, port))
+    if backend == "supervisor":
+        if not supervisor_file:
+            raise ConfigError("the supervisor backend needs a services file",
+                              hint="pass --supervisor-file FILE (JSON written by ProcessSupervisorBackend.to_file)")
+        return ProcessSupervisorBackend.from_file(supervisor_file)
+    raise ConfigError(f"unknown backend {backend!r}", hint="use 'systemd' or 'supervisor'")

@@ -1,0 +1,112 @@
+"""Stage 02 (mitigate) building blocks for the notebook and the report: target, status, restart, after-check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..actions import ActionResult
+from ..config import Secret, read_token
+from ..exceptions import ConfigError, ServiceError
+from ..incident import Incident
+from . import make_manager
+from .base import ServiceManager, ServiceStatus
+from .health import HealthResult
+from .ops import check_health, set_debug_logging
+from .ops import restart as _restart
+from .watch import PostRestartCheck, mitigation_demo_target, post_restart_check, watch_after_restart
+
+__all__ = ["MitigationTarget", "StatusReport", "after_restart", "debug_logging", "restart", "status", "target"]
+
+
+@dataclass(frozen=True)
+class MitigationTarget:
+    """The service manager to act on, plus the token (never shown) and the gateway unit."""
+
+    manager: ServiceManager
+    unit: str
+    token: Secret | None
+    description: str
+    demo: Any = field(default=None, repr=False)
+
+    def _repr_markdown_(self) -> str:
+        return f"target: {self.description} (backend `{self.manager.backend}`, unit `{self.unit}`)"
+
+
+def target(*, backend: str = "supervisor", supervisor_file: str = "", unit: str = "",
+           token_env: str = "GATEWAY_AUTH_TOKEN", port: int = 18789) -> MitigationTarget:
+    """``supervisor`` without a file starts the bundled simulator in a temp folder (the offline default)."""
+    if backend == "supervisor" and not supervisor_file:
+        demo = mitigation_demo_target()
+        return MitigationTarget(demo.manager, unit or demo.unit, demo.token,
+                                "simulated gateway started under the process supervisor in a temp folder", demo)
+    m = make_manager(backend, supervisor_file=supervisor_file or None, port=port)
+    u = unit or m.units[0]
+    if u not in m.units:
+        raise ConfigError(f"unit {u!r} is not managed by this backend", hint=f"one of: {', '.join(m.units)}")
+    return MitigationTarget(m, u, read_token(token_env), f"{backend} units {', '.join(m.units)}")
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Status of every unit and the gateway's health."""
+
+    statuses: tuple[ServiceStatus, ...]
+    missing: tuple[str, ...]
+    health: HealthResult | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"statuses": [s.to_dict() for s in self.statuses], "missing": list(self.missing),
+                "health": self.health.to_dict() if self.health else None}
+
+    def _repr_markdown_(self) -> str:
+        head = "| unit | state | pid | memory | limit | active since | restarts |\n|---|---|---|---|---|---|---|"
+        rows = [s._row() for s in self.statuses] + [f"| `{u}` | not found | - | - | - | - | - |" for u in self.missing]
+        notes = [f"- _{s.unit}: {n}_" for s in self.statuses for n in s.notes]
+        health = self.health._repr_markdown_() if self.health else "_no health check configured_"
+        return "\n".join([head, *rows, "", *notes, "", health])
+
+
+def status(t: MitigationTarget) -> StatusReport:
+    """Every unit's status (missing units listed, not fatal) and one health probe of the gateway."""
+    sts, missing = [], []
+    for u in t.manager.units:
+        try:
+            sts.append(t.manager.status(u))
+        except ServiceError:
+            missing.append(u)
+    return StatusReport(tuple(sts), tuple(missing), check_health(t.manager, t.unit, token=t.token, once=True))
+
+
+def restart(t: MitigationTarget, incident: Incident | None = None, *, full: bool = False, wait_s: float = 10.0,
+            execute: bool = False, confirm: str = "", timeout_s: float = 30.0) -> ActionResult:
+    """Restart the gateway (or a full ordered restart); a dry run shows the plan and its id."""
+    return _restart(t.manager, unit=None if full else t.unit, full=full, wait_s=wait_s, execute=execute,
+                    confirm=confirm or None, token=t.token, timeout_s=timeout_s, incident=incident)
+
+
+def debug_logging(t: MitigationTarget, incident: Incident | None = None, *, state: str = "", execute: bool = False,
+                  confirm: str = "", window_s: float = 10.0) -> ActionResult | str:
+    """``state`` "on"/"off" plans (or applies) the LOG_LEVEL=debug drop-in; "" skips."""
+    if not state:
+        return "debug logging: skipped (set debug_logging to 'on' or 'off')"
+    if state not in ("on", "off"):
+        raise ConfigError(f"debug_logging must be 'on', 'off' or '', not {state!r}", hint="e.g. debug_logging = 'on'")
+    return set_debug_logging(t.manager, unit=t.unit, enable=state == "on", execute=execute, confirm=confirm or None,
+                             token=t.token, window_s=window_s, incident=incident)
+
+
+def after_restart(t: MitigationTarget, incident: Incident, result: ActionResult, *, live: bool = False,
+                  watch_s: float = 60.0, interval_s: float = 1.0) -> PostRestartCheck:
+    """Live (after an executed restart): sample the new process; else judge the incident's samples.csv."""
+    lines = t.manager.log_lines(t.unit, lines=15)
+    before = incident.read_json("assessment") if incident.has("assessment") else None
+    if live and not result.dry_run:
+        out = Path(incident.root) / "samples-after-restart.csv"
+        return watch_after_restart(t.manager, t.unit, out=out, duration_s=watch_s, interval_s=interval_s, before=before)
+    if not incident.has("samples"):
+        return PostRestartCheck("-", "-", 0, "inconclusive", "none", None, None, None,
+                                "no samples.csv in the incident: run stage 01 first, or live=True after a restart",
+                                tuple(lines))
+    return post_restart_check(incident.path("samples"), before=before, log_lines=lines)

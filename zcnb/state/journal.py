@@ -1,0 +1,76 @@
+"""The restore journal: a small JSON file, written atomically, that lets a rerun finish or revert a restore."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import StateError, ZcnbError
+from ..files import read_json, write_json
+
+__all__ = ["gateway_active", "journal_path", "phase", "read_journal", "save_journal"]
+
+JOURNAL_VERSION = 1
+
+
+def journal_path(state_dir: Path) -> Path:
+    """Next to the state dir (same filesystem, survives the swap): ``.zcnb-restore-<name>.json``."""
+    return state_dir.parent / f".zcnb-restore-{state_dir.name}.json"
+
+
+def read_journal(state_dir: Path) -> dict[str, Any] | None:
+    p = journal_path(state_dir)
+    if not p.exists():
+        return None
+    try:
+        data = read_json(p)
+    except (ValueError, OSError) as exc:
+        raise StateError(f"restore journal {p} is unreadable ({exc})",
+                         hint="inspect it by hand; the quarantine and staging folders it names are intact", path=str(p)) from None
+    if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION:
+        raise StateError(f"restore journal {p} has an unknown format", hint="inspect it by hand", path=str(p))
+    return data
+
+
+def save_journal(j: dict[str, Any], *, step: str | None = None) -> None:
+    if step is not None:
+        j["step"] = step
+        j.setdefault("history", []).append([step, datetime.now(timezone.utc).isoformat()])
+    j["updated_at"] = datetime.now(timezone.utc).isoformat()
+    write_json(journal_path(Path(j["state_dir"])), j)
+
+
+def _ino(p: Path) -> int | None:
+    return os.lstat(p).st_ino if os.path.lexists(p) else None
+
+
+def phase(j: dict[str, Any]) -> str:
+    """Where an interrupted restore stands, read from the filesystem (not trusted from the journal).
+
+    ``start``: the old state is live, staging absent or unverified; ``swapped``: the new state is live,
+    the old one sits in the staging path; ``quarantined``: the old state is in the quarantine folder.
+    """
+    state, staging, qstate = Path(j["state_dir"]), Path(j["staging"]), Path(j["quarantine"]) / "state"
+    if os.path.lexists(qstate):
+        return "quarantined"
+    staging_ino = j.get("staging_ino")
+    if os.path.lexists(staging):
+        return "swapped" if staging_ino is not None and _ino(state) == staging_ino else "start"
+    if staging_ino is not None and _ino(state) == staging_ino:
+        return "quarantined"
+    return "start"
+
+
+def gateway_active(service: Any, unit: str) -> bool | None:
+    """True/False from ``service.status(unit).active``; None when no service manager was given."""
+    if service is None:
+        return None
+    try:
+        status = service.status(unit)
+    except ZcnbError:
+        raise
+    except Exception as exc:  # a backend bug must not turn into a restore over a running gateway
+        raise StateError(f"could not read the status of {unit}: {exc}", hint="check the service manager, or stop the gateway by hand") from None
+    return bool(getattr(status, "active", status))

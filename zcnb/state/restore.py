@@ -1,0 +1,274 @@
+"""Restore the state from a backup with zero data loss: stage, verify, swap, quarantine, verify.
+
+Nothing is ever deleted except zcnb's own staging copy of a backup. The current state is moved
+(renamed) into ``backups/corrupt-<YYYYmmdd-HHMMSS>/state``; the swap itself is one atomic
+``renameat2(RENAME_EXCHANGE)`` where the filesystem supports it, so at every instant either the
+old or the new state is complete at the state path. A journal next to the state dir records
+progress: :func:`resume_restore` finishes an interrupted restore, ``undo_restore`` reverts it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..actions import ActionResult, Plan, require_confirmation
+from ..config import Settings, load_settings
+from ..exceptions import BackupInvalid, StateError, UnsafePath
+from ..files import ensure_private_dir, write_json
+from .backups import BackupInfo, resolve_backup
+from .journal import JOURNAL_VERSION, gateway_active, journal_path, phase, read_journal, save_journal
+from .tree import CopyFile, copy_tree, exchange_paths, fsync_dir, hash_tree, same_filesystem, symlink_problems
+from .verify import verify_backup
+
+__all__ = ["DEFAULT_UNIT", "StepHook", "restore_state", "resume_restore"]
+
+DEFAULT_UNIT = "zeptoclaw-gateway.service"
+#: ``on_step(name)`` is called before each step; fault tests block in it to kill the process there.
+StepHook = Callable[[str], None]
+STEPS = ("stop_gateway", "stage", "stage.partial", "verify_staging", "swap", "quarantine", "chmod", "verify",
+         "start_gateway", "done")
+_SPACE_MARGIN = 64 * 1024
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def check_state_dir(state: Path) -> None:
+    """The state dir must be a real folder whose parent is on the same filesystem (renames stay atomic)."""
+    if state.is_symlink():
+        raise UnsafePath(f"state dir {state} is a symlink", hint="pass the real folder it points to", path=str(state))
+    if not state.is_dir():
+        raise StateError(f"state dir {state} does not exist",
+                         hint=f"check the path (--state-dir); to restore into an empty place run: mkdir -m 700 {state}", path=str(state))
+    if os.stat(state).st_dev != os.stat(state.parent).st_dev:
+        raise StateError(f"state dir {state} is a mount point: its staging/quarantine siblings would be on another filesystem, so the swap cannot be an atomic rename",
+                         hint="restore by hand inside the mount, or mount its parent folder instead", path=str(state))
+
+
+def _quarantine_for(base: Path, stamp: str) -> Path:
+    q, n = base / f"corrupt-{stamp}", 1
+    while os.path.lexists(q):
+        n += 1
+        q = base / f"corrupt-{stamp}-{n}"
+    return q
+
+
+def _settings(settings: Settings | None, *values: object) -> Settings | None:
+    return settings or (load_settings() if any(v is None for v in values) else None)
+
+
+def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
+                  state_dir: str | os.PathLike[str] | None = None, backups_dir: str | os.PathLike[str] | None = None,
+                  quarantine_dir: str | os.PathLike[str] | None = None, service: Any = None, unit: str = DEFAULT_UNIT,
+                  stop_gateway: bool = False, execute: bool = False, confirm: str | None = None,
+                  settings: Settings | None = None, copy_file: CopyFile | None = None, on_step: StepHook | None = None,
+                  now: datetime | None = None) -> ActionResult:
+    """Restore ``backup`` ("latest", a name in ``backups_dir``, or a path inside it) into ``state_dir``.
+
+    Dry run unless ``execute=True`` and ``confirm`` equals the plan id. Refuses while ``service``
+    reports ``unit`` active, unless ``stop_gateway=True`` (then it stops it, and starts it again after).
+    The previous state goes to ``quarantine_dir`` (default ``<backups_dir>/corrupt-<YYYYmmdd-HHMMSS>``)/state.
+    """
+    s = _settings(settings, state_dir, backups_dir)
+    state = Path(os.path.abspath(Path(state_dir).expanduser() if state_dir is not None else s.state_dir))  # type: ignore[union-attr]
+    base = Path(backups_dir).expanduser() if backups_dir is not None else s.backups_dir  # type: ignore[union-attr]
+    info = resolve_backup(backup, backups_dir=base)
+    check_state_dir(state)
+    j_old = read_journal(state)
+    if j_old and j_old.get("status") in ("in_progress", "undoing"):
+        raise StateError(f"an unfinished restore of {state} is recorded in {journal_path(state)} (step {j_old.get('step')})",
+                         hint="finish it with `zcnb restore resume` or revert it with `zcnb restore undo`", path=str(state))
+    links = symlink_problems(info.content_path)
+    if links:
+        raise UnsafePath(f"backup {info.name} holds unsafe symlinks: {'; '.join(links)}",
+                         hint="pick another backup or fix the links by hand", path=str(info.path))
+    vr = verify_backup(info.path)
+    if not vr.ok:
+        raise BackupInvalid(f"backup {info.name} failed verification: {'; '.join(vr.problems)}",
+                            hint="pick another backup (`zcnb backup list`, `zcnb backup verify NAME`)", path=str(info.path))
+    qbase = Path(quarantine_dir).expanduser() if quarantine_dir is not None else None
+    if qbase is not None and os.path.lexists(qbase / "state"):
+        raise StateError(f"quarantine folder {qbase} already holds a state/", hint="pass a new quarantine folder", path=str(qbase))
+    qparent = qbase.parent if qbase is not None else base
+    if not same_filesystem(qparent, state.parent):
+        raise StateError(f"quarantine {qbase or base} is on another filesystem than the state dir {state}: moving the state aside would be a copy, not a rename",
+                         hint="pass --quarantine-dir on the state dir's filesystem", path=str(qparent))
+    qtext = str(qbase) if qbase is not None else f"{base}/corrupt-<YYYYmmdd-HHMMSS>"
+    staging_text = f"{state.parent}/.zcnb-staging-<YYYYmmdd-HHMMSS>"
+    stop_cmds = tuple(service.commands_for("stop", unit)) if (stop_gateway and service is not None and hasattr(service, "commands_for")) else ()
+    steps = [f"verify backup {info.path} ({vr.file_count} files, sha256 tree {vr.digest[:12]})"]
+    steps.append(f"stop {unit} if running: {'; '.join(stop_cmds) or 'through the service manager'}" if stop_gateway
+                 else f"refuse if {unit} is running")
+    steps += [f"copy {info.content_path} -> {staging_text}", "verify the staging copy against the backup's sha256 hashes",
+              f"swap {staging_text} <-> {state} (atomic rename exchange)",
+              f"move the previous state -> {qtext}/state (rename; nothing is deleted)",
+              f"chmod 700 {state}", f"verify {state} matches the backup (sha256)"]
+    if stop_gateway:
+        steps.append(f"start {unit} again if this restore stopped it")
+    plan = Plan("restore-state", str(state), tuple(steps))
+    started = _now()
+    active = gateway_active(service, unit)
+    notes = [] if service is not None else ["gateway state not checked (no service manager given): stop it first"]
+    if active and not stop_gateway:
+        notes.append(f"{unit} is running: the restore will refuse unless stop_gateway=True")
+    details: dict[str, Any] = {"backup": info.to_dict(), "verify": vr.to_dict(), "state_dir": str(state),
+                               "quarantine": qtext, "gateway_active": active}
+    if not require_confirmation(plan, execute=execute, confirm=confirm):
+        return ActionResult("restore-state", str(state), True, "planned", started_at=started, finished_at=_now(),
+                            commands=plan.steps, plan_id=plan.plan_id, details=details,
+                            message=" ".join([f"dry run: pass confirm={plan.plan_id!r} to apply."] + notes))
+    if active and not stop_gateway:
+        raise StateError(f"{unit} is running: restoring under a live gateway would be overwritten or corrupt",
+                         hint="stop it first or pass stop_gateway=True (--stop-gateway)", unit=unit)
+    need = vr.size_bytes + _SPACE_MARGIN
+    free = shutil.disk_usage(state.parent).free
+    if free < need:
+        raise StateError(f"not enough free space next to {state}: the staging copy needs ~{need} bytes, {free} are free",
+                         hint="free some space, then retry; nothing was changed", path=str(state))
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    j: dict[str, Any] = {
+        "version": JOURNAL_VERSION, "action": "restore", "status": "in_progress", "plan_id": plan.plan_id,
+        "state_dir": str(state), "backup": str(info.path), "content": str(info.content_path),
+        "staging": str(state.parent / f".zcnb-staging-{stamp}"),
+        "quarantine": str(qbase if qbase is not None else _quarantine_for(base, stamp)),
+        "hashes": dict(vr.hashes), "digest": vr.digest, "stop_gateway": stop_gateway, "unit": unit,
+        "stopped_gateway": False, "started_at": started.isoformat(),
+    }
+    save_journal(j, step="planned")
+    return _execute(j, plan, started, service=service, copy_file=copy_file, on_step=on_step, details=details)
+
+
+def resume_restore(*, state_dir: str | os.PathLike[str] | None = None, service: Any = None, execute: bool = False,
+                   confirm: str | None = None, settings: Settings | None = None, copy_file: CopyFile | None = None,
+                   on_step: StepHook | None = None) -> ActionResult:
+    """Finish a restore that was interrupted (crash, kill, full disk) from where the filesystem stands."""
+    s = _settings(settings, state_dir)
+    state = Path(os.path.abspath(Path(state_dir).expanduser() if state_dir is not None else s.state_dir))  # type: ignore[union-attr]
+    j = read_journal(state)
+    if not j or j.get("status") != "in_progress":
+        raise StateError(f"no unfinished restore recorded for {state}",
+                         hint="nothing to resume; `zcnb restore` starts a new one", path=str(state))
+    ph = phase(j)
+    steps = (f"resume restore {j['plan_id']} of {j['backup']} into {state} from phase '{ph}'",
+             f"then: {'stage, verify, swap, ' if ph == 'start' else ''}{'quarantine, ' if ph != 'quarantined' else ''}chmod 700, verify")
+    plan = Plan("resume-restore", str(state), steps)
+    started = _now()
+    if not require_confirmation(plan, execute=execute, confirm=confirm):
+        return ActionResult("resume-restore", str(state), True, "planned", started_at=started, finished_at=_now(),
+                            commands=plan.steps, plan_id=plan.plan_id, details={"phase": ph, "journal": j["plan_id"]},
+                            message=f"dry run: pass confirm={plan.plan_id!r} to finish the restore")
+    return _execute(j, plan, started, service=service, copy_file=copy_file, on_step=on_step,
+                    details={"resumed_from": ph, "backup": j["backup"], "state_dir": str(state)})
+
+
+def _execute(j: dict[str, Any], plan: Plan, started: datetime, *, service: Any, copy_file: CopyFile | None,
+             on_step: StepHook | None, details: dict[str, Any]) -> ActionResult:
+    try:
+        done = _drive(j, service=service, copy_file=copy_file, on_step=on_step)
+    except OSError as exc:
+        _abort_before_swap(j, exc)
+        raise AssertionError("unreachable") from None
+    details = {**details, **done, "quarantine": j["quarantine"], "journal": str(journal_path(Path(j["state_dir"])))}
+    ok = done["verified"]
+    msg = (f"restored {j['backup']} into {j['state_dir']}; previous state kept in {j['quarantine']}/state" if ok else
+           f"restore finished but {j['state_dir']} does not match the backup: {done['mismatch'][:5]}; undo with `zcnb restore undo`")
+    return ActionResult(plan.action, j["state_dir"], False, "ok" if ok else "failed", started_at=started,
+                        finished_at=_now(), commands=plan.steps + tuple(done["commands"]), plan_id=plan.plan_id,
+                        message=msg, details=details)
+
+
+def _abort_before_swap(j: dict[str, Any], exc: OSError) -> None:
+    """An I/O error (e.g. disk full): before the swap the live state is untouched, so drop the staging copy."""
+    ph = phase(j)
+    reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    if ph == "start":
+        staging = Path(j["staging"])
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)  # only zcnb's copy of the backup: frees the space it took
+        j["status"], j["error"] = "failed", reason
+        try:
+            save_journal(j, step="aborted")
+        except OSError:
+            pass  # the journal says in_progress at worst; resume/undo handle that
+        raise StateError(f"restore stopped before touching the state: {reason}. {j['state_dir']} is unchanged",
+                         hint="free space / fix the cause, then run the restore again", path=j["state_dir"]) from None
+    raise StateError(f"restore interrupted after the swap: {reason}. The new state is in place, the previous one in {j['staging'] if ph == 'swapped' else j['quarantine']}",
+                     hint="fix the cause, then `zcnb restore resume` (or `zcnb restore undo`)", path=j["state_dir"]) from None
+
+
+def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_step: StepHook | None) -> dict[str, Any]:
+    """Run the remaining steps; every step is idempotent given :func:`phase`."""
+    def step(name: str) -> None:
+        if on_step is not None:
+            on_step(name)
+
+    state, staging, qdir = Path(j["state_dir"]), Path(j["staging"]), Path(j["quarantine"])
+    expected: dict[str, str] = j["hashes"]
+    commands: list[str] = []
+    unit = j.get("unit", DEFAULT_UNIT)
+    exchanged = None
+    ph = phase(j)
+    if ph == "start":
+        step("stop_gateway")
+        if gateway_active(service, unit):
+            if not j.get("stop_gateway"):
+                raise StateError(f"{unit} is running", hint="stop it or resume with the service manager and stop_gateway", unit=unit)
+            out = service.stop(unit)
+            commands += list(getattr(out, "commands", ()))
+            j["stopped_gateway"] = True
+            save_journal(j, step="stopped_gateway")
+        step("stage")
+        if os.path.lexists(staging) and hash_tree(staging) != expected:
+            shutil.rmtree(staging)  # zcnb's own unfinished copy of the backup; the backup still has it all
+        if not os.path.lexists(staging):
+            copy_tree(Path(j["content"]), staging, copy_file=copy_file, after_first_file=lambda: step("stage.partial"))
+        j["staging_ino"] = os.lstat(staging).st_ino
+        save_journal(j, step="staged")
+        step("verify_staging")
+        got = hash_tree(staging)
+        if got != expected:
+            raise StateError("the staging copy does not match the backup (did the backup change?)",
+                             hint="verify the backup again, then retry", path=str(staging))
+        step("swap")
+        save_journal(j, step="swapping")
+        exchanged = exchange_paths(staging, state)
+        if not exchanged:
+            # No RENAME_EXCHANGE here: two renames; phase() repairs a crash between them.
+            ensure_private_dir(qdir)
+            os.rename(state, qdir / "state")
+            os.rename(staging, state)
+        fsync_dir(state.parent)
+        ph = phase(j)
+        save_journal(j, step="swapped")
+    if ph == "swapped":
+        step("quarantine")
+        ensure_private_dir(qdir)
+        os.rename(staging, qdir / "state")
+        fsync_dir(qdir)
+        save_journal(j, step="quarantined")
+    if not os.path.lexists(state) and os.path.lexists(staging):
+        os.rename(staging, state)  # crash between the two fallback renames
+    step("chmod")
+    os.chmod(state, 0o700)
+    step("verify")
+    got = hash_tree(state)
+    mismatch = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))
+    started_again = False
+    if j.get("stopped_gateway") and service is not None:
+        step("start_gateway")
+        out = service.start(unit)
+        commands += list(getattr(out, "commands", ()))
+        started_again = True
+    step("done")
+    j["status"] = "done" if not mismatch else "in_progress"
+    save_journal(j, step="verified" if not mismatch else "verify_failed")
+    write_json(qdir / "restore-journal.json", j)
+    return {"verified": not mismatch, "mismatch": mismatch, "files": sum(1 for h in got.values() if h.startswith("f:")),
+            "exchange": exchanged, "gateway_stopped": bool(j.get("stopped_gateway")), "gateway_started": started_again,
+            "commands": commands}

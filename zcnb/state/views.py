@@ -1,0 +1,104 @@
+"""Notebook helpers: the bundled sample tree, a verification table, and a restore summary."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..actions import ActionResult
+from .backups import BackupList, list_backups
+from .verify import VerifyResult, check_state, verify_backup
+
+__all__ = ["RestoreSummary", "VerifyTable", "copy_sample_data", "quarantined", "sample_data_dir", "summarize_restore",
+           "verify_all"]
+
+
+def sample_data_dir() -> Path:
+    """The read-only sample data dir shipped in the package (``state/`` + ``backups/``)."""
+    return Path(str(resources.files("zcnb") / "data" / "sample_state"))
+
+
+def copy_sample_data(dest: str | os.PathLike[str] | None = None) -> Path:
+    """Copy the sample tree into ``dest`` (default: a new temp folder) and return the copy's path."""
+    root = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="zcnb-state-")) / "zeptoclaw"
+    shutil.copytree(sample_data_dir(), root)
+    for p in root.glob("backups/*/zeptoclaw-gateway"):
+        # Package installs may drop the exec bit; the sample binary is a shell script meant to run.
+        p.chmod(p.stat().st_mode | stat.S_IXUSR)
+    for p in [root, root / "state", root / "backups"]:
+        p.chmod(0o700)
+    return root
+
+
+class VerifyTable(list[VerifyResult]):
+    """Verification results of several backups, shown as one table."""
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        rows = [{"backup": r.path.name, "layout": r.layout, "ok": r.ok, "files": r.file_count,
+                 "manifest": r.manifest or "-", "problems": "; ".join(r.problems) or "-"} for r in self]
+        return pd.DataFrame(rows, columns=["backup", "layout", "ok", "files", "manifest", "problems"])
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self]
+
+    def _repr_html_(self) -> str:
+        return str(self.to_frame().to_html(index=False, escape=True)) if self else "<p>No backups to verify.</p>"
+
+
+def verify_all(backups: BackupList) -> VerifyTable:
+    """:func:`verify_backup` for each listed backup (quarantine copies included)."""
+    return VerifyTable(verify_backup(b.path) for b in backups)
+
+
+def quarantined(backups_dir: str | os.PathLike[str]) -> BackupList:
+    """The ``corrupt-*`` folders: what restores and undos moved aside."""
+    return BackupList(b for b in list_backups(backups_dir) if b.quarantine)
+
+
+@dataclass(frozen=True)
+class RestoreSummary:
+    """A restore's outcome with what was quarantined and the state check afterwards (for restore.json)."""
+
+    result: ActionResult
+    quarantine: Path | None
+    quarantined_files: int
+    state_after: VerifyResult | None
+    health: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"result": self.result.to_dict(), "quarantine": str(self.quarantine) if self.quarantine else None,
+                "quarantined_files": self.quarantined_files,
+                "state_after": self.state_after.to_dict() if self.state_after else None, "health": self.health}
+
+    def _repr_html_(self) -> str:
+        r = self.result
+        mode = "dry run" if r.dry_run else "executed"
+        parts = [f"<p><b>restore</b> ({mode}): <b>{html.escape(r.outcome)}</b>. {html.escape(r.message)}</p>"]
+        if self.quarantine:
+            parts.append(f"<p>Previous state quarantined in <code>{html.escape(str(self.quarantine))}</code> "
+                         f"({self.quarantined_files} files).</p>")
+        if self.state_after is not None:
+            parts.append(f"<p>State check after: {'OK' if self.state_after.ok else 'PROBLEMS'}, "
+                         f"{self.state_after.file_count} files.</p>")
+        if self.health:
+            parts.append(f"<p>Health: {html.escape(self.health)}</p>")
+        return "".join(parts)
+
+
+def summarize_restore(result: ActionResult, *, health: str | None = None) -> RestoreSummary:
+    """Combine a restore result with a look at the quarantine and the live state."""
+    q = result.details.get("quarantine")
+    qstate = Path(q) / "state" if q and not result.dry_run else None
+    files = sum(len(f) for _, _, f in os.walk(qstate)) if qstate and qstate.is_dir() else 0
+    state_dir = result.details.get("state_dir")
+    after = check_state(state_dir) if state_dir and Path(state_dir).is_dir() else None
+    return RestoreSummary(result, qstate.parent if qstate else None, files, after, health)
