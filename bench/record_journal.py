@@ -73,7 +73,7 @@ def _wait_port(port_file: Path, proc: subprocess.Popen[bytes], timeout: float = 
 
 def record(*, duration_s: float = 30.0, bucket_s: float = 2.0, leak: str = "per_request", leak_kind: str = "unauth",
            leak_bytes: int = 64 * 1024, profile: str = "real", max_per_bucket: int = 12, seed: int = 0,
-           sample_interval_s: float = 0.1,
+           sample_interval_s: float = 0.1, samples_csv: str | os.PathLike[str] | None = None,
            workdir: str | os.PathLike[str] | None = None) -> Recording:
     """Run the simulator with random per-bucket traffic; return stamped log lines and RSS samples."""
     import psutil
@@ -109,6 +109,14 @@ def record(*, duration_s: float = 30.0, bucket_s: float = 2.0, leak: str = "per_
 
         th = threading.Thread(target=sampler, daemon=True)
         th.start()
+        zth = None
+        if samples_csv is not None:  # zcnb's own sampler, same run: samples.csv that matches the journal
+            from zcnb.sampling import sample
+
+            zth = threading.Thread(target=sample, args=(samples_csv,), daemon=True, kwargs={
+                "pid": proc.pid, "sources": ["psutil"], "interval_s": 1.0, "duration_s": duration_s + 1.0,
+                "progress": False})
+            zth.start()
         end = time.monotonic() + duration_s
         while time.monotonic() < end:
             t_bucket = time.monotonic()
@@ -133,6 +141,8 @@ def record(*, duration_s: float = 30.0, bucket_s: float = 2.0, leak: str = "per_
         time.sleep(0.3)
         stop.set()
         th.join(timeout=5)
+        if zth is not None:
+            zth.join(timeout=30)
     finally:
         stop.set()
         proc.terminate()
@@ -201,20 +211,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=600.0, help="seconds of traffic")
     p.add_argument("--bucket", type=float, default=60.0, help="seconds per traffic bucket (rates change per bucket)")
     p.add_argument("--max-per-bucket", type=int, default=40, help="most requests of one kind per bucket")
-    p.add_argument("--no-samples", action="store_true", help="do not write samples.csv")
+    p.add_argument("--with-samples", action="store_true",
+                   help="also (over)write samples.csv, recorded by zcnb.sampling in the same run")
     p.add_argument("--seed", type=int, default=3)
     args = p.parse_args(argv)
     from zcnb.redact import Redactor
 
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp_csv = out / "samples.csv.recording"
     rec = record(duration_s=args.duration, bucket_s=args.bucket, seed=args.seed, max_per_bucket=args.max_per_bucket,
-                 sample_interval_s=1.0)
+                 sample_interval_s=1.0, samples_csv=tmp_csv if args.with_samples else None)
     red = Redactor.create(secrets=[rec.token])
     with tempfile.TemporaryDirectory() as tmp:
         files = to_journal(rec, Path(tmp), other_unit_lines=0)
         n = export_json(files, out / "journal.jsonl", redact=red)
-    if not args.no_samples:
-        write_samples_csv(out / "samples.csv", rec)
+    if args.with_samples:
+        tmp_csv.replace(out / "samples.csv")
+        (out / "samples.csv").chmod(0o644)  # package data
+    (out / "journal.jsonl").chmod(0o644)
     print(f"wrote {n} journal entries, {len(rec.samples)} samples to {out}; ground truth: {json.dumps(rec.truth)[:300]}")
     return 0
 

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             restarter.join()
             counts = traffic.stop()
     tmp.replace(out)
+    out.chmod(0o644)  # package data, read by every user of an installed zcnb (incident copies are 0600)
     print(summary.to_dict())
     print(counts.to_dict())
     print(f"wrote {out}")

@@ -110,3 +110,17 @@ def test_simulated_per_request_leak_is_found(tmp_path: Path) -> None:
     assert c.top == "unauth", c.statement
     row = c.table.iloc[0]
     assert row["low"] <= 64 * 1024 <= row["high"], c.statement
+
+
+def test_samples_of_another_process_are_refused() -> None:
+    from types import SimpleNamespace
+
+    samples, act = synthetic()
+    summary = SimpleNamespace(buckets=act, bucket_s=10, pids=(999,))
+    with pytest.raises(AnalysisError, match="not the same process"):
+        correlate(samples, summary)
+    from zcnb.correlate import explain_growth
+
+    c = explain_growth(samples, summary)
+    assert c.evidence == "none" and "not the same process" in c.statement and c.top is None
+    assert explain_growth(None, summary).statement.startswith("no correlation computed: no memory samples")

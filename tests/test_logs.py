@@ -229,3 +229,21 @@ def test_property_never_an_unhandled_exception(tmp_path: Path, lines: list[bytes
         return
     json.dumps(s.to_dict(), default=str)
     json.dumps(s2.to_dict(), default=str)
+
+
+def test_cli_text_and_json_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from zcnb.cli import main
+
+    path = tmp_path / "g.log"
+    truth = make_log(path, restart_at=50)
+    out = tmp_path / "summary.json"
+    assert main(["logs", "--text", str(path), "--unit", "zeptoclaw-gateway", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    top = truth.most_common(1)[0]
+    assert f"{top[1]:7d} skill:{top[0]}" in text and "Restarts: 1" in text and "Top errors" in text
+    assert json.loads(out.read_text())["skills"][0]["count"] == top[1]
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert main(["logs", "--json-export", str(DATA / "journal_bad.jsonl")]) == 0
+    assert "skill:code-review" in capsys.readouterr().out
+    assert main(["logs", "--text", str(tmp_path / "missing.log")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -185,3 +185,26 @@ def test_cli_backup_and_restore(data: Path, capsys: pytest.CaptureFixture[str]) 
 
 def _sub(hashes: dict[str, str], prefix: str) -> dict[str, str]:
     return {k[len(prefix) + 1:]: v for k, v in hashes.items() if k.startswith(prefix + "/")}
+
+
+@pytest.mark.slow
+def test_notebook_dry_run_then_execute(tmp_path: Path, data: Path) -> None:
+    """The stage notebook through papermill: the default is a dry run; execute+confirm applies and records."""
+    import papermill as pm
+
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "04_restore_state.ipynb"
+    inc = tmp_path / "incident"
+    params = {"incident_dir": str(inc), "data_dir": str(data)}
+    before = hash_tree(data)
+    pm.execute_notebook(str(nb), str(tmp_path / "dry.ipynb"), parameters=params, progress_bar=False, cwd=str(nb.parent))
+    assert hash_tree(data) == before
+    plan_id = read_actions(inc / "actions.jsonl")[0].plan_id
+    pm.execute_notebook(str(nb), str(tmp_path / "run.ipynb"), parameters={**params, "execute": True, "confirm": plan_id},
+                        progress_bar=False, cwd=str(nb.parent))
+    actions = read_actions(inc / "actions.jsonl")
+    assert [a.outcome for a in actions] == ["planned", "ok"]
+    assert hash_tree(data / "state") == hash_tree(data / "backups" / "20261128-031000" / "state")
+    import json
+
+    summary = json.loads((inc / "restore.json").read_text())
+    assert summary["quarantined_files"] == 8 and summary["state_after"]["ok"] is True

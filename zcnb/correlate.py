@@ -19,7 +19,7 @@ from .exceptions import AnalysisError, ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Correlation", "baseline_increments", "correlate", "format_bytes"]
+__all__ = ["Correlation", "baseline_increments", "correlate", "explain_growth", "format_bytes"]
 
 _MEMORY_COLUMNS = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes", "uss_bytes")
 _LEVEL_COLUMNS = ("error", "warning")
@@ -89,6 +89,9 @@ class Correlation:
     evidence: str  # "strong" | "moderate" | "weak evidence" | "none"
     statement: str
     notes: tuple[str, ...] = field(default=())
+
+    def __repr__(self) -> str:
+        return f"Correlation({self.statement!r})"
 
     @property
     def top(self) -> str | None:
@@ -164,6 +167,11 @@ def correlate(samples: pd.DataFrame, activity: Any, *, column: str | None = None
         raise AnalysisError("the log covers fewer than 2 time buckets", hint="use a smaller bucket or a longer log")
     width = getattr(activity, "bucket_s", None) or int((buckets.index[1] - buckets.index[0]).total_seconds())
     col = _pick_column(samples, column)
+    log_pids = set(getattr(activity, "pids", ()) or ())
+    sample_pids = set(samples["pid"].dropna().astype(int)) if "pid" in samples.columns else set()
+    if log_pids and sample_pids and not log_pids & sample_pids:
+        raise AnalysisError(f"the samples are of pid {sorted(sample_pids)} but the log of pid {sorted(log_pids)}: "
+                            "not the same process", hint="sample and read the log of the same gateway run")
     inc = baseline_increments(samples, bucket_s=width, column=col)
     notes: list[str] = []
     X, y = _design(buckets, inc, min_events=min_events, notes=notes)
@@ -211,3 +219,20 @@ def _judge(table: pd.DataFrame, *, r2: float, n: int, width: int) -> tuple[str, 
                  f"({format_bytes(top['low'])}-{format_bytes(top['high'])}), {top['share']:.0%} of the growth; "
                  f"R² {r2:.2f} over {n} buckets of {width} s, r={top['r']:.2f} p={top['p_value']:.2g} ({evidence})")
     return evidence, statement
+
+
+def explain_growth(samples: pd.DataFrame | None, activity: Any, **options: Any) -> Correlation:
+    """:func:`correlate` for notebooks: when the data cannot be correlated, a result that says why (no raise)."""
+    import pandas as pd
+
+    empty = pd.DataFrame(columns=["activity", "bytes_per_event", "low", "high", "events", "share", "r", "p_value"])
+    if samples is None or len(samples) == 0:
+        reason = "no memory samples in this incident: record some with zcnb sample (stage 01)"
+    else:
+        try:
+            return correlate(samples, activity, **options)
+        except AnalysisError as exc:
+            reason = str(exc)
+    return Correlation(table=empty, r2=float("nan"), n_buckets=0, bucket_s=int(getattr(activity, "bucket_s", 0) or 0),
+                       column="", intercept_bytes=float("nan"), evidence="none",
+                       statement=f"no correlation computed: {reason}")

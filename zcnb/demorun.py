@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .config import Secret
+from .config import Secret, read_token
 from .files import ensure_private_dir, write_json
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -177,7 +177,8 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
     incident = open_incident(folder)
     work = Path(tempfile.mkdtemp(prefix="zcnb-demo-"))
     os.chmod(work, 0o700)
-    token = Secret(secrets.token_urlsafe(24))
+    # The simulator's token: $GATEWAY_AUTH_TOKEN when set (so a caller can check it never leaks), else random.
+    token = read_token("GATEWAY_AUTH_TOKEN") or Secret(secrets.token_urlsafe(24))
     svc = simulator_service(
         UNIT, run_dir=work, token=token, profile="real", leak="per_request",
         extra_args=["--leak-kind", opt.leak_kind, "--leak-bytes", str(opt.leak_bytes), "--seed", str(opt.seed),

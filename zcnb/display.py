@@ -2,12 +2,14 @@
 
 A bare ``matplotlib.figure.Figure`` shows as ``<Figure size ...>`` unless the inline
 backend is active, and exported HTML then has no picture. :class:`FigureImage` renders
-the figure to PNG once and displays it as an image everywhere (JupyterLab, papermill
-outputs, nbconvert HTML with the image embedded).
+the figure to PNG once and displays it as an embedded ``<img>`` with alt text everywhere
+(JupyterLab, papermill outputs, nbconvert HTML).
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import os
 from pathlib import Path
@@ -31,11 +33,10 @@ class FigureImage:
 
             write_private(self.path, self.png)
 
-    def _repr_png_(self) -> bytes:
-        return self.png
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {"image/png": self.png, "text/plain": f"[figure: {self.alt}]"}, {"image/png": {"alt": self.alt}}
+    def _repr_html_(self) -> str:
+        # An <img> with alt text: nbconvert's image/png template has no alt attribute.
+        data = base64.b64encode(self.png).decode("ascii")
+        return f'<img class="zcnb-figure" alt="{html.escape(self.alt)}" src="data:image/png;base64,{data}"/>'
 
     def __repr__(self) -> str:
         return f"FigureImage({self.alt!r}, {len(self.png)} bytes)"

@@ -111,10 +111,8 @@ def _is_root() -> bool:
 
 def _text(value: Any) -> str | None:
     """A journal JSON field: string, byte array (non-UTF-8, decoded with replacement), list (repeated field)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
+    if value is None or value.__class__ is str:
+        return value  # type: ignore[no-any-return]
     if isinstance(value, list):
         if all(isinstance(v, int) and 0 <= v < 256 for v in value):
             return bytes(value).decode("utf-8", "replace")
@@ -124,6 +122,8 @@ def _text(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
+    if value.__class__ is str and value.isdigit():
+        return int(value)
     t = _text(value)
     try:
         return int(t) if t is not None else None
@@ -143,12 +143,12 @@ def entry_from_json(obj: dict[str, Any], *, redact: Callable[[str], str]) -> Log
 
 def _parse_lines(lines: Iterable[bytes], *, redact: Callable[[str], str], source: str,
                  bad: list[int]) -> Iterator[LogEntry]:
-    loads = json.loads
+    loads = json.JSONDecoder().decode
     for raw in lines:
         if not raw.strip():
             continue
         try:
-            obj = loads(raw)
+            obj = loads(raw.decode("utf-8", "replace"))
         except ValueError:  # a truncated line (export cut short): skip it, count it
             bad[0] += 1
             continue

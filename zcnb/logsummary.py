@@ -56,6 +56,11 @@ class LogSummary:
     buckets: pd.DataFrame  # index bucket start (UTC), one column per activity
     notes: tuple[str, ...] = field(default=())
 
+    def __repr__(self) -> str:
+        return (f"LogSummary(unit={self.unit!r}, lines={self.n_lines}, skills={self.skill_counts}, "
+                f"errors={self.levels.get('error', 0)}, warnings={self.levels.get('warning', 0)}, "
+                f"restarts={len(self.restarts)})")
+
     @property
     def skill_counts(self) -> dict[str, int]:
         return {str(r.skill): int(r.count) for r in self.skills.itertuples()}

@@ -46,6 +46,10 @@ def plot_skills(summary: LogSummary, *, top: int = 15) -> Figure:
 def plot_correlation(corr: Correlation, *, top: int = 8) -> Figure:
     """Bytes retained per event (95% interval) and share of the growth, per activity."""
     fig, ax = _figure(8, 0.45 * max(min(len(corr.table), top), 2) + 1.5)
+    if not len(corr.table):
+        ax.text(0.5, 0.5, corr.statement, ha="center", va="center", wrap=True, transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     t = corr.table.head(top).iloc[::-1]
     kib = t["bytes_per_event"] / 1024
     err = [(t["bytes_per_event"] - t["low"]).clip(lower=0) / 1024, (t["high"] - t["bytes_per_event"]).clip(lower=0) / 1024]

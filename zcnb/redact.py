@@ -27,8 +27,9 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     (r"\bnvapi-[A-Za-z0-9_-]{8,}", REDACTED),
     (r"\bsk-[A-Za-z0-9_-]{8,}", REDACTED),
 )
-# Cheap test before running the regexes: every built-in pattern contains one of these (lower-cased).
-_TRIGGERS = ("token", "secret", "passw", "api", "key", "bearer", "nvapi-", "sk-")
+# Every match of a built-in pattern contains one of these (lower-cased): test them before substituting.
+_TRIGGERS = ("token:", "token=", 'token"', "token ", "secret", "passw", "api_key", "api-key", "apikey", "bearer",
+             "nvapi-", "sk-")
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Redactor:
         for rx in self._extra:
             text = rx.sub(REDACTED, text)
         low = text.lower()
-        if not any(t in low for t in _TRIGGERS):
+        if not any(t in low for t in _TRIGGERS):  # substring tests are far cheaper than the regexes
             return text
         for rx, repl in self._compiled:
             text = rx.sub(repl, text)

@@ -90,13 +90,29 @@ def _restarts(inc: Incident, actions: list[ActionResult]) -> list[dict[str, Any]
     return sorted(out, key=lambda r: r["timestamp"])
 
 
+def _assess_samples(inc: Incident) -> dict[str, Any]:
+    """Stage 01 left no assessment.json: assess its samples here, and say so."""
+    if not inc.has("samples"):
+        return {}
+    from .analysis import assess_leak
+    from .exceptions import ZcnbError
+    from .sampling import read_samples
+
+    try:
+        a = assess_leak(read_samples(inc.path("samples"))).to_dict()
+    except ZcnbError as exc:
+        return {"verdict": None, "notes": [f"samples could not be assessed: {exc}"]}
+    a["notes"] = [*a.get("notes", []), "assessed by the report stage: stage 01 wrote no assessment.json"]
+    return a
+
+
 def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), started_at: datetime | None = None,
                   parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Condense an incident folder into the dict written as summary.json."""
     from .config import load_settings
     from .timeline import build_timeline
 
-    assessment = _read(inc, "assessment") or {}
+    assessment = _read(inc, "assessment") or _assess_samples(inc)
     log_summary = _read(inc, "log_summary") or {}
     correlation = _read(inc, "correlation") or {}
     escalation = _read(inc, "escalation") or {}
@@ -112,7 +128,7 @@ def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), start
         "assessment": {k: assessment.get(k) for k in (
             "verdict", "pattern", "growth_bytes_per_hour", "growth_interval", "confidence", "p_value", "column",
             "n_samples", "duration_s", "start", "end", "limit_bytes", "limit_source", "time_to_limit_s",
-            "time_to_limit_interval", "recommended_restart_interval_s", "severity", "advice", "onset")},
+            "time_to_limit_interval", "recommended_restart_interval_s", "severity", "advice", "onset", "notes")},
         "restarts": _restarts(inc, actions),
         "skills": log_summary.get("skills") or {},
         "errors": (log_summary.get("top_errors") or log_summary.get("errors") or [])[:20],
@@ -256,6 +272,19 @@ class IncidentReport:
             return _HTML("<p>No activity explains the memory growth.</p>")
         cols = [c for c in ranking[0] if not isinstance(ranking[0][c], (dict, list))]
         return _HTML("<h3>Which activity explains the growth</h3>" + _table(ranking[:10], cols))
+
+    def fleet(self) -> Any:
+        """Every instance of a fleet run (stage 01 in Prometheus mode), with the equivalent alert rule."""
+        data = _read(self.incident, "fleet")
+        if not data:
+            return _HTML("<p>Single-gateway incident (no fleet data).</p>")
+        rows = data.get("rows") or []
+        cols = [c for c in ("instance", "verdict", "pattern", "severity", "growth_bytes_per_hour", "time_to_limit_s",
+                            "rule_flagged") if rows and c in rows[0]]
+        rule = (data.get("rule") or {}).get("expr", "")
+        return _HTML(f"<h3>Fleet: {len(rows)} instances</h3>" + _table(rows, cols, cls="zcnb fleet")
+                     + f"<p>Restart first: {html.escape(', '.join(data.get('restart_order') or []) or 'none')}</p>"
+                     + f"<p>The Prometheus rule you would otherwise write: <code>{html.escape(rule)}</code></p>")
 
     def commit_and_parameters(self) -> _HTML:
         commit = self.summary.get("commit") or "unknown (no commit.txt; pass --commit)"

@@ -17,13 +17,13 @@ import pandas as pd
 from .actions import read_actions
 from .incident import Incident
 
-__all__ = ["TimelineEntry", "Timeline", "build_timeline", "plot_timeline"]
+__all__ = ["Timeline", "TimelineEntry", "build_timeline", "detectable_at", "plot_timeline"]
 
 
 @dataclass(frozen=True)
 class TimelineEntry:
     time: datetime
-    kind: str  # onset | detection | action | restart | recovery | regrowth
+    kind: str  # onset | detectable | detection | action | restart | recovery
     what: str
     evidence: str
 
@@ -79,6 +79,11 @@ def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
     if onset is not None:
         out.append(TimelineEntry(onset, "onset", "memory baseline starts to grow (change point)",
                                  "01_confirm_leak.ipynb > Memory over time; figures/memory.png (onset marker)"))
+    if samples is not None and a.get("verdict") == "leak":
+        first = detectable_at(samples, column=a.get("column"))
+        if first is not None:
+            out.append(TimelineEntry(first, "detectable", "earliest point at which the samples so far give a leak verdict",
+                                     "01_confirm_leak.ipynb > Explore (window ending here)"))
     detected = _ts(a.get("detected_at"))
     if detected is not None and a.get("verdict"):
         g = a.get("growth_bytes_per_hour")
@@ -93,6 +98,29 @@ def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
     if samples is not None and len(samples):
         out += _restart_entries(samples, a.get("column") or "rss_bytes")
     return Timeline(tuple(sorted(out, key=lambda e: e.time)))
+
+
+def detectable_at(samples: pd.DataFrame, *, column: str | None = None) -> datetime | None:
+    """Earliest sample time at which ``assess_leak`` on the data up to then says ``leak`` (binary search)."""
+    from .analysis import assess_leak
+    from .exceptions import ZcnbError
+
+    def leak_at(n: int) -> bool:
+        try:
+            return assess_leak(samples.iloc[:n], column=column).verdict == "leak"
+        except ZcnbError:
+            return False
+
+    lo, hi = 2, len(samples)
+    if hi < lo or not leak_at(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if leak_at(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return samples["timestamp"].iloc[lo - 1].to_pydatetime()
 
 
 def _restart_entries(df: pd.DataFrame, column: str) -> list[TimelineEntry]:
@@ -120,13 +148,14 @@ def plot_timeline(timeline: Timeline, samples: pd.DataFrame | None = None, *, co
 
     fig = Figure(figsize=(11, 3.6))
     ax = fig.add_subplot(1, 1, 1)
-    colors = {"onset": "tab:orange", "detection": "tab:red", "action": "tab:purple", "restart": "black",
+    colors = {"onset": "tab:orange", "detectable": "tab:pink", "detection": "tab:red", "action": "tab:purple", "restart": "black",
               "recovery": "tab:green"}
     if samples is not None and column in samples and samples[column].notna().any():
         s = samples[samples["event"] != "gap"]
         ax.plot(s["timestamp"], s[column] / 2**20, color="0.6", lw=1, label=f"{column} (MiB)")
         ax.set_ylabel("MiB")
-    for i, e in enumerate(timeline.entries):
+    shown = [e for e in timeline.entries if not (e.kind == "action" and "(dry run)" in e.what)]
+    for i, e in enumerate(shown):
         ax.axvline(e.time, color=colors.get(e.kind, "tab:blue"), lw=1.5, ls="--")
         ax.annotate(e.kind, xy=(e.time, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
                     fontsize=8, color=colors.get(e.kind, "tab:blue"), xytext=(-2, -4 - (i % 2) * 40),

@@ -19,30 +19,36 @@ from __future__ import annotations
 
 from .backups import BackupInfo, BackupList, list_backups, make_backup, resolve_backup
 from .restore import DEFAULT_UNIT, restore_state, resume_restore
-from .views import RestoreSummary, VerifyTable, copy_sample_data, quarantined, sample_data_dir, summarize_restore, verify_all
+from .views import (
+    RestoreSummary, VerifyTable, copy_sample_data, health_after, quarantined, resolve_data_dir, sample_data_dir,
+    service_for, summarize_restore, verify_all,
+)
 from .tree import hash_tree, tree_digest
 from .undo import undo_restore
 from .verify import VerifyResult, check_state, verify_backup
 
 __all__ = [
-    "DEFAULT_UNIT",
     "BackupInfo",
     "BackupList",
+    "DEFAULT_UNIT",
     "RestoreSummary",
     "VerifyResult",
     "VerifyTable",
     "check_state",
     "copy_sample_data",
     "hash_tree",
+    "health_after",
     "list_backups",
     "make_backup",
     "quarantined",
     "resolve_backup",
+    "resolve_data_dir",
     "restore_state",
     "resume_restore",
     "sample_data_dir",
-    "tree_digest",
+    "service_for",
     "summarize_restore",
+    "tree_digest",
     "undo_restore",
     "verify_all",
     "verify_backup",

@@ -39,7 +39,7 @@ def safe_child(base: Path, name: str, *, what: str = "backup") -> Path:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or ".." in Path(name).parts:
         raise UnsafePath(
             f"{what} name {name!r} is not a plain folder name inside {base}",
-            hint=f"give just the folder name as listed by `zcnb backup list` (no '/', no '..'), or 'latest'",
+            hint="give just the folder name as listed by `zcnb backup list` (no '/', no '..'), or 'latest'",
             path=name,
         )
     return base / name

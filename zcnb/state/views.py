@@ -16,8 +16,8 @@ from ..actions import ActionResult
 from .backups import BackupList, list_backups
 from .verify import VerifyResult, check_state, verify_backup
 
-__all__ = ["RestoreSummary", "VerifyTable", "copy_sample_data", "quarantined", "sample_data_dir", "summarize_restore",
-           "verify_all"]
+__all__ = ["RestoreSummary", "VerifyTable", "copy_sample_data", "health_after", "quarantined", "resolve_data_dir",
+           "sample_data_dir", "service_for", "summarize_restore", "verify_all"]
 
 
 def sample_data_dir() -> Path:
@@ -102,3 +102,35 @@ def summarize_restore(result: ActionResult, *, health: str | None = None) -> Res
     state_dir = result.details.get("state_dir")
     after = check_state(state_dir) if state_dir and Path(state_dir).is_dir() else None
     return RestoreSummary(result, qstate.parent if qstate else None, files, after, health)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] = "", *, live: bool = False) -> Path:
+    """Notebook helper: a given folder; empty + live = the settings' data dir; empty = a fresh sample copy."""
+    from ..config import load_settings
+    from ..exceptions import ConfigError
+
+    if data_dir:
+        p = Path(data_dir).expanduser()
+        if not p.is_dir():
+            raise ConfigError(f"data_dir {p} does not exist", hint="pass the folder holding state/ and backups/")
+        return p
+    return load_settings().data_dir if live else copy_sample_data()
+
+
+def service_for(*, live: bool, backend: str = "systemd") -> Any:
+    """The service manager for a live run; None in replay (nothing to stop)."""
+    if not live:
+        return None
+    from ..service import make_manager
+
+    return make_manager(backend)
+
+
+def health_after(url: str = "", *, token_env: str = "GATEWAY_AUTH_TOKEN", timeout_s: float = 5.0) -> str | None:
+    """One health probe of ``url`` after a restore (None when no URL is given); never shows the token."""
+    if not url:
+        return None
+    from ..config import read_token
+    from ..service import probe_health
+
+    return probe_health(url, token=read_token(token_env), timeout_s=timeout_s).summary()

@@ -1,0 +1,115 @@
+"""Stage 03 (diagnose the source) as a few calls for ``notebooks/03_diagnose.ipynb``.
+
+Each function reads from / writes to the incident folder (``journal.jsonl``, ``log_summary.json``,
+``correlation.json``, ``leak_report.json``) so that later stages and the report find the results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import LogFormatError
+from .files import write_private
+from .incident import Incident
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .correlate import Correlation
+    from .logs import LogEntry, LogSummary
+
+__all__ = ["Note", "correlation", "explorer", "leak_report", "load_entries", "load_samples", "summarize"]
+
+
+@dataclass(frozen=True)
+class Note:
+    """A short message shown in place of a result that could not be produced."""
+
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"note": self.text}
+
+    def _repr_markdown_(self) -> str:
+        return f"> {self.text}"
+
+
+def _entry_json(e: LogEntry) -> str:
+    obj: dict[str, Any] = {"MESSAGE": e.message}
+    if e.timestamp is not None:
+        obj["__REALTIME_TIMESTAMP"] = str(int(e.timestamp.timestamp() * 1_000_000))
+    for key, value in (("_PID", e.pid), ("_SYSTEMD_USER_UNIT", e.unit), ("SYSLOG_IDENTIFIER", e.identifier),
+                       ("PRIORITY", e.priority)):
+        if value is not None:
+            obj[key] = str(value)
+    return json.dumps(obj, sort_keys=True)
+
+
+def load_entries(incident: Incident, *, unit: str, live: bool = False, since: str | None = None,
+                 until: str | None = None, limit: int = 2_000_000) -> list[LogEntry]:
+    """The unit's entries: live from journald (saved, redacted, as ``journal.jsonl``) or the incident's saved copy."""
+    from .journal import read_journal, read_journal_json
+    from .redact import default_redactor
+
+    red = default_redactor()
+    if live:
+        entries = []
+        for i, e in enumerate(read_journal(unit, since=since or None, until=until or None, redact=red)):
+            if i >= limit:
+                break
+            entries.append(e)
+        write_private(incident.path("journal"), "".join(_entry_json(e) + "\n" for e in entries))
+        return entries
+    if not incident.has("journal"):
+        raise LogFormatError(f"the incident has no {incident.path('journal').name}",
+                             hint="run with live=True on the gateway host, or copy journalctl -o json output there")
+    return list(read_journal_json(incident.path("journal"), unit=unit, redact=red))
+
+
+def summarize(incident: Incident, entries: list[LogEntry], *, unit: str, bucket: str = "1min") -> LogSummary:
+    """:func:`zcnb.logs.summarize_logs` of the entries; saved as ``log_summary.json``."""
+    from .logs import summarize_logs
+
+    summary = summarize_logs(entries, unit=unit, bucket=bucket)
+    incident.write_json("log_summary", summary.to_dict())
+    return summary
+
+
+def load_samples(incident: Incident) -> pd.DataFrame | None:
+    """The incident's memory samples (``samples.csv``), or None when stage 01 recorded none."""
+    if not incident.has("samples"):
+        return None
+    from .samples_csv import read_samples
+
+    return read_samples(incident.path("samples"))
+
+
+def correlation(incident: Incident, summary: LogSummary, samples: pd.DataFrame | None) -> Correlation:
+    """Memory growth vs activity (never raises for unusable data: says why); saved as ``correlation.json``."""
+    from .correlate import explain_growth
+
+    corr = explain_growth(samples, summary)
+    incident.write_json("correlation", corr.to_dict())
+    return corr
+
+
+def leak_report(incident: Incident) -> Any:
+    """The incident's leak report (``leak_report.txt``) parsed; saved as ``leak_report.json``."""
+    if not incident.has("leak_report_text"):
+        return Note("no leak report in this incident (capture one at a clean exit: zcnb leaks)")
+    from .leakreports import parse_leak_file
+
+    report = parse_leak_file(incident.path("leak_report_text"))
+    to_dict = getattr(report, "to_dict", None)
+    if callable(to_dict):
+        incident.write_json("leak_report", to_dict())
+    return report
+
+
+def explorer(entries: list[LogEntry]) -> Any:
+    """ipywidgets filter of the entries by skill, level and time."""
+    from .plotting_logs import entries_frame, log_explorer
+
+    return log_explorer(entries_frame(entries))
