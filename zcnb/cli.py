@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zcnb`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.config:
+        # Every command loads its settings through load_settings(), which reads $ZCNB_CONFIG.
+        os.environ["ZCNB_CONFIG"] = args.config
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
