@@ -22,7 +22,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -153,21 +152,6 @@ def record(*, duration_s: float = 30.0, bucket_s: float = 2.0, leak: str = "per_
             proc.wait()
         lines = tail.stop()
     return Recording(lines=lines, samples=samples, pid=proc.pid, token=token, truth=truth)
-
-
-def write_samples_csv(path: Path, rec: Recording) -> None:
-    """Samples in the contract's CSV layout (psutil RSS only)."""
-    from zcnb.files import write_private
-
-    start = datetime.fromtimestamp(rec.samples[0][0], timezone.utc).isoformat() if rec.samples else ""
-    rows = ["# zcnb samples v1", f"# target: pid={rec.pid} pattern=zeptoclaw-gateway url=http://127.0.0.1",
-            f"# sources: psutil   interval_s: 0.1   metrics_interval_s: 0   started: {start}",
-            "timestamp,pid,source,rss_bytes,vms_bytes,uss_bytes,pss_bytes,cgroup_bytes,metrics_rss_bytes,"
-            "metrics_vms_bytes,event,note"]
-    for i, (ts, pid, rss) in enumerate(rec.samples):
-        iso = datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
-        rows.append(f"{iso},{pid},psutil,{rss},,,,,,,{'start' if i == 0 else ''},")
-    write_private(path, "\n".join(rows) + "\n")
 
 
 def to_journal(rec: Recording, out_dir: Path, *, unit: str = "zeptoclaw-gateway.service",

@@ -114,6 +114,21 @@ def test_runbook_metrics_have_process_collector_values(sim_gateway: Any) -> None
     assert httpx.get(gw.url + "/health", headers={"X-Auth-Token": "bad"}).status_code == 401
 
 
+def test_health_detail_and_slow_agent_turn_blocks_health(sim_gateway: Any) -> None:
+    gw = sim_gateway(profile="real", health_detail=True)
+    body = httpx.get(gw.url + "/health", headers=hdr(gw)).json()
+    assert body["status"] == "healthy" and set(body) == {"status", "whatsapp", "turns"}
+    with socket.create_connection((gw.host, gw.port), timeout=10) as slow:
+        payload = json.dumps({"skill": "git_workflow", "delay_s": 3}).encode()
+        slow.sendall(b"POST /agent HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"X-Auth-Token: {gw.token.reveal()}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        time.sleep(0.3)  # the single-threaded server is now inside the slow turn
+        with pytest.raises(httpx.TimeoutException):
+            httpx.get(gw.url + "/health", headers=hdr(gw), timeout=1.0)
+        assert slow.recv(100).startswith(b"HTTP/1.1 200")
+    assert psutil.pid_exists(gw.pid)  # busy, not dead
+
+
 def test_rate_limit_closes_connection_without_reply(sim_gateway: Any) -> None:
     gw = sim_gateway(profile="real", rate_limit_max=3, rate_limit_window_s=60)
     for _ in range(3):
@@ -393,3 +408,22 @@ def test_cli_gateway_prints_url_and_env_name_never_the_token(tmp_path: Path) -> 
     assert "clean exit" in out
     assert (tmp_path / "tok").read_text().strip() == token and stat.S_IMODE((tmp_path / "tok").stat().st_mode) == 0o600
     assert "warning(gateway): unauthorized GET /health" in (tmp_path / "gw.log").read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_gateway_stops_cleanly_on_ctrl_c_or_term(sig: int, tmp_path: Path) -> None:
+    log = tmp_path / "gw.log"
+    proc = subprocess.Popen([sys.executable, "-m", "zcnb", "gateway", "--port", "0", "--leak", "per_request",
+                             "--leak-kind", "unauth", "--log-file", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        url = re.search(r"http://127\.0\.0\.1:\d+", first).group(0)  # type: ignore[union-attr]
+        httpx.get(url + "/health")  # one token-less probe: one leaked allocation
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0 and "stopped: clean exit" in out, out
+    assert log.read_text().count("error(gpa): memory address 0x") == 1

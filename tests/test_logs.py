@@ -8,19 +8,19 @@ import random
 import shutil
 import subprocess
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zcnb import logs, logscan
+from zcnb import logchunks, logs, logscan
 from zcnb.exceptions import ConfigError, LogFormatError, ZcnbError
 from zcnb.logs import bucket_seconds, parse_message, read_log_file, summarize_logs
 
 DATA = Path(__file__).parent / "data" / "logs"
-T0 = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
 def make_log(path: Path, *, n: int = 4000, seed: int = 1, mixed: bool = False, restart_at: int | None = None,
@@ -46,7 +46,7 @@ def make_log(path: Path, *, n: int = 4000, seed: int = 1, mixed: bool = False, r
         elif r < 0.22:
             lines.append(pre + f'info: [agent] tool shell args={{"cmd":"ls {i}"}}')
         elif r < 0.25:
-            lines.append(pre + f"warning(gateway): unauthorized GET /health: Missing X-Auth-Token header")
+            lines.append(pre + "warning(gateway): unauthorized GET /health: Missing X-Auth-Token header")
         elif r < 0.27:
             lines.append(pre + f"error: [nim] upstream returned 503 after {rng.randint(1, 999)}ms")
         elif r < 0.28:
@@ -107,7 +107,7 @@ def test_chunk_boundaries_and_worker_processes(tmp_path: Path, monkeypatch: pyte
     path = tmp_path / "g.log"
     make_log(path, n=6000, restart_at=3000, mixed=True)
     ref = summarize_logs(path, unit="zeptoclaw-gateway", bucket="10s")
-    monkeypatch.setattr(logscan, "CHUNK", 3001)  # many chunks, cut mid-line
+    monkeypatch.setattr(logchunks, "CHUNK", 3001)  # many chunks, cut mid-line
     monkeypatch.setattr(logs, "PARALLEL_MIN_BYTES", 1)
     par = summarize_logs(path, unit="zeptoclaw-gateway", bucket="10s", workers=3)
     assert par.to_dict() | {"source": ""} == ref.to_dict() | {"source": ""}

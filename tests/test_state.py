@@ -15,8 +15,17 @@ from zcnb.actions import append_action, read_actions
 from zcnb.cli import main
 from zcnb.exceptions import PlanError, StateError
 from zcnb.state import (
-    check_state, copy_sample_data, hash_tree, list_backups, make_backup, quarantined, resolve_backup,
-    restore_state, undo_restore, verify_all, verify_backup,
+    check_state,
+    copy_sample_data,
+    hash_tree,
+    list_backups,
+    make_backup,
+    quarantined,
+    resolve_backup,
+    restore_state,
+    undo_restore,
+    verify_all,
+    verify_backup,
 )
 
 

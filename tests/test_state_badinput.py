@@ -10,7 +10,15 @@ import pytest
 
 from zcnb.cli import main
 from zcnb.exceptions import BackupInvalid, StateError, UnsafePath
-from zcnb.state import copy_sample_data, hash_tree, list_backups, make_backup, restore_state, undo_restore, verify_backup
+from zcnb.state import (
+    copy_sample_data,
+    hash_tree,
+    list_backups,
+    make_backup,
+    restore_state,
+    undo_restore,
+    verify_backup,
+)
 
 
 @pytest.fixture

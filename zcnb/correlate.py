@@ -114,7 +114,7 @@ class Correlation:
     def _repr_html_(self) -> str:
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
         return (f"<h4>Memory growth vs activity</h4><p><b>{html.escape(self.statement)}</b></p>"
-                + self.bytes_per_event().head(15).to_html(index=False) + (f"<ul>{notes}</ul>" if notes else ""))
+                + str(self.bytes_per_event().head(15).to_html(index=False)) + (f"<ul>{notes}</ul>" if notes else ""))
 
 
 def _design(activity: pd.DataFrame, inc: pd.DataFrame, *, min_events: int,

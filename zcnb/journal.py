@@ -112,7 +112,7 @@ def _is_root() -> bool:
 def _text(value: Any) -> str | None:
     """A journal JSON field: string, byte array (non-UTF-8, decoded with replacement), list (repeated field)."""
     if value is None or value.__class__ is str:
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return,unused-ignore]
     if isinstance(value, list):
         if all(isinstance(v, int) and 0 <= v < 256 for v in value):
             return bytes(value).decode("utf-8", "replace")
@@ -186,7 +186,7 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
     """
     files = [str(f) for f in files] if files else None
     for f in files or []:
-        if not glob.glob(f):
+        if not glob.glob(str(f)):
             raise LogFormatError(f"journal file {f} does not exist", hint="check the --file path", path=f)
     if directory is not None and not Path(directory).is_dir():
         raise LogFormatError(f"journal folder {directory} does not exist", hint="check the --directory path",

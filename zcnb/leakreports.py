@@ -146,6 +146,7 @@ class _Parser:
         self.vg_leak_summary = False
         self.tests_leaked: int | None = None
         self.last_line = ""
+        self.partial = False  # the current line is the last one and has no newline: it may be cut
 
     def _tool(self, tool: str) -> None:
         if tool not in self.tools:
@@ -173,7 +174,8 @@ class _Parser:
         if isinstance(frames, list) and len(frames) < _MAX_FRAMES:
             frames.append(frame)
 
-    def feed(self, line: str) -> None:
+    def feed(self, line: str, *, partial: bool = False) -> None:
+        self.partial = partial
         if line.strip():
             self.last_line = line
         if self.cur is not None and self.cur["tool"] == "zig" and self._zig_continuation(line):
@@ -192,6 +194,9 @@ class _Parser:
 
     def _zig_continuation(self, line: str) -> bool:
         m = _ZIG_FRAME.match(line)
+        if self.partial and not m and not (self.zig_source == 1 and _CARET.match(line)):
+            self.zig_source = max(self.zig_source, 1)  # a cut last line: the record stays incomplete
+            return True
         if m:
             self._add_frame(_zig_frame(m))
             self.zig_source = 2 if m.group(1) != "???" else 0
@@ -219,7 +224,7 @@ class _Parser:
     def _header(self, line: str) -> None:
         text = line.strip()
         if not text:
-            if self.cur is not None and self.cur["tool"] != "zig":
+            if self.cur is not None and self.cur["tool"] != "zig" and not self.partial:
                 self._close(complete=True)
             return
         m = _ZIG_LEAK.match(text)
@@ -294,8 +299,9 @@ class _Parser:
             self.vg_heap_summary = True
             self._tool("valgrind")
             return
-        # Any other line ends a record (interleaved log lines, the end of a stack).
-        if self.cur is not None and self.cur["frames"]:
+        # Any other line ends a record (interleaved log lines, the end of a stack), unless it is
+        # a cut last line: then the record stays open and counts as incomplete.
+        if self.cur is not None and self.cur["frames"] and not self.partial:
             self._close(complete=True)
 
     def finish(self) -> LeakReport:
@@ -312,7 +318,7 @@ class _Parser:
         if self.vg_loss_total and self.vg_loss_seen < self.vg_loss_total:
             truncated = True
             self.notes.append(f"valgrind: saw loss record {self.vg_loss_seen} of {self.vg_loss_total}")
-        elif self.vg_loss_total and not self.vg_leak_summary:
+        elif (self.vg_loss_total or self.vg_heap_summary) and not self.vg_leak_summary:
             truncated = True
             self.notes.append("valgrind report has no LEAK SUMMARY: it was cut off")
         if truncated and not any("cut" in n or "saw loss" in n for n in self.notes):
@@ -348,8 +354,11 @@ def parse_leak_report(text: str | bytes | Iterable[str]) -> LeakReport:
     messages. Unknown text gives ``recognized=False``; a cut report gives ``truncated=True``.
     """
     parser = _Parser()
-    for raw in _decode(text):
-        parser.feed(_strip(raw))
+    lines = _decode(text)
+    cut = isinstance(text, (str, bytes, bytearray, memoryview)) and len(text) > 0 and not (
+        str(text[-1:]) if isinstance(text, str) else bytes(text[-1:]).decode("latin-1")) in ("\n", "\r")
+    for i, raw in enumerate(lines):
+        parser.feed(_strip(raw), partial=cut and i == len(lines) - 1)
     return parser.finish()
 
 

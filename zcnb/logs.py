@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError, LogFormatError
-from .logscan import ISO_LINE, Acc, ScanConfig, bucket_of, parse_iso, scan_messages, scan_range, sniff_format
+from .logchunks import ScanConfig, scan_range, sniff_format
+from .logscan import ISO_LINE, Acc, bucket_of, parse_iso, scan_messages
 from .logsummary import LogSummary, build_summary
 from .redact import Redactor
 

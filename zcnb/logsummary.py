@@ -30,7 +30,7 @@ def _iso(dt: Any) -> str | None:
             return None
     except (TypeError, ValueError):
         pass
-    return dt.isoformat()
+    return str(dt.isoformat())
 
 
 @dataclass(frozen=True, eq=False)

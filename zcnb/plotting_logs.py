@@ -127,7 +127,7 @@ def log_explorer(df: pd.DataFrame, *, rows: int = 25) -> Any:
         out.clear_output()
         with out:
             print(f"{len(sel)} of {len(df)} lines")
-            display(sel.head(rows))
+            display(sel.head(rows))  # type: ignore[no-untyped-call,unused-ignore]
 
     for widget in (skill_w, level_w, time_w):
         widget.observe(refresh, names="value")

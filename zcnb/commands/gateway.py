@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
 import time
 from typing import Any
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, rate_limit=args.rate_limit > 0, rate_limit_max=max(args.rate_limit, 1),
         rate_limit_window_s=args.rate_window)
     traffic = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of this command also stops cleanly
     try:
         gw.start()
         origin = f"from ${args.token_env}" if value else (
@@ -93,5 +95,10 @@ def run(args: argparse.Namespace) -> int:
         if traffic is not None:
             traffic.stop()
         result = gw.stop()
+        signal.signal(signal.SIGTERM, previous)
     print(f"stopped: {'clean exit' if result.clean else result.note}; {len(gw.leak_report_lines())} leak report lines")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -76,7 +76,7 @@ class SimulatedGateway:
         pid_file: str | os.PathLike[str] | None = None, ignore_sigterm: bool = False, seed: int = 0,
         rate_limit: bool = True, rate_limit_max: int = 100, rate_limit_window_s: float = 60.0,
         error_rate: float = 0.05, name: str = "zeptoclaw-gateway", gpa_scope: str = "gpa",
-        extra_env: dict[str, str] | None = None, start_timeout_s: float = 10.0,
+        health_detail: bool = False, extra_env: dict[str, str] | None = None, start_timeout_s: float = 10.0,
     ) -> None:
         _validate(profile=profile, leak=leak, leak_kind=leak_kind, port=port, numbers={
             "leak_bytes": leak_bytes, "leak_rate": leak_rate, "leak_period": leak_period,
@@ -104,6 +104,8 @@ class SimulatedGateway:
             self._opts += ["--leak-kind", leak_kind]
         if ignore_sigterm:
             self._opts.append("--ignore-sigterm")
+        if health_detail:
+            self._opts.append("--health-detail")
         self._holder: list[subprocess.Popen[bytes] | None] = [None]
         self._finalizer = weakref.finalize(self, _reap, self._holder, self._workdir)
 

@@ -150,7 +150,11 @@ class Gateway:
 
     # -- routes ---------------------------------------------------------------------------
     def _route_health(self, conn: socket.socket, req: Request) -> None:
-        json_reply(conn, 200, {"status": "healthy"})
+        body: dict[str, Any] = {"status": "healthy"}
+        if self.opts.health_detail:  # newer gateway versions add these objects
+            body["whatsapp"] = {"connected": False, "state": "disabled"}
+            body["turns"] = {"active": 0, "total": sum(self.skills.values()) + sum(self.tools.values())}
+        json_reply(conn, 200, body)
 
     def _route_metrics(self, conn: socket.socket, req: Request) -> None:
         text = metrics_text(requests_total=self.requests_total, uptime_s=time.monotonic() - self.started,
@@ -265,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-timeout", type=float, default=10.0, help="per-connection read timeout, s")
     p.add_argument("--ignore-sigterm", action="store_true", help="ignore SIGTERM entirely (tests the kill fallback)")
     p.add_argument("--gpa-scope", default="gpa", choices=("gpa", "DebugAllocator"), help="leak report scope (Zig version)")
+    p.add_argument("--health-detail", action="store_true", help="add whatsapp/turns objects to /health (newer versions)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process goes away")
     return p

@@ -19,18 +19,26 @@ from __future__ import annotations
 
 from .backups import BackupInfo, BackupList, list_backups, make_backup, resolve_backup
 from .restore import DEFAULT_UNIT, restore_state, resume_restore
-from .views import (
-    RestoreSummary, VerifyTable, copy_sample_data, health_after, quarantined, resolve_data_dir, sample_data_dir,
-    service_for, summarize_restore, verify_all,
-)
 from .tree import hash_tree, tree_digest
 from .undo import undo_restore
 from .verify import VerifyResult, check_state, verify_backup
+from .views import (
+    RestoreSummary,
+    VerifyTable,
+    copy_sample_data,
+    health_after,
+    quarantined,
+    resolve_data_dir,
+    sample_data_dir,
+    service_for,
+    summarize_restore,
+    verify_all,
+)
 
 __all__ = [
+    "DEFAULT_UNIT",
     "BackupInfo",
     "BackupList",
-    "DEFAULT_UNIT",
     "RestoreSummary",
     "VerifyResult",
     "VerifyTable",

@@ -7,7 +7,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +32,10 @@ def _created(path: Path) -> tuple[datetime, str]:
     if m:
         try:
             # The runbook names backups with `date +%Y%m%d-%H%M%S`: local time.
-            return datetime.strptime(m.group(1), "%Y%m%d-%H%M%S").astimezone(timezone.utc), "name"
+            return datetime.strptime(m.group(1), "%Y%m%d-%H%M%S").astimezone(UTC), "name"
         except ValueError:
             pass
-    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), "mtime"
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC), "mtime"
 
 
 def _human_age(seconds: float) -> str:
@@ -145,7 +145,7 @@ def list_backups(backups_dir: str | os.PathLike[str] | None = None, *, settings:
     base = _backups_dir(backups_dir, settings)
     if not base.is_dir():
         raise StateError(f"backups folder {base} does not exist", hint="pass --backups-dir / backups_dir, or set ZCNB_DATA_DIR", path=str(base))
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     found = []
     for entry in sorted(base.iterdir()):
         # Hidden folders are zcnb's own work in progress; symlinked entries could lead anywhere.
@@ -182,7 +182,7 @@ def resolve_backup(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     if not candidate.is_dir():
         names = ", ".join(b.name for b in list_backups(base)[:5]) if base.is_dir() else "none"
         raise StateError(f"no backup named {text!r} in {base}", hint=f"newest backups: {names or 'none'}; or use 'latest'", path=text)
-    info = _info(candidate, datetime.now(timezone.utc))
+    info = _info(candidate, datetime.now(UTC))
     if info is None:
         raise BackupInvalid(f"{candidate} is not a recognised backup (no state/, no config.json)",
                             hint="pick one from `zcnb backup list`", path=str(candidate))
@@ -216,7 +216,7 @@ def make_backup(state_dir: str | os.PathLike[str] | None = None, *, backups_dir:
     steps += [f"copy {b} -> <backup>/{b.name}" for b in bins]
     steps += [f"write <backup>/commit.txt ({commit or 'unknown'})", "write <backup>/MANIFEST.sha256 (sha256 of every file)"]
     plan = Plan("make-backup", str(src), tuple(steps))
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         return ActionResult("make-backup", str(src), True, "planned", started_at=started, finished_at=started,
                             commands=plan.steps, message=f"dry run: pass confirm={plan.plan_id!r} to create it",
@@ -240,6 +240,6 @@ def make_backup(state_dir: str | os.PathLike[str] | None = None, *, backups_dir:
         # The partial folder is kept (hidden, never listed) so nothing half-written is ever taken for a backup.
         raise StateError(f"backup failed: {exc.strerror or exc} ({exc.filename or ''})",
                          hint=f"free space or fix permissions; the incomplete copy is in {partial}", path=str(partial)) from None
-    return ActionResult("make-backup", str(src), False, "ok", started_at=started, finished_at=datetime.now(timezone.utc),
+    return ActionResult("make-backup", str(src), False, "ok", started_at=started, finished_at=datetime.now(UTC),
                         commands=plan.steps, message=f"backup written to {final}", plan_id=plan.plan_id,
                         details={"backup": str(final), "files": len(_manifest_text(final).splitlines())})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ def read_journal(state_dir: Path) -> dict[str, Any] | None:
 def save_journal(j: dict[str, Any], *, step: str | None = None) -> None:
     if step is not None:
         j["step"] = step
-        j.setdefault("history", []).append([step, datetime.now(timezone.utc).isoformat()])
-    j["updated_at"] = datetime.now(timezone.utc).isoformat()
+        j.setdefault("history", []).append([step, datetime.now(UTC).isoformat()])
+    j["updated_at"] = datetime.now(UTC).isoformat()
     write_json(journal_path(Path(j["state_dir"])), j)
 
 
@@ -71,6 +71,8 @@ def gateway_active(service: Any, unit: str) -> bool | None:
         status = service.status(unit)
     except ZcnbError:
         raise
-    except Exception as exc:  # a backend bug must not turn into a restore over a running gateway
+    except (OSError, RuntimeError, ValueError) as exc:
+        # I/O or parse failures become a StateError; anything else (a backend bug) propagates, and either way
+        # the restore stops before touching a possibly running gateway
         raise StateError(f"could not read the status of {unit}: {exc}", hint="check the service manager, or stop the gateway by hand") from None
     return bool(getattr(status, "active", status))

@@ -84,9 +84,9 @@ class VerifyResult:
     def _repr_html_(self) -> str:
         verdict = "<b style='color:green'>OK</b>" if self.ok else "<b style='color:#b00'>INVALID</b>"
         man = f"{self.manifest} ({self.manifest_checked} checksums matched)" if self.manifest else "none (not required)"
-        rows = [f"<p>Backup <code>{html.escape(str(self.path))}</code> ({self.layout}): {verdict}; "
-                f"{self.file_count} files, {self.size_bytes} bytes, {self.json_checked} JSON files parsed; "
-                f"manifest: {html.escape(man)}</p>"]
+        rows = [(f"<p>Backup <code>{html.escape(str(self.path))}</code> ({self.layout}): {verdict}; "
+                 f"{self.file_count} files, {self.size_bytes} bytes, {self.json_checked} JSON files parsed; "
+                 f"manifest: {html.escape(man)}</p>")]
         for title, items in (("Problems", self.problems), ("Warnings", self.warnings)):
             if items:
                 rows.append(f"<p>{title}:</p><ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
