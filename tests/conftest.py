@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No example database in the working tree (tests must not depend on leftovers); in CI the examples are
+# derandomized so a run is repeatable, locally they explore.
+hypothesis_settings.register_profile("zcnb", database=None)
+hypothesis_settings.register_profile("zcnb-ci", database=None, derandomize=True)
+hypothesis_settings.load_profile("zcnb-ci" if os.environ.get("CI") else "zcnb")
 
 
 def _free_port() -> int:

@@ -19,7 +19,9 @@ SERIES = Path(__file__).parent / "data" / "series"
 
 
 def _labels(fig: Figure) -> list[str]:
-    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = fig.axes[0].get_legend()
+    assert legend is not None
+    return [t.get_text() for t in legend.get_texts()]
 
 
 def test_plot_with_assessment_marks_everything(tmp_path: Path) -> None:
@@ -32,7 +34,7 @@ def test_plot_with_assessment_marks_everything(tmp_path: Path) -> None:
     ax = fig.axes[0]
     assert ax.get_ylabel() == "memory (MiB)" and "sawtooth-rising" in ax.get_title()
     limit_lines = [ln for ln in ax.get_lines() if ln.get_label() == "limit (MemoryMax)"]
-    assert limit_lines[0].get_ydata()[0] == pytest.approx(70.0)
+    assert np.asarray(limit_lines[0].get_ydata())[0] == pytest.approx(70.0)
     rss = next(ln for ln in ax.get_lines() if ln.get_label() == "RSS (psutil)")
     assert 45 < np.nanmin(rss.get_ydata()) and np.nanmax(rss.get_ydata()) < 65  # MiB, not bytes
     path = save_figure(fig, tmp_path / "sub" / "m.png")
@@ -65,7 +67,8 @@ def test_big_series_is_decimated_keeping_extremes() -> None:
                        "rss_bytes": y, "event": ""})
     fig = plot_memory(df)
     line = fig.axes[0].get_lines()[0]
-    assert len(line.get_ydata()) <= 4100 and np.max(line.get_ydata()) == pytest.approx(90.0)
+    ydata = np.asarray(line.get_ydata())
+    assert len(ydata) <= 4100 and np.max(ydata) == pytest.approx(90.0)
 
 
 def test_bad_input_is_a_clear_error() -> None:

@@ -215,7 +215,7 @@ def test_promql_error_body_is_clear_and_not_retried(fake: FakeApi) -> None:
     with pytest.raises(PrometheusError) as info:
         query_range(fake.url, "rate(x[", start=0, end=60, step=15, backoff_s=0.01)
     assert "bad_data" in str(info.value) and "parse error" in str(info.value)
-    assert info.value.error_type == "bad_data"
+    assert info.value.context["error_type"] == "bad_data"
     assert len(fake.requests) == 1
 
 
@@ -349,7 +349,7 @@ def test_real_server_errors(real_prometheus: str) -> None:
     now = time.time()
     with pytest.raises(PrometheusError, match="bad_data") as info:
         query_range(real_prometheus, "rate(process_resident_memory_bytes[", start=now - 60, end=now, step=1)
-    assert info.value.error_type == "bad_data"
+    assert info.value.context["error_type"] == "bad_data"
     # The server's own limit is real, and the default chunking stays under it.
     with pytest.raises(PrometheusError, match="11,000"):
         query_range(real_prometheus, "up", start=now - 20_000, end=now, step=1, max_points_per_series=20_001)

@@ -10,13 +10,13 @@ import pytest
 from zcnb.analysis import assess_leak
 from zcnb.commands.analyze import load_samples
 from zcnb.exceptions import AnalysisError
-from zcnb.widgets import memory_explorer
+from zcnb.widgets import MemoryExplorer, memory_explorer
 
 SERIES = Path(__file__).parent / "data" / "series"
 
 
-def _png(w) -> str:
-    return w.plot.outputs[0]["data"]["image/png"]
+def _png(w: MemoryExplorer) -> str:
+    return str(w.plot.outputs[0]["data"]["image/png"])
 
 
 def test_window_and_source_changes_reassess_and_redraw() -> None:
@@ -50,4 +50,4 @@ def test_too_small_window_shows_an_error_instead_of_raising() -> None:
 
 def test_bad_input() -> None:
     with pytest.raises(AnalysisError):
-        memory_explorer("not a frame")  # type: ignore[arg-type]
+        memory_explorer("not a frame")

@@ -23,6 +23,7 @@ import pandas as pd
 from .exceptions import AnalysisError, ConfigError
 from .fleet_csv import read_fleet_csv, write_fleet_csv
 from .plotting_fleet import plot_fleet
+from .units import format_bytes, format_duration, parse_size
 
 if TYPE_CHECKING:
     from .prometheus import PrometheusAuth
@@ -31,51 +32,9 @@ __all__ = ["AlertRule", "FleetRow", "FleetView", "alert_rule", "fleet_from_prome
            "format_bytes", "parse_size", "plot_fleet", "read_fleet_csv", "write_fleet_csv"]
 
 _VERDICT_ORDER = {"leak": 0, "inconclusive": 1, "no_leak": 2}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)(B?)\s*$", re.IGNORECASE)
 _SELECTOR_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?$|^\{[^{}]*\}$")
 _NO_LIMIT = 1e18  # bytes: "no ceiling" for assess_leak when the fleet has no limit
 _MEMORY_COLUMNS = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes", "uss_bytes")
-
-
-def parse_size(text: str | float) -> float:
-    """Bytes in ``2GiB``, ``512MiB``, ``2G`` (1024-based, as systemd's MemoryMax), ``2GB`` (1000-based) or a number."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        m = _SIZE_RE.match(str(text))
-        if not m:
-            raise ConfigError(f"cannot read size {text!r}", hint="use bytes or a unit: 2GiB, 512MiB, 2G, 2GB")
-        number, prefix, binary, b = m.groups()
-        power = "KMGTP".find(prefix.upper()) + 1 if prefix else 0
-        # systemd reads "2G" as 2 GiB; only an explicit "GB" (no i) is decimal.
-        base = 1000.0 if (b and not binary and prefix) else 1024.0
-        value = float(number) * base ** power
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"size {text!r} must be positive", hint="e.g. --limit 2GiB")
-    return value
-
-
-def format_bytes(value: float | None) -> str:
-    """``1.5 GiB`` style text ("-" for None/NaN)."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    sign = "-" if value < 0 else ""
-    v = abs(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if v < 1024 or unit == "TiB":
-            return f"{sign}{v:.0f} {unit}" if unit == "B" else f"{sign}{v:.1f} {unit}"
-        v /= 1024
-    return f"{value} B"  # pragma: no cover - loop always returns
-
-
-def _format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 @dataclass(frozen=True)
@@ -148,7 +107,7 @@ class FleetRow:
 
     def _repr_markdown_(self) -> str:
         text = (f"**{self.instance}**: {self.verdict} ({self.pattern}, {self.severity}), "
-                f"{format_bytes(self.growth_bytes_per_hour)}/h, limit in {_format_duration(self.time_to_limit_s)}")
+                f"{format_bytes(self.growth_bytes_per_hour)}/h, limit in {format_duration(self.time_to_limit_s)}")
         return text + (f" -- {self.error}" if self.error else "")
 
 
@@ -219,7 +178,7 @@ class FleetView:
             cells = [str(i), esc(r.instance),
                      f'<b style="color:{colors.get(r.verdict, "#000")}">{esc(r.verdict)}</b>',
                      esc(r.pattern), esc(r.severity), format_bytes(r.growth_bytes_per_hour),
-                     _format_duration(r.time_to_limit_s), format_bytes(r.last_bytes), str(r.n_samples)]
+                     format_duration(r.time_to_limit_s), format_bytes(r.last_bytes), str(r.n_samples)]
             if self.rule_evaluated:
                 cells.append("yes" if r.rule_flagged else "no")
             title = f' title="{esc(r.error)}"' if r.error else ""

@@ -96,7 +96,10 @@ def plot_memory(df: pd.DataFrame, assessment: LeakAssessment | None = None, *,
         fig = Figure(figsize=(10, 4.5), layout="constrained")
         ax = fig.add_subplot()
     else:
-        fig = ax.figure  # type: ignore[assignment]
+        root = ax.get_figure(root=True)  # the top Figure even when ax sits in a SubFigure
+        if root is None:
+            raise AnalysisError("the axes passed as ax belong to no figure", hint="create it with fig.add_subplot()")
+        fig = root
     ts = pd.to_datetime(df["timestamp"], utc=True)
     times = ts.dt.tz_convert(None).to_numpy()  # naive UTC: matplotlib's date axis, labelled UTC below
     for col in sources:

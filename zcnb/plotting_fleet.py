@@ -19,7 +19,7 @@ def plot_fleet(view: FleetView, *, max_panels: int = 24, ncols: int = 4, max_poi
     """Small multiples of each instance's memory, in ranked order (leaking first, red)."""
     from matplotlib.figure import Figure
 
-    from .fleet import format_bytes
+    from .units import format_bytes
 
     if view.data is None:
         raise ConfigError("this FleetView holds no data to plot", hint="build it with fleet_view(..., keep_data=True)")

@@ -159,6 +159,8 @@ def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
         notes.append(f"{int(naive.sum())} timestamp(s) without a UTC offset were taken as UTC")
     out["timestamp"] = ts.astype("datetime64[ns, UTC]")
     pid = pd.to_numeric(df.get("pid", pd.Series("", index=df.index)).replace("", np.nan), errors="coerce")
+    # A pid is a positive integer that fits in 32 bits; anything else (inf, -3, 1e300) is "not known".
+    pid = pid.where((pid > 0) & (pid < 2**31) & np.isfinite(pid))
     out["pid"] = pid.round().astype("Int64") if pid.notna().any() else pd.array([pd.NA] * len(df), dtype="Int64")
     out["source"] = df.get("source", pd.Series("", index=df.index)).fillna("").astype(str)
     for col in FLOAT_COLUMNS:

@@ -20,7 +20,7 @@ __all__ = ["MemoryExplorer", "memory_explorer"]
 _MAX_STOPS = 300  # slider positions: enough resolution, cheap to sync to the browser
 
 
-class MemoryExplorer(widgets.VBox):  # type: ignore[misc]
+class MemoryExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no stubs: VBox is Any
     """Range slider over time + source dropdown; each change re-runs assess_leak on the window."""
 
     def __init__(self, df: pd.DataFrame, assessment: LeakAssessment | None = None, *,

@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..files import write_json, write_private
-    from ..fleet import fleet_from_prometheus, format_bytes, parse_size, plot_fleet
+    from ..fleet import fleet_from_prometheus, plot_fleet
     from ..prometheus import PrometheusAuth
+    from ..units import format_bytes, format_duration, parse_size
 
     start, end = _range(args)
     limit = parse_size(args.limit) if args.limit else None
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     shown = table[cols].copy()
     for c in ("growth_bytes_per_hour", "last_bytes"):
         shown[c] = [format_bytes(v) for v in shown[c]]
-    shown["time_to_limit_s"] = [("-" if pd.isna(v) else f"{v / 3600:.1f} h") for v in shown["time_to_limit_s"]]
+    shown["time_to_limit_s"] = [format_duration(None if pd.isna(v) else float(v)) for v in shown["time_to_limit_s"]]
     shown = shown.rename(columns={"growth_bytes_per_hour": "growth/h", "time_to_limit_s": "to limit",
                                   "last_bytes": "last", "restart_rank": "restart#"})
     print(shown.to_string(index=False))

@@ -139,6 +139,12 @@ def _backups_dir(backups_dir: str | os.PathLike[str] | None, settings: Settings 
     return (settings or load_settings()).backups_dir
 
 
+def _state_dir(state_dir: str | os.PathLike[str] | None, settings: Settings | None) -> Path:
+    """``state_dir`` made absolute, else the configured one (settings are loaded only when needed)."""
+    path = Path(state_dir).expanduser() if state_dir is not None else (settings or load_settings()).state_dir
+    return Path(os.path.abspath(path))
+
+
 def list_backups(backups_dir: str | os.PathLike[str] | None = None, *, settings: Settings | None = None,
                  now: datetime | None = None) -> BackupList:
     """All backups under ``backups_dir`` (default: the settings' ``backups`` folder), newest first."""
@@ -199,9 +205,10 @@ def make_backup(state_dir: str | os.PathLike[str] | None = None, *, backups_dir:
                 settings: Settings | None = None, execute: bool = False, confirm: str | None = None,
                 now: datetime | None = None) -> ActionResult:
     """Create ``backups/<YYYYmmdd-HHMMSS>/{state/,<binaries>,commit.txt,MANIFEST.sha256}`` (dry run by default)."""
-    s = settings or (load_settings() if state_dir is None or backups_dir is None else None)
-    src = Path(state_dir).expanduser() if state_dir is not None else s.state_dir  # type: ignore[union-attr]
-    base = Path(backups_dir).expanduser() if backups_dir is not None else s.backups_dir  # type: ignore[union-attr]
+    if settings is None and (state_dir is None or backups_dir is None):
+        settings = load_settings()  # once, for whichever folder was not given
+    src = Path(state_dir).expanduser() if state_dir is not None else _state_dir(None, settings)
+    base = _backups_dir(backups_dir, settings)
     if not src.is_dir():
         raise StateError(f"state folder {src} does not exist", hint="pass the live state dir (--state-dir)", path=str(src))
     bins = [Path(b).expanduser() for b in binaries]

@@ -20,7 +20,7 @@ from ..actions import ActionResult, Plan, require_confirmation
 from ..config import Settings, load_settings
 from ..exceptions import BackupInvalid, StateError, UnsafePath
 from ..files import ensure_private_dir, write_json
-from .backups import BackupInfo, resolve_backup
+from .backups import BackupInfo, _backups_dir, _state_dir, resolve_backup
 from .journal import JOURNAL_VERSION, gateway_active, journal_path, phase, read_journal, save_journal
 from .tree import CopyFile, copy_tree, exchange_paths, fsync_dir, hash_tree, same_filesystem, symlink_problems
 from .verify import verify_backup
@@ -59,10 +59,6 @@ def _quarantine_for(base: Path, stamp: str) -> Path:
     return q
 
 
-def _settings(settings: Settings | None, *values: object) -> Settings | None:
-    return settings or (load_settings() if any(v is None for v in values) else None)
-
-
 def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
                   state_dir: str | os.PathLike[str] | None = None, backups_dir: str | os.PathLike[str] | None = None,
                   quarantine_dir: str | os.PathLike[str] | None = None, service: Any = None, unit: str = DEFAULT_UNIT,
@@ -75,9 +71,10 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     reports ``unit`` active, unless ``stop_gateway=True`` (then it stops it, and starts it again after).
     The previous state goes to ``quarantine_dir`` (default ``<backups_dir>/corrupt-<YYYYmmdd-HHMMSS>``)/state.
     """
-    s = _settings(settings, state_dir, backups_dir)
-    state = Path(os.path.abspath(Path(state_dir).expanduser() if state_dir is not None else s.state_dir))  # type: ignore[union-attr]
-    base = Path(backups_dir).expanduser() if backups_dir is not None else s.backups_dir  # type: ignore[union-attr]
+    if settings is None and (state_dir is None or backups_dir is None):
+        settings = load_settings()  # once, for whichever folder was not given
+    state = _state_dir(state_dir, settings)
+    base = _backups_dir(backups_dir, settings)
     info = resolve_backup(backup, backups_dir=base)
     check_state_dir(state)
     j_old = read_journal(state)
@@ -148,8 +145,7 @@ def resume_restore(*, state_dir: str | os.PathLike[str] | None = None, service: 
                    confirm: str | None = None, settings: Settings | None = None, copy_file: CopyFile | None = None,
                    on_step: StepHook | None = None) -> ActionResult:
     """Finish a restore that was interrupted (crash, kill, full disk) from where the filesystem stands."""
-    s = _settings(settings, state_dir)
-    state = Path(os.path.abspath(Path(state_dir).expanduser() if state_dir is not None else s.state_dir))  # type: ignore[union-attr]
+    state = _state_dir(state_dir, settings)
     j = read_journal(state)
     if not j or j.get("status") != "in_progress":
         raise StateError(f"no unfinished restore recorded for {state}",

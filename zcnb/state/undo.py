@@ -12,8 +12,9 @@ from ..actions import ActionResult, Plan, require_confirmation
 from ..config import Settings
 from ..exceptions import StateError
 from ..files import ensure_private_dir, write_json
+from .backups import _state_dir
 from .journal import JOURNAL_VERSION, gateway_active, phase, read_journal, save_journal
-from .restore import DEFAULT_UNIT, StepHook, _settings, check_state_dir
+from .restore import DEFAULT_UNIT, StepHook, check_state_dir
 from .tree import exchange_paths, fsync_dir, hash_tree, tree_digest
 
 __all__ = ["undo_restore"]
@@ -32,8 +33,7 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
     Whatever is live is kept in ``<quarantine's parent>/corrupt-<YYYYmmdd-HHMMSS>-undo/state``.
     An interrupted restore is reverted too: before its swap only the staging copy is dropped.
     """
-    s = _settings(settings, state_dir)
-    state = Path(os.path.abspath(Path(state_dir).expanduser() if state_dir is not None else s.state_dir))  # type: ignore[union-attr]
+    state = _state_dir(state_dir, settings)
     j = read_journal(state)
     if quarantine_dir is not None:
         q = Path(os.path.abspath(Path(quarantine_dir).expanduser()))
