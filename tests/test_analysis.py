@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -15,13 +17,20 @@ import pytest
 from zcnb.analysis import LeakThresholds, assess_leak, baseline
 from zcnb.analysis._stats import pooled_theil_sen
 from zcnb.cli import main
-from zcnb.commands.analyze import load_samples, parse_size
-from zcnb.exceptions import AnalysisError, ConfigError
+from zcnb.commands.analyze import load_samples
+from zcnb.exceptions import AnalysisError
 
 MIB = 1024.0 * 1024.0
 SERIES = Path(__file__).parent / "data" / "series"
+T = TypeVar("T")
 COLS = ["timestamp", "pid", "source", "rss_bytes", "vms_bytes", "uss_bytes", "pss_bytes", "cgroup_bytes",
         "metrics_rss_bytes", "metrics_vms_bytes", "event", "note"]
+
+
+def known(value: T | None) -> T:
+    """The value, asserting the assessment filled it in."""
+    assert value is not None
+    return value
 
 
 def frame(t: np.ndarray, y: np.ndarray, *, pid: np.ndarray | None = None, events: list[str] | None = None,
@@ -59,11 +68,11 @@ def test_recorded_series_verdict_and_pattern(name: str, verdict: str, pattern: s
 
 def test_recorded_leak_rates_match_generation() -> None:
     lin = assess_leak(load_samples(SERIES / "linear.csv"), available_bytes=1024**3)
-    lo, hi = lin.growth_interval
+    lo, hi = known(lin.growth_interval)
     assert lo <= 15 * MIB <= hi  # generated at 15 MiB/h
     saw = assess_leak(load_samples(SERIES / "sawtooth_rising.csv"), available_bytes=1024**3)
     assert len(saw.segments) == 2 and len(saw.restarts) == 1
-    assert 10 * MIB < saw.growth_bytes_per_hour < 14 * MIB  # 12 MiB/h baseline, not the 6 MiB GC peaks
+    assert 10 * MIB < known(saw.growth_bytes_per_hour) < 14 * MIB  # 12 MiB/h baseline, not the 6 MiB GC peaks
 
 
 def test_restarts_are_segments_fitted_together() -> None:
@@ -78,7 +87,7 @@ def test_restarts_are_segments_fitted_together() -> None:
         assert s.growth_bytes_per_hour == pytest.approx(40 * MIB, rel=0.05)
         assert s.fit_end_bytes > s.fit_start_bytes
     # one fit through everything sees sawtooth-like resets and badly underestimates the rate
-    assert pooled_theil_sen(t, y, np.zeros(len(t), dtype=np.int64)).slope * 3600 < 0.5 * 40 * MIB
+    assert known(pooled_theil_sen(t, y, np.zeros(len(t), dtype=np.int64))).slope * 3600 < 0.5 * 40 * MIB
     # a pid change alone (no restart event) also starts a segment
     b = assess_leak(frame(t, y, pid=1000 + seg), limit_bytes=4 * 1024**3)
     assert len(b.segments) == 4 and b.growth_bytes_per_hour == pytest.approx(a.growth_bytes_per_hour)
@@ -93,7 +102,7 @@ def test_time_to_limit_math_on_exact_line() -> None:
     assert a.limit_source == "MemoryMax" and a.limit_bytes == 200 * MIB
     end = 100 * MIB + 10 * MIB * t[-1] / 3600
     assert a.time_to_limit_s == pytest.approx((200 * MIB - end) / (10 * MIB) * 3600, rel=1e-6)
-    lo, hi = a.time_to_limit_interval
+    lo, hi = known(a.time_to_limit_interval)
     assert lo == pytest.approx(a.time_to_limit_s, rel=1e-6) and hi == pytest.approx(a.time_to_limit_s, rel=1e-6)
     # restarts keep memory under 0.8 * 200 MiB starting from 100 MiB: 60 MiB at 10 MiB/h = 6 h
     assert a.recommended_restart_interval_s == pytest.approx(6 * 3600, rel=1e-6)
@@ -104,13 +113,14 @@ def test_time_to_limit_band_comes_from_growth_interval() -> None:
     t = np.arange(0, 3600, 5.0)
     y = 200 * MIB + 50 * MIB * t / 3600 + np.random.default_rng(5).normal(0, 2 * MIB, len(t))
     a = assess_leak(frame(t, y), limit_bytes=2 * 1024**3)
-    lo_rate, hi_rate = a.growth_interval
-    soonest, latest = a.time_to_limit_interval
-    assert lo_rate < a.growth_bytes_per_hour < hi_rate
-    assert soonest < a.time_to_limit_s < latest
-    headroom = a.limit_bytes - a.current_bytes
+    lo_rate, hi_rate = known(a.growth_interval)
+    soonest, latest = known(a.time_to_limit_interval)
+    ttl = known(a.time_to_limit_s)
+    assert lo_rate < known(a.growth_bytes_per_hour) < hi_rate
+    assert soonest < ttl < known(latest)
+    headroom = known(a.limit_bytes) - known(a.current_bytes)
     assert soonest == pytest.approx(headroom / hi_rate * 3600) and latest == pytest.approx(headroom / lo_rate * 3600)
-    assert a.recommended_restart_interval_s < a.time_to_limit_s
+    assert known(a.recommended_restart_interval_s) < ttl
 
 
 def test_onset_by_change_point() -> None:
@@ -132,15 +142,64 @@ def test_catastrophic_fast_leak_says_roll_back() -> None:
     y = 50 * MIB + 1 * MIB * t + np.random.default_rng(1).normal(0, 0.2 * MIB, len(t))
     a = assess_leak(frame(t, y), available_bytes=4 * 1024**3)
     assert a.verdict == "leak" and a.severity == "catastrophic"
-    assert "roll back" in a.advice and a.limit_source.startswith("current + available")
-    assert a.limit_bytes == pytest.approx(a.current_bytes + 4 * 1024**3)
+    assert "roll back" in a.advice and known(a.limit_source).startswith("current + available")
+    assert a.limit_bytes == pytest.approx(known(a.current_bytes) + 4 * 1024**3)
+
+
+def test_no_limit_known_projects_nothing_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """host_limit=False: no time to limit, no restart interval, and the text says no limit is known.
+
+    psutil.virtual_memory is replaced by a function that fails, to prove this host's memory is never read.
+    """
+    import psutil
+
+    def no_host(*_: object) -> object:
+        raise AssertionError("host memory must not be read when host_limit=False")
+
+    monkeypatch.setattr(psutil, "virtual_memory", no_host)
+    t = np.arange(0, 7200, 10.0)
+    y = 100 * MIB + 10 * MIB * t / 3600  # doubles (from ~120 MiB) in ~12 h
+    th = LeakThresholds(catastrophic_s=3600.0, high_s=86400.0, moderate_s=7 * 86400.0,
+                        min_growth_bytes_per_hour=0.1 * MIB)  # pinned: thresholds may be retuned
+    a = assess_leak(frame(t, y), host_limit=False, thresholds=th)
+    assert a.verdict == "leak" and a.growth_bytes_per_hour == pytest.approx(10 * MIB, rel=1e-6)
+    assert a.limit_bytes is None and a.limit_source is None
+    assert a.time_to_limit_s is None and a.time_to_limit_interval is None and a.recommended_restart_interval_s is None
+    assert a.severity == "high"  # doubling in ~12 h, under high_s: not "none", not "low" as a 1e18 ceiling gave
+    assert "no memory limit is known" in a.advice and "--limit" in a.advice and "12.0 h" in a.advice
+    slow = assess_leak(frame(t, 100 * MIB + 0.5 * MIB * t / 3600), host_limit=False, thresholds=th)
+    assert slow.verdict == "leak" and slow.severity == "low"  # doubling in ~8 d, over moderate_s
+    assert any(n.startswith("no memory limit known") for n in a.notes)
+    rows = dict(a.rows())
+    assert rows["limit"] == "none known" and rows["time to limit"] == "not projected (no limit known)"
+    d = json.loads(json.dumps(a.to_dict(), allow_nan=False))
+    assert d["limit_bytes"] is None and d["time_to_limit_s"] is None and "none known" in a._repr_html_()
+    # A fast leak is still catastrophic on doubling time alone.
+    fast = assess_leak(frame(np.arange(0, 120, 1.0), 50 * MIB + MIB * np.arange(0, 120, 1.0)), host_limit=False)
+    assert fast.severity == "catastrophic" and fast.time_to_limit_s is None
+    # No leak: nothing to project either, and the limit still reads "none known".
+    flat = assess_leak(frame(t, np.full(len(t), 100 * MIB)), host_limit=False)
+    assert flat.verdict == "no_leak" and flat.limit_bytes is None and dict(flat.rows())["limit"] == "none known"
+
+
+def test_no_host_limit_still_uses_a_given_limit_or_available_memory() -> None:
+    t = np.arange(0, 7200, 10.0)
+    y = 100 * MIB + 10 * MIB * t / 3600
+    given = assess_leak(frame(t, y), limit_bytes=200 * MIB, host_limit=False)
+    assert given.limit_bytes == 200 * MIB and given.time_to_limit_s == pytest.approx(8 * 3600, rel=1e-3)
+    avail = assess_leak(frame(t, y), available_bytes=80 * MIB, host_limit=False)
+    assert avail.limit_bytes == pytest.approx(known(avail.current_bytes) + 80 * MIB)
+    assert known(avail.time_to_limit_s) == pytest.approx(8 * 3600, rel=1e-3)
+    # The default (host_limit=True) falls back to this host's memory, and says so.
+    host = assess_leak(frame(t, y))
+    assert "this host" in known(host.limit_source) and host.time_to_limit_s is not None
 
 
 def test_small_but_significant_growth_is_not_a_leak() -> None:
     t = np.arange(0, 6 * 3600, 10.0)
     y = 500 * MIB + 0.2 * MIB * t / 3600 + np.random.default_rng(2).normal(0, 0.01 * MIB, len(t))
     a = assess_leak(frame(t, y), available_bytes=1024**3)
-    assert a.p_value < 0.05 and a.verdict == "no_leak"
+    assert known(a.p_value) < 0.05 and a.verdict == "no_leak"
     assert any("below the practical threshold" in n for n in a.notes)
     strict = assess_leak(frame(t, y), available_bytes=1024**3,
                          thresholds=LeakThresholds(min_growth_bytes_per_hour=0.1 * MIB))
@@ -173,7 +232,7 @@ def test_twenty_samples_suffice_when_they_span_a_minute() -> None:
     (lambda: frame(np.arange(30.0), np.ones(30)).assign(timestamp="not a time"), "not times"),
     (lambda: [1, 2, 3], "DataFrame"),
 ])
-def test_bad_input_raises_analysis_error(make, match: str) -> None:
+def test_bad_input_raises_analysis_error(make: Callable[[], Any], match: str) -> None:
     with pytest.raises(AnalysisError, match=match) as info:
         assess_leak(make())
     assert info.value.hint  # says what to do
@@ -204,7 +263,7 @@ def test_pooled_theil_sen_matches_scipy_on_one_segment() -> None:
     t = np.sort(rng.uniform(0, 1000, 300))
     y = 3.0 * t + rng.normal(0, 50, 300)
     y[::7] = y[::7].round(-2)  # ties in y
-    ours = pooled_theil_sen(t, y, np.zeros(300, dtype=np.int64))
+    ours = known(pooled_theil_sen(t, y, np.zeros(300, dtype=np.int64)))
     ref = theilslopes(y, t, 0.95)
     assert ours.slope == pytest.approx(ref.slope)
     assert (ours.low, ours.high) == pytest.approx((ref.low_slope, ref.high_slope))
@@ -237,18 +296,6 @@ def test_week_at_one_hz_runs() -> None:
     a = assess_leak(frame(t, y), limit_bytes=4 * 1024**3)
     assert a.verdict == "leak" and a.pattern == "sawtooth-rising" and a.n_samples == n
     assert a.growth_bytes_per_hour == pytest.approx(2 * MIB, rel=0.02)
-
-
-@pytest.mark.parametrize(("text", "value"), [("2GiB", 2 * 1024**3), ("512 MiB", 512 * 1024**2),
-                                             ("1.5GB", 1_500_000_000), ("1048576", 1048576)])
-def test_parse_size(text: str, value: int) -> None:
-    assert parse_size(text) == value
-
-
-def test_parse_size_rejects_garbage() -> None:
-    for bad in ("lots", "2 parsecs", "0", "-1GiB"):
-        with pytest.raises(ConfigError):
-            parse_size(bad)
 
 
 @pytest.mark.parametrize(("name", "code"), [("linear", 1), ("flat", 0)])

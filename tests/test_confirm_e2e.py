@@ -123,7 +123,7 @@ def _sample_in_thread(run: Run) -> None:
 
 def _run_subprocess(run: Run, argv: list[str]) -> None:
     try:
-        proc = subprocess.run(argv, env=_env(run.gw), cwd=run.csv.parent, capture_output=True, text=True,
+        proc = subprocess.run(argv, env=_env(run.gw), cwd=run.gw.log_path.parent, capture_output=True, text=True,
                               timeout=DURATION_S + 240)
         run.stdout, run.stderr, run.returncode = proc.stdout, proc.stderr, proc.returncode
     except BaseException as exc:
@@ -135,7 +135,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Start every gateway at once, sample all of them for 120 s concurrently, then stop everything."""
     from zcnb.demo import SimulatedGateway, TrafficGenerator
 
-    root = tmp_path_factory.mktemp("confirm_e2e")
+    keep = os.environ.get("ZCNB_E2E_KEEP")  # debugging: keep the CSVs/notebooks in this (new) folder
+    root = Path(keep) if keep else tmp_path_factory.mktemp("confirm_e2e")
+    if keep:
+        root.mkdir(parents=True)
     gateways: dict[str, Any] = {}
     generators: list[Any] = []
     try:

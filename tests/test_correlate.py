@@ -124,3 +124,21 @@ def test_samples_of_another_process_are_refused() -> None:
     c = explain_growth(samples, summary)
     assert c.evidence == "none" and "not the same process" in c.statement and c.top is None
     assert explain_growth(None, summary).statement.startswith("no correlation computed: no memory samples")
+
+
+def test_bundled_journal_with_its_own_samples(tmp_path: Path) -> None:
+    """The bundled journal.jsonl and the samples recorded in the same run (zcnb.sampling) find the unauth leak."""
+    import shutil
+
+    from zcnb import diagnose
+    from zcnb.incident import bundled_sample_dir, open_incident
+
+    inc = open_incident(tmp_path / "inc")
+    shutil.copy(bundled_sample_dir() / "journal.jsonl", inc.path("journal"))
+    shutil.copy(Path(__file__).parent / "data" / "logs" / "sample_incident_samples.csv", inc.path("samples"))
+    entries = diagnose.load_entries(inc, unit="zeptoclaw-gateway.service")
+    summary = diagnose.summarize(inc, entries, unit="zeptoclaw-gateway.service", bucket="1min")
+    c = diagnose.correlation(inc, summary, diagnose.load_samples(inc))
+    assert c.top == "unauth" and c.table.iloc[0]["low"] <= 64 * 1024 <= c.table.iloc[0]["high"]
+    assert inc.read_json("correlation")["top"] == "unauth"
+    assert inc.read_json("log_summary")["skills"][0]["skill"] == "git-workflow"

@@ -384,7 +384,7 @@ def test_no_process_left_behind(how: str, tmp_path: Path) -> None:
                               text=True)
     try:
         child = int(parent.stdout.readline())  # type: ignore[union-attr]
-        assert psutil.pid_exists(child)
+        # (with "raise" the controller's finalizer may already have stopped the child by now)
         if how == "sigkill":  # no finalizer can run: the child notices its parent is gone
             parent.kill()
         parent.wait(20)
@@ -421,7 +421,7 @@ def test_cli_gateway_stops_cleanly_on_ctrl_c_or_term(sig: int, tmp_path: Path) -
         url = re.search(r"http://127\.0\.0\.1:\d+", first).group(0)  # type: ignore[union-attr]
         httpx.get(url + "/health")  # one token-less probe: one leaked allocation
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=90)  # generous: the machine may be busy
     finally:
         proc.kill()
         proc.wait()

@@ -30,8 +30,6 @@ from zcnb.fleet import (
     FleetView,
     alert_rule,
     fleet_view,
-    format_bytes,
-    parse_size,
     plot_fleet,
     read_fleet_csv,
     write_fleet_csv,
@@ -55,24 +53,7 @@ def recorded() -> tuple[pd.DataFrame, dict[str, str]]:
     return df, expected
 
 
-# --- sizes, rule --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text,value", [("2GiB", 2 * GIB), ("2G", 2 * GIB), ("2GB", 2e9), ("512MiB", 512 * 2**20),
-                                        ("1.5K", 1536), ("4096", 4096), (1e6, 1e6)])
-def test_parse_size(text: Any, value: float) -> None:
-    assert parse_size(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "2XB", "-1G", "0", "G"])
-def test_parse_size_rejects(text: str) -> None:
-    with pytest.raises(ConfigError):
-        parse_size(text)
-
-
-def test_format_bytes() -> None:
-    assert format_bytes(1536) == "1.5 KiB" and format_bytes(None) == "-" and format_bytes(float("nan")) == "-"
-    assert format_bytes(-3 * GIB) == "-3.0 GiB"
-
+# --- rule -----------------------------------------------------------------------------------------
 
 def test_alert_rule_selector_and_expression() -> None:
     r = alert_rule('process_resident_memory_bytes{job="zeptoclaw-gateway"}', limit_bytes=2 * GIB)

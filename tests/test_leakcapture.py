@@ -49,13 +49,13 @@ def _sites(report):  # function -> bytes
 
 
 def test_asan_and_lsan_exit_codes_and_exact_leaks(cbin: dict[str, Path]) -> None:
-    a = subprocess.run([str(cbin["asan"])], capture_output=True, text=True, timeout=60)
+    a = subprocess.run([str(cbin["asan"])], check=False, capture_output=True, text=True, timeout=60)
     assert a.returncode == 1
     ra = parse_leak_report(a.stderr)
     assert ra.tools == ("asan",) and [(x.kind, x.bytes, x.blocks) for x in ra.records] == [
         ("direct", 300, 3), ("direct", 16, 1), ("indirect", 32, 1)]
     assert _sites(ra) == {"make_buffer": 300, "make_node": 48}
-    lsan = subprocess.run([str(cbin["lsan"])], capture_output=True, text=True, timeout=60)
+    lsan = subprocess.run([str(cbin["lsan"])], check=False, capture_output=True, text=True, timeout=60)
     assert lsan.returncode == 23 and lsan.stdout.strip() == "done"  # flushed before the leak check
     rl = parse_leak_report(lsan.stderr)
     assert rl.tools == ("lsan",) and rl.leaked_bytes == 348
@@ -133,9 +133,9 @@ def zig_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subproces
     exe = out / "gateway"
     subprocess.run([sys.executable, "-m", "ziglang", "build-exe", str(SRC / "gateway" / "main.zig"),
                     f"-femit-bin={exe}"], check=True, env=env, cwd=out, timeout=300, capture_output=True)
-    runs = {"gateway": subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)}
+    runs = {"gateway": subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=60)}
     runs["test"] = subprocess.run([sys.executable, "-m", "ziglang", "test", str(SRC / "leak_test.zig")],
-                                  capture_output=True, text=True, env=env, cwd=out, timeout=300)
+                                  check=False, capture_output=True, text=True, env=env, cwd=out, timeout=300)
     return runs
 
 
@@ -288,7 +288,7 @@ def test_capture_with_simulated_gateway_class(tmp_path: Path) -> None:
                 assert b"401" in s.recv(4096)
         old_pid = gw.pid
         assert old_pid is not None
-        kw = dict(pid=old_pid, port=gw.port, log_source=gw.log_path, restart=gw.start, timeout_s=20.0)
+        kw = {"pid": old_pid, "port": gw.port, "log_source": gw.log_path, "restart": gw.start, "timeout_s": 20.0}
         plan = capture_leak_report(**kw).plan  # type: ignore[arg-type]
         res = capture_leak_report(**kw, execute=True, confirm=plan.plan_id)  # type: ignore[arg-type]
         assert res.action.outcome == "ok", res.action.message

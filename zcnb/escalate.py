@@ -13,6 +13,7 @@ from typing import Any
 
 from .exceptions import DataError
 from .service.rollback import backup_binaries, plan_rollback, rollback, rollback_demo_tree
+from .units import format_duration
 
 __all__ = ["EscalationDecision", "RestartSchedule", "RollbackSite", "backup_binaries", "decide", "decision_for_incident",
            "plan_rollback", "restart_schedule", "rollback", "rollback_demo_tree", "rollback_manager", "rollback_site"]
@@ -27,14 +28,6 @@ RUNBOOK_RULES = {
 }
 _MIN_INTERVAL_S = 300.0
 _MAX_INTERVAL_S = 90 * 86400.0  # the runbook's "quarterly maintenance": no point scheduling rarer restarts
-
-
-def _fmt(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.0f} min"
 
 
 def _friendly_interval(seconds: float) -> float:
@@ -78,7 +71,7 @@ class RestartSchedule:
 
     def _repr_markdown_(self) -> str:
         stem = self.unit.removesuffix(".service")
-        return (f"**Restart `{self.unit}` every {_fmt(self.interval_s)}** ({self.basis}). Shown, not installed.\n\n"
+        return (f"**Restart `{self.unit}` every {format_duration(self.interval_s)}** ({self.basis}). Shown, not installed.\n\n"
                 f"`~/.config/systemd/user/{stem}-restart.service`\n```ini\n{self.systemd_service}```\n"
                 f"`~/.config/systemd/user/{stem}-restart.timer`\n```ini\n{self.systemd_timer}```\n"
                 f"Then: `systemctl --user daemon-reload && systemctl --user enable --now {stem}-restart.timer`\n\n"
@@ -92,15 +85,15 @@ def restart_schedule(interval_s: float, *, unit: str = "zeptoclaw-gateway.servic
                         hint="derive it from a leak assessment (recommended_restart_interval_s)")
     iv = _friendly_interval(interval_s)
     if interval_s > _MAX_INTERVAL_S:
-        basis = (basis or f"interval {_fmt(interval_s)}") + "; capped at 90 d (quarterly maintenance, as the runbook says)"
+        basis = (basis or f"interval {format_duration(interval_s)}") + "; capped at 90 d (quarterly maintenance, as the runbook says)"
     stem = unit.removesuffix(".service")
     service = (f"[Unit]\nDescription=Scheduled restart of {unit} (memory-leak mitigation, from zcnb)\n\n"
                f"[Service]\nType=oneshot\nExecStart=/usr/bin/systemctl --user restart {unit}\n")
-    timer = (f"[Unit]\nDescription=Restart {unit} every {_fmt(iv)}\n\n"
+    timer = (f"[Unit]\nDescription=Restart {unit} every {format_duration(iv)}\n\n"
              f"[Timer]\nOnActiveSec={int(iv)}s\nOnUnitActiveSec={int(iv)}s\nAccuracySec=1min\nUnit={stem}-restart.service\n\n"
              "[Install]\nWantedBy=timers.target\n")
     cron, note = _cron_line(iv, unit)
-    return RestartSchedule(unit, iv, service, timer, cron, note, basis or f"interval {_fmt(interval_s)}")
+    return RestartSchedule(unit, iv, service, timer, cron, note, basis or f"interval {format_duration(interval_s)}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +123,7 @@ class EscalationDecision:
 
     def _repr_markdown_(self) -> str:
         growth = "-" if self.growth_bytes_per_hour is None else f"{self.growth_bytes_per_hour / 1024**2:+.2f} MiB/h"
-        ttl = "-" if self.time_to_limit_s is None else _fmt(self.time_to_limit_s)
+        ttl = "-" if self.time_to_limit_s is None else format_duration(self.time_to_limit_s)
         lines = [f"### Escalation: **{self.action.replace('_', ' ')}**", "", self.headline, "",
                  "| verdict | severity | growth | time to limit | persisted after restart / restore |",
                  "|---|---|---|---|---|",
@@ -151,9 +144,11 @@ def _yn(v: bool | None) -> str:
 
 def _num(d: Mapping[str, Any], key: str) -> float | None:
     v = d.get(key)
+    if not isinstance(v, (int, float, str)):  # None, lists, dicts: not a number
+        return None
     try:
-        f = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        f = float(v)
+    except ValueError:
         return None
     return f if math.isfinite(f) else None
 
@@ -181,7 +176,7 @@ def decide(assessment: Any, *, persisted_after_restart: bool | None = None,
     pr, ps = persisted_after_restart, persisted_after_restore
     common: dict[str, Any] = {"verdict": verdict, "severity": severity, "growth_bytes_per_hour": growth,
                               "time_to_limit_s": ttl, "persisted_after_restart": pr, "persisted_after_restore": ps}
-    reasons = [f"verdict {verdict}, severity {severity}" + (f", time to limit {_fmt(ttl)}" if ttl else "")]
+    reasons = [f"verdict {verdict}, severity {severity}" + (f", time to limit {format_duration(ttl)}" if ttl else "")]
     if verdict == "inconclusive":
         needed = a.get("needed") or {}
         return EscalationDecision("gather_more_data", "Not enough data to decide: sample longer before escalating.",

@@ -33,7 +33,6 @@ __all__ = ["AlertRule", "FleetRow", "FleetView", "alert_rule", "fleet_from_prome
 
 _VERDICT_ORDER = {"leak": 0, "inconclusive": 1, "no_leak": 2}
 _SELECTOR_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?$|^\{[^{}]*\}$")
-_NO_LIMIT = 1e18  # bytes: "no ceiling" for assess_leak when the fleet has no limit
 _MEMORY_COLUMNS = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes", "uss_bytes")
 
 
@@ -220,20 +219,15 @@ def _row(instance: str, sub: pd.DataFrame, column: str, limit_bytes: float | Non
     values = sub[column].dropna()
     last = _num(values.iloc[-1]) if len(values) else None
     try:
-        if limit_bytes is None:
-            # assess_leak would project against *this* host's free memory (psutil), which says nothing
-            # about a remote instance: give it an unreachable ceiling and drop the time to limit below.
-            a = assess_leak(sub, column=column, available_bytes=_NO_LIMIT,
-                            limit_source="none given (remote host's memory unknown)")
-        else:
-            a = assess_leak(sub, column=column, limit_bytes=limit_bytes)
+        # host_limit=False: this host's free memory says nothing about a remote instance's ceiling.
+        a = assess_leak(sub, column=column, limit_bytes=limit_bytes, host_limit=False)
     except AnalysisError as exc:
         # One instance with too little data must not hide the rest of the fleet.
         return FleetRow(instance, "inconclusive", "unknown", "none", None, None, last, len(values), None,
                         error=str(exc)), None
     return FleetRow(instance=instance, verdict=str(a.verdict), pattern=str(a.pattern), severity=str(a.severity),
                     growth_bytes_per_hour=_num(a.growth_bytes_per_hour),
-                    time_to_limit_s=_num(a.time_to_limit_s) if limit_bytes is not None else None,
+                    time_to_limit_s=_num(a.time_to_limit_s),
                     last_bytes=last, n_samples=int(a.n_samples), confidence=_num(a.confidence)), a
 
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,7 @@ def _alive(pid: int) -> bool:
     import psutil
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:
@@ -271,7 +271,7 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
     if not _alive(pid):
         raise ProcessNotFound(f"no running process with pid {pid}", hint="check the pid; the gateway may have exited",
                               pid=pid)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     tail = _LogTail(log_source)
     tail.mark()
     messages: list[str] = []
@@ -306,11 +306,11 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
         try:
             restart()
             messages.append(f"restarted via {restart_name}()")
-        except Exception as exc:  # user code: record what failed instead of hiding the capture result
+        except Exception as exc:  # noqa: BLE001 - user code: record what failed instead of hiding the capture result
             outcome = "failed"
             messages.append(f"restart via {restart_name}() failed: {type(exc).__name__}: {_redact(str(exc))}")
     action = ActionResult(action=plan.action, target=plan.target, dry_run=False, outcome=outcome, started_at=started,
-                          finished_at=datetime.now(timezone.utc), commands=plan.steps, plan_id=plan.plan_id,
+                          finished_at=datetime.now(UTC), commands=plan.steps, plan_id=plan.plan_id,
                           message="; ".join(messages),
                           details={"report_lost": lost, "leak_report": report.to_dict() if report.recognized else None})
     return LeakCapture(action=action, plan=plan, report=report if not lost or report.recognized else None,

@@ -163,8 +163,8 @@ class _Parser:
         cur, self.cur = self.cur, None
         if cur is None:
             return
-        frames = tuple(cur.pop("frames"))  # type: ignore[arg-type]
-        free_frames = tuple(cur.pop("free_frames"))  # type: ignore[arg-type]
+        frames: tuple[Frame, ...] = tuple(cur.pop("frames"))  # type: ignore[arg-type]
+        free_frames: tuple[Frame, ...] = tuple(cur.pop("free_frames"))  # type: ignore[arg-type]
         self.records.append(LeakRecord(frames=frames, free_frames=free_frames, complete=complete and bool(frames),
                                        **cur))  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 from .exceptions import ConfigError
 
@@ -22,7 +23,9 @@ def parse_size(text: str | float) -> int:
     if isinstance(text, bool):
         raise ConfigError(f"cannot read {text!r} as a size", hint=_HINT)
     if isinstance(text, (int, float)):
-        value = float(text)
+        if not math.isfinite(text):
+            raise ConfigError(f"size {text!r} must be a finite number of bytes", hint=_HINT)
+        value = Fraction(text)
     else:
         m = _SIZE_RE.match(str(text))
         if not m:
@@ -31,9 +34,9 @@ def parse_size(text: str | float) -> int:
         if binary and not prefix:  # "2iB" is a typo, not bytes
             raise ConfigError(f"cannot read {text!r} as a size", hint=_HINT)
         power = "KMGTP".find(prefix.upper()) + 1 if prefix else 0
-        base = 1000.0 if (prefix and b and not binary) else 1024.0
-        value = float(number) * base**power
-    if not math.isfinite(value) or value < 1:
+        base = 1000 if (prefix and b and not binary) else 1024
+        value = Fraction(number) * base**power  # exact: "3P" stays a whole number past float precision
+    if value < 1:
         raise ConfigError(f"size {text!r} must be at least one byte", hint="give the memory limit, e.g. 2GiB")
     return round(value)
 

@@ -161,9 +161,11 @@ def _late_early(b: _Baseline, p: Prepared, th: LeakThresholds) -> tuple[Trend | 
 
 def assess_leak(df: pd.DataFrame, *, column: str | None = None, limit_bytes: float | None = None,
                 limit_source: str | None = None, available_bytes: float | None = None,
-                thresholds: LeakThresholds | None = None) -> LeakAssessment:
+                thresholds: LeakThresholds | None = None, host_limit: bool = True) -> LeakAssessment:
     """Decide whether the memory baseline in ``df`` (a samples DataFrame) grows like a leak.
 
+    With neither ``limit_bytes`` nor ``available_bytes``, the ceiling is current + this host's available
+    memory; ``host_limit=False`` says "no limit known" instead (remote data): no time to limit is projected.
     See docs/analysis.md for the method and every threshold (``LeakThresholds``).
     """
     th = thresholds or LeakThresholds()
@@ -194,7 +196,8 @@ def assess_leak(df: pd.DataFrame, *, column: str | None = None, limit_bytes: flo
             limit_source=(limit_source or "given") if limit_bytes is not None else None, time_to_limit_s=None,
             time_to_limit_interval=None, recommended_restart_interval_s=None, severity="none",
             advice=f"Not enough data yet: {needed}.", onset=None, needed=needed, notes=tuple(notes), **common)
-    return _decide(p, b, trend, th, notes, common, limit_bytes, limit_source, available_bytes)
+    known = limit_bytes is not None or available_bytes is not None or host_limit
+    return _decide(p, b, trend, th, notes, common, limit_bytes, limit_source, available_bytes, limit_known=known)
 
 
 def _classify(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: list[str],
@@ -237,7 +240,8 @@ def _classify(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes
 
 
 def _decide(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: list[str], common: dict[str, Any],
-            limit_bytes: float | None, limit_source: str | None, available_bytes: float | None) -> LeakAssessment:
+            limit_bytes: float | None, limit_source: str | None, available_bytes: float | None, *,
+            limit_known: bool = True) -> LeakAssessment:
     bounds = p.bounds()
     seg_trends: list[Trend | None] = [trend] if len(bounds) == 1 else [
         pooled_theil_sen(b.t[b.seg == i], b.y[b.seg == i], np.zeros(int((b.seg == i).sum()), dtype=np.int64),
@@ -251,14 +255,20 @@ def _decide(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: 
     resid = p.y[a_last:z_last] - (level - slope * (p.t[-1] - p.t[a_last:z_last]))
     excursion = max(float(np.quantile(resid, 0.95)), 0.0)  # GC peaks and noise ride above the baseline
     current = level + excursion
-    limit, source = resolve_limit(current, limit_bytes=limit_bytes, limit_source=limit_source,
-                                  available_bytes=available_bytes)
+    limit: float | None = None
+    source: str | None = None
+    if limit_known:
+        limit, source = resolve_limit(current, limit_bytes=limit_bytes, limit_source=limit_source,
+                                      available_bytes=available_bytes)
     ttl = band = restart = None
     severity = "none"
     advice = f"No leak: the memory baseline is {pattern}; no action needed."
     onset = None
     if verdict == "leak":
         onset = p.timestamp(fit.onset_t if fit.onset_t is not None else float(b.t[fit.region][0]))
+    if verdict == "leak" and limit is None:
+        severity, advice = _without_limit(rate_h=fit.rate_h, level=level, th=th, notes=notes)
+    elif verdict == "leak" and limit is not None:
         proj = project(rate_bps=slope, rate_low_bps=fit.low_h / H, rate_high_bps=fit.high_h / H,
                        current_bytes=current, restart_level_bytes=restart_level + excursion, limit=limit,
                        fraction=th.restart_fraction)
@@ -273,6 +283,18 @@ def _decide(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: 
         time_to_limit_s=ttl, time_to_limit_interval=band, recommended_restart_interval_s=restart,
         severity=severity, advice=advice, onset=onset, needed=None, notes=tuple(notes), kendall_tau=trend.tau,
         current_bytes=current, **common)
+
+
+def _without_limit(*, rate_h: float, level: float, th: LeakThresholds, notes: list[str]) -> tuple[str, str]:
+    """Severity and advice for a leak with no known ceiling: graded on the time for memory to double."""
+    doubling_s = max(level, 1.0) / (rate_h / H)
+    severity = severity_for(time_to_limit_s=doubling_s, doubling_s=doubling_s, th=th)
+    notes.append("no memory limit known: time to limit and restart interval not projected; "
+                 f"severity graded on the time for memory to double (~{fmt_duration(doubling_s)})")
+    advice = (f"Leak of {fmt_bytes(rate_h)}/h (memory doubles in ~{fmt_duration(doubling_s)}); no memory limit is "
+              "known, so the time to hit it cannot be projected: pass the limit (the unit's MemoryMax, "
+              "e.g. --limit 2GiB) to get a time to limit and a restart interval.")
+    return severity, advice
 
 
 def _onset_fit(p: Prepared, b: _Baseline, seg_trends: list[Trend | None], th: LeakThresholds, notes: list[str],

@@ -193,9 +193,9 @@ class LeakAssessment:
         return text
 
     def time_to_limit_text(self) -> str:
-        """``3.2 h (2.5 h .. 4.8 h)`` or ``-``."""
+        """``3.2 h (2.5 h .. 4.8 h)``, ``-``, or ``not projected (no limit known)`` for a leak without a limit."""
         if self.time_to_limit_s is None:
-            return "-"
+            return "not projected (no limit known)" if self.verdict == "leak" and self.limit_bytes is None else "-"
         text = fmt_duration(self.time_to_limit_s)
         if self.time_to_limit_interval:
             lo, hi = self.time_to_limit_interval
@@ -204,7 +204,7 @@ class LeakAssessment:
 
     def rows(self) -> list[tuple[str, str]]:
         """The verdict table as (label, text) rows (HTML and CLI share it)."""
-        limit = "-" if self.limit_bytes is None else f"{fmt_bytes(self.limit_bytes)} ({self.limit_source})"
+        limit = "none known" if self.limit_bytes is None else f"{fmt_bytes(self.limit_bytes)} ({self.limit_source})"
         p = "-" if self.p_value is None else f"{self.p_value:.2g}"
         rows = [
             ("verdict", f"{self.verdict} (confidence {self.confidence:.2f}, p={p})"),

@@ -15,6 +15,7 @@ from ..actions import ActionResult, Plan, require_confirmation
 from ..config import Settings, load_settings
 from ..exceptions import BackupInvalid, StateError, UnsafePath
 from ..files import ensure_private_dir, write_private
+from ..units import format_duration
 from .tree import copy_tree, fsync_dir, hash_tree, safe_child
 from .verify import MANIFEST_NAMES, content_root, detect_layout
 
@@ -36,13 +37,6 @@ def _created(path: Path) -> tuple[datetime, str]:
         except ValueError:
             pass
     return datetime.fromtimestamp(path.stat().st_mtime, UTC), "mtime"
-
-
-def _human_age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ class BackupInfo:
     def _repr_markdown_(self) -> str:
         kind = "quarantine copy" if self.quarantine else "backup"
         return (f"{kind} `{self.name}` ({self.layout}), created {self.created.isoformat(timespec='seconds')} "
-                f"({_human_age(self.age_s)} ago), {self.file_count} files, {self.size_bytes} bytes, "
+                f"({format_duration(self.age_s)} ago), {self.file_count} files, {self.size_bytes} bytes, "
                 f"commit `{self.commit or 'unknown'}`, manifest: {'yes' if self.has_manifest else 'no'}")
 
 
@@ -93,7 +87,7 @@ class BackupList(list[BackupInfo]):
 
         cols = ["name", "layout", "created", "age", "size_bytes", "file_count", "commit", "has_manifest", "quarantine"]
         rows = [{**{k: b.to_dict()[k] for k in cols if k not in ("created", "age")},
-                 "created": b.created, "age": _human_age(b.age_s)} for b in self]
+                 "created": b.created, "age": format_duration(b.age_s)} for b in self]
         return pd.DataFrame(rows, columns=cols)
 
     def to_dict(self) -> list[dict[str, Any]]:
