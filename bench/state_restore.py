@@ -40,10 +40,10 @@ def main() -> int:
             root = Path(d)
             _make(root / "backups" / "20260101-000000", files)
             shutil.copytree(root / "backups" / "20260101-000000" / "state", root / "state")
-            kw = {"state_dir": root / "state", "backups_dir": root / "backups"}
+            state, backups = root / "state", root / "backups"
             t0 = time.perf_counter()
-            plan = restore_state("latest", **kw)
-            restore_state("latest", execute=True, confirm=plan.plan_id, **kw)
+            plan = restore_state("latest", state_dir=state, backups_dir=backups)
+            restore_state("latest", state_dir=state, backups_dir=backups, execute=True, confirm=plan.plan_id)
             zcnb_t.append(time.perf_counter() - t0)
             t0 = time.perf_counter()  # the runbook's quick restore (deletes the current state)
             for p in (root / "state").iterdir():

@@ -30,7 +30,7 @@ INTERVAL_S = 1.0
 TOKEN_ENV = "ZCNB_E2E_GATEWAY_TOKEN"  # set only in the subprocesses' environment, never in this process
 MIB = 2**20
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+E2E = [pytest.mark.slow, pytest.mark.timeout(900)]  # the 2-minute window is paid once, by the fixture
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,8 @@ def _describe(run: Run, a: Any) -> str:
             f"csv={run.csv} notes={a.notes}")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_verdict_per_mode(runs: dict[str, Run], name: str) -> None:
     """Each mode gets its expected verdict (and pattern) from 2 minutes of 1 Hz samples of the real process."""
@@ -228,6 +230,8 @@ def test_verdict_per_mode(runs: dict[str, Run], name: str) -> None:
         assert a.severity == "none", info
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_per_request_leak_is_driven_by_the_probes(runs: dict[str, Run]) -> None:
     """The unauth leak comes from the generator's token-less probes (the traffic really reached the server)."""
     run = runs["real-per_request-unauth"]
@@ -237,6 +241,8 @@ def test_per_request_leak_is_driven_by_the_probes(runs: dict[str, Run]) -> None:
     assert leak["leaked_allocations"] == run.ground_truth["unauth"], leak
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", [c.name for c in CASES if c.via == "cli"])
 def test_cli_prints_the_verdict(runs: dict[str, Run], name: str) -> None:
     """``zcnb sample`` sampled the whole window and printed the same verdict at the end."""
@@ -248,6 +254,8 @@ def test_cli_prints_the_verdict(runs: dict[str, Run], name: str) -> None:
     assert run.gw.token.reveal() not in run.stdout + run.stderr + run.csv.read_text()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", [c.name for c in CASES if c.via == "papermill"])
 def test_notebook_writes_assessment(runs: dict[str, Run], name: str) -> None:
     """papermill ran stage 01 live: assessment.json, preflight.json and the figure are in the incident folder."""
@@ -265,6 +273,8 @@ def test_notebook_writes_assessment(runs: dict[str, Run], name: str) -> None:
     assert token not in executed and token not in json.dumps(saved)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", [c.name for c in CASES if c.profile == "runbook"])
 def test_runbook_metrics_column_agrees(runs: dict[str, Run], name: str) -> None:
     """The /metrics process_resident_memory_bytes series alone gives the same verdict as psutil."""
@@ -275,3 +285,65 @@ def test_runbook_metrics_column_agrees(runs: dict[str, Run], name: str) -> None:
     assert a.column == "metrics_rss_bytes", info
     assert a.n_samples >= 0.8 * DURATION_S / INTERVAL_S, info
     assert a.verdict == run.case.expect, info
+
+
+def _series(values_mib: list[float], *, seed: int) -> Any:
+    """A 1 Hz samples DataFrame with page-sized jitter, as read_samples returns it."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    y = np.asarray(values_mib) * MIB + rng.integers(-2, 3, len(values_mib)) * 4096
+    t = pd.Timestamp("2026-11-28T10:00:00Z") + pd.to_timedelta(np.arange(len(y)), unit="s")
+    return pd.DataFrame({"timestamp": t, "pid": pd.array([100] * len(y), dtype="Int64"), "source": "psutil",
+                         "rss_bytes": y.astype(float), "event": "", "note": ""})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("warmup_s", [10, 20, 40])
+def test_short_warmup_is_a_plateau(seed: int, warmup_s: int) -> None:
+    """A cache filling for the first 10-40 s of a 2-minute window, then level, is a warm-up plateau, not flat.
+
+    (The simulator's warmup-plateau mode in this shape was reported as `flat`: Theil-Sen's median slope is 0
+    when most pairs lie on the plateau, so the thirds-based warm-up check never ran.)
+    """
+    from zcnb.analysis import assess_leak
+
+    values = [20 + 2.0 * min(i, warmup_s) / warmup_s for i in range(120)]
+    a = assess_leak(_series(values, seed=seed), available_bytes=8 * 2**30)
+    assert (a.verdict, a.pattern) == ("no_leak", "warm-up-plateau"), a.notes
+    assert a.growth_bytes_per_hour is not None and a.growth_bytes_per_hour < 1 * MIB, a.notes  # the plateau's
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_small_or_continuing_rise_is_not_a_warmup(seed: int) -> None:
+    """A rise below the practical size stays `flat`; a rise that never levels off stays a leak."""
+    from zcnb.analysis import assess_leak
+
+    small = [20 + 0.25 * min(i, 20) / 20 for i in range(120)]  # 256 KiB < 512 KiB practical minimum
+    a = assess_leak(_series(small, seed=seed), available_bytes=8 * 2**30)
+    assert (a.verdict, a.pattern) == ("no_leak", "flat"), a.notes
+    linear = [20 + 2.0 * i / 120 for i in range(120)]
+    c = assess_leak(_series(linear, seed=seed), available_bytes=8 * 2**30)
+    assert (c.verdict, c.pattern) == ("leak", "linear"), c.notes
+
+
+def test_live_mode_refuses_the_replay_copy(tmp_path: Path) -> None:
+    """live=True with an empty incident_dir would append live samples to the bundled recording: refused."""
+    from zcnb import confirm
+    from zcnb.exceptions import ConfigError
+    from zcnb.incident import open_incident
+
+    import shutil
+
+    replay = open_incident("")
+    try:
+        before = replay.path("samples").read_bytes()
+        with pytest.raises(ConfigError, match="own incident folder"):
+            confirm.run_preflight(replay, live=True, url="http://127.0.0.1:9", token_env="X", unit="", pattern="x")
+        with pytest.raises(ConfigError, match="incident_dir"):
+            confirm.collect(replay, None, live=True, pid=os.getpid(), sources="psutil", interval_s=1, duration_s=1)
+        assert replay.path("samples").read_bytes() == before
+        assert not replay.has("preflight")
+    finally:
+        shutil.rmtree(replay.root.parent)  # open_incident("") made a temp copy

@@ -11,8 +11,10 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,8 +121,11 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+Site = tuple[ProcessSupervisorBackend, Path]  # the running supervised gateway and the site's root folder
+
+
 @pytest.fixture
-def site(tmp_path: Path, free_port: int, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def site(tmp_path: Path, free_port: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     monkeypatch.setenv("GATEWAY_AUTH_TOKEN", TOKEN.reveal())
     bin_dir, state, backups = tmp_path / "bin", tmp_path / "state", tmp_path / "backups"
     for d in (bin_dir, state / "sessions", backups / "20261128-031000" / "state" / "sessions"):
@@ -141,10 +146,10 @@ def site(tmp_path: Path, free_port: int, monkeypatch: pytest.MonkeyPatch):  # ty
     m.close()
 
 
-def test_rollback_replaces_binary_keeps_old_restores_state_and_verifies(site) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_replaces_binary_keeps_old_restores_state_and_verifies(site: Site) -> None:
     m, root = site
-    kw = {"backup": "latest", "backups_dir": root / "backups", "bin_dir": root / "bin", "state_dir": root / "state",
-          "token": TOKEN}
+    kw: dict[str, Any] = {"backup": "latest", "backups_dir": root / "backups", "bin_dir": root / "bin",
+                          "state_dir": root / "state", "token": TOKEN}
     before_pid = m.status(GW).pid
     dry = rollback(m, **kw, incident=root / "inc")
     assert dry.outcome == "planned" and m.status(GW).pid == before_pid
@@ -162,7 +167,7 @@ def test_rollback_replaces_binary_keeps_old_restores_state_and_verifies(site) ->
     assert len(lines) == 2 and TOKEN.reveal() not in "".join(lines)
 
 
-def test_backup_without_binaries_changes_nothing(site) -> None:  # type: ignore[no-untyped-def]
+def test_backup_without_binaries_changes_nothing(site: Site) -> None:
     m, root = site
     (root / "backups" / "20261128-031000" / "zeptoclaw-gateway").unlink()
     before, pid = tree_hash(root / "bin") + tree_hash(root / "state"), m.status(GW).pid
@@ -172,7 +177,7 @@ def test_backup_without_binaries_changes_nothing(site) -> None:  # type: ignore[
     assert tree_hash(root / "bin") + tree_hash(root / "state") == before and m.status(GW).pid == pid
 
 
-def test_checksum_mismatch_and_bad_names(site) -> None:  # type: ignore[no-untyped-def]
+def test_checksum_mismatch_and_bad_names(site: Site) -> None:
     m, root = site
     old = root / "backups" / "20261128-031000"
     (old / "MANIFEST.sha256").write_text(f"{'0' * 64}  zeptoclaw-gateway\n")
@@ -189,7 +194,7 @@ def test_checksum_mismatch_and_bad_names(site) -> None:  # type: ignore[no-untyp
         plan_rollback(m, backup="latest", backups_dir=root / "backups", bin_dir=root / "bin")
 
 
-def test_cli_escalate_and_rollback_dry_run(site, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_cli_escalate_and_rollback_dry_run(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     m, root = site
     (root / "assessment.json").write_text(json.dumps(assessment(severity="catastrophic")))
     assert main(["escalate", "--assessment", str(root / "assessment.json"), "--json",

@@ -11,9 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prom_helpers import prometheus_exe, running_prometheus
 
 from zcnb.cli import main as cli_main
 from zcnb.exceptions import AnalysisError, ConfigError, DataError
@@ -134,6 +132,27 @@ def _linear(instance: str, n: int, slope_per_s: float, start: float = 1.7e9, ste
     return samples_frame([instance] * n, t, 50e6 + slope_per_s * (t - start) + rng.normal(0, 1e4, n))
 
 
+def test_without_limit_never_reads_this_host_and_says_no_limit_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remote instances: no projection against this machine's free memory (psutil is made to fail to prove it)."""
+    import psutil
+
+    def no_host(*_: object) -> object:
+        raise AssertionError("this host's memory must not be read for remote instances")
+
+    monkeypatch.setattr(psutil, "virtual_memory", no_host)
+    df = pd.concat([_linear("fast", 400, 20_000.0), _linear("flat", 400, 0.0)], ignore_index=True)
+    view = fleet_view(df)
+    rows = {r.instance: r for r in view.rows}
+    assert rows["fast"].verdict == "leak" and rows["flat"].verdict == "no_leak"
+    assert all(r.time_to_limit_s is None for r in view.rows)
+    assert rows["fast"].severity not in ("none", "low")  # 72 MB/h from 50 MB: doubles within the hour
+    a = view.assessments["fast"]
+    assert a.limit_bytes is None and a.time_to_limit_s is None and "no memory limit is known" in a.advice
+    assert view.to_dict()["assessments"]["fast"]["limit_bytes"] is None
+    limited = fleet_view(df, limit_bytes=GIB)
+    assert next(r for r in limited.rows if r.instance == "fast").time_to_limit_s is not None
+
+
 def test_short_instance_is_inconclusive_not_fatal() -> None:
     df = pd.concat([_linear("long", 400, 500.0), _linear("short", 3, 500.0)], ignore_index=True)
     view = fleet_view(df, limit_bytes=GIB)
@@ -185,12 +204,6 @@ def test_cli_bad_url_is_clear(capsys: pytest.CaptureFixture[str]) -> None:
 
 # --- a real Prometheus scraping simulated gateways --------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 LIVE: dict[str, tuple[dict[str, Any], str]] = {  # instance -> (SimulatedGateway kwargs, expected verdict)
     "gw-linear": ({"leak": "linear", "leak_rate": 512 * 1024}, "leak"),
     "gw-per-request": ({"leak": "per_request", "leak_kind": "agent", "leak_bytes": 768 * 1024}, "leak"),
@@ -202,15 +215,12 @@ LIVE: dict[str, tuple[dict[str, Any], str]] = {  # instance -> (SimulatedGateway
 @pytest.fixture(scope="module")
 def live_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float]]:
     """Four simulated gateways (runbook profile) scraped every 1 s by a real Prometheus; ~75 s of data."""
-    exe = shutil.which("prometheus")
-    if exe is None:
-        pytest.skip("prometheus binary not installed (apt-get install -y prometheus)")
+    prometheus_exe()  # skip early, before starting gateways, where Prometheus is not installed
     from zcnb.demo import SimulatedGateway, TrafficGenerator
 
     tmp = tmp_path_factory.mktemp("live-fleet")
     gateways = []
     traffic = None
-    proc = None
     try:
         targets = ""
         for name, (kwargs, _verdict) in LIVE.items():
@@ -221,29 +231,16 @@ def live_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
             if kwargs.get("leak_kind") == "agent":  # the per-request leak needs agent calls: ~0.7/s
                 traffic = TrafficGenerator(gw.url, token=gw.token, skills={"git_workflow": 0.7}, budget_per_min=60)
                 traffic.start()
-        port = _free_port()
-        cfg = tmp / "prometheus.yml"
-        cfg.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n"
-                       "  - job_name: zeptoclaw-gateway\n    relabel_configs:\n      - source_labels: [gateway]\n"
-                       "        target_label: instance\n    static_configs:\n" + targets)
-        log = (tmp / "prometheus.log").open("wb")
-        proc = subprocess.Popen([exe, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}",
-                                 f"--storage.tsdb.path={tmp / 'data'}"], stdout=log, stderr=subprocess.STDOUT)
-        start = time.time()
-        time.sleep(75)  # the analysis needs >= 60 s of history per instance
-        if proc.poll() is not None:
-            pytest.fail("prometheus exited: " + (tmp / "prometheus.log").read_text()[-2000:])
-        yield f"http://127.0.0.1:{port}", start
+        config = ("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n"
+                  "  - job_name: zeptoclaw-gateway\n    relabel_configs:\n      - source_labels: [gateway]\n"
+                  "        target_label: instance\n    static_configs:\n" + targets)
+        with running_prometheus(tmp, lambda _port: config) as url:
+            start = time.time()
+            time.sleep(75)  # the analysis needs >= 60 s of history per instance
+            yield url, start
     finally:
         if traffic is not None:
             traffic.stop()
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         for gw in gateways:
             gw.stop()
 

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +23,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prom_helpers import free_port, running_prometheus
 
 from zcnb.exceptions import ConfigError, PrometheusError
 from zcnb.prometheus import (
@@ -102,12 +99,6 @@ def fake() -> Iterator[FakeApi]:
     api = FakeApi()
     yield api
     api.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- URL, duration and auth checks ------------------------------------------------------------
@@ -261,7 +252,7 @@ def test_basic_auth_header(fake: FakeApi, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_unreachable_server() -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(PrometheusError, match="cannot connect"):
         query_range(f"http://127.0.0.1:{port}", "up", start=0, end=15, step=15, retries=1, backoff_s=0.01)
 
@@ -291,29 +282,11 @@ def test_injected_transport_is_used() -> None:
 
 @pytest.fixture(scope="module")
 def real_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("prometheus")
-    if exe is None:
-        pytest.skip("prometheus binary not installed (apt-get install -y prometheus)")
-    tmp: Path = tmp_path_factory.mktemp("prom")
-    port = _free_port()
-    (tmp / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{port}']\n")
-    log = (tmp / "prometheus.log").open("wb")
-    proc = subprocess.Popen([exe, f"--config.file={tmp / 'prometheus.yml'}", f"--web.listen-address=127.0.0.1:{port}",
-                             f"--storage.tsdb.path={tmp / 'data'}"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("prometheus did not start: " + (tmp / "prometheus.log").read_text()[-2000:])
-            time.sleep(0.2)
+    def self_scrape(port: int) -> str:
+        return ("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n"
+                f"      - targets: ['127.0.0.1:{port}']\n")
+
+    with running_prometheus(tmp_path_factory.mktemp("prom"), self_scrape) as url:
         # Wait for enough scrapes (1 s interval) to have several points.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -323,14 +296,6 @@ def real_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             time.sleep(0.5)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.mark.slow

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -22,13 +24,13 @@ TOKEN = Secret("test-token-supervisor-0123456789")
 GW, WH = "zeptoclaw-gateway.service", "zeptoclaw-webhook.service"
 
 
-def make(tmp_path: Path, *, units: tuple[str, ...] = (GW,), **kw: object) -> ProcessSupervisorBackend:
-    services = [simulator_service(u, run_dir=tmp_path, token=TOKEN, **kw) for u in units]  # type: ignore[arg-type]
+def make(tmp_path: Path, *, units: tuple[str, ...] = (GW,), **kw: Any) -> ProcessSupervisorBackend:
+    services = [simulator_service(u, run_dir=tmp_path, token=TOKEN, **kw) for u in units]
     return ProcessSupervisorBackend(services, run_dir=tmp_path)
 
 
 @pytest.fixture
-def sup(tmp_path: Path):  # type: ignore[no-untyped-def]
+def sup(tmp_path: Path) -> Iterator[ProcessSupervisorBackend]:
     m = make(tmp_path)
     yield m
     m.close()
@@ -96,7 +98,8 @@ def test_full_restart_stops_reverse_starts_in_order_with_health(tmp_path: Path) 
         assert len(stops) == 2 and gw_start < wh_start and res.commands.index(stops[1]) < gw_start
         assert set(res.details["health"]) == {GW, WH}
         assert all(h["state"] == "healthy" for h in res.details["health"].values())
-        assert m.status(GW).active_since <= m.status(WH).active_since  # type: ignore[operator]
+        gw_since, wh_since = m.status(GW).active_since, m.status(WH).active_since
+        assert gw_since is not None and wh_since is not None and gw_since <= wh_since
     finally:
         m.close()
 
@@ -201,7 +204,9 @@ def test_cli_status_restart_health(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert main(["restart", *base, "--execute", "--confirm", plan_id, "--json"]) == 0
         res = json.loads(read()[0])
         assert res["outcome"] == "ok" and m.status(GW).pid != old
-        url = m.service(GW).health.url  # type: ignore[union-attr]
+        health = m.service(GW).health
+        assert health is not None
+        url = health.url
         assert main(["health", "--url", url, "--timeout", "5"]) == 0
         assert main(["health", "--url", url, "--timeout", "5", "--token-env", "NO_SUCH_VAR_ZCNB"]) == 1
         assert "unauthorized" in read()[0]
@@ -223,12 +228,14 @@ def test_stage02_live_restart_then_watch(tmp_path: Path) -> None:
         st = mitigate.status(t)
         assert st.health is not None and st.health.healthy and len(st.statuses) == 2
         plan = mitigate.restart(t, inc)
+        assert plan.plan_id is not None
         res = mitigate.restart(t, inc, execute=True, confirm=plan.plan_id)
         assert res.outcome == "ok", res.message
         chk = mitigate.after_restart(t, inc, res, live=True, watch_s=3.0, interval_s=0.1)
         assert chk.n_samples >= 10 and (tmp_path / "inc" / "samples-after-restart.csv").exists()
         assert chk.verdict in ("inconclusive", "leak", "no_leak") and chk.log_lines
         assert "Main Token: ***" in "\n".join(chk.log_lines)
-        assert mitigate.debug_logging(t, inc).startswith("debug logging: skipped")  # type: ignore[union-attr]
+        skipped = mitigate.debug_logging(t, inc)
+        assert isinstance(skipped, str) and skipped.startswith("debug logging: skipped")
     finally:
         t.demo.close()

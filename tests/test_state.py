@@ -8,8 +8,10 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from state_helpers import apply
 
 from zcnb.actions import append_action, read_actions
 from zcnb.cli import main
@@ -28,16 +30,13 @@ from zcnb.state import (
     verify_backup,
 )
 
+if TYPE_CHECKING:
+    from zcnb.service import ProcessSupervisorBackend
+
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     return copy_sample_data(tmp_path / "zeptoclaw")
-
-
-def _apply(fn, *args, **kw):  # dry run first, then the confirmed run: the way a user does it
-    plan = fn(*args, **kw)
-    assert plan.dry_run and plan.outcome == "planned"
-    return fn(*args, execute=True, confirm=plan.plan_id, **kw)
 
 
 def test_list_backups_newest_first_both_layouts(data: Path) -> None:
@@ -104,8 +103,8 @@ def test_restore_dry_run_changes_nothing_then_execute(data: Path) -> None:
 
 def test_undo_puts_old_state_back_and_keeps_replaced(data: Path) -> None:
     old = hash_tree(data / "state")
-    _apply(restore_state, "20261127-221500", state_dir=data / "state", backups_dir=data / "backups")
-    res = _apply(undo_restore, state_dir=data / "state")
+    apply(restore_state, "20261127-221500", state_dir=data / "state", backups_dir=data / "backups")
+    res = apply(undo_restore, state_dir=data / "state")
     assert res.outcome == "ok", res.message
     assert hash_tree(data / "state") == old
     kept = Path(res.details["replaced_kept_in"])
@@ -116,7 +115,7 @@ def test_undo_puts_old_state_back_and_keeps_replaced(data: Path) -> None:
 
 def test_make_backup_manifest_checks_with_sha256sum(data: Path) -> None:
     binary = data / "backups" / "20261128-031000" / "zeptoclaw-gateway"
-    res = _apply(make_backup, data / "state", backups_dir=data / "backups", binaries=[binary], commit="deadbeef")
+    res = apply(make_backup, data / "state", backups_dir=data / "backups", binaries=[binary], commit="deadbeef")
     new = Path(res.details["backup"])
     assert new.parent == data / "backups" and (new / "commit.txt").read_text() == "deadbeef\n"
     assert os.access(new / "zeptoclaw-gateway", os.X_OK)
@@ -132,13 +131,13 @@ def test_restore_zeptoclaw_home_layout(tmp_path: Path, data: Path) -> None:
     home = tmp_path / "home" / ".zeptoclaw"
     home.mkdir(parents=True)
     (home / "config.json").write_text('{"gateway": {"port": 1}}')
-    res = _apply(restore_state, "zeptoclaw-home-20261125-180000", state_dir=home, backups_dir=data / "backups")
+    res = apply(restore_state, "zeptoclaw-home-20261125-180000", state_dir=home, backups_dir=data / "backups")
     assert res.outcome == "ok"
     assert hash_tree(home) == hash_tree(data / "backups" / "zeptoclaw-home-20261125-180000")
     assert (Path(res.details["quarantine"]) / "state" / "config.json").read_text() == '{"gateway": {"port": 1}}'
 
 
-def _supervisor(tmp_path: Path):
+def _supervisor(tmp_path: Path) -> ProcessSupervisorBackend:
     from zcnb.service import ProcessSupervisorBackend, SupervisedService
 
     svc = SupervisedService(name="zeptoclaw-gateway.service",
@@ -162,7 +161,7 @@ def test_refuses_running_gateway_then_stops_and_starts_it(tmp_path: Path, data: 
                           execute=True, confirm=dry.plan_id)
         assert hash_tree(data) == before
         pid = mgr.status(unit).pid
-        res = _apply(restore_state, state_dir=data / "state", backups_dir=data / "backups", service=mgr,
+        res = apply(restore_state, state_dir=data / "state", backups_dir=data / "backups", service=mgr,
                      stop_gateway=True)
         assert res.outcome == "ok" and res.details["gateway_stopped"] and res.details["gateway_started"]
         st = mgr.status(unit)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from state_helpers import apply, tmpfs
 
 from zcnb.cli import main
 from zcnb.exceptions import BackupInvalid, StateError, UnsafePath
@@ -27,9 +28,7 @@ def data(tmp_path: Path) -> Path:
 
 
 def _restore(data: Path, backup: str, **kw: object) -> None:
-    kw = {"state_dir": data / "state", "backups_dir": data / "backups", **kw}
-    plan = restore_state(backup, **kw)  # type: ignore[arg-type]
-    restore_state(backup, execute=True, confirm=plan.plan_id, **kw)  # type: ignore[arg-type]
+    apply(restore_state, backup, **{"state_dir": data / "state", "backups_dir": data / "backups", **kw})
 
 
 def _unchanged(data: Path, exc: type[Exception], match: str, backup: str, **kw: object) -> None:
@@ -95,16 +94,8 @@ def test_corrupt_journal(data: Path) -> None:
 
 
 @pytest.fixture
-def mounted(tmp_path: Path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def mounted(tmp_path: Path) -> Iterator[Path]:
+    yield from tmpfs(tmp_path / "mnt")
 
 
 def test_state_dir_is_another_filesystem(data: Path, mounted: Path) -> None:

@@ -12,9 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from state_helpers import apply, tmpfs
 
 from zcnb.exceptions import StateError
 from zcnb.state import copy_sample_data, hash_tree, restore_state, resume_restore, undo_restore
@@ -56,6 +59,13 @@ def _kill_at(data: Path, step: str, tmp_path: Path) -> None:
             proc.wait()
 
 
+def _journal(data: Path) -> dict[str, Any]:
+    """The restore journal of ``data``/state, which these tests expect to exist."""
+    j = read_journal(data / "state")
+    assert j is not None, "no restore journal"
+    return j
+
+
 def _trees(data: Path) -> list[dict[str, str]]:
     """Every copy of a state folder that exists right now: live, staging, quarantine."""
     out = [hash_tree(data / "state")] if (data / "state").exists() else []
@@ -83,18 +93,16 @@ def test_sigkill_at_every_step(tmp_path: Path, then: str) -> None:
         with pytest.raises(StateError, match="unfinished restore"):
             restore_state(BACKUP, state_dir=data / "state", backups_dir=data / "backups")
         if then == "resume":
-            plan = resume_restore(state_dir=data / "state")
-            res = resume_restore(state_dir=data / "state", execute=True, confirm=plan.plan_id)
+            res = apply(resume_restore, state_dir=data / "state")
             assert res.outcome == "ok", (step, res.message)
             assert hash_tree(data / "state") == new
-            assert hash_tree(Path(read_journal(data / "state")["quarantine"]) / "state") == old
+            assert hash_tree(Path(_journal(data)["quarantine"]) / "state") == old
         else:
-            plan = undo_restore(state_dir=data / "state")
-            res = undo_restore(state_dir=data / "state", execute=True, confirm=plan.plan_id)
+            res = apply(undo_restore, state_dir=data / "state")
             assert res.outcome == "ok", (step, res.message)
             assert hash_tree(data / "state") == old
         assert not list(data.glob(".zcnb-staging-*")), step
-        assert read_journal(data / "state")["status"] in ("done", "undone")
+        assert _journal(data)["status"] in ("done", "undone")
 
 
 @pytest.mark.slow
@@ -132,17 +140,9 @@ undo_restore(state_dir=state, execute=True, confirm=p.plan_id, on_step=hook)
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path):
+def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A real 1 MiB tmpfs (we are root); skipped where mount is not permitted."""
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    yield from tmpfs(tmp_path / "fs")
 
 
 def test_disk_full_mid_copy_on_real_tmpfs(small_fs: Path) -> None:

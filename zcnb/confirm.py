@@ -36,6 +36,7 @@ def run_preflight(incident: Incident, *, live: bool, url: str, token_env: str, u
     """Check the runbook's assumptions against the live target (skipped, and said so, in replay)."""
     if not live:
         return _Note("Preflight skipped: replaying recorded samples (set live=True to check a running gateway).")
+    _own_folder(incident)
     from .config import load_settings
     from .preflight import preflight
 
@@ -43,6 +44,15 @@ def run_preflight(incident: Incident, *, live: bool, url: str, token_env: str, u
     result = preflight(settings, url=url, pid=pid or None, pattern=pattern)
     incident.write_json("preflight", result.to_dict())
     return result
+
+
+def _own_folder(incident: Incident) -> None:
+    # The replay copy already holds the bundled recording: live samples would be appended to another
+    # process's history (and mixed into the verdict), so live mode needs a folder of its own.
+    if incident.replay:
+        raise ConfigError("live mode needs its own incident folder (incident_dir is empty: that replays the bundled "
+                          "sample, and live samples would be mixed into its recording)",
+                          hint="set incident_dir to a new folder, e.g. ~/.local/share/zeptoclaw/incidents/<date>-leak")
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ def collect(incident: Incident, preflight_result: Any = None, *, live: bool = Fa
             raise ConfigError(f"no samples to replay in {incident.root}",
                               hint="pass live=True to sample a running gateway, or an incident_dir holding samples.csv")
         return Collected(read_samples(path), "replay", f"Recorded samples from {path.name}.")
+    _own_folder(incident)
     from .config import read_token
     from .sampling import sample
 

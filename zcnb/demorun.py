@@ -52,86 +52,59 @@ class DemoOptions:
     unauth_rate: float = 1.5
     skills: dict[str, float] = field(default_factory=lambda: dict(DEMO_SKILLS))
     tools: dict[str, float] = field(default_factory=lambda: dict(DEMO_TOOLS))
-    bucket: str = "10s"
+    bucket: str = "auto"
     seed: int = 7
 
 
 class _JournalCapture:
-    """Follow the gateway's log file and write journald-style JSON entries, stamped on arrival.
+    """The gateway's log lines as journald would store them: stamped on arrival, with the unit and pid.
 
-    This is what journald does for a unit's stdout/stderr; lines are redacted before they
-    are written (the startup banner prints the token).
+    Lines are redacted (the startup banner prints the token) and appended to ``out`` as
+    ``journalctl -o json`` entries as they arrive, so nothing is lost if the demo is interrupted.
     """
 
     def __init__(self, log_file: Path, out: Path, *, pid_file: Path, token: Secret, poll_s: float = 0.1) -> None:
+        from .journal import LogTail
         from .redact import Redactor
 
-        self.log_file, self.out, self.pid_file, self.poll_s = log_file, out, pid_file, poll_s
+        self.pid_file = pid_file
         self._redact = Redactor.create(secrets=[token])
-        self._stop = threading.Event()
-        self._offset = 0
-        self._partial = b""
-        self._thread = threading.Thread(target=self._run, name="zcnb-journal-capture", daemon=True)
         self._fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._cursor = 0
-
-    def start(self) -> None:
-        self._thread.start()
+        self._tail = LogTail(log_file, poll_s=poll_s, sink=self._write)
+        self._started = False
 
     @property
     def running(self) -> bool:
         return self._fd >= 0
 
+    def start(self) -> None:
+        self._tail.start()
+        self._started = True
+
     def stop(self) -> None:
         if self._fd < 0:
             return
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self._poll()
+        if self._started:
+            self._tail.stop()
         os.close(self._fd)
         self._fd = -1
 
-    def _pid(self) -> str:
+    def _write(self, now_us: int, lines: list[bytes]) -> None:
         try:
-            return self.pid_file.read_text(encoding="utf-8").strip()
+            pid = self.pid_file.read_text(encoding="utf-8").strip()
         except OSError:
-            return ""
-
-    def _poll(self) -> None:
-        try:
-            with open(self.log_file, "rb") as fh:
-                fh.seek(self._offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        if not data:
-            return
-        self._offset += len(data)
-        data = self._partial + data
-        *lines, self._partial = data.split(b"\n")
-        if not lines:
-            return
-        now_us = int(time.time() * 1_000_000)
-        pid = self._pid()
+            pid = ""
         out = []
         for raw in lines:
             self._cursor += 1
-            entry = {
-                "__REALTIME_TIMESTAMP": str(now_us),
-                "__CURSOR": f"s=zcnbdemo;i={self._cursor:x}",
-                "_PID": pid,
-                "_SYSTEMD_USER_UNIT": UNIT,
-                "SYSLOG_IDENTIFIER": "zeptoclaw-gateway",
-                "PRIORITY": "6",
+            out.append(json.dumps({
+                "__REALTIME_TIMESTAMP": str(now_us), "__CURSOR": f"s=zcnbdemo;i={self._cursor:x}", "_PID": pid,
+                "_SYSTEMD_USER_UNIT": UNIT, "SYSLOG_IDENTIFIER": "zeptoclaw-gateway", "PRIORITY": "6",
                 "MESSAGE": self._redact(raw.decode("utf-8", "replace")),
-            }
-            out.append(json.dumps(entry) + "\n")
-        os.write(self._fd, "".join(out).encode("utf-8"))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            self._poll()
+            }) + "\n")
+        if out:
+            os.write(self._fd, "".join(out).encode("utf-8"))
 
 
 def _ground_truth(url: str, token: Secret) -> dict[str, Any]:

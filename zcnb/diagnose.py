@@ -68,11 +68,25 @@ def load_entries(incident: Incident, *, unit: str, live: bool = False, since: st
     return list(read_journal_json(incident.path("journal"), unit=unit, redact=red))
 
 
-def summarize(incident: Incident, entries: list[LogEntry], *, unit: str, bucket: str = "1min") -> LogSummary:
-    """:func:`zcnb.logs.summarize_logs` of the entries; saved as ``log_summary.json``."""
+_NICE_BUCKETS_S = (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+def auto_bucket(entries: list[LogEntry], *, target_buckets: int = 30) -> str:
+    """A bucket giving about ``target_buckets`` buckets over the entries' time span (10 s .. 1 h)."""
+    times = [e.timestamp for e in entries if e.timestamp is not None]
+    span = (max(times) - min(times)).total_seconds() if times else 0.0
+    want = span / target_buckets
+    return f"{next((b for b in _NICE_BUCKETS_S if b >= want), _NICE_BUCKETS_S[-1])}s"
+
+
+def summarize(incident: Incident, entries: list[LogEntry], *, unit: str, bucket: str = "auto") -> LogSummary:
+    """:func:`zcnb.logs.summarize_logs` of the entries; saved as ``log_summary.json``.
+
+    ``bucket="auto"`` picks about 30 buckets over the window (10 s for a few minutes, 2 min for an hour).
+    """
     from .logs import summarize_logs
 
-    summary = summarize_logs(entries, unit=unit, bucket=bucket)
+    summary = summarize_logs(entries, unit=unit, bucket=auto_bucket(entries) if bucket == "auto" else bucket)
     incident.write_json("log_summary", summary.to_dict())
     return summary
 
@@ -93,6 +107,23 @@ def correlation(incident: Incident, summary: LogSummary, samples: pd.DataFrame |
     corr = explain_growth(samples, summary)
     incident.write_json("correlation", corr.to_dict())
     return corr
+
+
+def skills_figure(incident: Incident, summary: LogSummary) -> Any:
+    """Skill-invocation bar chart, displayed and saved as ``figures/skills.png`` (the report shows it)."""
+    from .display import figure_image
+    from .plotting_logs import plot_skills
+
+    return figure_image(plot_skills(summary), alt="skill invocations", path=incident.figures / "skills.png")
+
+
+def correlation_figure(incident: Incident, corr: Correlation) -> Any:
+    """Bytes retained per event by activity, displayed and saved as ``figures/correlation.png``."""
+    from .display import figure_image
+    from .plotting_logs import plot_correlation
+
+    return figure_image(plot_correlation(corr), alt="memory growth vs activity",
+                        path=incident.figures / "correlation.png")
 
 
 def leak_report(incident: Incident) -> Any:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FigureImage", "figure_image"]
+__all__ = ["FigureImage", "PngImage", "figure_image"]
 
 
 class FigureImage:
@@ -40,6 +40,16 @@ class FigureImage:
 
     def __repr__(self) -> str:
         return f"FigureImage({self.alt!r}, {len(self.png)} bytes)"
+
+
+class PngImage(FigureImage):
+    """An already rendered PNG file, displayed like a figure."""
+
+    def __init__(self, path: str | os.PathLike[str], *, alt: str) -> None:
+        self.figure = None
+        self.alt = alt
+        self.png = Path(path).read_bytes()
+        self.path = Path(path)
 
 
 def figure_image(figure: Any, *, alt: str = "", path: str | os.PathLike[str] | None = None) -> FigureImage:

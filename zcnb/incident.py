@@ -124,7 +124,10 @@ def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: b
         tmp = Path(tempfile.mkdtemp(prefix="zcnb-replay-"))
         dest = tmp / "sample-incident"
         shutil.copytree(bundled_sample_dir(), dest)
-        os.chmod(dest, 0o700)
+        for root, dirs, files in os.walk(dest):
+            os.chmod(root, 0o700)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o600)
         return Incident(dest, replay=True)
     root = Path(incident_dir).expanduser()
     if not root.exists():

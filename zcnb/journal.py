@@ -300,14 +300,17 @@ class LogTail:
     """Follow a growing log file in a thread and stamp each new line with its arrival time, as journald does.
 
     Used to turn the simulated gateway's timestamp-less log into journal entries. Context manager;
-    ``lines`` holds ``(epoch_us, line_bytes)`` after :meth:`stop`.
+    ``lines`` holds ``(epoch_us, line_bytes)`` after :meth:`stop`, unless a ``sink`` is given: then each
+    batch of new lines goes to ``sink(epoch_us, lines)`` as it arrives and nothing is kept.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, poll_s: float = 0.02, from_start: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, poll_s: float = 0.02, from_start: bool = True,
+                 sink: Callable[[int, list[bytes]], None] | None = None) -> None:
         import threading
 
         self.path = Path(path)
         self.poll_s = poll_s
+        self.sink = sink
         self.lines: list[tuple[int, bytes]] = []
         self._pos = 0 if from_start else (self.path.stat().st_size if self.path.exists() else 0)
         self._carry = b""
@@ -347,7 +350,10 @@ class LogTail:
         now = int(time.time() * 1e6)
         parts = (self._carry + data).split(b"\n")
         self._carry = parts.pop()
-        self.lines.extend((now, p) for p in parts if p)
+        if self.sink is not None:
+            self.sink(now, [p for p in parts if p])
+        else:
+            self.lines.extend((now, p) for p in parts if p)
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):

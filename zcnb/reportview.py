@@ -106,6 +106,13 @@ def _assess_samples(inc: Incident) -> dict[str, Any]:
     return a
 
 
+def _skill_counts(skills: Any) -> dict[str, int]:
+    """``{skill: count}`` from LogSummary's rows (or an already flat mapping)."""
+    if isinstance(skills, dict):
+        return {str(k): int(v) for k, v in skills.items()}
+    return {str(r["skill"]): int(r["count"]) for r in skills or [] if isinstance(r, dict) and "skill" in r}
+
+
 def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), started_at: datetime | None = None,
                   parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Condense an incident folder into the dict written as summary.json."""
@@ -130,7 +137,7 @@ def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), start
             "n_samples", "duration_s", "start", "end", "limit_bytes", "limit_source", "time_to_limit_s",
             "time_to_limit_interval", "recommended_restart_interval_s", "severity", "advice", "onset", "notes")},
         "restarts": _restarts(inc, actions),
-        "skills": log_summary.get("skills") or {},
+        "skills": _skill_counts(log_summary.get("skills")),
         "errors": (log_summary.get("top_errors") or log_summary.get("errors") or [])[:20],
         "top_activity": (correlation.get("ranking") or [{}])[0] if correlation.get("ranking") else None,
         "escalation": escalation or None,
@@ -205,25 +212,23 @@ class IncidentReport:
         if not skills:
             return _missing("skill invocations", "03")
         items = sorted(skills.items(), key=lambda kv: (-kv[1], kv[0]))
-        return _HTML("<h3>Skills in use</h3>" + _table([{"count": c, "skill": n} for n, c in items], ["count", "skill"],
+        return _HTML(_table([{"count": c, "skill": n} for n, c in items], ["count", "skill"],
                                                        cls="zcnb skills"))
 
     def skills_chart(self) -> Any:
-        skills = self.summary.get("skills") or {}
-        if not skills:
-            return _missing("skill chart", "03")
-        from matplotlib.figure import Figure
+        return self._stage_figure("skills.png", "skill invocations", "03")
 
-        from .display import figure_image
+    def correlation_chart(self) -> Any:
+        return self._stage_figure("correlation.png", "memory growth vs activity", "03")
 
-        items = sorted(skills.items(), key=lambda kv: (kv[1], kv[0]))[-15:]
-        fig = Figure(figsize=(8, 0.4 * len(items) + 1.2))
-        ax = fig.add_subplot(1, 1, 1)
-        ax.barh([n for n, _ in items], [c for _, c in items], color="tab:blue")
-        ax.set_xlabel("invocations")
-        ax.set_title("Skill invocations in the incident window")
-        fig.tight_layout()
-        return figure_image(fig, alt="skill invocations", path=self.incident.figures / "skills.png")
+    def _stage_figure(self, name: str, alt: str, stage: str) -> Any:
+        """A figure a stage saved in ``figures/`` (the report shows exactly what the stage showed)."""
+        from .display import PngImage
+
+        path = self.incident.root / "figures" / name
+        if not path.is_file():
+            return _missing(alt, stage)
+        return PngImage(path, alt=alt)
 
     def errors(self) -> Any:
         errors = self.summary.get("errors") or []
@@ -261,17 +266,26 @@ class IncidentReport:
         if not esc:
             return _missing("escalation decision", "06")
         rows = [{"field": k, "value": v} for k, v in esc.items() if not isinstance(v, (dict, list))]
-        return _HTML("<h3>Escalation</h3>" + _table(rows, ["field", "value"]))
+        return _HTML(_table(rows, ["field", "value"]))
 
     def correlation(self) -> Any:
         corr = _read(self.incident, "correlation")
         if not corr:
             return _missing("memory-vs-activity correlation", "03")
         ranking = corr.get("ranking") or []
+        statement = html.escape(str(corr.get("statement") or ""))
         if not ranking:
-            return _HTML("<p>No activity explains the memory growth.</p>")
-        cols = [c for c in ranking[0] if not isinstance(ranking[0][c], (dict, list))]
-        return _HTML("<h3>Which activity explains the growth</h3>" + _table(ranking[:10], cols))
+            return _HTML(f"<p>No activity explains the memory growth. {statement}</p>")
+
+        def kib(v: Any) -> str:
+            return f"{v / 1024:.1f} KiB" if isinstance(v, (int, float)) else "-"
+
+        rows = [{"activity": r.get("activity"), "bytes retained per event": kib(r.get("bytes_per_event")),
+                 "interval": f"{kib(r.get('low'))} - {kib(r.get('high'))}", "events": r.get("events"),
+                 "share of growth": f"{100 * r['share']:.0f}%" if isinstance(r.get("share"), (int, float)) else "-",
+                 "p": f"{r['p_value']:.2g}" if isinstance(r.get("p_value"), (int, float)) else "-"}
+                for r in ranking[:10]]
+        return _HTML(f"<p><b>{statement}</b></p>" + _table(rows, list(rows[0]), cls="zcnb correlation"))
 
     def fleet(self) -> Any:
         """Every instance of a fleet run (stage 01 in Prometheus mode), with the equivalent alert rule."""

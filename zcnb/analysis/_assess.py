@@ -12,7 +12,7 @@ import pandas as pd
 from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth, fmt_bytes, fmt_duration
 from ._prepare import Prepared, prepare
 from ._project import advice_for, project, resolve_limit, severity_for
-from ._stats import Trend, cycle_period, hinge_onset, pooled_theil_sen, step_jumps, troughs, window_minima
+from ._stats import Trend, _mad_sigma, cycle_period, hinge_onset, pooled_theil_sen, step_jumps, troughs, window_minima
 
 __all__ = ["assess_leak", "baseline"]
 
@@ -236,7 +236,54 @@ def _classify(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes
         notes.append(f"a growth up to {fmt_bytes(fit.high_h)}/h cannot be ruled out yet: sample longer to be sure")
     if cyclic:
         return "no_leak", "sawtooth-flat", fit
+    if trend.tau > 0:
+        warm = _short_warmup(b, p, th, threshold_h)
+        if warm is not None:
+            notes.append(f"baseline rose {fmt_bytes(warm.rise)} in the first "
+                         f"{fmt_duration(warm.plateau_t - float(p.t[0]))}, then stayed level "
+                         f"({fmt_bytes(warm.fit.rate_h)}/h since)")
+            return "no_leak", "warm-up-plateau", warm.fit
     return "no_leak", "flat" if (spread < 0.05 or not significant) else "unknown", fit
+
+
+@dataclass(frozen=True)
+class _Warmup:
+    plateau_t: float  # when the rise ended (seconds since t0)
+    rise: float  # bytes
+    fit: _Fit  # the trend over the plateau
+
+
+def _short_warmup(b: _Baseline, p: Prepared, th: LeakThresholds, threshold_h: float) -> _Warmup | None:
+    """A rise that levels off early (a cache filling up) in the first segment that shows one.
+
+    Theil-Sen's median slope is ~0 (and Mann-Kendall often not significant) because most pairs lie on the
+    plateau, so the thirds-based check never runs. A linear-then-flat fit (the onset hinge on reversed
+    time) finds where the rise ends; it counts when it explains the series (halves the SSE of a line), the
+    rise is of practical size and > 8 robust sigmas of the plateau's jitter, and the plateau covers at
+    least the last third with no practical trend.
+    """
+    for i in range(p.n_segments):
+        mine = b.seg == i
+        if mine.sum() < 10:
+            continue
+        t, y = b.t[mine], b.y[mine]
+        rt = float(t[-1]) - t[::-1]
+        tau_r, sse_h, sse_l = hinge_onset(rt, y[::-1])
+        if not (tau_r > rt[0] and sse_h < 0.5 * sse_l):
+            continue
+        plateau_t = float(t[-1]) - tau_r
+        flat = t >= plateau_t
+        rise = float(np.median(y[flat]) - y[0])
+        if flat.sum() < 6 or float(t[-1]) - plateau_t < (float(t[-1]) - float(t[0])) / 3 \
+                or rise < max(th.min_observed_growth_bytes, 8.0 * _mad_sigma(np.diff(y[flat]))):
+            continue
+        late = pooled_theil_sen(t[flat], y[flat], np.zeros(int(flat.sum()), dtype=np.int64), alpha=th.alpha)
+        if late is None or (late.p_value < th.alpha and late.slope * H >= threshold_h):
+            continue
+        region = np.zeros(len(b.t), dtype=bool)
+        region[np.flatnonzero(mine)[flat]] = True
+        return _Warmup(plateau_t, rise, _Fit(late.slope * H, late.low * H, late.high * H, late.p_value, region))
+    return None
 
 
 def _decide(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: list[str], common: dict[str, Any],

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..units import format_duration as fmt_duration  # one duration format for all of zcnb
+
 __all__ = ["DataNeeded", "LeakAssessment", "LeakThresholds", "SegmentGrowth", "fmt_bytes", "fmt_duration"]
 
 MIB = 1024.0 * 1024.0
@@ -88,21 +90,6 @@ def fmt_bytes(value: float | None) -> str:
     if abs(value) >= MIB:
         return f"{value / MIB:.1f} MiB"
     return f"{value / 1024:.1f} KiB"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """Human duration: ``45 s``, ``12 min``, ``3.2 h``, ``4.5 d`` (``-`` / ``never``)."""
-    if seconds is None:
-        return "-"
-    if not math.isfinite(seconds):
-        return "never"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def _iso(value: datetime | None) -> str | None:
