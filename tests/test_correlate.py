@@ -95,7 +95,6 @@ def test_simulated_per_request_leak_is_found(tmp_path: Path) -> None:
     """Real simulator process leaking 64 KiB per token-less request, with skill/tool traffic; real journal."""
     sys.path.insert(0, str(ROOT))
     from bench.record_journal import record, to_journal
-
     from zcnb.journal import read_journal
     from zcnb.logs import summarize_logs
 

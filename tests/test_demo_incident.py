@@ -29,7 +29,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env = {**os.environ, "GATEWAY_AUTH_TOKEN": TOKEN, "XDG_DATA_HOME": str(home / "data"), "HOME": str(home),
            "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, "-m", "zcnb", "demo", "--incidents-dir", str(incidents), "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
     folders = [p for p in incidents.iterdir() if p.is_dir()] if incidents.exists() else []
     return {"proc": proc, "folder": folders[0] if folders else None, "incidents": incidents}
 
@@ -46,9 +46,9 @@ def _folder(demo: dict[str, object]) -> Path:
 def test_demo_prints_the_report_path_and_leaves_nothing_running(demo: dict[str, object]) -> None:
     folder = _folder(demo)
     out = demo["proc"].stdout  # type: ignore[union-attr]
-    m = re.search(r"^report: (.+report\.html)$", out, re.M)
+    m = re.search(r"^report: (.+report\.html)$", out, re.MULTILINE)
     assert m and Path(m.group(1)) == folder / "report.html" and (folder / "report.html").is_file()
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     assert str(folder.parent) not in ps and "zcnb-demo-" not in ps, "a demo process is still running"
 
 
@@ -94,11 +94,11 @@ def test_report_renders_in_headless_chromium_with_plot_and_skills_table(demo: di
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--no-first-run", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'ud'}"]
     url = (folder / "report.html").as_uri()
-    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False).stdout
     imgs = re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]{2000,})"', dom)
     assert len(imgs) >= 3, "the rendered page should show the memory, timeline and skills figures"
     assert re.search(r'alt="memory over time"', dom)
-    table = re.search(r"<table class=\"zcnb skills\">(.*?)</table>", dom, re.S)
+    table = re.search(r"<table class=\"zcnb skills\">(.*?)</table>", dom, re.DOTALL)
     assert table and table.group(1).count("<tr>") >= 3, "skills table missing from the rendered page"
     shot = tmp_path / "report.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,3000", url], capture_output=True,

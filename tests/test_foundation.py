@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,7 +74,7 @@ def test_token_from_env_or_private_file_only(tmp_path: Path) -> None:
 def test_private_writes_are_0600_and_atomic(tmp_path: Path) -> None:
     p = write_private(tmp_path / "a" / "b.txt", "x")
     assert stat.S_IMODE(p.stat().st_mode) == 0o600
-    p = write_json(tmp_path / "c.json", {"v": float("nan"), "t": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+    p = write_json(tmp_path / "c.json", {"v": float("nan"), "t": datetime(2026, 1, 1, tzinfo=UTC)})
     assert p.read_text().count("null") == 1 and "2026-01-01T00:00:00+00:00" in p.read_text()
     assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".")] == []
 
@@ -93,7 +93,7 @@ def test_plan_requires_its_own_id_to_apply() -> None:
 
 def test_actions_roundtrip_and_survive_a_cut_line(tmp_path: Path) -> None:
     path = tmp_path / "actions.jsonl"
-    t0 = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     r = ActionResult("restart", "gw", False, "ok", started_at=t0, finished_at=t0.replace(second=7), commands=("a", "b"))
     append_action(path, r)
     with open(path, "a") as fh:
@@ -104,7 +104,7 @@ def test_actions_roundtrip_and_survive_a_cut_line(tmp_path: Path) -> None:
 
 
 def test_incident_folders_are_dated_private_and_never_reused(tmp_path: Path) -> None:
-    now = datetime(2026, 11, 28, 10, 0, 5, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 10, 0, 5, tzinfo=UTC)
     a = new_incident_dir(tmp_path / "inc", "Memory Leak!", now=now)
     b = new_incident_dir(tmp_path / "inc", "Memory Leak!", now=now)
     assert a.name == "2026-11-28T100005Z-memory-leak" and b != a

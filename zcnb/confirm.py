@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -106,7 +106,7 @@ def assess(incident: Incident, collected: Collected, *, limit_bytes: float = 0) 
 
     limit = float(limit_bytes) if limit_bytes else None
     a = assess_leak(collected.df, limit_bytes=limit, limit_source="parameter" if limit else None)
-    incident.write_json("assessment", {**a.to_dict(), "detected_at": datetime.now(timezone.utc).isoformat()})
+    incident.write_json("assessment", {**a.to_dict(), "detected_at": datetime.now(UTC).isoformat()})
     return a
 
 
@@ -127,7 +127,7 @@ def fleet(incident: Incident, *, prometheus_url: str, promql: str, since: str, s
     from .fleet import fleet_from_prometheus
     from .prometheus import parse_duration
 
-    end = datetime.now(timezone.utc).timestamp()
+    end = datetime.now(UTC).timestamp()
     view = fleet_from_prometheus(prometheus_url, promql, start=end - parse_duration(since), end=end, step=step,
                                  limit_bytes=float(limit_bytes) if limit_bytes else None)
     incident.write_json("fleet", view.to_dict())

@@ -25,12 +25,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .config import Secret, read_token
-from .files import ensure_private_dir, write_json
+from .files import write_json
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -49,7 +48,8 @@ class DemoOptions:
     metrics_interval_s: float = 10.0
     leak_kind: str = "unauth"
     leak_bytes: int = 64 * 1024
-    unauth_rate: float = 1.5
+    unauth_rate: float = 1.5  # average token-less probes per second (sent in on/off waves)
+    probe_period_s: float = 30.0
     skills: dict[str, float] = field(default_factory=lambda: dict(DEMO_SKILLS))
     tools: dict[str, float] = field(default_factory=lambda: dict(DEMO_TOOLS))
     bucket: str = "auto"
@@ -107,6 +107,24 @@ class _JournalCapture:
             os.write(self._fd, "".join(out).encode("utf-8"))
 
 
+def _probe_waves(url: str, *, rate: float, seconds: float, period_s: float, seed: int) -> None:
+    """Token-less probes in waves: ``rate``/s for half of each period, none for the other half.
+
+    Real probe traffic comes in bursts (a heartbeat checker, a load balancer); the on/off contrast also gives
+    the stage-03 regression the leverage to tell the probes' memory from the steady skill traffic's.
+    """
+    from .demo import TrafficGenerator
+
+    end = time.monotonic() + seconds
+    k = 0
+    while (left := end - time.monotonic()) > 0:
+        on = min(period_s / 2, left)
+        with TrafficGenerator(url, token=None, unauth_rate=rate, seed=seed + k):
+            time.sleep(on)
+        k += 1
+        time.sleep(max(0.0, min(period_s / 2, end - time.monotonic())))
+
+
 def _ground_truth(url: str, token: Secret) -> dict[str, Any]:
     import httpx
 
@@ -138,9 +156,9 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
     from .config import load_settings
     from .demo import TrafficGenerator
     from .incident import new_incident_dir, open_incident
+    from .process import ProcessQuery
     from .report import run_incident
     from .sampling import Sampler
-    from .process import ProcessQuery
     from .service import ProcessSupervisorBackend, plan_restart, restart
     from .service.watch import simulator_service
 
@@ -176,9 +194,10 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
         sampling.start()
         for phase, seconds in (("before", opt.sample_s), ("after", opt.after_s)):
             traffic = TrafficGenerator(url, token=token, skills=opt.skills, tools=opt.tools,
-                                       unauth_rate=opt.unauth_rate, seed=opt.seed + len(truth))
+                                       seed=opt.seed + len(truth))
             traffic.start()
-            time.sleep(seconds)
+            _probe_waves(url, rate=2 * opt.unauth_rate, seconds=seconds, period_s=opt.probe_period_s,
+                         seed=opt.seed + len(truth))
             traffic.stop()
             traffic = None
             truth = _add_counts(truth, _ground_truth(url, token))

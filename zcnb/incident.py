@@ -29,7 +29,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ def _slug(text: str) -> str:
 def new_incident_dir(incidents_dir: str | os.PathLike[str], slug: str = "memory-leak",
                      *, now: datetime | None = None) -> Path:
     """Create ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (0700); never reuses a folder."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     base = ensure_private_dir(incidents_dir)
     stem = f"{now.strftime('%Y-%m-%dT%H%M%SZ')}-{_slug(slug)}"
     path = base / stem
@@ -124,14 +124,15 @@ def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: b
         tmp = Path(tempfile.mkdtemp(prefix="zcnb-replay-"))
         dest = tmp / "sample-incident"
         shutil.copytree(bundled_sample_dir(), dest)
-        for root, dirs, files in os.walk(dest):
-            os.chmod(root, 0o700)
+        for folder, _dirs, files in os.walk(dest):
+            os.chmod(folder, 0o700)
             for f in files:
-                os.chmod(os.path.join(root, f), 0o600)
+                os.chmod(os.path.join(folder, f), 0o600)
         return Incident(dest, replay=True)
     root = Path(incident_dir).expanduser()
     if not root.exists():
         if not create:
-            raise ConfigError(f"incident folder {root} does not exist", hint="pass an existing folder or let zcnb create one", path=str(root))
+            raise ConfigError(f"incident folder {root} does not exist",
+                              hint="pass an existing folder or let zcnb create one", path=str(root))
         ensure_private_dir(root)
     return Incident(root.resolve())

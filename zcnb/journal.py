@@ -1,7 +1,8 @@
 """Read journald entries (``journalctl -o json``, streamed) and write journal files for tests and demos.
 
-``read_journal`` runs ``journalctl`` (argv list, no shell) and parses its output line by line, so memory
-stays bounded. As root, or for journal files/folders, a user unit is matched with
+``read_journal`` runs ``journalctl -o export`` (argv list, no shell; the export format is ~2.5x cheaper
+for journalctl to write than JSON and cheaper to parse, see :mod:`zcnb.journalparse`) and parses its
+output in 1 MiB blocks while journalctl keeps writing, so memory stays bounded. As root, or for journal files/folders, a user unit is matched with
 ``_SYSTEMD_USER_UNIT=U`` (``--user-unit`` would add ``_UID=<caller>`` and miss other users' entries).
 ``--since``/``--until`` go as ``@<epoch>`` because journalctl reads bare times as local time.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError, LogFormatError
+from .journalparse import EXPORT_BLOCK, EntryBuilder, export_records, usec_datetime
 from .logs import LogEntry, full_unit, make_entry
 from .redact import Redactor
 
@@ -75,9 +77,9 @@ def to_epoch(value: datetime | str | float | int | None, *, now: datetime | None
 def journal_argv(unit: str | None, *, user: bool = True, since: Any = None, until: Any = None,
                  files: Iterable[str | os.PathLike[str]] | None = None, directory: str | os.PathLike[str] | None = None,
                  journalctl: str = "journalctl", match_user_unit: bool | None = None,
-                 fields: str | None = _FIELDS) -> list[str]:
-    """The ``journalctl`` command line :func:`read_journal` runs."""
-    argv = [journalctl, "-o", "json", "--all", "--no-pager"]
+                 fields: str | None = _FIELDS, output: str = "export") -> list[str]:
+    """The ``journalctl`` command line :func:`read_journal` runs (``output="json"``: the JSON form)."""
+    argv = [journalctl, "-o", output, "--all", "--no-pager"]
     if fields:
         argv.append(f"--output-fields={fields}")
     file_list = [str(f) for f in (files or [])]
@@ -122,7 +124,7 @@ def _text(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    if value.__class__ is str and value.isdigit():
+    if value.__class__ is str and value.isascii() and value.isdigit():
         return int(value)
     t = _text(value)
     try:
@@ -134,7 +136,7 @@ def _int(value: Any) -> int | None:
 def entry_from_json(obj: dict[str, Any], *, redact: Callable[[str], str]) -> LogEntry:
     """One ``journalctl -o json`` object as a :class:`LogEntry` (message redacted)."""
     usec = _int(obj.get("__REALTIME_TIMESTAMP"))
-    ts = datetime.fromtimestamp(usec / 1e6, timezone.utc) if usec is not None and 0 <= usec < 1 << 62 else None
+    ts = usec_datetime(usec)
     unit = _text(obj.get("_SYSTEMD_USER_UNIT")) or _text(obj.get("_SYSTEMD_UNIT"))
     return make_entry(_text(obj.get("MESSAGE")) or "", timestamp=ts, pid=_int(obj.get("_PID")), unit=unit,
                       identifier=_text(obj.get("SYSLOG_IDENTIFIER")), priority=_int(obj.get("PRIORITY")),
@@ -197,16 +199,23 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
                              hint="install systemd's journalctl, or export the log elsewhere and use --text FILE")
     argv = journal_argv(unit, user=user, since=since, until=until, files=files, directory=directory,
                         journalctl=exe, match_user_unit=match_user_unit)
-    red = redact if redact is not None else Redactor.create()
+    build = EntryBuilder(redact if redact is not None else Redactor.create())
     bad = [0]
     n = 0
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            bufsize=1 << 20)
+                            bufsize=0)
     try:
         assert proc.stdout is not None
-        for entry in _parse_lines(proc.stdout, redact=red, source="journalctl", bad=bad):
-            n += 1
-            yield entry
+        fd = proc.stdout.fileno()
+        _widen_pipe(fd)
+
+        def read(size: int) -> bytes:
+            return os.read(fd, size)
+
+        for records in export_records(read, block=EXPORT_BLOCK, bad=bad):
+            entries = build.entries(records)
+            n += len(entries)
+            yield from entries
         err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
         rc = proc.wait()
     finally:
@@ -217,6 +226,16 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
             if stream:
                 stream.close()
     _check(rc, err, n, unit=full_unit(unit), require_entries=require_entries, argv=argv)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let journalctl run up to 1 MiB ahead while Python parses (the default pipe holds 64 KiB)."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), EXPORT_BLOCK)
+    except OSError:  # over /proc/sys/fs/pipe-max-size for this user: the default still works
+        pass
 
 
 def _check(rc: int, err: str, n: int, *, unit: str | None, require_entries: bool, argv: list[str]) -> None:

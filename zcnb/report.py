@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,9 @@ from .files import ensure_private_dir, read_json, write_json, write_private
 from .incident import Incident, new_incident_dir, open_incident
 
 __all__ = [
+    "STAGES",
     "IncidentRun",
     "StageResult",
-    "STAGES",
     "export_html",
     "notebooks_dir",
     "run_incident",
@@ -44,7 +44,7 @@ STAGES: dict[str, str] = {
 }
 REPORT_NOTEBOOK = "05_incident_report.ipynb"
 DEFAULT_STAGES = ("01", "02", "03", "04", "06")
-_SECRET_KEY = re.compile(r"(token|password|passwd|secret|api_?key|auth)", re.I)
+_SECRET_KEY = re.compile(r"(token|password|passwd|secret|api_?key|auth)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def run_incident(
     incident = open_incident(folder)
     if commit:
         write_private(incident.path("commit"), commit.strip() + "\n")
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     results: list[StageResult] = []
     for stage in stages:
         nb = nb_dir / STAGES[stage]
@@ -218,7 +218,7 @@ def run_incident(
     report = _execute(rep_nb, folder / rep_nb.name, {"incident_dir": str(folder)}, progress=progress,
                       cwd=folder, kernel_name=kernel_name, timeout_s=timeout_s)
     summary["report"] = report.to_dict()
-    summary["finished_at"] = datetime.now(timezone.utc).isoformat()
+    summary["finished_at"] = datetime.now(UTC).isoformat()
     incident.write_json("summary", summary)
     html_path: Path | None = None
     if report.output.exists():
@@ -233,8 +233,9 @@ def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[s
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]  # nbformat has no annotations
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # nor has nbconvert's constructor
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
     return write_private(html_path, body)
 

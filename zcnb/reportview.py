@@ -12,7 +12,7 @@ import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), start
     failed = [s["notebook"] for s in stages if s.get("status") != "ok"]
     return {
         "incident": inc.root.name,
-        "started_at": (started_at or datetime.now(timezone.utc)).isoformat(),
+        "started_at": (started_at or datetime.now(UTC)).isoformat(),
         "ok": not failed,
         "failed_stages": failed,
         "stages": list(stages),

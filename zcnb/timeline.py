@@ -57,7 +57,8 @@ def _ts(value: Any) -> datetime | None:
         return None
     if t.tzinfo is None:
         t = t.tz_localize("UTC")
-    return t.to_pydatetime()
+    out: datetime = t.to_pydatetime()
+    return out
 
 
 def _mib(x: float) -> str:
@@ -120,7 +121,8 @@ def detectable_at(samples: pd.DataFrame, *, column: str | None = None) -> dateti
             hi = mid
         else:
             lo = mid + 1
-    return samples["timestamp"].iloc[lo - 1].to_pydatetime()
+    first: datetime = samples["timestamp"].iloc[lo - 1].to_pydatetime()
+    return first
 
 
 def _restart_entries(df: pd.DataFrame, column: str) -> list[TimelineEntry]:
@@ -155,8 +157,11 @@ def plot_timeline(timeline: Timeline, samples: pd.DataFrame | None = None, *, co
         ax.plot(s["timestamp"], s[column] / 2**20, color="0.6", lw=1, label=f"{column} (MiB)")
         ax.set_ylabel("MiB")
     shown = [e for e in timeline.entries if not (e.kind == "action" and "(dry run)" in e.what)]
+    from matplotlib.dates import date2num
+
     for i, e in enumerate(shown):
-        ax.axvline(e.time, color=colors.get(e.kind, "tab:blue"), lw=1.5, ls="--")
+        x = float(date2num(e.time))  # type: ignore[no-untyped-call]  # matplotlib.dates is unannotated
+        ax.axvline(x, color=colors.get(e.kind, "tab:blue"), lw=1.5, ls="--")
         ax.annotate(e.kind, xy=(e.time, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
                     fontsize=8, color=colors.get(e.kind, "tab:blue"), xytext=(-2, -4 - (i % 2) * 40),
                     textcoords="offset points")
