@@ -7,9 +7,18 @@
  * Anything whose Python result it cannot reproduce for sure (an unusual timestamp) makes feed() return
  * False with a reason, and the caller uses the Python engine instead. The scan loop runs without the GIL.
  */
+#define _GNU_SOURCE  /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +107,7 @@ static int ctab_add(CTab *t, char cat, int hasb, long long b, const char *s, Py_
 typedef struct {
     uint64_t h; long long bucket; long long count; double first, last;
     char *scope; Py_ssize_t scope_n; char *norm; Py_ssize_t norm_n; char *ex; Py_ssize_t ex_n;
-    char level; char hasb; char hasts;
+    int flags; char level; char hasb; char hasts;
 } Grp;
 
 typedef struct {
@@ -108,13 +117,15 @@ typedef struct {
     Grp *groups; size_t ngroups, capgroups;
     long *gidx; size_t gcap; size_t gset_start;  /* hash of the current group set: indices into groups */
     int set_open; int set_hasb; long long set_bucket; int set_haspid; long long set_pid;
-    char *norm; Py_ssize_t norm_cap;
+    char *norm; Py_ssize_t norm_cap; char *low; Py_ssize_t low_cap;
     long long lines, debug, alloc_w, free_w, deinit_w, raw_banners;
     int has_first; double first, last;
     int has_pid; long long last_pid;
     double *pid_ts; long long *pid_v; size_t npids, cappids;
     double *ban_ts; size_t nban, capban;
     char reason[160]; int failed;
+    /* the previous line's syslog prefix and what it meant (most lines repeat it: same second, same pid) */
+    char pre[128]; Py_ssize_t pre_n; int pre_skip; double pre_ts; long long pre_b; int pre_haspid; long long pre_pid;
 } Scanner;
 
 static int push_pid(Scanner *s, double ts, long long pid) {
@@ -207,12 +218,43 @@ static int add_group(Scanner *s, char level, const char *scope, Py_ssize_t sn, c
                      int hasb, long long b, int hasts, double ts) {
     Py_ssize_t nn = normalise(s, msg, mn);
     if (nn < 0) return -1;
-    uint64_t h = hash_bytes(hash_bytes(1469598103934665603ULL ^ (uint64_t)level, scope, sn) ^ 0xff, s->norm, nn);
+    /* the words _level_hit looks for are part of the key (as in logscan._flags): an example stands for all */
+    static const char *words[] = {"alloc", "free", "deinit", "leaked", "memory address", "double free", "unauthori"};
+    static const size_t wlen[] = {5, 4, 6, 6, 14, 11, 9};
+    if (s->low_cap < mn + 1) {
+        char *nb = realloc(s->low, mn + 1);
+        if (!nb) return -1;
+        s->low = nb;
+        s->low_cap = mn + 1;
+    }
+    for (Py_ssize_t i = 0; i < mn; i++) {  /* bytes.lower(): ASCII only */
+        unsigned char c = (unsigned char)msg[i];
+        s->low[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    int flags = 0;
+    const char *lw = s->low;
+    for (Py_ssize_t i = 0; i < mn; i++) {  /* one pass: only a few letters can start a word */
+        int k0, k1;
+        switch (lw[i]) {
+        case 'a': k0 = 0; k1 = 0; break;
+        case 'f': k0 = 1; k1 = 1; break;
+        case 'd': k0 = 2; k1 = 5; break;
+        case 'l': k0 = 3; k1 = 3; break;
+        case 'm': k0 = 4; k1 = 4; break;
+        case 'u': k0 = 6; k1 = 6; break;
+        default: continue;
+        }
+        for (int k = k0; k <= k1; k += 3) {
+            if ((size_t)(mn - i) >= wlen[k] && memcmp(lw + i, words[k], wlen[k]) == 0) flags |= 1 << k;
+        }
+    }
+    uint64_t h = hash_bytes(hash_bytes(1469598103934665603ULL ^ (uint64_t)level ^ ((uint64_t)flags << 8), scope, sn) ^ 0xff,
+                            s->norm, nn);
     if ((s->ngroups - s->gset_start + 1) * 2 > s->gcap && gset_grow(s) < 0) return -1;
     size_t j = h & (s->gcap - 1);
     while (s->gidx[j] >= 0) {
         Grp *g = &s->groups[s->gidx[j]];
-        if (g->h == h && g->level == level && g->scope_n == sn && g->norm_n == nn && memcmp(g->scope, scope, sn) == 0
+        if (g->h == h && g->level == level && g->flags == flags && g->scope_n == sn && g->norm_n == nn && memcmp(g->scope, scope, sn) == 0
             && memcmp(g->norm, s->norm, nn) == 0) {
             g->count++;
             if (hasts) g->last = ts;  /* the group's last line */
@@ -229,7 +271,7 @@ static int add_group(Scanner *s, char level, const char *scope, Py_ssize_t sn, c
     }
     Grp *g = &s->groups[s->ngroups];
     memset(g, 0, sizeof(Grp));
-    g->h = h; g->level = level; g->hasb = (char)hasb; g->bucket = b; g->count = 1;
+    g->h = h; g->flags = flags; g->level = level; g->hasb = (char)hasb; g->bucket = b; g->count = 1;
     g->hasts = (char)hasts; g->first = g->last = ts;
     g->scope = dup_bytes(scope, sn); g->scope_n = sn;
     g->norm = dup_bytes(s->norm, nn); g->norm_n = nn;
@@ -240,106 +282,127 @@ static int add_group(Scanner *s, char level, const char *scope, Py_ssize_t sn, c
 }
 
 /* ---------------------------------------------------------------- one message (text after the syslog prefix) */
-static int scan_message(Scanner *s, const char *m, const char *e, int hasb, long long b, int hasts, double ts) {
-    /* level prefix: (error|warning|debug)(?:\(([^)\n]*)\))?: (...) at the start of the message */
-    char level = 0;
-    const char *w = NULL;
-    if (has_prefix(m, e, "error", 5)) { level = 'e'; w = m + 5; }
-    else if (has_prefix(m, e, "warning", 7)) { level = 'w'; w = m + 7; }
-    else if (has_prefix(m, e, "debug", 5)) { level = 'd'; w = m + 5; }
-    if (level) {
-        const char *sc = w, *sce = w, *text = NULL;
-        if (w < e && *w == '(') {
-            const char *close = memchr(w + 1, ')', e - (w + 1));
-            if (close && close + 2 < e && close[1] == ':' && close[2] == ' ') {
-                sc = w + 1; sce = close; text = close + 3;
-            }
-        } else if (w + 2 <= e && w[0] == ':' && w[1] == ' ') {
-            text = w + 2;
-        }
-        if (text) {
-            Py_ssize_t tn = e - text;
-            if (level == 'd') {
-                s->debug++;
-                if (contains_ci(text, tn, "alloc")) s->alloc_w++;
-                if (contains_ci(text, tn, "free")) s->free_w++;
-                if (contains_ci(text, tn, "deinit")) s->deinit_w++;
-                if (has_prefix(text, e, "[gateway] ", 10)) {  /* ^\[gateway\] ([A-Z]+) (/\S*) */
-                    const char *p = text + 10, *q = p;
-                    while (q < e && *q >= 'A' && *q <= 'Z') q++;
-                    if (q > p && q + 1 < e && q[0] == ' ' && q[1] == '/') {
-                        const char *r = q + 2;
-                        while (r < e && !is_space((unsigned char)*r)) r++;
-                        if (ctab_add(&s->counts, 'R', hasb, b, p, r - p, 1) < 0) return -1;
-                    }
-                }
-            } else if (add_group(s, level, sc, sce - sc, text, tn, hasb, b, hasts, ts) < 0) {
-                return -1;
-            }
-        }
+/* Next '\n', ':' or '[' in [p, lim), or lim: one vector pass finds the line end and every candidate. */
+static inline const char *find3(const char *p, const char *lim) {
+#ifdef __SSE2__
+    const __m128i nl = _mm_set1_epi8('\n'), co = _mm_set1_epi8(':'), br = _mm_set1_epi8('[');
+    while (lim - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        int mask = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, nl), _mm_cmpeq_epi8(v, co)),
+                                                  _mm_cmpeq_epi8(v, br)));
+        if (mask) return p + __builtin_ctz((unsigned)mask);
+        p += 16;
     }
-    /* skill:([A-Za-z0-9_-]+) tokens */
-    const char *p = m;
-    while (p + 6 < e) {
-        const char *c = memchr(p + 5, ':', e - (p + 5));
-        if (!c) break;
-        if (c - 5 >= m && memcmp(c - 5, "skill", 5) == 0 && c + 1 < e && is_name((unsigned char)c[1])) {
-            const char *q = c + 1;
-            while (q < e && is_name((unsigned char)*q)) q++;
-            if (ctab_add(&s->counts, 'T', hasb, b, c + 1, q - (c + 1), 1) < 0) return -1;
-            p = q;
-        } else {
-            p = c - 4;  /* next candidate ':' lies after c */
-        }
+#endif
+    while (p < lim && *p != '\n' && *p != ':' && *p != '[') p++;
+    return p;
+}
+
+static inline const char *line_end(const char *p, const char *lim) {
+    const char *nl = memchr(p, '\n', lim - p);
+    return nl ? nl : lim;
+}
+
+/* The level prefix (error|warning|debug)(?:\(([^)\n]*)\))?: (...) at the start of the message [m, e). */
+static int scan_level(Scanner *s, const char *m, const char *e, int hasb, long long b, int hasts, double ts) {
+    char level;
+    const char *w;
+    if (*m == 'e' && has_prefix(m, e, "error", 5)) { level = 'e'; w = m + 5; }
+    else if (*m == 'w' && has_prefix(m, e, "warning", 7)) { level = 'w'; w = m + 7; }
+    else if (*m == 'd' && has_prefix(m, e, "debug", 5)) { level = 'd'; w = m + 5; }
+    else return 0;
+    const char *sc = w, *sce = w, *text = NULL;
+    if (w < e && *w == '(') {
+        const char *close = memchr(w + 1, ')', e - (w + 1));
+        if (close && close + 2 < e && close[1] == ':' && close[2] == ' ') { sc = w + 1; sce = close; text = close + 3; }
+    } else if (w + 2 <= e && w[0] == ':' && w[1] == ' ') {
+        text = w + 2;
     }
-    /* bracket tags */
-    p = m;
-    while (p < e) {
-        const char *o = memchr(p, '[', e - p);
-        if (!o) break;
-        const char *after = o + 1;
-        if (has_prefix(after, e, "agent] tool ", 12)) {
-            const char *t = after + 12;
-            if (has_prefix(t, e, "skill args=", 11)) {
-                const char *x = t + 11;
-                while (x < e) {  /* first "name":\s*"([^"\n]*)" that completes (lazy [^\n]*?) */
-                    const char *nm = memchr(x, '"', e - x);
-                    if (!nm) break;
-                    if (has_prefix(nm, e, "\"name\":", 7)) {
-                        const char *v = nm + 7;
-                        while (v < e && is_space((unsigned char)*v)) v++;
-                        if (v < e && *v == '"') {
-                            const char *z = memchr(v + 1, '"', e - (v + 1));
-                            if (z) {
-                                if (z > v + 1 && ctab_add(&s->counts, 'S', hasb, b, v + 1, z - (v + 1), 1) < 0) return -1;
-                                p = z + 1;
-                                goto next_tag;
-                            }
-                        }
-                    }
-                    x = nm + 1;
-                }
-            }
-            const char *q = t;  /* ([\w.-]+) args= */
-            while (q < e && (is_word((unsigned char)*q) || *q == '.' || *q == '-')) q++;
-            if (q > t && has_prefix(q, e, " args=", 6)) {
-                if (ctab_add(&s->counts, 'O', hasb, b, t, q - t, 1) < 0) return -1;
-                p = q + 6;
-                continue;
-            }
-        } else if (has_prefix(after, e, "heartbeat] ", 11)) {
-            if (ctab_add(&s->counts, 'K', hasb, b, "heartbeat", 9, 1) < 0) return -1;
-            p = after + 11;
-            continue;
-        } else if (has_prefix(after, e, "ws] ", 4)) {
-            if (ctab_add(&s->counts, 'K', hasb, b, "ws", 2, 1) < 0) return -1;
-            p = after + 4;
-            continue;
+    if (!text) return 0;
+    Py_ssize_t tn = e - text;
+    if (level != 'd') return add_group(s, level, sc, sce - sc, text, tn, hasb, b, hasts, ts);
+    s->debug++;
+    if (contains_ci(text, tn, "alloc")) s->alloc_w++;
+    if (contains_ci(text, tn, "free")) s->free_w++;
+    if (contains_ci(text, tn, "deinit")) s->deinit_w++;
+    if (has_prefix(text, e, "[gateway] ", 10)) {  /* ^\[gateway\] ([A-Z]+) (/\S*) */
+        const char *p = text + 10, *q = p;
+        while (q < e && *q >= 'A' && *q <= 'Z') q++;
+        if (q > p && q + 1 < e && q[0] == ' ' && q[1] == '/') {
+            const char *r = q + 2;
+            while (r < e && !is_space((unsigned char)*r)) r++;
+            if (ctab_add(&s->counts, 'R', hasb, b, p, r - p, 1) < 0) return -1;
         }
-        p = o + 1;
-    next_tag:;
     }
     return 0;
+}
+
+/* A bracket tag at o ('['), data up to lim: returns where the match ends (o + 1 when there is none).
+ * The literals hold no '\n', so checking them against lim never crosses the line end. */
+static const char *scan_tag(Scanner *s, const char *o, const char *lim, int hasb, long long b, int *err) {
+    const char *after = o + 1, *e = lim;
+    if (has_prefix(after, e, "agent] tool ", 12)) {
+        const char *t = after + 12;
+        if (has_prefix(t, e, "skill args=", 11)) {
+            const char *x = t + 11;
+            e = line_end(x, lim);
+            while (x < e) {  /* the first "name":[ \t\r\f\v]*"([^"\n]*)" that completes (lazy [^\n]*?) */
+                const char *nm = memchr(x, '"', e - x);
+                if (!nm) break;
+                if (has_prefix(nm, e, "\"name\":", 7)) {
+                    const char *v = nm + 7;
+                    while (v < e && is_space((unsigned char)*v)) v++;
+                    if (v < e && *v == '"') {
+                        const char *z = memchr(v + 1, '"', e - (v + 1));
+                        if (z) {
+                            if (z > v + 1 && ctab_add(&s->counts, 'S', hasb, b, v + 1, z - (v + 1), 1) < 0) *err = 1;
+                            return z + 1;
+                        }
+                    }
+                }
+                x = nm + 1;
+            }
+        }
+        const char *q = t;  /* ([\w.-]+) args= */
+        while (q < e && (is_word((unsigned char)*q) || *q == '.' || *q == '-')) q++;
+        if (q > t && has_prefix(q, e, " args=", 6)) {
+            if (ctab_add(&s->counts, 'O', hasb, b, t, q - t, 1) < 0) *err = 1;
+            return q + 6;
+        }
+    } else if (has_prefix(after, e, "heartbeat] ", 11)) {
+        if (ctab_add(&s->counts, 'K', hasb, b, "heartbeat", 9, 1) < 0) *err = 1;
+        return after + 11;
+    } else if (has_prefix(after, e, "ws] ", 4)) {
+        if (ctab_add(&s->counts, 'K', hasb, b, "ws", 2, 1) < 0) *err = 1;
+        return after + 4;
+    }
+    return o + 1;
+}
+
+/* One message from m to its line end (the next '\n', or lim): skill:NAME tokens, bracket tags, level.
+ * Sets *eout to the line end. 0 ok, -1 out of memory. */
+static int scan_message(Scanner *s, const char *m, const char *lim, int hasb, long long b, int hasts, double ts,
+                        const char **eout) {
+    const char *q = m, *tok_end = m, *tag_end = m, *e = NULL;
+    int err = 0;
+    for (;;) {
+        const char *c = find3(q, lim);
+        if (c >= lim || *c == '\n') { e = c; break; }
+        if (*c == ':') {  /* skill:([A-Za-z0-9_-]+), non-overlapping like re.findall */
+            if (c - 5 >= tok_end && memcmp(c - 5, "skill", 5) == 0 && c + 1 < lim && is_name((unsigned char)c[1])) {
+                const char *r = c + 1;
+                while (r < lim && is_name((unsigned char)*r)) r++;
+                if (ctab_add(&s->counts, 'T', hasb, b, c + 1, r - (c + 1), 1) < 0) return -1;
+                tok_end = r;
+            }
+        } else if (c >= tag_end) {  /* '[' outside the previous tag match */
+            tag_end = scan_tag(s, c, lim, hasb, b, &err);
+            if (err) return -1;
+        }
+        q = c + 1;
+    }
+    *eout = e;
+    return m < e ? scan_level(s, m, e, hasb, b, hasts, ts) : 0;
 }
 
 /* ---------------------------------------------------------------- short-iso prefix and timestamp */
@@ -474,67 +537,141 @@ static int match_iso(const char *p, const char *e, Prefix *x) {
 }
 
 /* ---------------------------------------------------------------- the scan loops */
-static int scan_iso(Scanner *s, const char *buf, Py_ssize_t n) {
-    const char *p = buf, *end = buf + n;
-    const char *cache_ts = NULL; Py_ssize_t cache_n = 0; double cache_v = 0; int cache_r = TS_INVALID;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', end - p);
-        const char *e = nl ? nl : end;
+/* One line starting at p (its end is the next '\n', or lim); *eout = the line end. 0 ok, 1 gave way, -1 no memory. */
+static int iso_line(Scanner *s, const char *p, const char *lim, const char **eout) {
+    double ts;
+    long long b, pid;
+    int haspid;
+    const char *msg;
+    if (s->pre_n && lim - p > s->pre_n && memcmp(p, s->pre, s->pre_n) == 0) {
+        if (s->pre_skip) { *eout = line_end(p, lim); return 0; }
+        ts = s->pre_ts; b = s->pre_b; haspid = s->pre_haspid; pid = s->pre_pid; msg = p + s->pre_n;
+    } else {
+        const char *e = line_end(p, lim);
+        *eout = e;
         Prefix x;
-        if (match_iso(p, e, &x)) {
-            if (s->has_ident && ((x.ident_end - x.ident) != s->ident_n || memcmp(x.ident, s->ident, s->ident_n) != 0))
-                goto next;
-            Py_ssize_t tn = x.ts_end - p;
-            int r;
-            double ts;
-            if (cache_ts && tn == cache_n && memcmp(p, cache_ts, tn) == 0) { r = cache_r; ts = cache_v; }
-            else {
-                r = parse_ts(p, x.ts_end, &ts, s);
-                cache_ts = p; cache_n = tn; cache_v = ts; cache_r = r;
-            }
-            if (r == TS_UNSURE) return 1;
-            if (r == TS_INVALID) goto next;
-            int haspid = x.pid && x.pid_end - x.pid < 12;
-            long long pid = 0;
-            if (haspid) for (const char *d = x.pid; d < x.pid_end; d++) pid = pid * 10 + (*d - '0');
-            s->lines++;
-            if (!s->has_first) { s->first = s->last = ts; s->has_first = 1; }
-            else { if (ts < s->first) s->first = ts; if (ts > s->last) s->last = ts; }
-            if (haspid && (!s->has_pid || s->last_pid != pid)) {
-                if (push_pid(s, ts, pid) < 0) return -1;
-                s->has_pid = 1;
-                s->last_pid = pid;
-            }
-            if (!haspid && e - x.msg >= 11) {
-                for (const char *c = x.msg; (c = memchr(c, 'M', e - c)) != NULL; c++) {
-                    if (has_prefix(c, e, "Main Token:", 11)) { if (push_banner(s, ts) < 0) return -1; break; }
-                }
-            }
-            long long b = bucket_of(ts, s->width);
-            if (!s->set_open || s->set_bucket != b || s->set_haspid != haspid || (haspid && s->set_pid != pid)) {
-                gset_close(s);
-                s->set_open = 1; s->set_bucket = b; s->set_haspid = haspid; s->set_pid = pid;
-            }
-            if (scan_message(s, x.msg, e, 1, b, 1, ts) < 0) return -1;
+        if (!match_iso(p, e, &x)) return 0;
+        Py_ssize_t pn = x.msg - p;
+        /* cacheable when the prefix ends in ": ": the same bytes then always match the same way */
+        int cache = pn <= (Py_ssize_t)sizeof s->pre && pn >= 2 && x.msg[-2] == ':' && x.msg[-1] == ' ';
+        s->pre_n = 0;
+        if (s->has_ident && ((x.ident_end - x.ident) != s->ident_n || memcmp(x.ident, s->ident, s->ident_n) != 0)) {
+            if (cache) { memcpy(s->pre, p, pn); s->pre_n = pn; s->pre_skip = 1; }
+            return 0;
         }
-    next:
+        int r = parse_ts(p, x.ts_end, &ts, s);
+        if (r == TS_UNSURE) return 1;
+        if (r == TS_INVALID) {
+            if (cache) { memcpy(s->pre, p, pn); s->pre_n = pn; s->pre_skip = 1; }
+            return 0;
+        }
+        haspid = x.pid && x.pid_end - x.pid < 12;
+        pid = 0;
+        if (haspid) for (const char *d = x.pid; d < x.pid_end; d++) pid = pid * 10 + (*d - '0');
+        b = bucket_of(ts, s->width);
+        msg = x.msg;
+        if (cache) {
+            memcpy(s->pre, p, pn); s->pre_n = pn; s->pre_skip = 0;
+            s->pre_ts = ts; s->pre_b = b; s->pre_haspid = haspid; s->pre_pid = pid;
+        }
+    }
+    s->lines++;
+    if (!s->has_first) { s->first = s->last = ts; s->has_first = 1; }
+    else { if (ts < s->first) s->first = ts; if (ts > s->last) s->last = ts; }
+    if (haspid && (!s->has_pid || s->last_pid != pid)) {
+        if (push_pid(s, ts, pid) < 0) return -1;
+        s->has_pid = 1;
+        s->last_pid = pid;
+    }
+    if (!s->set_open || s->set_bucket != b || s->set_haspid != haspid || (haspid && s->set_pid != pid)) {
+        gset_close(s);
+        s->set_open = 1; s->set_bucket = b; s->set_haspid = haspid; s->set_pid = pid;
+    }
+    if (scan_message(s, msg, lim, 1, b, 1, ts, eout) < 0) return -1;
+    if (!haspid) {  /* one startup banner per line at most */
+        const char *e = *eout;
+        for (const char *c = msg; e - c >= 11 && (c = memchr(c, 'M', e - c)) != NULL; c++) {
+            if (has_prefix(c, e, "Main Token:", 11)) { if (push_banner(s, ts) < 0) return -1; break; }
+        }
+    }
+    return 0;
+}
+
+static int raw_line(Scanner *s, const char *p, const char *lim, const char **eout) {
+    if (scan_message(s, p, lim, 0, 0, 0, 0.0, eout) < 0) return -1;
+    const char *e = *eout;
+    for (const char *c = p; e - c >= 11 && (c = memchr(c, 'M', e - c)) != NULL; c++) {  /* every banner */
+        if (has_prefix(c, e, "Main Token:", 11)) s->raw_banners++;
+    }
+    s->lines++;
+    return 0;
+}
+
+/* Lines in [buf, buf+n); the last one may lack its newline. 0 ok, 1 gave way, -1 out of memory. */
+static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
+    const char *p = buf, *end = buf + n, *e;
+    while (p < end) {
+        int r = s->iso ? iso_line(s, p, end, &e) : raw_line(s, p, end, &e);
+        if (r) return r;
         p = e + 1;
     }
     return 0;
 }
 
-static int scan_raw(Scanner *s, const char *buf, Py_ssize_t n) {
-    const char *p = buf, *end = buf + n;
-    for (const char *c = buf; (c = memchr(c, 'M', end - c)) != NULL; c++) {
-        if (has_prefix(c, end, "Main Token:", 11)) s->raw_banners++;
+#define MAX_LINE ((Py_ssize_t)4 << 20)  /* logchunks.MAX_LINE: longer lines are cut there; Python judges those */
+#define WINDOW ((off_t)32 << 20)        /* mapped at a time: bounds the file pages counted in RSS */
+
+/* Lines whose first byte lies in [start, end) of the file (logchunks.iter_chunks' rule), through mmap windows. */
+static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (end > size) end = size;
+    off_t pos = start;
+    if (pos > 0 && pos < end) {  /* the line that started before `start` belongs to the previous range */
+        char c;
+        if (pread(fd, &c, 1, pos - 1) != 1) return -2;
+        if (c != '\n') {
+            for (;;) {
+                char tmp[65536];
+                ssize_t k = pread(fd, tmp, sizeof tmp, pos);
+                if (k < 0) return -2;
+                if (k == 0) return 0;
+                char *nl = memchr(tmp, '\n', (size_t)k);
+                if (nl) { pos += nl - tmp + 1; break; }
+                pos += k;
+            }
+        }
     }
-    if (!s->set_open) { s->set_open = 1; s->set_bucket = 0; s->set_haspid = 0; }
-    while (p < end) {
-        const char *nl = memchr(p, '\n', end - p);
-        const char *e = nl ? nl : end;
-        if (nl) s->lines++;
-        if (scan_message(s, p, e, 0, 0, 0, 0.0) < 0) return -1;
-        p = e + 1;
+    while (pos < end) {
+        off_t off = pos - pos % page;
+        off_t len = size - off < WINDOW ? size - off : WINDOW;
+        char *map = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, off);
+        if (map == MAP_FAILED) return -2;
+        madvise(map, (size_t)len, MADV_SEQUENTIAL);
+        const char *p = map + (pos - off), *lim = map + len;
+        int eof = off + len == size, r = 0;
+        if (!eof) {  /* complete lines only: the rest is mapped again with the next window */
+            const char *last = memrchr(p, '\n', lim - p);
+            lim = last ? last + 1 : p;
+        }
+        while (p < lim && off + (p - map) < end) {
+            const char *e;
+            r = s->iso ? iso_line(s, p, lim, &e) : raw_line(s, p, lim, &e);
+            if (!r && e - p > MAX_LINE) {
+                snprintf(s->reason, sizeof s->reason, "a line longer than %zd bytes", (size_t)MAX_LINE);
+                r = 1;
+            }
+            if (r) break;
+            p = e + 1;
+        }
+        if (p > lim) p = lim;
+        off_t next = off + (p - map);
+        munmap(map, (size_t)len);
+        if (r) return r;
+        if (next == pos && next < end) {  /* no complete line in a whole window */
+            snprintf(s->reason, sizeof s->reason, "a line longer than %zd bytes", (size_t)MAX_LINE);
+            return 1;
+        }
+        pos = next;
     }
     return 0;
 }
@@ -544,7 +681,7 @@ static void Scanner_dealloc(Scanner *s) {
     for (size_t i = 0; i < s->counts.cap; i++) if (s->counts.e[i].used) free(s->counts.e[i].s);
     free(s->counts.e);
     for (size_t g = 0; g < s->ngroups; g++) { free(s->groups[g].scope); free(s->groups[g].norm); free(s->groups[g].ex); }
-    free(s->groups); free(s->gidx); free(s->norm); free(s->ident);
+    free(s->groups); free(s->gidx); free(s->norm); free(s->low); free(s->ident);
     free(s->pid_ts); free(s->pid_v); free(s->ban_ts);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
@@ -574,10 +711,35 @@ static PyObject *Scanner_feed(Scanner *s, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     int r;
     Py_BEGIN_ALLOW_THREADS
-    r = s->iso ? scan_iso(s, view.buf, view.len) : scan_raw(s, view.buf, view.len);
-    gset_close(s);  /* groups never span chunks (the Python engine groups per chunk too) */
+    r = scan_lines(s, view.buf, view.len);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
+    if (r < 0) return PyErr_NoMemory();
+    if (r > 0) { s->failed = 1; Py_RETURN_FALSE; }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Scanner_scan_file(Scanner *s, PyObject *args) {
+    PyObject *path;
+    long long start, end;
+    if (!PyArg_ParseTuple(args, "O&LL", PyUnicode_FSConverter, &path, &start, &end)) return NULL;
+    if (s->failed) { Py_DECREF(path); Py_RETURN_FALSE; }
+    int r, err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) r = -2;
+    else r = scan_path(s, fd, st.st_size, (off_t)start, (off_t)end);
+    if (r == -2) err = errno;
+    if (fd >= 0) close(fd);
+    Py_END_ALLOW_THREADS
+    if (r == -2) {
+        errno = err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        Py_DECREF(path);
+        return NULL;
+    }
+    Py_DECREF(path);
     if (r < 0) return PyErr_NoMemory();
     if (r > 0) { s->failed = 1; Py_RETURN_FALSE; }
     Py_RETURN_TRUE;
@@ -634,6 +796,8 @@ static PyObject *Scanner_reason(Scanner *s, void *Py_UNUSED(closure)) {
 static PyMethodDef Scanner_methods[] = {
     {"feed", (PyCFunction)Scanner_feed, METH_O,
      "feed(buffer) -> bool: count a buffer of complete lines; False when only the Python engine can judge it"},
+    {"scan_file", (PyCFunction)Scanner_scan_file, METH_VARARGS,
+     "scan_file(path, start, end) -> bool: count the lines starting in [start, end) of a file (mmap, no GIL)"},
     {"result", (PyCFunction)Scanner_result, METH_NOARGS, "result() -> dict of raw tallies"},
     {NULL, NULL, 0, NULL},
 };

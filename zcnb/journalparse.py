@@ -12,17 +12,20 @@ replacement, numbers that do not parse become ``None``.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from operator import methodcaller
 
-from .logs import LogEntry, parse_message
+from .logs import LogEntry
 from .redact import Redactor
 
-__all__ = ["EXPORT_BLOCK", "EntryBuilder", "export_records", "parse_int", "usec_datetime"]
+__all__ = ["EXPORT_BLOCK", "EntryBuilder", "export_records", "parse_int", "split_line", "usec_datetime"]
 
 EXPORT_BLOCK = 1 << 20  # bytes per os.read from the journalctl pipe
+# zcnb.logs.parse_message's two regexes (level prefix, then bracket tag) as one match; tested equal.
+_LINE = re.compile(r"(?:(error|warning|info|debug)(?:\(([^)]*)\))?: ?)?(?:\[([\w.-]+)\])?")
 _SPLIT_EQ = methodcaller("split", b"=", 1)
 _U64 = struct.Struct("<Q")
 _CACHE_MAX = 1 << 15  # distinct messages remembered (the gateway repeats many lines verbatim)
@@ -51,6 +54,14 @@ def usec_datetime(usec: int | None) -> datetime | None:
         return datetime.fromtimestamp(usec / 1e6, _UTC)
     except (OverflowError, ValueError, OSError):  # beyond year 9999
         return None
+
+
+def split_line(message: str) -> tuple[str, str | None, str | None]:
+    """``(level, scope, tag)`` of a Zig log line, as :func:`zcnb.logs.parse_message` gives them."""
+    m = _LINE.match(message)
+    assert m is not None  # every part is optional: it always matches
+    level, scope, tag = m.groups()
+    return level or "none", scope or None, tag
 
 
 def _first_wins(lines: list[bytes]) -> dict[bytes, bytes]:
@@ -154,8 +165,7 @@ class EntryBuilder:
             if hit is not None:
                 return hit
         msg = self.redact(raw.decode("utf-8", "replace") if raw else "")
-        level, scope, tag, _ = parse_message(msg)
-        res = (msg, level, scope, tag)
+        res = (msg, *split_line(msg))
         if cache is not None and raw is not None:
             if len(cache) >= _CACHE_MAX:
                 cache.clear()  # bounded memory; a fresh cache refills with the current hot lines
@@ -167,9 +177,12 @@ class EntryBuilder:
         out: list[LogEntry] = []
         append = out.append
         message = self.message
+        cache = self._cache if self._cache is not None else {}
         fromts = datetime.fromtimestamp
         for d in records:
             get = d.get
+            raw = get(b"MESSAGE")
+            msg, level, scope, tag = cache.get(raw) or message(raw)  # type: ignore[arg-type]
             ts_raw = get(b"__REALTIME_TIMESTAMP")
             ts = None
             if ts_raw is not None:
@@ -181,7 +194,6 @@ class EntryBuilder:
             ident = get(b"SYSLOG_IDENTIFIER")
             pid = get(b"_PID")
             prio = get(b"PRIORITY")
-            msg, level, scope, tag = message(get(b"MESSAGE"))
             append(LogEntry(
                 ts,
                 int(pid) if pid is not None and pid.isdigit() else parse_int(pid),

@@ -160,14 +160,14 @@ def scan_iso_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
     acc.see_time(t1)
     acc.see_pid(t0, pid)
     if pid is None:
-        for bm in re.finditer(re.escape(_BANNER), buf):
+        for bm in re.finditer(rb"(?m)^[^\n]*?" + re.escape(_BANNER), buf):  # one banner per line at most
             acc.banners.append(line_ts(buf, bm.start()))
 
     def ts_at(pos: int) -> float | None:
         return line_ts(buf, pos)
 
-    for p, q, bb in slices:
-        scan_block(acc, buf, p, q, sep=b"]: " if pid_b else b": ", bucket=bb, ts_at=ts_at, redact=cfg.redact)
+    for p, q, bb in slices:  # levels only right after the prefix (never "]: error" inside a message)
+        scan_block(acc, buf, p, q, sep=needle, bucket=bb, ts_at=ts_at, redact=cfg.redact)
 
 
 def scan_raw_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:

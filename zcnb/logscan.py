@@ -27,7 +27,6 @@ ISO_LINE = re.compile(
     re.M,
 )
 _SKILL_TOKEN = re.compile(rb"skill:([A-Za-z0-9_-]+)")
-_SEP_RE: dict[bytes, re.Pattern[bytes]] = {}
 _GATEWAY_REQ = re.compile(rb"^\[gateway\] ([A-Z]+) (/\S*)")
 _NUM = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")
 _NUMB = re.compile(rb"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")
@@ -35,18 +34,17 @@ _ALLOC_WORDS = (b"alloc", b"free", b"deinit")
 _GPA_SCOPES = ("gpa", "DebugAllocator")
 
 
+@functools.lru_cache(maxsize=64)
 def _level_regex(sep: bytes) -> re.Pattern[bytes]:
-    """Level lines, anchored on ``sep`` (``]: `` in short-iso text, newline in message blocks)."""
-    rx = _SEP_RE.get(sep)
-    if rx is None:
-        rx = re.compile(re.escape(sep) + rb"(error|warning|debug)(?:\(([^)\n]*)\))?: ([^\n]*)")
-        _SEP_RE[sep] = rx
-    return rx
+    """Level lines, anchored on ``sep`` (the syslog prefix's end `` ident[pid]: `` in short-iso text, newline in
+    message blocks): a level counts only at the start of the message, as in the per-line rules."""
+    return re.compile(re.escape(sep) + rb"(error|warning|debug)(?:\(([^)\n]*)\))?: ([^\n]*)")
 
 
 # One pass keyed on the bracket tag: tool calls (skill name from the args JSON) and request kinds.
+# Spaces after "name": never cross a line end (a message never continues into the next one).
 _TAG_RE = re.compile(
-    rb"\[(?:agent\] tool (?:skill args=[^\n]*?\"name\":\s*\"([^\"\n]*)\"|([\w.-]+) args=)|(heartbeat|ws)\] )"
+    rb"\[(?:agent\] tool (?:skill args=[^\n]*?\"name\":[ \t\r\f\v]*\"([^\"\n]*)\"|([\w.-]+) args=)|(heartbeat|ws)\] )"
 )
 
 
@@ -55,6 +53,7 @@ def canonical_skill(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the text; shapes recur once per bucket
 def normalise_message(msg: str) -> str:
     """Group key for error messages: numbers and 0x addresses replaced by ``N`` / ``0x_``."""
     return _NUM.sub(lambda m: "0x_" if m.group(0).startswith("0x") else "N", msg)[:300]
@@ -176,7 +175,7 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
             acc.requests[k] += n
             if b is not None:
                 acc.buckets[(b, f"request:{k}")] += n
-    seen: dict[tuple[bytes, bytes, bytes], list[Any]] = {}
+    seen: dict[tuple[bytes, bytes, bytes, int], list[Any]] = {}
     debug: Counter[bytes] = Counter()
     numb = _NUMB.sub
     for m in _level_regex(sep).finditer(buf, start, end):
@@ -185,7 +184,8 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
             debug[m.group(3)] += 1
             continue
         msg = m.group(3)
-        key = (level, m.group(2) or b"", numb(b"N", msg))
+        # the flags are part of the shape, so a group's example stands for every member whatever the chunking
+        key = (level, m.group(2) or b"", numb(b"N", msg), _flags(msg))
         hit = seen.get(key)
         if hit is None:
             seen[key] = [1, m.start(), m.start(), msg]
@@ -194,9 +194,18 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
             hit[2] = m.start()
     if debug:
         _debug_hits(acc, debug, b)
-    for (level, scope, _norm), (n, first, last, example) in seen.items():
+    for (level, scope, _norm, _fl), (n, first, last, example) in seen.items():
         _level_hit(acc, level.decode("ascii"), scope.decode("utf-8", "replace"), example, n, b,
                    ts_at(first), ts_at(last), redact)
+
+
+_FLAG_WORDS = (b"alloc", b"free", b"deinit", b"leaked", b"memory address", b"double free", b"unauthori")
+
+
+def _flags(msg: bytes) -> int:
+    """Which of the words :func:`_level_hit` looks for occur in ``msg`` (a bit mask)."""
+    low = msg.lower()
+    return sum(1 << i for i, w in enumerate(_FLAG_WORDS) if w in low)
 
 
 def _alloc_words(acc: Acc, low: bytes, n: int) -> None:
