@@ -63,7 +63,7 @@ def _odd_export() -> bytes:
     add(400, {"MESSAGE": b"error: [nim] bad reply \xff\xfe\xfd"}, prio=3)  # not UTF-8
     add(401, {"MESSAGE": "error(gpa): memory address 0x7f00 leaked:\n/src/main.zig:10:5\n\nend"})
     add(402, {"MESSAGE": b"nul\x00inside \x01 Bearer abcdefghijk"})
-    add(403, {"MESSAGE": "x" * (0x0A0A - 2) + "\n"})  # binary size bytes 0a 0a 00 ..: '\n\n' before the NUL
+    add(403, {"MESSAGE": "x" * (0x0A0A - 1) + "\n"})  # binary size bytes 0a 0a 00 ..: '\n\n' before the NUL
     add(404, {"MESSAGE": ""})
     add(405, {"OTHER": "no message at all"}, pid=None, prio=None)
     add(406, {"MESSAGE": "pid and priority are words"}, pid="abc", prio="x")

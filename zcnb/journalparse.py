@@ -97,15 +97,19 @@ def _binary_entry(buf: bytes, pos: int) -> tuple[dict[bytes, bytes], int] | None
         pos = stop + 1  # the payload is followed by a newline
 
 
-def _parse_block(buf: bytes, out: list[dict[bytes, bytes]]) -> int:
-    """Append the complete entries at the start of ``buf`` to ``out``; return the bytes consumed."""
+def _parse_block(buf: bytes, out: list[dict[bytes, bytes]], *, final: bool = False) -> int:
+    """Append the complete entries at the start of ``buf`` to ``out``; return the bytes consumed.
+
+    ``final``: no more data follows (the end of the stream).
+    """
     pos = 0
     n = len(buf)
     while pos < n:
         # Text values are printable, so a NUL byte means a binary field: its 8-byte size always holds one
         # (the top byte), at most 7 bytes after the field name's newline. Entries ending before that are text.
+        # Without a NUL the block may still end inside a size whose NUL has not arrived: keep 7 bytes back.
         z = buf.find(b"\0", pos)
-        cut = buf.rfind(b"\n\n", pos, n if z < 0 else max(pos, z - 7))
+        cut = buf.rfind(b"\n\n", pos, max(pos, (n if final else n - 7) if z < 0 else z - 7))
         if cut >= pos:
             for entry in buf[pos:cut].split(b"\n\n"):
                 lines = entry.split(b"\n")
@@ -139,6 +143,11 @@ def export_records(read: Callable[[int], bytes], *, block: int = EXPORT_BLOCK,
         out: list[dict[bytes, bytes]] = []
         used = _parse_block(buf, out)
         carry = buf[used:]
+        if out:
+            yield out
+    if carry:
+        out = []
+        carry = carry[_parse_block(carry, out, final=True):]
         if out:
             yield out
     if carry.strip(b"\n") and bad is not None:  # journalctl was cut off mid-entry: drop it, count it
