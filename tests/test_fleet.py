@@ -174,7 +174,7 @@ def test_bad_input_errors() -> None:
         fleet_view(df, by="pod")
     with pytest.raises(ConfigError):
         fleet_view(df, limit_bytes=-5)
-    with pytest.raises(ConfigError):
+    with pytest.raises(AnalysisError, match="not in the samples"):
         fleet_view(df, column="nope")
     with pytest.raises(AnalysisError):
         fleet_view(df.iloc[:0])

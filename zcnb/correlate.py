@@ -14,6 +14,7 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .analysis import pick_column
 from .exceptions import AnalysisError, ConfigError
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Correlation", "baseline_increments", "correlate", "explain_growth", "format_bytes"]
 
-_MEMORY_COLUMNS = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes", "uss_bytes")
 _LEVEL_COLUMNS = ("error", "warning")
 
 
@@ -36,24 +36,13 @@ def format_bytes(n: float) -> str:
     return f"{sign}{n:.1f} GiB"
 
 
-def _pick_column(samples: pd.DataFrame, column: str | None) -> str:
-    if column is not None:
-        if column not in samples.columns:
-            raise ConfigError(f"samples have no column {column!r}", hint=f"use one of {', '.join(_MEMORY_COLUMNS)}")
-        return column
-    for c in _MEMORY_COLUMNS:
-        if c in samples.columns and samples[c].notna().any():
-            return c
-    raise AnalysisError("the samples hold no memory measurement", hint="record samples with zcnb sample first")
-
-
 def baseline_increments(samples: pd.DataFrame, *, bucket_s: int, column: str | None = None) -> pd.DataFrame:
     """Per bucket: ``baseline_bytes`` (min), ``increment_bytes`` to the next bucket (NaN across restarts), ``pid``."""
     import pandas as pd
 
     if "timestamp" not in samples.columns:
         raise ConfigError("samples need a 'timestamp' column", hint="read them with zcnb.sampling.read_samples")
-    col = _pick_column(samples, column)
+    col = pick_column(samples, column)
     df = samples.copy()
     if "event" in df.columns:
         df = df[df["event"].fillna("").astype(str) != "gap"]
@@ -166,7 +155,7 @@ def correlate(samples: pd.DataFrame, activity: Any, *, column: str | None = None
     if len(buckets.index) < 2:
         raise AnalysisError("the log covers fewer than 2 time buckets", hint="use a smaller bucket or a longer log")
     width = getattr(activity, "bucket_s", None) or int((buckets.index[1] - buckets.index[0]).total_seconds())
-    col = _pick_column(samples, column)
+    col = pick_column(samples, column)
     log_pids = set(getattr(activity, "pids", ()) or ())
     sample_pids = set(samples["pid"].dropna().astype(int)) if "pid" in samples.columns else set()
     if log_pids and sample_pids and not log_pids & sample_pids:

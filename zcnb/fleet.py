@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .analysis import pick_column
 from .exceptions import AnalysisError, ConfigError
 from .fleet_csv import read_fleet_csv, write_fleet_csv
 from .plotting_fleet import plot_fleet
@@ -33,7 +34,6 @@ __all__ = ["AlertRule", "FleetRow", "FleetView", "alert_rule", "fleet_from_prome
 
 _VERDICT_ORDER = {"leak": 0, "inconclusive": 1, "no_leak": 2}
 _SELECTOR_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?$|^\{[^{}]*\}$")
-_MEMORY_COLUMNS = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes", "uss_bytes")
 
 
 @dataclass(frozen=True)
@@ -202,17 +202,6 @@ def _num(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _pick_column(df: pd.DataFrame, column: str | None) -> str:
-    if column is not None:
-        if column not in df.columns:
-            raise ConfigError(f"column {column!r} is not in the data", hint=f"columns: {', '.join(map(str, df.columns))}")
-        return column
-    for col in _MEMORY_COLUMNS:
-        if col in df.columns and df[col].notna().any():
-            return col
-    raise AnalysisError("no memory column has data", hint=f"the frame needs one of {', '.join(_MEMORY_COLUMNS)}")
-
-
 def _row(instance: str, sub: pd.DataFrame, column: str, limit_bytes: float | None) -> tuple[FleetRow, Any]:
     from .analysis import assess_leak
 
@@ -295,7 +284,7 @@ def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = 
         raise ConfigError(f"limit_bytes must be a positive number, got {limit_bytes!r}", hint="e.g. parse_size('2GiB')")
     if df.empty:
         raise AnalysisError("no samples to analyse", hint="widen the time range or check the query matches series")
-    col = _pick_column(df, column)
+    col = pick_column(df, column)
     # Only the columns assess_leak reads: smaller frames to slice and to send to workers.
     slim = df[[c for c in ("timestamp", "pid", "source", col, "event", "note") if c in df.columns]]
     groups = [(str(key), slim.loc[idx]) for key, idx in df.groupby(by, sort=True).indices.items()]

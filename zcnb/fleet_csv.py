@@ -23,9 +23,9 @@ _MEMORY_COLUMNS = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes"
 
 def write_fleet_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, column: str | None = None) -> Path:
     """Save ``instance,timestamp,<column>`` (epoch seconds) as CSV, gzip-compressed when the name ends in .gz."""
-    from .fleet import _pick_column
+    from .analysis import pick_column
 
-    col = _pick_column(df, column)
+    col = pick_column(df, column)
     out = pd.DataFrame({"instance": df["instance"].to_numpy(),
                         "timestamp": ((df["timestamp"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(),
                         col: df[col].to_numpy()})

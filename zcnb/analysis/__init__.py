@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ._assess import assess_leak, baseline
 from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth, fmt_bytes, fmt_duration
-from ._prepare import COLUMN_ORDER
+from ._prepare import COLUMN_ORDER, pick_column
 
 __all__ = [
     "COLUMN_ORDER",
@@ -19,4 +19,5 @@ __all__ = [
     "baseline",
     "fmt_bytes",
     "fmt_duration",
+    "pick_column",
 ]

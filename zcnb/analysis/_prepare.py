@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..exceptions import AnalysisError
 
-__all__ = ["COLUMN_ORDER", "Prepared", "prepare"]
+__all__ = ["COLUMN_ORDER", "Prepared", "pick_column", "prepare"]
 
 # Preference order when the caller does not pick a column (docs/CONTRACTS.md "Analysis").
 COLUMN_ORDER = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes", "uss_bytes")
@@ -62,8 +62,10 @@ def _timestamps(df: pd.DataFrame) -> pd.DatetimeIndex:
     return ts
 
 
-def pick_column(df: pd.DataFrame, column: str | None, usable: np.ndarray) -> str:
-    """The requested column, or the first of COLUMN_ORDER with data in ``usable`` rows."""
+def pick_column(df: pd.DataFrame, column: str | None, usable: np.ndarray | None = None) -> str:
+    """The requested column, or the first of COLUMN_ORDER with data (in ``usable`` rows, default all)."""
+    if usable is None:
+        usable = np.ones(len(df), dtype=bool)
     if column is not None:
         if column not in df.columns:
             raise AnalysisError(f"column {column!r} is not in the samples",
