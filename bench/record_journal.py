@@ -5,7 +5,7 @@ token-less probes at random per-bucket rates, stamps every log line on arrival (
 samples the process RSS with psutil, writes the lines as journal export entries through
 ``systemd-journal-remote`` into a ``.journal`` file, and exports it back with ``journalctl --file -o json``.
 
-    python -m bench.record_journal --out zcnb/data/sample_incident    # regenerate the bundled sample
+    python -m bench.record_journal --out DIR    # a real journal export of a longer simulator run
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def export_json(files: list[Path], dest: Path, *, redact: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.record_journal", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="zcnb/data/sample_incident", help="folder for journal.jsonl (and samples.csv)")
+    p.add_argument("--out", required=True, help="folder for journal.jsonl (and samples.csv)")
     p.add_argument("--duration", type=float, default=600.0, help="seconds of traffic")
     p.add_argument("--bucket", type=float, default=60.0, help="seconds per traffic bucket (rates change per bucket)")
     p.add_argument("--max-per-bucket", type=int, default=40, help="most requests of one kind per bucket")
