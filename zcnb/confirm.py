@@ -104,8 +104,12 @@ def assess(incident: Incident, collected: Collected, *, limit_bytes: float = 0) 
     """Assess the leak, store ``assessment.json`` (with the detection time) and return the assessment."""
     from .analysis import assess_leak
 
-    limit = float(limit_bytes) if limit_bytes else None
-    a = assess_leak(collected.df, limit_bytes=limit, limit_source="parameter" if limit else None)
+    limit, source = (float(limit_bytes), "parameter") if limit_bytes else (None, None)
+    pre = incident.read_json("preflight") if limit is None and incident.has("preflight") else {}
+    if pre.get("memory_max_bytes"):
+        # The unit's MemoryMax, as preflight found it, outranks "available memory" (TARGET.md).
+        limit, source = float(pre["memory_max_bytes"]), f"MemoryMax of {pre.get('unit') or 'the unit'} (preflight)"
+    a = assess_leak(collected.df, limit_bytes=limit, limit_source=source)
     incident.write_json("assessment", {**a.to_dict(), "detected_at": datetime.now(UTC).isoformat()})
     return a
 

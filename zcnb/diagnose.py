@@ -47,6 +47,18 @@ def _entry_json(e: LogEntry) -> str:
     return json.dumps(obj, sort_keys=True)
 
 
+def _check_preflight_journal(incident: Incident, unit: str) -> None:
+    """Stop early, with what preflight saw, when stage 01's preflight found the unit's journal unreadable."""
+    if not incident.has("preflight"):
+        return
+    pre = incident.read_json("preflight")
+    if pre.get("journal_readable") is False:
+        detail = next((c.get("detail", "") for c in pre.get("checks", []) if c.get("name", "").startswith("journal")), "")
+        raise LogFormatError(f"preflight found the journal of {unit} unreadable: {detail}",
+                             hint="run on the gateway host as its user (or in group systemd-journal), or put a "
+                                  "`journalctl -o json` export into the incident as journal.jsonl and use live=False")
+
+
 def load_entries(incident: Incident, *, unit: str, live: bool = False, since: str | None = None,
                  until: str | None = None, limit: int = 2_000_000) -> list[LogEntry]:
     """The unit's entries: live from journald (saved, redacted, as ``journal.jsonl``) or the incident's saved copy."""
@@ -55,6 +67,7 @@ def load_entries(incident: Incident, *, unit: str, live: bool = False, since: st
 
     red = default_redactor()
     if live:
+        _check_preflight_journal(incident, unit)
         entries = []
         for i, e in enumerate(read_journal(unit, since=since or None, until=until or None, redact=red)):
             if i >= limit:
