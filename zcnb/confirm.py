@@ -141,7 +141,7 @@ def fleet(incident: Incident, *, prometheus_url: str, promql: str, since: str, s
 def fleet_figure(incident: Incident, view: Any) -> Any:
     """Small multiples of every instance (nothing to draw outside fleet mode)."""
     if isinstance(view, _Note):
-        return _Note("")
+        return None  # nothing to show outside fleet mode (the note above says so)
     from .display import figure_image
     from .plotting_fleet import plot_fleet
 

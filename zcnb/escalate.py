@@ -189,7 +189,8 @@ def decide(assessment: Any, *, persisted_after_restart: bool | None = None,
     schedule = restart_schedule(iv, unit=unit, basis=basis) if iv and iv > 0 else None
     if severity == "catastrophic":
         return EscalationDecision(
-            "rollback_now", "The leak reaches the limit within minutes: roll back to the previous version now.",
+            "rollback_now",
+            "The leak is catastrophic (limit or doubling of memory within the hour): roll back to the previous version now.",
             tuple(reasons), RUNBOOK_RULES["rollback_now"],
             next_steps=(("review the rollback plan below (stop all, restore binaries + state from a dated backup, "
                          "start, verify health)"), "apply it with execute=True and the plan id",

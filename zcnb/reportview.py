@@ -265,7 +265,17 @@ class IncidentReport:
         esc = self.summary.get("escalation")
         if not esc:
             return _missing("escalation decision", "06")
-        rows = [{"field": k, "value": v} for k, v in esc.items() if not isinstance(v, (dict, list))]
+        from .units import format_bytes, format_duration
+
+        def shown(key: str, value: Any) -> Any:
+            if isinstance(value, (int, float)) and key.endswith("_bytes_per_hour"):
+                return f"{format_bytes(value)}/h"
+            if isinstance(value, (int, float)) and key.endswith("_s"):
+                return format_duration(value)
+            return "unknown" if value is None and key.startswith("persisted") else value
+
+        rows = [{"field": k.removesuffix("_s").replace("_bytes_per_hour", "").replace("_", " "), "value": shown(k, v)} for k, v in esc.items()
+                if not isinstance(v, (dict, list)) and (v is not None or k.startswith("persisted"))]
         return _HTML(_table(rows, ["field", "value"]))
 
     def correlation(self) -> Any:

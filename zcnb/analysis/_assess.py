@@ -321,8 +321,9 @@ def _decide(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: 
                        fraction=th.restart_fraction)
         ttl, band, restart = proj.time_to_limit_s, proj.interval, proj.restart_interval_s
         notes.extend(proj.notes)
-        severity = severity_for(time_to_limit_s=ttl, doubling_s=max(level, 1.0) / slope, th=th)
-        advice = advice_for(severity, ttl_s=ttl, restart_s=restart)
+        doubling = max(level, 1.0) / slope
+        severity = severity_for(time_to_limit_s=ttl, doubling_s=doubling, th=th)
+        advice = advice_for(severity, ttl_s=ttl, restart_s=restart, doubling_s=doubling)
     conf = _confidence(fit.rate_h, fit.low_h, fit.high_h, threshold_h, verdict == "leak", fit.p_value)
     return LeakAssessment(
         verdict=verdict, pattern=pattern, growth_bytes_per_hour=fit.rate_h, growth_interval=(fit.low_h, fit.high_h),

@@ -81,12 +81,16 @@ def severity_for(*, time_to_limit_s: float, doubling_s: float, th: LeakThreshold
     return "low"
 
 
-def advice_for(severity: str, *, ttl_s: float | None, restart_s: float | None) -> str:
+def advice_for(severity: str, *, ttl_s: float | None, restart_s: float | None,
+               doubling_s: float | None = None) -> str:
     """One actionable sentence per severity (runbook Steps 2-3, When to Escalate, Rollback)."""
     ttl = fmt_duration(ttl_s)
     every = fmt_duration(restart_s)
     if severity == "catastrophic":
-        return (f"Leak within minutes (limit in ~{ttl}): roll back to the previous version now; "
+        # Say which clock made it catastrophic: the limit, or memory doubling (a leak on every request).
+        fast = (f"memory doubles in ~{fmt_duration(doubling_s)}, limit in ~{ttl}"
+                if doubling_s is not None and (ttl_s is None or doubling_s < ttl_s) else f"limit in ~{ttl}")
+        return (f"Leak within minutes ({fast}): roll back to the previous version now; "
                 "restart the gateway meanwhile to buy time.")
     if severity == "high":
         return f"Restart the gateway now (limit in ~{ttl}), then diagnose the leak source (Step 3)."
