@@ -106,3 +106,23 @@ def test_notebook_is_thin_and_parameterised(nb_path: Path) -> None:
         if cell is not params[0]:
             assert len(lines) <= 6, f"cell has {len(lines)} lines (keep <= 5 zcnb calls):\n{src}"
         assert not cell.get("outputs"), "commit notebooks without outputs"
+
+
+def test_readme_commands_are_the_ones_ci_runs() -> None:
+    """The README's install and test commands are exactly what .ci/run executes; `zcnb` is on PATH."""
+    import shutil
+    import subprocess
+
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    block = re.search(r"## Set up\s+```bash\n(.*?)```", readme, re.S)
+    assert block, "README needs a '## Set up' bash block"
+    install, main_job = [ln.strip() for ln in block.group(1).strip().splitlines()]
+    assert main_job == "zcnb demo"
+    assert install in ci
+    test_cmd = re.search(r"## Tests\s+```bash\n(.*?)\n```", readme, re.S)
+    assert test_cmd and test_cmd.group(1).strip() in ci
+    exe = shutil.which("zcnb")
+    assert exe, "the zcnb console script is not on PATH after the install command"
+    out = subprocess.run([exe, "demo", "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0 and "simulated gateway" in out.stdout
