@@ -24,16 +24,9 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..demorun import DemoOptions, run_demo
+    from .report import print_run
 
     opts = DemoOptions(sample_s=args.sample_seconds, after_s=args.after_seconds, interval_s=args.interval,
                        leak_kind=args.leak_kind)
     run = run_demo(incidents_dir=args.incidents_dir, options=opts, progress=not args.no_progress)
-    for s in run.stages + ((run.report,) if run.report else ()):
-        mark = "ok" if s.status == "ok" else "FAILED"
-        print(f"{mark:6} {s.notebook:28} {s.duration_s:6.1f} s" + (f"  {s.error}" if s.error else ""))
-    verdict = (run.summary.get("assessment") or {}).get("verdict", "?")
-    print(f"verdict: {verdict}")
-    print(f"incident: {run.folder}")
-    if run.report_html:
-        print(f"report: {run.report_html}")
-    return 0 if run.ok else 1
+    return print_run(run)

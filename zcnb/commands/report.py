@@ -52,11 +52,18 @@ def _run(args: argparse.Namespace) -> int:
         commit=args.commit,
         progress=not args.no_progress,
     )
+    return print_run(run)
+
+
+def print_run(run: Any) -> int:
+    """One line per stage, then the incident folder and report paths; the exit code (1 if a stage failed)."""
     for s in run.stages + ((run.report,) if run.report else ()):
-        mark = "ok " if s.status == "ok" else "FAILED"
+        mark = "ok" if s.status == "ok" else "FAILED"
         extra = f"  {s.error} (cell {s.failed_cell}; see {s.output})" if s.status != "ok" else ""
         print(f"{mark:6} {s.notebook:28} {s.duration_s:6.1f} s{extra}")
+    verdict = (run.summary.get("assessment") or {}).get("verdict") or "?"
+    print(f"verdict: {verdict}")
     print(f"incident: {run.folder}")
     if run.report_html:
-        print(f"report:   {run.report_html}")
+        print(f"report: {run.report_html}")
     return 0 if run.ok else 1
