@@ -28,8 +28,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     incidents = home / "incidents"
     env = {**os.environ, "GATEWAY_AUTH_TOKEN": TOKEN, "XDG_DATA_HOME": str(home / "data"), "HOME": str(home),
            "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, "-m", "zcnb", "demo", "--incidents-dir", str(incidents), "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    pdf = ["--pdf"] if CHROMIUM else []
+    proc = subprocess.run([sys.executable, "-m", "zcnb", "demo", "--incidents-dir", str(incidents), "--no-progress",
+                           *pdf], env=env, capture_output=True, text=True, timeout=600, check=False)
     folders = [p for p in incidents.iterdir() if p.is_dir()] if incidents.exists() else []
     return {"proc": proc, "folder": folders[0] if folders else None, "incidents": incidents}
 
@@ -106,3 +107,22 @@ def test_report_renders_in_headless_chromium_with_plot_and_skills_table(demo: di
     img = Image.open(shot).convert("L")
     colours = img.getcolors(maxcolors=1 << 16) or []
     assert img.size == (1280, 3000) and len(colours) > 50, "screenshot looks blank"
+
+
+@pytest.mark.skipif(CHROMIUM is None or shutil.which("pdftotext") is None,
+                    reason="needs chromium and poppler-utils (apt-get install chromium poppler-utils)")
+def test_demo_pdf_report_holds_verdict_skills_and_no_secret(demo: dict[str, object]) -> None:
+    folder = _folder(demo)
+    out = demo["proc"].stdout  # type: ignore[union-attr]
+    pdf = folder / "report.pdf"
+    assert f"pdf: {pdf}" in out and pdf.read_bytes()[:5] == b"%PDF-"
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                                                              check=True).stdout).group(1))  # type: ignore[union-attr]
+    assert pages >= 2
+    assert re.search(r"verdict\W+leak", text, re.IGNORECASE), text[:2000]
+    truth = json.loads((folder / "ground_truth.json").read_text())
+    for skill in truth["skills"]:
+        assert skill.replace("_", "-") in text, f"skill {skill} missing from the PDF"
+    assert TOKEN not in text and "file://" not in text, "the PDF leaks the token or the printing header/footer"

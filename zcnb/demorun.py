@@ -54,6 +54,7 @@ class DemoOptions:
     tools: dict[str, float] = field(default_factory=lambda: dict(DEMO_TOOLS))
     bucket: str = "auto"
     seed: int = 7
+    pdf: bool = False  # also print report.pdf (needs Chromium)
 
 
 class _JournalCapture:
@@ -217,7 +218,7 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
         # through the environment variable whose *name* is their parameter.
         sup_file = manager.to_file(work / "supervisor.json")
         with _env("GATEWAY_AUTH_TOKEN", token):
-            run = run_incident(incident_dir=folder, progress=progress, commit="demo-simulator",
+            run = run_incident(incident_dir=folder, progress=progress, commit="demo-simulator", pdf=opt.pdf,
                                stage_parameters={"02": {"supervisor_file": str(sup_file)},
                                                  "03": {"bucket": opt.bucket}})
         run.summary.setdefault("timings", {}).update({k: round(v, 2) for k, v in timings.items()})

@@ -80,10 +80,13 @@ class IncidentRun:
     report: StageResult | None
     report_html: Path | None
     summary: dict[str, Any] = field(default_factory=dict)
+    report_pdf: Path | None = None
+    pdf_error: str | None = None  # set when a PDF was asked for and could not be printed
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "ok" for s in self.stages) and self.report is not None and self.report.status == "ok"
+        return (all(s.status == "ok" for s in self.stages) and self.report is not None
+                and self.report.status == "ok" and self.pdf_error is None)
 
     @property
     def failed(self) -> tuple[StageResult, ...]:
@@ -96,6 +99,10 @@ class IncidentRun:
             lines.append(f"| {s.notebook} | {s.status} | {s.duration_s:.1f} s | {s.error or ''} |")
         if self.report_html:
             lines += ["", f"Report: `{self.report_html}`"]
+        if self.report_pdf:
+            lines += ["", f"PDF: `{self.report_pdf}`"]
+        if self.pdf_error:
+            lines += ["", f"PDF not printed: {self.pdf_error}"]
         return "\n".join(lines)
 
 
@@ -176,12 +183,16 @@ def run_incident(
     progress: bool = True,
     kernel_name: str | None = None,
     timeout_s: float = 600.0,
+    pdf: bool = False,
+    chromium: str | os.PathLike[str] | None = None,
 ) -> IncidentRun:
     """Execute stage notebooks into an incident folder, then the report; see the module docstring.
 
     ``incident_dir`` reuses a folder that already holds collected data (samples.csv,
     journal.jsonl, actions.jsonl ...); otherwise a new dated folder is created in
-    ``incidents_dir`` (default: the settings' incidents folder).
+    ``incidents_dir`` (default: the settings' incidents folder). ``pdf=True`` also prints
+    ``report.pdf`` with a headless Chromium (:func:`zcnb.reportpdf.export_pdf`); when that
+    fails the HTML report stands, ``pdf_error`` says why and the run is not ``ok``.
     """
     from .config import load_settings
 
@@ -221,22 +232,59 @@ def run_incident(
     summary["finished_at"] = datetime.now(UTC).isoformat()
     incident.write_json("summary", summary)
     html_path: Path | None = None
+    pdf_path: Path | None = None
+    pdf_error: str | None = None
     if report.output.exists():
         html_path = export_html(report.output, incident.path("report"))
+        if pdf:
+            from .reportpdf import export_pdf
+
+            try:
+                pdf_path = export_pdf(html_path, chromium=chromium)
+            except ReportError as exc:
+                pdf_error = str(exc)
+    elif pdf:
+        pdf_error = "the report notebook produced no output to print"
     _lock_down(folder)
     write_index(folder.parent)
-    return IncidentRun(folder, tuple(results), report, html_path, summary)
+    return IncidentRun(folder, tuple(results), report, html_path, summary, pdf_path, pdf_error)
 
 
-def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[str]) -> Path:
-    """Export an executed notebook to standalone HTML with inputs hidden (images are embedded)."""
+# The lab template minus everything it would fetch from a CDN (require.js, MathJax, mermaid,
+# widget managers): a report must open on an offline jump host and must not tell a third
+# party that somebody is reading it. The Content-Security-Policy makes that hold for
+# anything a future template adds: no network loads at all, images only from data: URIs.
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; \
+script-src 'unsafe-inline'; font-src data:">
+{%- endblock html_head_js -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[str], *,
+                title: str | None = None) -> Path:
+    """Export an executed notebook to standalone HTML: inputs hidden, images embedded, nothing fetched.
+
+    The page loads nothing from the network (no CDN scripts; a Content-Security-Policy
+    forbids any load), so it opens the same on an offline host. ``title`` defaults to
+    "ZeptoClaw memory incident <folder name>".
+    """
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]  # nbformat has no annotations
+    nb_path = Path(notebook)
+    nb = nbformat.read(str(nb_path), as_version=4)  # type: ignore[no-untyped-call]  # nbformat has no annotations
     exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # nor has nbconvert's constructor
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+        extra_loaders=[DictLoader({"zcnb_offline.html.j2": _OFFLINE_TEMPLATE})],
+        template_file="zcnb_offline.html.j2")
+    name = title or f"ZeptoClaw memory incident {nb_path.resolve().parent.name}"
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
     return write_private(html_path, body)
 
 

@@ -18,6 +18,8 @@ def register(sub: Any) -> None:
     p.add_argument("--after-seconds", type=float, default=70.0, help="sampling after the restart (default 70)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
     p.add_argument("--leak-kind", default="unauth", help="request kind that leaks (unauth, agent, heartbeat, ws, ...)")
+    p.add_argument("--pdf", action="store_true",
+                   help="also print report.pdf with a headless Chromium (apt-get install chromium; or $ZCNB_CHROMIUM)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=_run)
 
@@ -27,6 +29,6 @@ def _run(args: argparse.Namespace) -> int:
     from .report import print_run
 
     opts = DemoOptions(sample_s=args.sample_seconds, after_s=args.after_seconds, interval_s=args.interval,
-                       leak_kind=args.leak_kind)
+                       leak_kind=args.leak_kind, pdf=args.pdf)
     run = run_demo(incidents_dir=args.incidents_dir, options=opts, progress=not args.no_progress)
     return print_run(run)

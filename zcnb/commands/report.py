@@ -21,8 +21,32 @@ def register(sub: Any) -> None:
     p.add_argument("--commit", help="the gateway's git commit hash, when not found in commit.txt")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="notebook parameter for every stage (VALUE parsed as JSON when it can be)")
+    p.add_argument("--pdf", action="store_true",
+                   help="also print report.pdf with a headless Chromium (apt-get install chromium; or $ZCNB_CHROMIUM)")
     p.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
     p.set_defaults(handler=_run)
+
+    q = sub.add_parser(
+        "pdf",
+        help="print an incident's report.html to report.pdf with a headless Chromium",
+        description="Print report.html of an incident folder (or the given HTML file) to PDF, next to it unless "
+        "--out is given. Needs Chromium or Google Chrome (apt-get install chromium, or $ZCNB_CHROMIUM).",
+    )
+    q.add_argument("path", help="incident folder or an HTML report")
+    q.add_argument("--out", help="PDF to write (default: report.pdf beside the HTML)")
+    q.add_argument("--chromium", help="browser executable (default: $ZCNB_CHROMIUM, then chromium/google-chrome)")
+    q.set_defaults(handler=_pdf)
+
+
+def _pdf(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..reportpdf import export_pdf
+
+    src = Path(args.path)
+    html_path = src / "report.html" if src.is_dir() else src
+    print(f"pdf: {export_pdf(html_path, args.out, chromium=args.chromium)}")
+    return 0
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -51,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         parameters=_parse_params(args.parameter),
         commit=args.commit,
         progress=not args.no_progress,
+        pdf=args.pdf,
     )
     return print_run(run)
 
@@ -66,4 +91,8 @@ def print_run(run: Any) -> int:
     print(f"incident: {run.folder}")
     if run.report_html:
         print(f"report: {run.report_html}")
+    if run.report_pdf:
+        print(f"pdf: {run.report_pdf}")
+    if run.pdf_error:
+        print(f"pdf: FAILED {run.pdf_error}")
     return 0 if run.ok else 1

@@ -29,14 +29,23 @@ class MitigationTarget:
     token: Secret | None
     description: str
     demo: Any = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()  # findings from stage 01's preflight.json
 
     def _repr_markdown_(self) -> str:
-        return f"target: {self.description} (backend `{self.manager.backend}`, unit `{self.unit}`)"
+        head = f"target: {self.description} (backend `{self.manager.backend}`, unit `{self.unit}`)"
+        return "\n".join([head, *(f"- _{n}_" for n in self.notes)])
 
 
 def target(*, backend: str = "supervisor", supervisor_file: str = "", unit: str = "",
-           token_env: str = "GATEWAY_AUTH_TOKEN", port: int = 18789) -> MitigationTarget:
-    """``supervisor`` without a file starts the bundled simulator in a temp folder (the offline default)."""
+           token_env: str = "GATEWAY_AUTH_TOKEN", port: int = 18789,
+           incident: Incident | None = None) -> MitigationTarget:
+    """``supervisor`` without a file starts the bundled simulator in a temp folder (the offline default).
+
+    With an ``incident`` that holds stage 01's ``preflight.json``, the systemd backend is refused
+    up front when preflight found no systemd user manager (instead of failing inside systemctl),
+    and units preflight found missing are named on the target.
+    """
+    notes = _preflight_findings(incident, backend)
     if backend == "supervisor" and not supervisor_file:
         demo = mitigation_demo_target()
         return MitigationTarget(demo.manager, unit or demo.unit, demo.token,
@@ -45,7 +54,31 @@ def target(*, backend: str = "supervisor", supervisor_file: str = "", unit: str 
     u = unit or m.units[0]
     if u not in m.units:
         raise ConfigError(f"unit {u!r} is not managed by this backend", hint=f"one of: {', '.join(m.units)}")
-    return MitigationTarget(m, u, read_token(token_env), f"{backend} units {', '.join(m.units)}")
+    return MitigationTarget(m, u, read_token(token_env), f"{backend} units {', '.join(m.units)}", notes=notes)
+
+
+def _preflight_findings(incident: Incident | None, backend: str) -> tuple[str, ...]:
+    """What stage 01's preflight found about the service manager; raises when the backend cannot work."""
+    if incident is None or backend != "systemd" or not incident.has("preflight"):
+        return ()
+    pre = incident.read_json("preflight")
+    units = next((c for c in pre.get("checks", []) if c.get("name") == "units"), None)
+    if units is None:
+        return ()
+    if units.get("status") == "skip" and units.get("detail") != "disabled":
+        raise ConfigError(f"preflight found no usable systemd user manager: {units.get('detail', '')}",
+                          hint="run as the user that owns the gateway's units (systemctl --user must work), or use "
+                               "backend='supervisor' with a supervisor_file describing how the gateway is started")
+    blocks = (units.get("data") or {}).get("units") or []
+    missing = [b.get("Id", "?") for b in blocks if b.get("LoadState") != "loaded"]
+    inactive = [b.get("Id", "?") for b in blocks if b.get("LoadState") == "loaded" and b.get("ActiveState") != "active"]
+    out = []
+    if missing:
+        out.append(f"preflight found these units missing: {', '.join(missing)}"
+                   " (check the units setting before a full restart)")
+    if inactive:
+        out.append(f"preflight found these units not active: {', '.join(inactive)}")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -55,15 +88,18 @@ class StatusReport:
     statuses: tuple[ServiceStatus, ...]
     missing: tuple[str, ...]
     health: HealthResult | None
+    preflight_notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"statuses": [s.to_dict() for s in self.statuses], "missing": list(self.missing),
-                "health": self.health.to_dict() if self.health else None}
+                "health": self.health.to_dict() if self.health else None,
+                "preflight_notes": list(self.preflight_notes)}
 
     def _repr_markdown_(self) -> str:
         head = "| unit | state | pid | memory | limit | active since | restarts |\n|---|---|---|---|---|---|---|"
         rows = [s._row() for s in self.statuses] + [f"| `{u}` | not found | - | - | - | - | - |" for u in self.missing]
         notes = [f"- _{s.unit}: {n}_" for s in self.statuses for n in s.notes]
+        notes += [f"- _{n}_" for n in self.preflight_notes]
         health = self.health._repr_markdown_() if self.health else "_no health check configured_"
         return "\n".join([head, *rows, "", *notes, "", health])
 
@@ -76,7 +112,8 @@ def status(t: MitigationTarget) -> StatusReport:
             sts.append(t.manager.status(u))
         except ServiceError:
             missing.append(u)
-    return StatusReport(tuple(sts), tuple(missing), check_health(t.manager, t.unit, token=t.token, once=True))
+    return StatusReport(tuple(sts), tuple(missing), check_health(t.manager, t.unit, token=t.token, once=True),
+                        t.notes)
 
 
 def restart(t: MitigationTarget, incident: Incident | None = None, *, full: bool = False, wait_s: float = 10.0,
