@@ -272,24 +272,61 @@ class RollbackSite:
                 f"state `{self.state_dir or 'default'}`")
 
 
-def rollback_site(*, backups_dir: str = "", bin_dir: str = "", state_dir: str = "") -> RollbackSite:
-    """Empty ``backups_dir``: a temp copy of the bundled sample tree (nothing real is touched)."""
-    if not backups_dir:
+def rollback_site(*, backups_dir: str = "", bin_dir: str = "", state_dir: str = "",
+                  live: bool = False) -> RollbackSite:
+    """Where the rollback reads and writes.
+
+    Empty ``backups_dir``: in a live run the settings' ``backups/`` and ``state/`` (runbook layout)
+    with ``bin_dir`` defaulting to the folder of the running gateway's executable; otherwise a
+    temp copy of the bundled sample tree (nothing real is touched).
+    """
+    if not backups_dir and not live:
         t = rollback_demo_tree()
         return RollbackSite(t["backups_dir"], t["bin_dir"], t["state_dir"], True)
+    if not backups_dir:
+        from .config import load_settings
+
+        settings = load_settings()
+        backups_dir, state_dir = str(settings.backups_dir), state_dir or str(settings.state_dir)
+        if not bin_dir:
+            bin_dir = str(_running_gateway_bin_dir(settings.process_pattern))
     if not bin_dir:
         raise DataError("bin_dir is empty", hint="give the folder holding the live gateway binary")
     return RollbackSite(Path(backups_dir).expanduser(), Path(bin_dir).expanduser(),
                         Path(state_dir).expanduser() if state_dir else None, False)
 
 
-def rollback_manager(site: RollbackSite, *, backend: str = "supervisor", supervisor_file: str = "") -> Any:
-    """The manager the rollback stops/starts; for the replay, a supervisor of the sample binary (not started)."""
-    from .service import ProcessSupervisorBackend, SupervisedService, make_manager
+def _running_gateway_bin_dir(pattern: str) -> Path:
+    """The folder of the running gateway's executable (``/proc/PID/exe``), found by the process pattern."""
+    import psutil
 
-    if backend == "supervisor" and not supervisor_file:
+    from .exceptions import ZcnbError
+    from .process import find_process
+
+    try:
+        info = find_process(pattern=pattern)
+        exe = psutil.Process(info.pid).exe()
+    except (ZcnbError, psutil.Error) as exc:
+        raise DataError(f"bin_dir is empty and the running gateway's executable could not be read ({exc})",
+                        hint="give bin_dir: the folder holding the live gateway binary (e.g. zig-out/bin)") from exc
+    if not exe:
+        raise DataError(f"bin_dir is empty and process {info.pid} shows no executable path",
+                        hint="give bin_dir: the folder holding the live gateway binary")
+    return Path(exe).parent
+
+
+def rollback_manager(site: RollbackSite, *, backend: str = "auto", supervisor_file: str = "",
+                     live: bool = False) -> Any:
+    """The manager the rollback stops/starts; for the replay, a supervisor of the sample binary (not started).
+
+    ``backend`` as in :func:`zcnb.service.choose_backend`; a live site is never paired with the replay's manager.
+    """
+    from .service import ProcessSupervisorBackend, SupervisedService, choose_backend, make_manager
+
+    chosen = choose_backend(backend, supervisor_file=supervisor_file, live=live or not site.replay)
+    if chosen == "replay":
         run = site.bin_dir.parent / "run"
         svc = SupervisedService("zeptoclaw-gateway.service", (str(site.bin_dir / "zeptoclaw-gateway"),),
                                 run / "zeptoclaw-gateway.pid", run / "zeptoclaw-gateway.log")
         return ProcessSupervisorBackend([svc], run_dir=run)
-    return make_manager(backend, supervisor_file=supervisor_file or None)
+    return make_manager(chosen, supervisor_file=supervisor_file or None)

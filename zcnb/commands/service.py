@@ -16,7 +16,8 @@ def _common(p: argparse.ArgumentParser, *, unit: bool = True) -> None:
     if unit:
         p.add_argument("--unit", help="unit / service name (default: the gateway, first in the order)")
     p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN", help="env var holding the gateway token (name only)")
-    p.add_argument("--port", type=int, default=18789, help="gateway port for the systemd backend's health check")
+    p.add_argument("--port", type=int, default=None,
+                   help="gateway port for the systemd backend's health check (default: the settings', 18789)")
     p.add_argument("--incident", help="incident folder: append the ActionResult to its actions.jsonl")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 

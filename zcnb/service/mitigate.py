@@ -10,7 +10,7 @@ from ..actions import ActionResult
 from ..config import Secret, read_token
 from ..exceptions import ConfigError, ServiceError
 from ..incident import Incident
-from . import make_manager
+from . import choose_backend, make_manager
 from .base import ServiceManager, ServiceStatus
 from .health import HealthResult
 from .ops import check_health, set_debug_logging
@@ -36,25 +36,31 @@ class MitigationTarget:
         return "\n".join([head, *(f"- _{n}_" for n in self.notes)])
 
 
-def target(*, backend: str = "supervisor", supervisor_file: str = "", unit: str = "",
-           token_env: str = "GATEWAY_AUTH_TOKEN", port: int = 18789,
+def target(*, backend: str = "auto", supervisor_file: str = "", unit: str = "",
+           token_env: str = "GATEWAY_AUTH_TOKEN", port: int | None = None, live: bool = False,
            incident: Incident | None = None) -> MitigationTarget:
-    """``supervisor`` without a file starts the bundled simulator in a temp folder (the offline default).
+    """The service manager stage 02 acts on (see :func:`zcnb.service.choose_backend`).
 
-    With an ``incident`` that holds stage 01's ``preflight.json``, the systemd backend is refused
-    up front when preflight found no systemd user manager (instead of failing inside systemctl),
-    and units preflight found missing are named on the target.
+    ``auto``: the supervisor when ``supervisor_file`` is given, systemd user units when ``live``,
+    and otherwise (the offline replay) the bundled simulator started in a temp folder, which the
+    status output labels as such. With an ``incident`` that holds stage 01's ``preflight.json``,
+    the systemd backend is refused up front when preflight found no systemd user manager
+    (instead of failing inside systemctl), and units preflight found missing are named.
     """
-    notes = _preflight_findings(incident, backend)
-    if backend == "supervisor" and not supervisor_file:
+    chosen = choose_backend(backend, supervisor_file=supervisor_file, live=live)
+    notes = _preflight_findings(incident, chosen)
+    if chosen == "replay":
         demo = mitigation_demo_target()
+        note = ("replay: this is zcnb's simulated gateway in a temp folder, not your gateway; set live=True "
+                "(systemd user units) or supervisor_file to act on the real one")
         return MitigationTarget(demo.manager, unit or demo.unit, demo.token,
-                                "simulated gateway started under the process supervisor in a temp folder", demo)
-    m = make_manager(backend, supervisor_file=supervisor_file or None, port=port)
+                                "simulated gateway started under the process supervisor in a temp folder", demo,
+                                notes=(note,))
+    m = make_manager(chosen, supervisor_file=supervisor_file or None, port=port)
     u = unit or m.units[0]
     if u not in m.units:
         raise ConfigError(f"unit {u!r} is not managed by this backend", hint=f"one of: {', '.join(m.units)}")
-    return MitigationTarget(m, u, read_token(token_env), f"{backend} units {', '.join(m.units)}", notes=notes)
+    return MitigationTarget(m, u, read_token(token_env), f"{chosen} units {', '.join(m.units)}", notes=notes)
 
 
 def _preflight_findings(incident: Incident | None, backend: str) -> tuple[str, ...]:
