@@ -97,3 +97,10 @@ def test_index_lists_incidents_newest_first_with_verdict_and_growth(tmp_path: Pa
     html = write_index(tmp_path).read_text()
     assert html.index("2026-11-02T000000Z-b") < html.index("2026-11-01T000000Z-a")
     assert "2.00 MiB/h" in html and "not-an-incident" not in html
+
+
+def test_cli_report_with_nothing_to_report_on_says_so_before_running_anything(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "zcnb", "report", "--incidents-dir", str(tmp_path / "inc")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "nothing to report on" in proc.stderr and "-p live=true" in proc.stderr
+    assert not (tmp_path / "inc").exists(), "no incident folder may be created for a refused run"

@@ -19,7 +19,7 @@ from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["Secret", "Settings", "load_settings", "read_token", "xdg_data_dir"]
+__all__ = ["Secret", "Settings", "gateway_token", "load_settings", "read_token", "xdg_data_dir"]
 
 DEFAULT_UNITS = (
     "zeptoclaw-gateway.service",
@@ -207,3 +207,13 @@ def read_token(env_var: str | None = "GATEWAY_AUTH_TOKEN", *, file: str | os.Pat
         value = p.read_text(encoding="utf-8").strip()
         return Secret(value) if value else None
     return None
+
+
+def gateway_token(token_env: str | None = None, *, settings: Settings | None = None) -> Secret | None:
+    """The gateway token as every zcnb entry point should read it.
+
+    From the environment variable ``token_env`` (default: the settings' ``token_env``), else from
+    the settings' 0600 ``token_file``; None when neither holds one.
+    """
+    s = settings if settings is not None else load_settings()
+    return read_token(token_env or s.token_env, file=s.token_file)

@@ -64,15 +64,27 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
+# Stages that only report on data collected live or already in the incident folder.
+_DATA_STAGES = ("01", "03", "06")
+
+
 def _run(args: argparse.Namespace) -> int:
+    from ..exceptions import ConfigError
     from ..report import run_incident
 
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    params = _parse_params(args.parameter)
+    if not args.incident_dir and not params and any(s in _DATA_STAGES for s in stages):
+        raise ConfigError("nothing to report on: a new incident folder holds no samples or logs, and no parameter "
+                          "says where to get them",
+                          hint="add -p live=true to collect from the running gateway (see `zcnb preflight`), "
+                               "--incident-dir FOLDER that already holds samples.csv/journal.jsonl, or try `zcnb demo`")
     run = run_incident(
         incident_dir=args.incident_dir,
         incidents_dir=args.incidents_dir,
         slug=args.slug,
-        stages=[s.strip() for s in args.stages.split(",") if s.strip()],
-        parameters=_parse_params(args.parameter),
+        stages=stages,
+        parameters=params,
         commit=args.commit,
         progress=not args.no_progress,
         pdf=args.pdf,
