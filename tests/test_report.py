@@ -104,3 +104,29 @@ def test_cli_report_with_nothing_to_report_on_says_so_before_running_anything(tm
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "nothing to report on" in proc.stderr and "-p live=true" in proc.stderr
     assert not (tmp_path / "inc").exists(), "no incident folder may be created for a refused run"
+
+
+def test_cli_parameters_for_every_stage_or_one_stage() -> None:
+    from zcnb.commands.report import _parse_params
+
+    common, per_stage = _parse_params(["live=true", "01.interval_s=30", "02.interval_s=1", "03.since=2h",
+                                       "unit=zeptoclaw-gateway.service"])
+    assert common == {"live": True, "unit": "zeptoclaw-gateway.service"}
+    assert per_stage == {"01": {"interval_s": 30}, "02": {"interval_s": 1}, "03": {"since": "2h"}}
+    for bad, msg in [("live", "bad parameter"), ("07.live=true", "no stage '07'"), (".x=1", "bad parameter"),
+                     ("01.2x=1", "bad parameter")]:
+        with pytest.raises(ConfigError, match=msg):
+            _parse_params([bad])
+
+
+def test_cli_stage_parameter_reaches_only_its_stage(notebooks: Path, tmp_path: Path) -> None:
+    """03 prints its parameters; only the 03-scoped value may arrive there, the common one everywhere."""
+    _stage_nb(notebooks / STAGES["03"], "print('since=' + repr(globals().get('since')))")
+    _stage_nb(notebooks / STAGES["01"], "print('since=' + repr(globals().get('since')))")
+    proc = subprocess.run([sys.executable, "-m", "zcnb", "report", "--incidents-dir", str(tmp_path / "inc"),
+                           "--stages", "01,03", "--no-progress", "-p", "03.since=2h", "-p", "live=false"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    folder = next((tmp_path / "inc").iterdir())
+    out01 = json.dumps(nbformat.read(folder / STAGES["01"], as_version=4).cells[-1].outputs)
+    out03 = json.dumps(nbformat.read(folder / STAGES["03"], as_version=4).cells[-1].outputs)
+    assert "since=None" in out01 and "since='2h'" in out03, proc.stdout + proc.stderr

@@ -54,7 +54,7 @@ def test_status_parses_show_output(tmp_path: Path) -> None:
     st = backend(r, tmp_path).status(GW)
     assert r.calls[0] == ["systemctl", "--user", "show", "-p",
                           ("MainPID,ActiveState,SubState,MemoryCurrent,MemoryMax,ActiveEnterTimestamp,NRestarts,"
-                           "LoadState,FragmentPath"), GW]
+                           "LoadState,FragmentPath,Result"), GW]
     assert (st.active, st.pid, st.memory_bytes, st.memory_max_bytes, st.restarts) == (True, 4242, 56623104, None, 2)
     assert st.active_since == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     assert st.memory_source.startswith("cgroup")
@@ -214,3 +214,14 @@ def test_parse_systemd_timestamp_forms() -> None:
     assert parse_systemd_timestamp("n/a") is None and parse_systemd_timestamp("") is None
     local = parse_systemd_timestamp("Sat 2026-11-28 10:00:00 CET")
     assert local is not None and local.tzinfo is not None
+
+
+def test_status_names_an_oom_kill_result(tmp_path: Path) -> None:
+    """systemd's Result=oom-kill (captured `show` format) becomes a note naming the OOM kill."""
+    text = fx("show_gateway_active.txt") + "Result=oom-kill\n"
+    st = backend(Runner({"show": (0, text, "")}), tmp_path).status(GW)
+    assert any("OOM kill (Result=oom-kill)" in n for n in st.notes), st.notes
+    plain = backend(Runner({"show": (0, fx("show_gateway_active.txt") + "Result=success\n", "")}), tmp_path).status(GW)
+    assert not any("OOM" in n or "last result" in n for n in plain.notes)
+    other = backend(Runner({"show": (0, fx("show_gateway_active.txt") + "Result=exit-code\n", "")}), tmp_path)
+    assert "last result: exit-code" in other.status(GW).notes

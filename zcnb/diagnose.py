@@ -104,6 +104,32 @@ def summarize(incident: Incident, entries: list[LogEntry], *, unit: str, bucket:
     return summary
 
 
+def oom(incident: Incident, entries: list[LogEntry], *, unit: str, live: bool = False, since: str | None = None,
+        until: str | None = None) -> Any:
+    """OOM kills (runbook key sign): live, the journal's manager/oomd/kernel lines plus the unit's own
+    (saved as ``oom.json``); in replay, the saved ``oom.json`` if any, else the unit's own lines only."""
+    from .config import load_settings
+    from .oom import OomEvent, OomScan, find_oom_events, read_oom_events
+
+    if live:
+        scan = read_oom_events(unit, process_name=load_settings().process_pattern, since=since or None,
+                               until=until or None, own_entries=entries)
+        incident.write_json("oom", scan.to_dict())
+        return scan
+    if incident.has("oom"):
+        d = incident.read_json("oom")
+        from datetime import datetime
+
+        events = tuple(OomEvent(datetime.fromisoformat(e["timestamp"]) if e.get("timestamp") else None,
+                                e["source"], e["kind"], e.get("pid"), e["message"]) for e in d.get("events", []))
+        return OomScan(events, d.get("searched", "saved oom.json"), tuple(d.get("notes", [])))
+    scan = OomScan(tuple(find_oom_events(entries, unit=unit, process_name=load_settings().process_pattern)),
+                   "the unit's own saved lines only",
+                   ("the manager's and kernel's OOM lines are read only in live mode (live=True)",))
+    incident.write_json("oom", scan.to_dict())
+    return scan
+
+
 def load_samples(incident: Incident) -> pd.DataFrame | None:
     """The incident's memory samples (``samples.csv``), or None when stage 01 recorded none."""
     if not incident.has("samples"):

@@ -55,6 +55,7 @@ FILES = {
     "report": "report.html",
     "restore": "restore.json",
     "fleet": "fleet.json",
+    "oom": "oom.json",
 }
 
 

@@ -77,8 +77,11 @@ def to_epoch(value: datetime | str | float | int | None, *, now: datetime | None
 def journal_argv(unit: str | None, *, user: bool = True, since: Any = None, until: Any = None,
                  files: Iterable[str | os.PathLike[str]] | None = None, directory: str | os.PathLike[str] | None = None,
                  journalctl: str = "journalctl", match_user_unit: bool | None = None,
-                 fields: str | None = _FIELDS, output: str = "export") -> list[str]:
-    """The ``journalctl`` command line :func:`read_journal` runs (``output="json"``: the JSON form)."""
+                 fields: str | None = _FIELDS, output: str = "export", matches: Iterable[str] = ()) -> list[str]:
+    """The ``journalctl`` command line :func:`read_journal` runs (``output="json"``: the JSON form).
+
+    ``matches`` are extra journalctl match arguments appended as given (``FIELD=value`` or ``+``).
+    """
     argv = [journalctl, "-o", output, "--all", "--no-pager"]
     if fields:
         argv.append(f"--output-fields={fields}")
@@ -104,6 +107,7 @@ def journal_argv(unit: str | None, *, user: bool = True, since: Any = None, unti
             argv.append(f"_SYSTEMD_USER_UNIT={unit}")
         else:
             argv += ["--user-unit", unit]
+    argv += list(matches)
     return argv
 
 
@@ -180,7 +184,7 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
                  until: Any = None, files: Iterable[str | os.PathLike[str]] | None = None,
                  directory: str | os.PathLike[str] | None = None, journalctl: str = "journalctl",
                  match_user_unit: bool | None = None, redact: Callable[[str], str] | None = None,
-                 require_entries: bool = True) -> Iterator[LogEntry]:
+                 require_entries: bool = True, matches: Iterable[str] = ()) -> Iterator[LogEntry]:
     """Stream the unit's journal entries by running ``journalctl -o json`` (bounded memory).
 
     Raises :class:`LogFormatError` when journalctl is missing, cannot read the journal, or (with
@@ -198,7 +202,7 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
         raise LogFormatError(f"{journalctl} is not installed or not on PATH",
                              hint="install systemd's journalctl, or export the log elsewhere and use --text FILE")
     argv = journal_argv(unit, user=user, since=since, until=until, files=files, directory=directory,
-                        journalctl=exe, match_user_unit=match_user_unit)
+                        journalctl=exe, match_user_unit=match_user_unit, matches=matches)
     build = EntryBuilder(redact if redact is not None else Redactor.create())
     bad = [0]
     n = 0

@@ -137,6 +137,7 @@ def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), start
             "n_samples", "duration_s", "start", "end", "limit_bytes", "limit_source", "time_to_limit_s",
             "time_to_limit_interval", "recommended_restart_interval_s", "severity", "advice", "onset", "notes")},
         "restarts": _restarts(inc, actions),
+        "oom": _read(inc, "oom"),
         "skills": _skill_counts(log_summary.get("skills")),
         "errors": (log_summary.get("top_errors") or log_summary.get("errors") or [])[:20],
         "top_activity": (correlation.get("ranking") or [{}])[0] if correlation.get("ranking") else None,
@@ -206,6 +207,20 @@ class IncidentReport:
         if not rows:
             return _HTML("<p>No restarts were performed or observed.</p>")
         return _HTML(_table(rows, ["timestamp", "duration_s", "what", "outcome", "source"]))
+
+    def oom(self) -> Any:
+        """OOM kills found by stage 03 (the runbook's "OOM kills in logs")."""
+        d = self.summary.get("oom")
+        if not d:
+            return _missing("OOM kills", "03")
+        events = d.get("events") or []
+        kills = d.get("kills", 0)
+        head = (f"<p><b>OOM kills: {kills}</b>" if kills else "<p><b>No OOM kill found</b>") + \
+            f" (searched: {html.escape(str(d.get('searched', '')))})</p>"
+        notes = "".join(f"<p><i>{html.escape(str(n))}</i></p>" for n in d.get("notes") or [])
+        if not events:
+            return _HTML(head + notes)
+        return _HTML(head + _table(events[:50], ["timestamp", "source", "kind", "pid", "message"]) + notes)
 
     def skills(self) -> Any:
         skills = self.summary.get("skills") or {}

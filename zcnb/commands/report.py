@@ -17,10 +17,12 @@ def register(sub: Any) -> None:
     p.add_argument("--incident-dir", help="reuse this folder (it may already hold samples.csv, journal.jsonl, ...)")
     p.add_argument("--incidents-dir", help="parent folder for new incidents (default ~/.local/share/zeptoclaw/incidents)")
     p.add_argument("--slug", default="memory-leak", help="short name appended to the folder name")
-    p.add_argument("--stages", default="01,02,03,04,06", help="comma-separated stages to run (default: all)")
+    p.add_argument("--stages", default="01,02,03,04,06",
+                   help="comma-separated stages to run (default: 01,02,03,04,06; the report, 05, always runs last)")
     p.add_argument("--commit", help="the gateway's git commit hash, when not found in commit.txt")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                   help="notebook parameter for every stage (VALUE parsed as JSON when it can be)")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="[NN.]NAME=VALUE",
+                   help="notebook parameter for every stage, or for one stage with its number: -p 02.interval_s=1 "
+                        "(VALUE parsed as JSON when it can be; repeatable)")
     p.add_argument("--pdf", action="store_true",
                    help="also print report.pdf with a headless Chromium (apt-get install chromium; or $ZCNB_CHROMIUM)")
     p.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
@@ -49,23 +51,35 @@ def _pdf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
+def _parse_params(items: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``NAME=VALUE`` for every stage and ``NN.NAME=VALUE`` for stage NN: (common, per stage)."""
     from ..exceptions import ConfigError
+    from ..report import STAGES
 
-    out: dict[str, Any] = {}
+    common: dict[str, Any] = {}
+    per_stage: dict[str, dict[str, Any]] = {}
     for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.isidentifier():
-            raise ConfigError(f"bad parameter {item!r}", hint="write it as NAME=VALUE, e.g. -p live=true")
+        key, sep, value = item.partition("=")
+        stage, dot, name = key.rpartition(".")
+        if not sep or not name.isidentifier() or (dot and not stage):
+            raise ConfigError(f"bad parameter {item!r}",
+                              hint="write it as NAME=VALUE (every stage) or NN.NAME=VALUE (one stage), "
+                                   "e.g. -p live=true -p 01.interval_s=30")
+        if dot and stage not in STAGES:
+            raise ConfigError(f"bad parameter {item!r}: no stage {stage!r}",
+                              hint=f"stage numbers: {', '.join(sorted(STAGES))}")
         try:
-            out[name] = json.loads(value)
+            parsed: Any = json.loads(value)
         except ValueError:
-            out[name] = value
-    return out
+            parsed = value
+        (per_stage.setdefault(stage, {}) if dot else common)[name] = parsed
+    return common, per_stage
 
 
-# Stages that only report on data collected live or already in the incident folder.
+# Stages that only report on data collected live or already in the incident folder, and the
+# parameters that tell them where to get it.
 _DATA_STAGES = ("01", "03", "06")
+_SOURCE_PARAMS = ("live", "prometheus_url")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,18 +87,21 @@ def _run(args: argparse.Namespace) -> int:
     from ..report import run_incident
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    params = _parse_params(args.parameter)
-    if not args.incident_dir and not params and any(s in _DATA_STAGES for s in stages):
+    params, per_stage = _parse_params(args.parameter)
+    given = set(params) | {k for d in per_stage.values() for k in d}
+    if not args.incident_dir and not given & set(_SOURCE_PARAMS) and any(s in _DATA_STAGES for s in stages):
         raise ConfigError("nothing to report on: a new incident folder holds no samples or logs, and no parameter "
                           "says where to get them",
                           hint="add -p live=true to collect from the running gateway (see `zcnb preflight`), "
-                               "--incident-dir FOLDER that already holds samples.csv/journal.jsonl, or try `zcnb demo`")
+                               "-p 01.prometheus_url=URL for a fleet, --incident-dir FOLDER that already holds "
+                               "samples.csv/journal.jsonl, or try `zcnb demo`")
     run = run_incident(
         incident_dir=args.incident_dir,
         incidents_dir=args.incidents_dir,
         slug=args.slug,
         stages=stages,
         parameters=params,
+        stage_parameters=per_stage,
         commit=args.commit,
         progress=not args.no_progress,
         pdf=args.pdf,

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 SHOW_PROPERTIES = ("MainPID", "ActiveState", "SubState", "MemoryCurrent", "MemoryMax", "ActiveEnterTimestamp",
-                   "NRestarts", "LoadState", "FragmentPath")
+                   "NRestarts", "LoadState", "FragmentPath", "Result")
 _UINT64_MAX = 2**64 - 1  # older systemd prints this instead of "[not set]" / "infinity"
 _KILL_WARNING = ("restart of {unit} did not finish within {t:.0f} s: killed it with SIGKILL and started it again. "
                  "WARNING: the allocator's exit-time leak report (error(gpa)/DebugAllocator) is lost for this run.")
@@ -240,6 +240,12 @@ class SystemdUserBackend:
         notes = []
         if mem is None:
             notes.append("MemoryCurrent not set (memory accounting off for this unit): read the process RSS instead")
+        result = props.get("Result", "")
+        if result == "oom-kill":
+            notes.append(f"last stop was an OOM kill (Result=oom-kill): the leak already reached the limit; see "
+                         f"`journalctl --user -u {unit} | grep -i oom` (stage 03 lists OOM kills)")
+        elif result and result != "success":
+            notes.append(f"last result: {result}")
         restarts = props.get("NRestarts", "")
         return ServiceStatus(
             unit=unit, backend=self.backend, active=props.get("ActiveState") in ("active", "reloading"),
