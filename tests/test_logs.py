@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -248,3 +249,18 @@ def test_cli_text_and_json_export(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "skill:code-review" in capsys.readouterr().out
     assert main(["logs", "--text", str(tmp_path / "missing.log")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_json_export_honours_since_and_until(capsys: pytest.CaptureFixture[str]) -> None:
+    """The window keeps exactly the entries whose __REALTIME_TIMESTAMP falls inside it (counted independently)."""
+    from zcnb.cli import main
+    from zcnb.incident import bundled_sample_dir
+
+    src = str(bundled_sample_dir() / "journal.jsonl")
+    assert main(["logs", "--json-export", src]) == 0
+    whole = int(re.search(r": (\d+) lines", capsys.readouterr().out).group(1))  # type: ignore[union-attr]
+    assert main(["logs", "--json-export", src, "--since", "1795920602", "--until", "1795920662"]) == 0
+    out = capsys.readouterr().out
+    part = int(re.search(r": (\d+) lines", out).group(1))  # type: ignore[union-attr]
+    stamps = [int(json.loads(line)["__REALTIME_TIMESTAMP"]) / 1e6 for line in open(src, encoding="utf-8")]
+    assert whole == len(stamps) and part == sum(1795920602 <= t <= 1795920662 for t in stamps) < whole, (whole, part)

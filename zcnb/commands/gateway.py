@@ -26,8 +26,9 @@ def register(subparsers: Any) -> None:
         description="Run the simulated ZeptoClaw gateway on 127.0.0.1. The token is read from the environment "
                     "variable named by --token-env (generated when unset; --token-file saves it, mode 0600); "
                     "it is never printed by zcnb (the simulated banner in the log shows it, like the real one).")
-    p.add_argument("--profile", choices=("real", "runbook"), default="real")
-    p.add_argument("--leak", choices=LEAK_MODES, default="none")
+    p.add_argument("--profile", choices=("real", "runbook"), default="real",
+                   help="real: like the shipped gateway (TARGET.md); runbook: as the runbook pictures it (default real)")
+    p.add_argument("--leak", choices=LEAK_MODES, default="none", help="how memory grows (default none)")
     p.add_argument("--leak-kind", choices=LEAK_KINDS, help="request kind that leaks (with --leak per_request)")
     p.add_argument("--leak-bytes", type=int, default=64 * 1024, help="bytes per leaking request (default 64 KiB)")
     p.add_argument("--leak-rate", type=float, default=128 * 1024, help="bytes/s for linear/sawtooth-rising/warmup")
@@ -36,11 +37,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN", help="env var holding the token")
     p.add_argument("--token-file", help="write the token used here (mode 0600)")
     p.add_argument("--log-file", help="gateway log (default: $XDG_DATA_HOME/zeptoclaw/simulator/gateway.log)")
-    p.add_argument("--pid-file")
+    p.add_argument("--pid-file", help="write the pid here (for the supervisor backend)")
     p.add_argument("--rate-limit", type=int, default=100, help="requests per window per token; 0 = off")
-    p.add_argument("--rate-window", type=float, default=60.0)
-    p.add_argument("--ignore-sigterm", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate-window", type=float, default=60.0, help="rate-limit window in s (default 60)")
+    p.add_argument("--ignore-sigterm", action="store_true", help="ignore SIGTERM (a hanging stop, for kill fallbacks)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of errors and traffic (default 0)")
     p.add_argument("--traffic", action="store_true", help="also send skill/tool/probe traffic (42 token calls/min)")
     p.add_argument("--duration", type=float, help="stop after this many seconds instead of waiting for Ctrl-C")
     p.set_defaults(handler=run)

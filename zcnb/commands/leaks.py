@@ -48,13 +48,13 @@ def _capture_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zcnb leaks capture",
                                 description="SIGTERM + one connection + wait, then parse the exit-time leak report. "
                                             "Dry run unless --execute --confirm PLAN_ID.")
-    p.add_argument("--pid", type=int, required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--log", metavar="FILE", help="log file the gateway writes to (stderr redirected)")
+    p.add_argument("--pid", type=int, required=True, help="the gateway's pid")
+    p.add_argument("--port", type=int, required=True, help="the gateway's port (one connection wakes its accept loop)")
+    p.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
+    p.add_argument("--log", metavar="FILE", help="(required) log file the gateway's stderr goes to")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the exit before SIGKILL")
-    p.add_argument("--execute", action="store_true")
-    p.add_argument("--confirm", metavar="PLAN_ID")
+    p.add_argument("--execute", action="store_true", help="apply the plan (default: dry run that prints it)")
+    p.add_argument("--confirm", metavar="PLAN_ID", help="the plan id printed by the dry run")
     p.add_argument("--json", metavar="OUT", help="also write the result as JSON (0600)")
     return p
 

@@ -45,8 +45,10 @@ def _run(args: argparse.Namespace) -> int:
     elif args.json_export:
         from ..journal import read_journal_json
 
-        summary = summarize_logs(read_journal_json(args.json_export, redact=red), bucket=args.bucket, unit=unit,
-                                 redact=red)
+        entries = read_journal_json(args.json_export, redact=red)
+        if args.since or args.until:
+            entries = _window(entries, args.since, args.until)
+        summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red)
     else:
         from ..journal import read_journal
 
@@ -60,6 +62,18 @@ def _run(args: argparse.Namespace) -> int:
         write_json(args.json, summary.to_dict())
         print(f"summary written to {args.json}")
     return 0
+
+
+def _window(entries: Any, since: Any, until: Any) -> Any:
+    """Entries with a timestamp inside [since, until] (what journalctl's --since/--until do for live input)."""
+    from ..journal import to_epoch
+
+    lo, hi = to_epoch(since), to_epoch(until)
+    for e in entries:
+        t = e.timestamp.timestamp() if e.timestamp is not None else None
+        if t is None or (lo is not None and t < lo) or (hi is not None and t > hi):
+            continue
+        yield e
 
 
 def render(summary: Any, *, top: int = 10) -> str:
