@@ -101,6 +101,8 @@ def test_stage03_live_scan_is_saved_and_shown_in_the_report(tmp_path: Path, monk
     inc.write_json("summary", summary)
     html = IncidentReport.load(inc.root).oom()._repr_html_()
     assert "OOM kills: 3" in html and "zeptoclaw-gatew" in html and "postgres" not in html
+    kills = [e for e in summary["timeline"] if e["kind"] == "oom-kill"]
+    assert len(kills) == 3 and kills[0]["what"] == "OOM kill (kernel, pid 4242)"
     # replay: the saved scan is shown as saved
     again = diagnose.oom(inc, [], unit=UNIT, live=False)
     assert len(again.kills) == 3

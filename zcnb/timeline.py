@@ -23,7 +23,7 @@ __all__ = ["Timeline", "TimelineEntry", "build_timeline", "detectable_at", "plot
 @dataclass(frozen=True)
 class TimelineEntry:
     time: datetime
-    kind: str  # onset | detectable | detection | action | restart | recovery
+    kind: str  # onset | detectable | detection | action | restart | recovery | oom-kill
     what: str
     evidence: str
 
@@ -98,6 +98,7 @@ def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
                                  "actions.jsonl; 02_mitigate.ipynb / 04_restore_state.ipynb / 06_escalate_rollback.ipynb"))
     if samples is not None and len(samples):
         out += _restart_entries(samples, a.get("column") or "rss_bytes")
+    out += _oom_entries(incident)
     return Timeline(tuple(sorted(out, key=lambda e: e.time)))
 
 
@@ -144,6 +145,20 @@ def _restart_entries(df: pd.DataFrame, column: str) -> list[TimelineEntry]:
     return out
 
 
+def _oom_entries(incident: Incident) -> list[TimelineEntry]:
+    """OOM kills stage 03 found (oom.json), one entry per distinct kill."""
+    if not incident.has("oom"):
+        return []
+    from .oom import OomEvent, OomScan
+
+    d = incident.read_json("oom")
+    events = tuple(OomEvent(_ts(e.get("timestamp")), e.get("source", "?"), e.get("kind", "?"), e.get("pid"),
+                            e.get("message", "")) for e in d.get("events", []))
+    return [TimelineEntry(e.timestamp, "oom-kill", f"OOM kill ({e.source}" + (f", pid {e.pid})" if e.pid else ")"),
+                          "oom.json; 03_diagnose.ipynb > OOM kills")
+            for e in OomScan(events, "").kills if e.timestamp is not None]
+
+
 def plot_timeline(timeline: Timeline, samples: pd.DataFrame | None = None, *, column: str = "rss_bytes") -> Any:
     """Memory (if given) with the timeline's events marked and labelled."""
     from matplotlib.figure import Figure
@@ -151,7 +166,7 @@ def plot_timeline(timeline: Timeline, samples: pd.DataFrame | None = None, *, co
     fig = Figure(figsize=(11, 3.6))
     ax = fig.add_subplot(1, 1, 1)
     colors = {"onset": "tab:orange", "detectable": "tab:pink", "detection": "tab:red", "action": "tab:purple", "restart": "black",
-              "recovery": "tab:green"}
+              "recovery": "tab:green", "oom-kill": "darkred"}
     if samples is not None and column in samples and samples[column].notna().any():
         s = samples[samples["event"] != "gap"]
         ax.plot(s["timestamp"], s[column] / 2**20, color="0.6", lw=1, label=f"{column} (MiB)")
