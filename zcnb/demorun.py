@@ -129,7 +129,8 @@ def _probe_waves(url: str, *, rate: float, seconds: float, period_s: float, seed
 def _ground_truth(url: str, token: Secret) -> dict[str, Any]:
     import httpx
 
-    r = httpx.get(url.rstrip("/") + "/__ground_truth", headers={"X-Auth-Token": token.reveal()}, timeout=10.0)
+    r = httpx.get(url.rstrip("/") + "/__ground_truth", headers={"X-Auth-Token": token.reveal()}, timeout=10.0,
+                  trust_env=False)  # never send the token to a proxy from the environment
     r.raise_for_status()
     data: dict[str, Any] = r.json()
     return data

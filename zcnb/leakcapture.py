@@ -27,18 +27,24 @@ from typing import Any
 
 from .actions import ActionResult, Plan, require_confirmation
 from .exceptions import ConfigError, ProcessNotFound
+from .files import ensure_private_dir, write_private
 from .leakmodel import LeakReport
 from .leakreports import parse_leak_report
 from .massif import MassifReport, parse_massif_file
+from .redact import Redactor, default_redactor
 
 __all__ = ["CaptureResult", "LeakCapture", "capture_leak_report", "run_with_leak_check"]
 
 TOOLS = ("valgrind", "asan", "lsan", "massif")
-_REDACT = re.compile(r"(?i)((?:main |auth |api )?token:\s*)\S+|nvapi-[\w-]+|sk-[\w-]{8,}|(bearer\s+)\S+")
+# Environment variables whose values are secrets to hide from the stored output (e.g. GATEWAY_AUTH_TOKEN).
+_SECRET_ENV = re.compile(r"(?i)(token|secret|passw(or)?d|passphrase|api[_-]?key|access[_-]?key|private[_-]?key)$")
 
 
-def _redact(text: str) -> str:
-    return _REDACT.sub(lambda m: (m.group(1) or m.group(2) or "") + "[REDACTED]", text)
+def _redactor(env: Mapping[str, str] | None = None) -> Redactor:
+    """zcnb's one set of redaction rules, plus the gateway token and secret-looking values of ``env``."""
+    # >= 8 characters: a flag such as USE_API_KEY=false must not blank every "false" in a leak report
+    values = [v for k, v in (env or {}).items() if _SECRET_ENV.search(k) and len(v) >= 8]
+    return default_redactor(secrets=values)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,36 @@ def _stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> tuple[int 
         return proc.wait(timeout=30), True
 
 
+def _output_folder(out_dir: str | os.PathLike[str] | None) -> Path:
+    """``out_dir`` (created 0700 when new; an existing folder keeps its mode) or a new private temp folder."""
+    if not out_dir:
+        return Path(tempfile.mkdtemp(prefix="zcnb-leakcheck-"))  # mkdtemp makes it 0700
+    folder = Path(out_dir)
+    return folder if folder.is_dir() else ensure_private_dir(folder)
+
+
+def _store_redacted(scratch: Path, folder: Path, red: Redactor) -> None:
+    """Write redacted 0600 copies of the tool's files from ``scratch`` into ``folder`` (the raw ones are dropped)."""
+    for raw in sorted(scratch.iterdir()):
+        write_private(folder / raw.name, red.redact_bytes(raw.read_bytes()))
+
+
+def _launch(cmd: list[str], scratch: Path, env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None,
+            ) -> subprocess.Popen[bytes]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    so = os.open(scratch / "stdout.log", flags, 0o600)
+    se = os.open(scratch / "stderr.log", flags, 0o600)
+    try:
+        return subprocess.Popen(cmd, stdout=so, stderr=se, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise ConfigError(f"cannot run {cmd[0]!r}: no such program", hint="check the command path") from None
+    except PermissionError:
+        raise ConfigError(f"cannot run {cmd[0]!r}: permission denied", hint="chmod +x it") from None
+    finally:
+        os.close(so)
+        os.close(se)
+
+
 def run_with_leak_check(argv: Sequence[str], *, tool: str = "valgrind", seconds: float = 30.0,
                         stop_signal: int = signal.SIGINT, env: Mapping[str, str] | None = None,
                         cwd: str | os.PathLike[str] | None = None, timeout: float = 30.0,
@@ -118,7 +154,9 @@ def run_with_leak_check(argv: Sequence[str], *, tool: str = "valgrind", seconds:
     """Run ``argv`` under ``tool`` for ``seconds``, stop it with ``stop_signal``, parse the report.
 
     ``timeout`` bounds the wait after the signal; past it the process is SIGKILLed and the result
-    says the exit-time report is lost. Output files go to ``out_dir`` (default: a new temp folder).
+    says the exit-time report is lost. The tool writes into a private scratch folder; the report is
+    parsed from that raw text, and only *redacted* copies (0600) are kept in ``out_dir`` (default:
+    a new 0700 temp folder): the gateway's startup banner prints its token in clear.
     """
     if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) and a for a in argv):
         raise ConfigError(f"argv must be a non-empty list of strings, got {argv!r}",
@@ -127,21 +165,17 @@ def run_with_leak_check(argv: Sequence[str], *, tool: str = "valgrind", seconds:
         raise ConfigError(f"unknown leak-check tool {tool!r}", hint=f"use one of: {', '.join(TOOLS)}")
     if seconds < 0 or timeout <= 0:
         raise ConfigError("seconds must be >= 0 and timeout > 0", hint="e.g. seconds=30, timeout=30")
-    folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="zcnb-leakcheck-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / ("massif.out" if tool == "massif" else "valgrind.log" if tool == "valgrind" else "stderr.log")
-    cmd = _tool_command(tool, argv, out)
+    folder = _output_folder(out_dir)
+    name = "massif.out" if tool == "massif" else "valgrind.log" if tool == "valgrind" else "stderr.log"
+    out = folder / name
     run_env = _sanitizer_env(env) if tool in ("asan", "lsan") else (dict(env) if env is not None else None)
-    notes: list[str] = []
-    t0 = time.monotonic()
-    stdout_path, stderr_path = folder / "stdout.log", folder / "stderr.log"
-    with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
-        try:
-            proc = subprocess.Popen(cmd, stdout=so, stderr=se, env=run_env, cwd=cwd, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ConfigError(f"cannot run {cmd[0]!r}: no such program", hint="check the command path") from None
-        except PermissionError:
-            raise ConfigError(f"cannot run {cmd[0]!r}: permission denied", hint="chmod +x it") from None
+    red = _redactor(run_env)
+    scratch = Path(tempfile.mkdtemp(prefix=".zcnb-raw-", dir=folder))  # 0700, removed below
+    try:
+        cmd = _tool_command(tool, argv, scratch / name)
+        notes: list[str] = []
+        t0 = time.monotonic()
+        proc = _launch(cmd, scratch, run_env, cwd)
         try:
             code: int | None = proc.wait(timeout=seconds)
             exited_early, killed = True, False
@@ -149,29 +183,35 @@ def run_with_leak_check(argv: Sequence[str], *, tool: str = "valgrind", seconds:
         except subprocess.TimeoutExpired:
             exited_early = False
             code, killed = _stop(proc, stop_signal, timeout)
+        report, massif = _parse_output(tool, scratch / name, killed, notes)
+        _store_redacted(scratch, folder, red)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if killed:
         notes.append(f"did not exit within {timeout:g} s of {signal.Signals(stop_signal).name}: SIGKILLed, "
                      "so the exit-time leak report is lost")
     elif code is not None and code < 0 and tool in ("asan", "lsan"):
         notes.append(f"killed by {signal.Signals(-code).name}: sanitizers report leaks only at a normal exit; "
                      "handle the signal in the program (exit cleanly) or stop it with one it handles")
-    report: LeakReport | None = None
-    massif: MassifReport | None = None
-    if tool == "massif":
-        if out.exists():
-            massif = parse_massif_file(out)
-        else:
-            notes.append("massif wrote no output file (killed before exit?)")
-    else:
-        text = out.read_bytes() if out.exists() else b""
-        report = parse_leak_report(text)
-        if not report.recognized:
-            notes.append("no leak report in the output (no leaks found, or not built with -fsanitize / not run "
-                         "under valgrind)" if not killed else "no leak report: the process was SIGKILLed")
-    return CaptureResult(tool=tool, command=tuple(cmd), seconds=seconds, stop_signal=signal.Signals(stop_signal).name,
+    shown = tuple(red.redact(a.replace(str(scratch / name), str(out))) for a in cmd)
+    return CaptureResult(tool=tool, command=shown, seconds=seconds, stop_signal=signal.Signals(stop_signal).name,
                          exit_code=code, exited_early=exited_early, killed=killed,
                          duration_s=round(time.monotonic() - t0, 3), report=report, massif=massif,
                          output_path=str(out), notes=tuple(notes))
+
+
+def _parse_output(tool: str, raw: Path, killed: bool, notes: list[str]) -> tuple[LeakReport | None, MassifReport | None]:
+    """Parse the tool's raw (unredacted) output: redaction must not change what the parser sees."""
+    if tool == "massif":
+        if raw.exists():
+            return None, parse_massif_file(raw)
+        notes.append("massif wrote no output file (killed before exit?)")
+        return None, None
+    report = parse_leak_report(raw.read_bytes() if raw.exists() else b"")
+    if not report.recognized:
+        notes.append("no leak report in the output (no leaks found, or not built with -fsanitize / not run "
+                     "under valgrind)" if not killed else "no leak report: the process was SIGKILLed")
+    return report, None
 
 
 # ---------------------------------------------------------------- clean-exit capture
@@ -242,6 +282,31 @@ class LeakCapture:
         return text
 
 
+def _start_time(pid: int) -> float | None:
+    """The process's start time (psutil ``create_time``), None when there is no such process."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+
+
+def _capture_plan(pid: int, started: float | None, *, host: str, port: int, timeout_s: float, where: str,
+                  restart_name: str | None) -> Plan:
+    """The capture plan; its target (hence its id) names the pid *and* its start time, so a plan id
+    confirmed for one process never applies to another that reused the pid."""
+    when = (datetime.fromtimestamp(started, tz=UTC).isoformat(timespec="milliseconds") if started is not None
+            else "not running")
+    return Plan(action="capture-leak-report", target=f"pid {pid} (started {when}) ({host}:{port})", steps=(
+        f"kill -TERM {pid}",
+        f"connect once to {host}:{port} (unblocks accept() so the gateway sees the SIGTERM)",
+        f"wait up to {timeout_s:g} s for pid {pid} to exit; then kill -KILL {pid} (the leak report is then lost)",
+        f"collect the new log text from {where} and parse the leak report",
+        f"restart via {restart_name}()" if restart_name else "no restart (none given)",
+    ))
+
+
 def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_source: LogSource,
                         timeout_s: float = 10.0, restart: Callable[[], object] | None = None,
                         execute: bool = False, confirm: str | None = None,
@@ -257,13 +322,8 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
         raise ConfigError(f"invalid port {port!r}", hint="pass the gateway's TCP port (default 18789)")
     where = "callable" if callable(log_source) else str(log_source)
     restart_name = getattr(restart, "__name__", type(restart).__name__) if restart else None
-    plan = Plan(action="capture-leak-report", target=f"pid {pid} ({host}:{port})", steps=(
-        f"kill -TERM {pid}",
-        f"connect once to {host}:{port} (unblocks accept() so the gateway sees the SIGTERM)",
-        f"wait up to {timeout_s:g} s for pid {pid} to exit; then kill -KILL {pid} (the leak report is then lost)",
-        f"collect the new log text from {where} and parse the leak report",
-        f"restart via {restart_name}()" if restart_name else "no restart (none given)",
-    ))
+    plan = _capture_plan(pid, _start_time(pid), host=host, port=port, timeout_s=timeout_s, where=where,
+                         restart_name=restart_name)
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         return LeakCapture(action=ActionResult(action=plan.action, target=plan.target, dry_run=True, outcome="planned",
                                                commands=plan.steps, plan_id=plan.plan_id,
@@ -297,7 +357,8 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
         if more:
             text += more
             end = time.monotonic() + settle_s / 2
-    report = parse_leak_report(_redact(text))
+    report = parse_leak_report(text)  # the raw text, in memory only: the report keeps sizes and frames, not lines
+    red = _redactor()
     if not lost:
         messages.append(f"pid {pid} exited cleanly; {report.summary}" if report.recognized else
                         f"pid {pid} exited cleanly but the log holds no leak report (no leaks, or not a debug-allocator build)")
@@ -308,7 +369,7 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
             messages.append(f"restarted via {restart_name}()")
         except Exception as exc:  # noqa: BLE001 - user code: record what failed instead of hiding the capture result
             outcome = "failed"
-            messages.append(f"restart via {restart_name}() failed: {type(exc).__name__}: {_redact(str(exc))}")
+            messages.append(f"restart via {restart_name}() failed: {type(exc).__name__}: {red.redact(str(exc))}")
     action = ActionResult(action=plan.action, target=plan.target, dry_run=False, outcome=outcome, started_at=started,
                           finished_at=datetime.now(UTC), commands=plan.steps, plan_id=plan.plan_id,
                           message="; ".join(messages),

@@ -29,6 +29,7 @@ from .exceptions import (
     EndpointUnreachable,
     MetricsFormatError,
 )
+from .redact import redact, safe_url
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -175,13 +176,19 @@ def parse_metrics(text: str | bytes, *, content_type: str = "") -> MetricSet:
 
 
 def _check_url(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"metrics URL {safe_url(url)!r} cannot be parsed",
+                          hint="use e.g. http://127.0.0.1:18789/metrics") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"metrics URL {url!r} is not an http(s) URL", hint="use e.g. http://127.0.0.1:18789/metrics")
+        raise ConfigError(f"metrics URL {safe_url(url)!r} is not an http(s) URL",
+                          hint="use e.g. http://127.0.0.1:18789/metrics")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise ConfigError(f"metrics URL {url!r} has an invalid port", hint="use e.g. http://127.0.0.1:18789") from None
+        raise ConfigError(f"metrics URL {safe_url(url)!r} has an invalid port",
+                          hint="use e.g. http://127.0.0.1:18789") from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -207,13 +214,14 @@ class MetricsClient:
         if timeout_s <= 0 or max_bytes <= 0:
             raise ConfigError("timeout_s and max_bytes must be positive", hint="e.g. timeout_s=5")
         self.url = url
+        self.shown_url = safe_url(url)  # for messages, errors and stored replies: no user:pw@, no query secrets
         self._token = token
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
         self.bare_replies = False  # set once the endpoint answered without a status line
 
     def __repr__(self) -> str:
-        return f"MetricsClient({self.url!r}, token={'***' if self._token else None})"
+        return f"MetricsClient({self.shown_url!r}, token={'***' if self._token else None})"
 
     def _headers(self) -> dict[str, str]:
         return {"X-Auth-Token": self._token.reveal()} if self._token else {}
@@ -224,29 +232,30 @@ class MetricsClient:
             return self._fetch_socket()
         start = time.monotonic()
         try:
-            with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
-                with client.stream("GET", self.url, headers=self._headers()) as resp:
-                    declared = resp.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > self.max_bytes:
-                        raise self._too_large(int(declared))
-                    chunks: list[bytes] = []
-                    size = 0
-                    for chunk in resp.iter_bytes():
-                        size += len(chunk)
-                        if size > self.max_bytes:
-                            raise self._too_large(size)
-                        chunks.append(chunk)
-                        if time.monotonic() - start > self.timeout_s:
-                            raise httpx.ReadTimeout("body read exceeded the timeout")
-                    body = b"".join(chunks).decode("utf-8", errors="replace")
-                    status, ctype = resp.status_code, resp.headers.get("content-type", "")
+            # trust_env=False: HTTP(S)_PROXY/ALL_PROXY must never see the X-Auth-Token header.
+            with (httpx.Client(timeout=self.timeout_s, follow_redirects=False, trust_env=False) as client,
+                  client.stream("GET", self.url, headers=self._headers()) as resp):
+                declared = resp.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_bytes:
+                    raise self._too_large(int(declared))
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise self._too_large(size)
+                    chunks.append(chunk)
+                    if time.monotonic() - start > self.timeout_s:
+                        raise httpx.ReadTimeout("body read exceeded the timeout")
+                body = b"".join(chunks).decode("utf-8", errors="replace")
+                status, ctype = resp.status_code, resp.headers.get("content-type", "")
         except httpx.RemoteProtocolError:
             # No (valid) status line, or closed with nothing: ask again the raw way and decide from the bytes.
             return self._fetch_socket()
         except httpx.TimeoutException:
             raise self._unreachable("timeout", f"no reply within {self.timeout_s:g} s") from None
         except httpx.TransportError as exc:
-            raise self._unreachable("endpoint down", f"{type(exc).__name__}: {str(exc)[:120]}") from None
+            raise self._unreachable("endpoint down", f"{type(exc).__name__}: {redact(str(exc))[:120]}") from None
         return self._finish(status, body, ctype, "http", start)
 
     def _fetch_socket(self) -> MetricsReply:
@@ -296,27 +305,27 @@ class MetricsClient:
     def _finish(self, status: int | None, body: str, ctype: str, via: str, start: float) -> MetricsReply:
         if status == 401 or (status is None and _looks_like_auth_error(body)):
             has = "a token that was rejected" if self._token else "no X-Auth-Token"
-            raise EndpointAuthError(f"{self.url} answered 401: sent {has}", url=self.url, reason="401",
+            raise EndpointAuthError(f"{self.shown_url} answered 401: sent {has}", url=self.shown_url, reason="401",
                                     hint="set the token in the env var named by --token-env (GATEWAY_AUTH_TOKEN)")
         if status == 429:
             raise self._rate_limited()
         if status is not None and status >= 400:
-            raise EndpointUnreachable(f"{self.url} answered HTTP {status}", url=self.url, reason=f"http {status}",
+            raise EndpointUnreachable(f"{self.shown_url} answered HTTP {status}", url=self.shown_url, reason=f"http {status}",
                                       hint="check the URL and that the gateway is healthy")
-        return MetricsReply(url=self.url, text=body, status=status, via=via,
+        return MetricsReply(url=self.shown_url, text=body, status=status, via=via,
                             elapsed_s=time.monotonic() - start, content_type=ctype)
 
     def _too_large(self, size: int) -> EndpointBodyTooLarge:
-        return EndpointBodyTooLarge(f"{self.url} sent more than {self.max_bytes} bytes (read {size}); stopped reading",
-                                    url=self.url, reason="body too large",
+        return EndpointBodyTooLarge(f"{self.shown_url} sent more than {self.max_bytes} bytes (read {size}); stopped reading",
+                                    url=self.shown_url, reason="body too large",
                                     hint="check the URL points at /metrics, or raise max_bytes")
 
     def _unreachable(self, reason: str, detail: str) -> EndpointUnreachable:
-        return EndpointUnreachable(f"{self.url} unreachable: {detail}", url=self.url, reason=reason,
+        return EndpointUnreachable(f"{self.shown_url} unreachable: {detail}", url=self.shown_url, reason=reason,
                                    hint="check the gateway is running and the host/port (GATEWAY_PORT)")
 
     def _rate_limited(self) -> EndpointRateLimited:
-        return EndpointRateLimited(f"{self.url} closed the connection without a reply", url=self.url,
+        return EndpointRateLimited(f"{self.shown_url} closed the connection without a reply", url=self.shown_url,
                                    reason="rate limited",
                                    hint="the gateway allows 100 requests/60 s per token: scrape less often")
 

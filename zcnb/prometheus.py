@@ -26,6 +26,7 @@ import pandas as pd
 
 from .config import Secret, read_token
 from .exceptions import ConfigError, PrometheusError
+from .redact import safe_url
 
 __all__ = [
     "MAX_POINTS_PER_SERIES",
@@ -137,15 +138,16 @@ def to_epoch(value: datetime | pd.Timestamp | float | str) -> float:
 
 def check_url(url: str) -> str:
     """Validate a Prometheus base URL and return it without a trailing API path."""
+    shown = safe_url(url)  # messages never carry user:password@ or secret query values
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise PrometheusError(f"bad Prometheus URL {url!r}", hint="use e.g. http://127.0.0.1:9090", url=url) from None
+        raise PrometheusError(f"bad Prometheus URL {shown!r}", hint="use e.g. http://127.0.0.1:9090", url=shown) from None
     if parts.scheme not in ("http", "https"):
         raise PrometheusError(f"refusing Prometheus URL with scheme {parts.scheme or '(none)'!r}: only http and https",
-                              hint="use e.g. http://127.0.0.1:9090", url=url)
+                              hint="use e.g. http://127.0.0.1:9090", url=shown)
     if not parts.hostname:
-        raise PrometheusError(f"Prometheus URL {url!r} has no host", hint="use e.g. http://127.0.0.1:9090", url=url)
+        raise PrometheusError(f"Prometheus URL {shown!r} has no host", hint="use e.g. http://127.0.0.1:9090", url=shown)
     if parts.username or parts.password:
         # Credentials in a URL end up in logs and error messages: take them from env instead.
         raise PrometheusError("refusing a Prometheus URL with credentials in it",
@@ -154,12 +156,17 @@ def check_url(url: str) -> str:
     try:
         _ = parts.port
     except ValueError:
-        raise PrometheusError(f"Prometheus URL {url!r} has an invalid port", hint="use e.g. http://127.0.0.1:9090",
-                              url=url) from None
+        raise PrometheusError(f"Prometheus URL {shown!r} has an invalid port", hint="use e.g. http://127.0.0.1:9090",
+                              url=shown) from None
     base = url.split("?", 1)[0].rstrip("/")
     for suffix in ("/api/v1/query_range", "/api/v1/query"):
         base = base.removesuffix(suffix)
     return base
+
+
+def _client(timeout_s: float, transport: httpx.BaseTransport | None) -> httpx.Client:
+    """An API client that ignores HTTP(S)_PROXY/ALL_PROXY: the Authorization header goes to Prometheus only."""
+    return httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False, trust_env=False)
 
 
 def _api_get(client: httpx.Client, base: str, endpoint: str, params: dict[str, str], *, headers: dict[str, str],
@@ -281,7 +288,7 @@ def query_range(url: str, promql: str, *, start: datetime | float | str, end: da
         raise ConfigError("query end is before its start", hint="swap start and end, or shorten --since")
     headers = auth.headers() if auth else {}
     merged: dict[tuple[tuple[str, str], ...], list[np.ndarray]] = {}
-    with httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False) as client:
+    with _client(timeout_s, transport) as client:
         for s, e in _chunks(t0, t1, dt, max_points_per_series):
             params = {"query": promql, "start": _fmt(s), "end": _fmt(e), "step": _fmt(dt), "timeout": _fmt(timeout_s) + "s"}
             data = _api_get(client, base, "query_range", params, headers=headers, retries=retries,
@@ -344,7 +351,7 @@ def query_instant(url: str, promql: str, *, at: datetime | float | str | None = 
     if at is not None:
         params["time"] = _fmt(to_epoch(at))
     headers = auth.headers() if auth else {}
-    with httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False) as client:
+    with _client(timeout_s, transport) as client:
         data = _api_get(client, base, "query", params, headers=headers, retries=retries, backoff_s=backoff_s, sleep=sleep)
     if data.get("resultType") != "vector":
         raise PrometheusError(f"instant query returned {data.get('resultType')!r}, expected a vector",

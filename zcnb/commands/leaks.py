@@ -38,7 +38,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=30.0, help="how long to let it run (default 30)")
     p.add_argument("--signal", choices=("INT", "TERM"), default="INT", help="stop signal (default INT)")
     p.add_argument("--timeout", type=float, default=30.0, help="wait after the signal before SIGKILL (default 30)")
-    p.add_argument("--out-dir", help="where to keep the tool's output files (default: a temp folder)")
+    p.add_argument("--out-dir", help="where to keep the tool's output files: redacted 0600 copies (default: a temp folder)")
     p.add_argument("--json", metavar="OUT", help="also write the result as JSON (0600)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     return p

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..config import Secret
+from ..redact import Redactor, default_redactor
+
 __all__ = [
+    "REDACTED_SHORT",
     "CommandRunner",
     "HealthCheck",
     "ServiceManager",
@@ -21,6 +25,9 @@ __all__ = [
     "redact_line",
     "run_command",
 ]
+
+#: The mask of service text (status output, log tails in error messages): short, as in ``Main Token: ***``.
+REDACTED_SHORT = "***"
 
 #: ``runner(argv, timeout_s) -> CompletedProcess`` (text mode); raises ``subprocess.TimeoutExpired`` on timeout.
 CommandRunner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[str]"]
@@ -142,12 +149,15 @@ class ServiceManager(Protocol):
     def log_lines(self, unit: str, *, lines: int = 50, since: datetime | None = None) -> list[str]: ...
 
 
-def redact_line(line: str, *, secrets: Sequence[str] = ()) -> str:
-    """Hide tokens in a log line (the gateway's banner prints ``Main Token: ...`` in clear)."""
-    import re
+def redact_line(line: str, *, secrets: Iterable[str | Secret | None] = (), redactor: Redactor | None = None) -> str:
+    """Hide secrets in log text (the gateway's banner prints ``Main Token: ...`` in clear).
 
-    out = re.sub(r"(?i)\b(token|auth[_ -]?token|api[_ -]?key|secret|password)(\s*[:=]\s*)\S+", r"\1\2***", line)
-    for s in secrets:
-        if s:
-            out = out.replace(s, "***")
-    return out
+    The rules are :mod:`zcnb.redact`'s (one set for all of zcnb): ``default_redactor()`` (built-in rules,
+    ``redact_patterns``, the gateway token) plus ``secrets``, with ``***`` as the mask. Pass ``redactor``
+    to reuse one for many lines (building the default reads the config each time).
+    """
+    red = redactor if redactor is not None else default_redactor(secrets=secrets, mask=REDACTED_SHORT)
+    if redactor is not None and secrets:
+        extra = Redactor.create(secrets=secrets, mask=red.mask)
+        line = extra.redact(line)
+    return red.redact(line)

@@ -132,6 +132,9 @@ def _message(entry: Mapping[str, Any]) -> str:
 
 def parse_journal_json(text: str) -> list[dict[str, Any]]:
     """``journalctl -o json`` lines -> [{time, unit, pid, message}] (bad lines skipped: a cut last line is normal)."""
+    from ..redact import default_redactor
+
+    red = default_redactor(mask="***")  # one redactor for all lines (building it reads the config)
     out = []
     for raw in text.splitlines():
         raw = raw.strip()
@@ -144,7 +147,7 @@ def parse_journal_json(text: str) -> list[dict[str, Any]]:
         ts = entry.get("__REALTIME_TIMESTAMP")
         when = datetime.fromtimestamp(int(ts) / 1e6, tz=UTC) if ts and str(ts).isdigit() else None
         out.append({"time": when, "unit": entry.get("_SYSTEMD_USER_UNIT") or entry.get("_SYSTEMD_UNIT", ""),
-                    "pid": entry.get("_PID"), "message": redact_line(_message(entry))})
+                    "pid": entry.get("_PID"), "message": redact_line(_message(entry), redactor=red)})
     return out
 
 
