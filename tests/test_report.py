@@ -126,7 +126,19 @@ def test_cli_stage_parameter_reaches_only_its_stage(notebooks: Path, tmp_path: P
     proc = subprocess.run([sys.executable, "-m", "zcnb", "report", "--incidents-dir", str(tmp_path / "inc"),
                            "--stages", "01,03", "--no-progress", "-p", "03.since=2h", "-p", "live=false"],
                           capture_output=True, text=True, timeout=300, check=False)
-    folder = next((tmp_path / "inc").iterdir())
+    folder = next(p for p in (tmp_path / "inc").iterdir() if p.is_dir())
     out01 = json.dumps(nbformat.read(folder / STAGES["01"], as_version=4).cells[-1].outputs)
     out03 = json.dumps(nbformat.read(folder / STAGES["03"], as_version=4).cells[-1].outputs)
     assert "since=None" in out01 and "since='2h'" in out03, proc.stdout + proc.stderr
+
+
+def test_unreadable_action_lines_are_named_in_the_report(tmp_path: Path) -> None:
+    from zcnb.incident import open_incident
+    from zcnb.reportview import IncidentReport, build_summary
+
+    inc = open_incident(tmp_path / "inc")
+    inc.path("actions").write_text('{"action": "restart", "broken\n')
+    summary = build_summary(inc)
+    assert summary["actions_note"].startswith("1 unreadable line skipped") and "line 1" in summary["actions_note"]
+    inc.write_json("summary", summary)
+    assert "Warning:</b> 1 unreadable line skipped" in IncidentReport.load(inc.root).actions()._repr_html_()

@@ -34,6 +34,16 @@ if TYPE_CHECKING:
     from zcnb.service import ProcessSupervisorBackend
 
 
+
+@pytest.fixture(autouse=True)
+def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restores without a service manager refuse while a process matches ``process_pattern``: give these tests
+    a pattern nothing matches, so simulated gateways of other tests (or leftovers) cannot interfere. The
+    environment variable also reaches the child processes some tests start."""
+    import uuid
+
+    monkeypatch.setenv("ZCNB_PROCESS_PATTERN", f"zcnb-test-no-gateway-{uuid.uuid4().hex}")
+
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     return copy_sample_data(tmp_path / "zeptoclaw")

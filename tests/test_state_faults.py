@@ -26,6 +26,17 @@ from zcnb.state.journal import read_journal
 BACKUP = "20261127-221500"
 KILL_STEPS = ["stop_gateway", "stage", "stage.partial", "verify_staging", "swap", "quarantine", "chmod", "verify", "done"]
 
+
+@pytest.fixture(autouse=True)
+def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restores without a service manager refuse while a process matches ``process_pattern``: give these tests
+    a pattern nothing matches, so simulated gateways of other tests (or leftovers) cannot interfere. The
+    environment variable also reaches the child processes some tests start."""
+    import uuid
+
+    monkeypatch.setenv("ZCNB_PROCESS_PATTERN", f"zcnb-test-no-gateway-{uuid.uuid4().hex}")
+
+
 _CHILD = r"""
 import sys, time, pathlib
 from zcnb.state import restore_state

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,14 @@ from typing import Any
 
 from .exceptions import PlanError
 
-__all__ = ["ActionResult", "Plan", "append_action", "read_actions", "require_confirmation"]
+__all__ = ["ActionList", "ActionResult", "Plan", "append_action", "apply_hint", "read_actions", "require_confirmation"]
+
+_log = logging.getLogger(__name__)
+
+
+def apply_hint(plan_id: str = "<plan id>") -> str:
+    """How to apply a plan, for both ways of running zcnb (notebook parameters and the command line)."""
+    return f"To apply: execute=True, confirm={plan_id!r} in the notebook, or --execute --confirm {plan_id} on the command line"
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class Plan:
     def _repr_markdown_(self) -> str:
         lines = [f"**Plan `{self.plan_id}`**: {self.action} `{self.target}`", ""]
         lines += [f"{i}. `{s}`" for i, s in enumerate(self.steps, 1)]
-        lines += ["", f"To apply: `execute=True, confirm=\"{self.plan_id}\"`"]
+        lines += ["", apply_hint(self.plan_id)]
         return "\n".join(lines)
 
 
@@ -134,17 +142,40 @@ def append_action(path: str | os.PathLike[str], result: ActionResult) -> None:
         os.fsync(fh.fileno())
 
 
-def read_actions(path: str | os.PathLike[str]) -> list[ActionResult]:
-    """Read results written by :func:`append_action` (missing file: empty list)."""
+class ActionList(list[ActionResult]):
+    """The results read from an actions.jsonl, plus the line numbers that could not be read."""
+
+    skipped: tuple[int, ...] = ()
+
+    @property
+    def note(self) -> str:
+        """'' when every line was read; else how many lines were skipped and which (1-based)."""
+        if not self.skipped:
+            return ""
+        shown = ", ".join(str(n) for n in self.skipped[:20]) + (" ..." if len(self.skipped) > 20 else "")
+        return (f"{len(self.skipped)} unreadable line{'s' if len(self.skipped) != 1 else ''} skipped in the actions "
+                f"log (line{'s' if len(self.skipped) != 1 else ''} {shown}): those actions are not listed")
+
+
+def read_actions(path: str | os.PathLike[str]) -> ActionList:
+    """Read results written by :func:`append_action` (missing file: empty list).
+
+    Unreadable lines (e.g. one cut by a crash) are skipped, not fatal: their 1-based line numbers are in
+    ``.skipped`` and ``.note`` says so (also logged as a warning), so a report can tell that actions are missing.
+    """
     p = Path(path)
+    out = ActionList()
     if not p.exists():
-        return []
-    out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
+        return out
+    skipped: list[int] = []
+    for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         line = line.strip()
         if line:
             try:
                 out.append(ActionResult.from_dict(json.loads(line)))
-            except (ValueError, TypeError, KeyError):
-                continue  # a line cut by a crash: the rest is still good
+            except (ValueError, TypeError, KeyError, AttributeError):
+                skipped.append(n)  # a line cut by a crash: the rest is still good
+    out.skipped = tuple(skipped)
+    if skipped:
+        _log.warning("%s: %s", p, out.note)
     return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .actions import apply_hint
 from .exceptions import DataError
 from .service.rollback import backup_binaries, plan_rollback, rollback, rollback_demo_tree
 from .units import format_duration
@@ -192,8 +193,10 @@ def decide(assessment: Any, *, persisted_after_restart: bool | None = None,
             "rollback_now",
             "The leak is catastrophic (limit or doubling of memory within the hour): roll back to the previous version now.",
             tuple(reasons), RUNBOOK_RULES["rollback_now"],
-            next_steps=(("review the rollback plan below (stop all, restore binaries + state from a dated backup, "
-                         "start, verify health)"), "apply it with execute=True and the plan id",
+            next_steps=(("get the rollback plan, a dry run that changes nothing (notebook 06 shows it under this "
+                         "decision; command line: `zcnb rollback --backup latest --bin-dir DIR`): stop all, restore "
+                         "binaries + state from a dated backup, start, verify health"),
+                        f"review it, then apply it. {apply_hint()}",
                         "keep the incident folder: it records the failing version's commit"), **common)
     if pr and ps:
         reasons.append("the leak persisted after a restart and after a state restore: not a bad-state problem")

@@ -9,15 +9,71 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ensure_private_dir", "read_json", "write_json", "write_private"]
+__all__ = ["ensure_private_dir", "make_private_dir", "make_unique_dir", "read_json", "unique_path", "write_json",
+           "write_private"]
+
+
+def make_private_dir(path: str | os.PathLike[str]) -> bool:
+    """Create ``path`` and any missing parents, each mode 0700; True when ``path`` itself was created.
+
+    Only folders created here are chmodded: an existing folder keeps its mode (``--incidents-dir /tmp``
+    must not turn /tmp into 0700), and an existing symlink to a folder is accepted as it is.
+    """
+    p = Path(path)
+    try:
+        os.mkdir(p, 0o700)
+    except FileExistsError:
+        if not p.is_dir():
+            raise
+        return False
+    except FileNotFoundError:
+        if p.parent == p:
+            raise
+        make_private_dir(p.parent)
+        try:
+            os.mkdir(p, 0o700)
+        except FileExistsError:  # created by somebody else meanwhile: not ours to chmod
+            if not p.is_dir():
+                raise
+            return False
+    os.chmod(p, 0o700)  # the umask may have cleared bits of a folder we just made; it cannot add any
+    return True
 
 
 def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (and parents) and make it mode 0700."""
+    """Create ``path`` (and missing parents) mode 0700; an existing folder is left as it is. Returns ``path``."""
     p = Path(path)
-    p.mkdir(parents=True, exist_ok=True)
-    os.chmod(p, 0o700)
+    make_private_dir(p)
     return p
+
+
+def unique_path(path: str | os.PathLike[str]) -> Path:
+    """``path``, or ``path-2``, ``path-3`` ... : the first name nothing (not even a dangling link) has yet."""
+    p = Path(path)
+    candidate, n = p, 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = p.with_name(f"{p.name}-{n}")
+    return candidate
+
+
+def make_unique_dir(path: str | os.PathLike[str]) -> Path:
+    """Create a new folder (0700) at ``path`` or ``path-2``, ``path-3`` ...; never reuses an existing one.
+
+    For kept copies named per second: a second run in the same second gets its own folder.
+    """
+    p = Path(path)
+    make_private_dir(p.parent)
+    candidate, n = p, 1
+    while True:
+        try:
+            os.mkdir(candidate, 0o700)
+        except FileExistsError:
+            n += 1
+            candidate = p.with_name(f"{p.name}-{n}")
+            continue
+        os.chmod(candidate, 0o700)
+        return candidate
 
 
 def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:

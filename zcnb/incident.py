@@ -71,7 +71,10 @@ def _slug(text: str) -> str:
 
 def new_incident_dir(incidents_dir: str | os.PathLike[str], slug: str = "memory-leak",
                      *, now: datetime | None = None) -> Path:
-    """Create ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (0700); never reuses a folder."""
+    """Create ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (0700); never reuses a folder.
+
+    ``incidents_dir`` is created (0700) when missing; an existing one keeps its mode.
+    """
     now = now or datetime.now(UTC)
     base = ensure_private_dir(incidents_dir)
     stem = f"{now.strftime('%Y-%m-%dT%H%M%SZ')}-{_slug(slug)}"

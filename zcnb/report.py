@@ -14,15 +14,17 @@ from __future__ import annotations
 import html
 import os
 import re
+import stat
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ConfigError, ReportError
-from .files import ensure_private_dir, read_json, write_json, write_private
+from .exceptions import ConfigError, OutputWriteError, ReportError
+from .files import make_private_dir, read_json, write_json, write_private
 from .incident import Incident, new_incident_dir, open_incident
 
 __all__ = [
@@ -204,11 +206,17 @@ def run_incident(
     for sp in (stage_parameters or {}).values():
         _check_parameters(sp)
     nb_dir = notebooks_dir()
+    run_started = time.time()
     if incident_dir:
-        folder = ensure_private_dir(incident_dir)
+        # A folder zcnb creates is 0700; an existing one keeps its mode (it may be shared on purpose) and
+        # only the files this run writes are locked down; a group/world-accessible one gets a warning.
+        folder = Path(incident_dir).expanduser()
+        created = make_private_dir(folder)
+        _warn_if_open(folder, created)
     else:
         base = Path(incidents_dir) if incidents_dir else load_settings().incidents_path
         folder = new_incident_dir(base, slug)
+        created = True
     incident = open_incident(folder)
     if commit:
         write_private(incident.path("commit"), commit.strip() + "\n")
@@ -245,8 +253,14 @@ def run_incident(
                 pdf_error = str(exc)
     elif pdf:
         pdf_error = "the report notebook produced no output to print"
-    _lock_down(folder)
-    write_index(folder.parent)
+    _lock_down(folder, since=None if created else run_started - 2.0)
+    # The index is refreshed in the incidents folder the run was created in, or in a parent that already
+    # holds a zcnb index; an index.html zcnb did not write is never overwritten.
+    if not incident_dir or _index_is_ours(folder.parent / "index.html"):
+        try:
+            write_index(folder.parent)
+        except OutputWriteError as exc:
+            warnings.warn(f"{exc.message} ({exc.hint})", stacklevel=2)
     return IncidentRun(folder, tuple(results), report, html_path, summary, pdf_path, pdf_error)
 
 
@@ -288,17 +302,97 @@ def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[s
     return write_private(html_path, body)
 
 
-def _lock_down(folder: Path) -> None:
-    """Folder and sub-folders 0700, files 0600 (papermill and matplotlib write with the umask)."""
-    for root, dirs, files in os.walk(folder):
-        os.chmod(root, 0o700)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o600)
+def _warn_if_open(folder: Path, created: bool) -> None:
+    if created:
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(folder).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        warnings.warn(f"incident folder {folder} is mode {mode:o} (others can list it): zcnb leaves an existing "
+                      "folder's mode alone and makes only the files it writes 0600; run `chmod 700` on it if it "
+                      "should be private", stacklevel=3)
+
+
+_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def _chmod_at(name: str, dir_fd: int, *, since: float | None) -> None:
+    """chmod 0600 the regular file ``name`` in ``dir_fd``; symlinks and anything else are left alone."""
+    try:
+        fd = os.open(name, _NOFOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    except OSError:  # ELOOP: a symlink (never followed); EACCES: no read permission -> check without opening
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return
+        if stat.S_ISREG(st.st_mode) and (since is None or st.st_ctime >= since):
+            os.chmod(name, 0o600, dir_fd=dir_fd)
+        return
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and (since is None or st.st_ctime >= since):
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _lock_down(folder: Path, *, since: float | None = None) -> None:
+    """Make what zcnb wrote private (papermill and matplotlib write with the umask); never leaves ``folder``.
+
+    ``since=None`` (a folder zcnb created): the folder and its sub-folders 0700, files 0600. ``since=t`` (a
+    folder that existed before): only regular files changed since ``t`` (ctime), at the top and in
+    ``figures/``; no folder mode is changed. Symlinks are never followed nor changed (directory fds +
+    ``O_NOFOLLOW``), so a link to a file outside cannot get its mode changed.
+    """
+    if since is None:
+        for _root, _dirs, files, root_fd in os.fwalk(folder, follow_symlinks=False):
+            os.fchmod(root_fd, 0o700)
+            for f in files:
+                _chmod_at(f, root_fd, since=None)
+        return
+    for sub in (folder, folder / "figures"):
+        try:
+            dir_fd = os.open(sub, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # missing, or a symlink: not walked
+        try:
+            for name in os.listdir(dir_fd):
+                _chmod_at(name, dir_fd, since=since)
+        finally:
+            os.close(dir_fd)
+
+
+_INDEX_MARKER = "<!-- zcnb incidents index: written by zcnb, rewritten on every run -->"
+_OLD_INDEX_TITLE = "<title>zcnb incidents</title>"  # indexes written before the marker existed
+
+
+def _index_is_ours(path: Path) -> bool:
+    """True when ``path`` is an index.html zcnb wrote (marker comment); False when missing, foreign or a symlink."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return _INDEX_MARKER in head or _OLD_INDEX_TITLE in head
 
 
 def write_index(incidents_dir: str | os.PathLike[str]) -> Path:
-    """Write ``index.html`` listing every incident folder (date, verdict, growth rate, status)."""
+    """Write ``index.html`` listing every incident folder (date, verdict, growth rate, status).
+
+    An ``index.html`` zcnb did not write (no marker comment) is never overwritten: :class:`OutputWriteError`.
+    """
     base = Path(incidents_dir)
+    target = base / "index.html"
+    if os.path.lexists(target) and not _index_is_ours(target):
+        raise OutputWriteError(f"{target} exists and was not written by zcnb: not overwritten",
+                               hint="move it away to get the incidents index, or use a dedicated incidents folder "
+                                    "(--incidents-dir)", path=str(target))
     rows = []
     for folder in sorted((p for p in base.iterdir() if p.is_dir()), reverse=True):
         summary_path = folder / "summary.json"
@@ -319,12 +413,12 @@ def write_index(incidents_dir: str | os.PathLike[str]) -> Path:
             f"<td>{html.escape(growth_txt)}</td><td>{html.escape(status)}</td></tr>"
         )
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>zcnb incidents</title>"
+        "<!doctype html>" + _INDEX_MARKER + "<html><head><meta charset='utf-8'><title>zcnb incidents</title>"
         "<style>body{font-family:sans-serif}td,th{padding:4px 10px;border-bottom:1px solid #ddd}</style></head>"
         "<body><h1>ZeptoClaw memory incidents</h1><table><tr><th>incident</th><th>started</th><th>verdict</th>"
         "<th>growth</th><th>status</th></tr>" + "".join(rows) + "</table></body></html>\n"
     )
-    return write_private(base / "index.html", page)
+    return write_private(target, page)
 
 
 def load_run(folder: str | os.PathLike[str]) -> Incident:

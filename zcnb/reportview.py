@@ -145,6 +145,7 @@ def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), start
         "commit": find_commit(inc, settings=load_settings()),
         "timeline": build_timeline(inc).to_dict(),
         "actions": [a.to_dict() for a in actions],
+        "actions_note": getattr(actions, "note", ""),
         "parameters": dict(parameters or {}),
     }
 
@@ -256,12 +257,14 @@ class IncidentReport:
 
     def actions(self) -> _HTML:
         acts = self.summary.get("actions") or []
+        note = self.summary.get("actions_note") or ""
+        warn = f"<p><b>Warning:</b> {html.escape(note)}</p>" if note else ""
         if not acts:
-            return _HTML("<p>No actions recorded.</p>")
+            return _HTML("<p>No actions recorded.</p>" + warn)
         rows = [{**a, "mode": "dry run" if a.get("dry_run") else "executed",
                  "commands": "; ".join(a.get("commands") or [])} for a in acts]
-        return _HTML(_table(rows, ["started_at", "action", "target", "mode", "outcome", "duration_s", "message",
-                                   "commands"]))
+        return _HTML(warn + _table(rows, ["started_at", "action", "target", "mode", "outcome", "duration_s",
+                                          "message", "commands"]))
 
     def timeline(self) -> Any:
         from .timeline import build_timeline

@@ -10,7 +10,9 @@ from typing import Any
 def _common(p: argparse.ArgumentParser, *, state: bool = True) -> None:
     p.add_argument("--backups-dir", help="backups folder (default: <data dir>/backups, ~/.local/share/zeptoclaw/backups)")
     if state:
-        p.add_argument("--state-dir", help="live state folder (default: <data dir>/state; ~/.zeptoclaw for the real layout)")
+        p.add_argument("--state-dir", help="live state folder (default: <data dir>/state, the runbook layout, e.g. "
+                       "~/.local/share/zeptoclaw/state; the real gateway keeps its state in ~/.zeptoclaw: pass "
+                       "--state-dir ~/.zeptoclaw for it)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -20,7 +22,10 @@ def _action_opts(p: argparse.ArgumentParser, *, service: bool = True) -> None:
     if service:
         p.add_argument("--stop-gateway", action="store_true", help="stop the gateway through the service manager if it runs (started again after)")
         p.add_argument("--backend", choices=("systemd", "supervisor", "none"), default="systemd",
-                       help="how to check/stop the gateway (none: do not check; you stop it)")
+                       help="how to check/stop the gateway (default systemd user units; none: no service manager, "
+                       "zcnb refuses while a process matching --process-pattern runs and you stop it yourself)")
+        p.add_argument("--process-pattern", help="regex for the gateway's command line, checked when there is no "
+                       "service manager (default: the settings' process_pattern, zeptoclaw-gateway)")
         p.add_argument("--supervisor-file", help="services JSON for --backend supervisor")
         p.add_argument("--unit", default="zeptoclaw-gateway.service", help="the gateway's unit name")
 
@@ -75,7 +80,16 @@ def _backups_dir(args: argparse.Namespace) -> Any:
 
 
 def _state_dir(args: argparse.Namespace) -> Any:
-    return args.state_dir or _settings(args).state_dir
+    if args.state_dir:
+        return args.state_dir
+    s = _settings(args)
+    if not s.state_dir.exists() and (s.zeptoclaw_home / "config.json").exists():
+        from ..exceptions import ConfigError
+
+        raise ConfigError(f"no --state-dir given and the runbook layout's {s.state_dir} does not exist, but the real "
+                          f"gateway's state is in {s.zeptoclaw_home}",
+                          hint=f"pass --state-dir {s.zeptoclaw_home} (the real layout) or the folder you mean")
+    return s.state_dir
 
 
 def _service(args: argparse.Namespace) -> Any:
@@ -143,7 +157,8 @@ def _restore(args: argparse.Namespace) -> int:
 
     res = restore_state(args.backup, state_dir=_state_dir(args), backups_dir=_backups_dir(args),
                         quarantine_dir=args.quarantine_dir, service=_service(args), unit=args.unit,
-                        stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm)
+                        stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm,
+                        process_pattern=args.process_pattern)
     return _print_result(res, args.json)
 
 
@@ -158,5 +173,6 @@ def _undo(args: argparse.Namespace) -> int:
     from ..state import undo_restore
 
     res = undo_restore(state_dir=_state_dir(args), quarantine_dir=args.quarantine_dir, service=_service(args),
-                       unit=args.unit, stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm)
+                       unit=args.unit, stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm,
+                       process_pattern=args.process_pattern)
     return _print_result(res, args.json)

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..actions import ActionResult, Plan, append_action, require_confirmation
+from ..actions import ActionResult, Plan, append_action, apply_hint, require_confirmation
 from ..config import Secret
 from ..exceptions import ConfigError, ServiceError
-from ..files import write_private
+from ..files import ensure_private_dir, unique_path, write_private
 from ..incident import Incident
 from .base import ServiceManager, StepOutcome
 from .health import HealthResult, probe_health, wait_healthy
@@ -128,7 +128,7 @@ def restart(manager: ServiceManager, *, unit: str | None = None, full: bool = Fa
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         res = ActionResult(plan.action, plan.target, True, "planned", started_at=started, finished_at=_now(),
                            commands=plan.steps, plan_id=plan.plan_id, health_before=before_s,
-                           message=f"dry run: nothing was changed. To apply: execute=True, confirm={plan.plan_id!r}")
+                           message=f"dry run: nothing was changed. {apply_hint(plan.plan_id)}")
         record(incident, res)
         return res
     out = StepOutcome()
@@ -203,17 +203,19 @@ def set_debug_logging(manager: ServiceManager, *, unit: str | None = None, enabl
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         res = ActionResult(plan.action, u, True, "planned", started_at=started, finished_at=_now(),
                            commands=plan.steps, plan_id=plan.plan_id,
-                           message=f"dry run: nothing was changed. To apply: execute=True, confirm={plan.plan_id!r}")
+                           message=f"dry run: nothing was changed. {apply_hint(plan.plan_id)}")
         record(incident, res)
         return res
     path = manager.env_dropin_path(u)
     stamp = started.strftime("%Y%m%d-%H%M%S")
     files: list[str] = []
     if path.exists():
-        keep = path.with_name(f"{path.name}.{'bak' if enable else 'removed'}-{stamp}")
+        # Named per second: a second change in the same second gets .bak-<ts>-2, never overwriting the first copy.
+        keep = unique_path(path.with_name(f"{path.name}.{'bak' if enable else 'removed'}-{stamp}"))
         shutil.copy2(path, keep)
         files.append(f"kept {keep}")
     if enable:
+        ensure_private_dir(path.parent)  # created only now: a dry run creates nothing
         write_private(path, manager.render_env_dropin({"LOG_LEVEL": "debug"}))
         files.append(f"wrote {path}")
     elif path.exists():

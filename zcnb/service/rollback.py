@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..actions import ActionResult, Plan, require_confirmation
+from ..actions import ActionResult, Plan, apply_hint, require_confirmation
 from ..config import Secret
 from ..exceptions import BackupInvalid, ServiceError, StateError, UnsafePath
-from ..files import ensure_private_dir
+from ..files import ensure_private_dir, make_unique_dir
 from ..incident import Incident
 from .base import ServiceManager
 from .ops import _order, check_health, record
@@ -93,11 +93,47 @@ def _check_backup(backup_dir: Path) -> tuple[list[Path], str]:
     return bins, commit
 
 
+def _live_text(target: Path) -> str:
+    """What is at a live binary's path, for the plan: its sha256, or the symlink and what it points to."""
+    if target.is_symlink():
+        link = os.readlink(target)
+        content = f"sha256 {_sha256(target)[:16]}" if target.is_file() else "dangling"
+        return f"symlink -> {link} ({content})"
+    return f"sha256 {_sha256(target)[:16]}"
+
+
+def _keep(target: Path, kept: Path) -> str:
+    """Keep what is at ``target`` in ``kept``: a regular file is copied (mode, times), a symlink as the link itself."""
+    if target.is_symlink():
+        link = os.readlink(target)
+        os.symlink(link, kept)
+        return f"kept the symlink {target} -> {link} as {kept} (the link itself; its target is not touched)"
+    shutil.copy2(target, kept)
+    return f"kept {target} as {kept}"
+
+
+def _put_back(kept: Path, target: Path) -> None:
+    """Undo an install from the kept copy (tmp + rename), recreating a kept symlink as a symlink."""
+    if kept.is_symlink():
+        tmp = target.with_name(f".{target.name}.zcnb-tmp")
+        if os.path.lexists(tmp):
+            tmp.unlink()
+        os.symlink(os.readlink(kept), tmp)
+        os.replace(tmp, target)
+    else:
+        _install(kept, target)
+
+
 def plan_rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os.PathLike[str],
                   bin_dir: str | os.PathLike[str], state_dir: str | os.PathLike[str] | None = None,
                   restore_state: bool = True, order: Sequence[str] | None = None,
                   health_timeout_s: float = 30.0) -> Plan:
-    """The exact rollback steps; raises (changing nothing) when the backup is unusable."""
+    """The exact rollback steps; raises (changing nothing) when the backup is unusable.
+
+    The steps name the sha256 of every backup binary, of every live binary it replaces and the backup
+    state's tree digest, so the plan id confirms exactly this content: if a binary or the backup's state
+    changes after the dry run, the id changes and the old confirmation is refused.
+    """
     bdir = resolve_rollback_backup(backup, backups_dir)
     bins, commit = _check_backup(bdir)
     dest = Path(bin_dir).expanduser()
@@ -108,12 +144,17 @@ def plan_rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os
     steps = [c for u in reversed(units) for c in manager.commands_for("stop", u)]
     keep = Path(backups_dir).expanduser() / "replaced-<timestamp>"
     for b in bins:
-        if (dest / b.name).exists():
-            steps.append(f"cp -p {dest / b.name} {keep / b.name}")
-        steps.append(f"install {b} -> {dest / b.name} (tmp + rename; sha256 checked)")
+        live = dest / b.name
+        if os.path.lexists(live):
+            how = "the link itself" if live.is_symlink() else "cp -p"
+            steps.append(f"keep {live} ({_live_text(live)}) as {keep / b.name} ({how})")
+        steps.append(f"install {b} (sha256 {_sha256(b)[:16]}) -> {live} (tmp + rename; sha256 checked)")
     if restore_state and (bdir / "state").is_dir():
-        steps.append(f"zcnb.state.restore_state({bdir.name}) -> {state_dir or 'the configured state dir'} "
-                     "(current state quarantined, never deleted)")
+        from ..state.tree import hash_tree, tree_digest
+
+        digest = tree_digest(hash_tree(bdir / "state"))
+        steps.append(f"zcnb.state.restore_state({bdir.name}, sha256 tree {digest[:16]}) -> "
+                     f"{state_dir or 'the configured state dir'} (current state quarantined, never deleted)")
     elif restore_state:
         steps.append(f"state: backup {bdir.name} has no state/ folder: state left as it is")
     for u in units:
@@ -129,17 +170,21 @@ def _now() -> datetime:
 
 def _install(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.zcnb-tmp")
+    if os.path.lexists(tmp):
+        tmp.unlink()  # zcnb's own leftover temp name; never write through a link left there
     shutil.copy2(src, tmp)
     os.replace(tmp, dest)
     if _sha256(dest) != _sha256(src):
         raise StateError(f"{dest} differs from {src} after the copy", hint="check the disk", path=str(dest))
 
 
-def _restore_state(backup: str, backups_dir: Path, state_dir: Path | None) -> ActionResult:
+def _restore_state(backup: str, backups_dir: Path, state_dir: Path | None, manager: ServiceManager,
+                   unit: str) -> ActionResult:
     from .. import state as zstate  # written by the state stage; imported late so the CLI stays light
 
-    # Services are already stopped by the rollback, so restore_state needs no service handle.
-    kwargs: dict[str, Any] = {"backups_dir": backups_dir}
+    # The rollback stopped the services already; the manager lets restore_state confirm that the gateway is
+    # stopped (without one it would look for any process matching the gateway's name on the host).
+    kwargs: dict[str, Any] = {"backups_dir": backups_dir, "service": manager, "unit": unit}
     if state_dir is not None:
         kwargs["state_dir"] = state_dir
     dry = zstate.restore_state(backup, **kwargs)
@@ -162,7 +207,7 @@ def rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os.Path
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         res = ActionResult("rollback", plan.target, True, "planned", started_at=started, finished_at=_now(),
                            commands=plan.steps, plan_id=plan.plan_id, health_before=before,
-                           message=f"dry run: nothing was changed. To apply: execute=True, confirm={plan.plan_id!r}")
+                           message=f"dry run: nothing was changed. {apply_hint(plan.plan_id)}")
         record(incident, res)
         return res
     bdir = resolve_rollback_backup(backup, backups_dir)
@@ -178,25 +223,25 @@ def rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os.Path
         for u in reversed(units):
             out = manager.stop(u, timeout_s=timeout_s)
             done += list(out.commands) + [f"WARNING: {w}" for w in out.warnings]
-        ensure_private_dir(replaced_dir)
+        # Named per second: a second rollback in the same second gets replaced-<ts>-2, never the first one's folder.
+        replaced_dir = make_unique_dir(replaced_dir)
         details["replaced_dir"] = str(replaced_dir)
         try:
             for b in bins:
                 target = dest / b.name
-                if target.exists():
-                    shutil.copy2(target, replaced_dir / b.name)
-                    done.append(f"kept {target} as {replaced_dir / b.name}")
+                if os.path.lexists(target):
+                    done.append(_keep(target, replaced_dir / b.name))
                 _install(b, target)
                 installed.append(target)
                 done.append(f"installed {b} -> {target}")
         except OSError as exc:
             for t in installed:  # put the kept binaries back: never leave a mix of versions
-                if (replaced_dir / t.name).exists():
-                    _install(replaced_dir / t.name, t)
+                if os.path.lexists(replaced_dir / t.name):
+                    _put_back(replaced_dir / t.name, t)
             raise StateError(f"binary restore failed ({exc.strerror or exc}); the previous binaries were put back, "
                              "services are stopped", hint="fix the cause, then rerun the rollback", path=str(dest)) from None
         if restore_state and (bdir / "state").is_dir():
-            sres = _restore_state(bdir.name, base, Path(state_dir) if state_dir else None)
+            sres = _restore_state(bdir.name, base, Path(state_dir) if state_dir else None, manager, units[0])
             details["state_restore"] = sres.to_dict()
             done.append(f"state restored from {bdir.name}: {sres.outcome}")
             if not sres.ok:

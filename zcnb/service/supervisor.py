@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..exceptions import CommandFailed, ConfigError, ServicePermissionError, UnitNotFound
-from ..files import ensure_private_dir, write_json, write_private
+from ..files import write_json, write_private
 from .base import HealthCheck, ServiceStatus, StepOutcome, format_command, redact_line
 
 __all__ = ["ProcessSupervisorBackend", "SupervisedService"]
@@ -319,8 +319,9 @@ class ProcessSupervisorBackend:
 
     # -- drop-ins and logs -------------------------------------------------------------------------
     def env_dropin_path(self, unit: str) -> Path:
+        """Where the drop-in lives; nothing is created here (a dry run must not create anything)."""
         self.service(unit)
-        return ensure_private_dir(self.run_dir / f"{unit}.d") / "zcnb-debug.conf"
+        return self.run_dir / f"{unit}.d" / "zcnb-debug.conf"
 
     def render_env_dropin(self, env: dict[str, str]) -> str:
         lines = ["# written by zcnb (debug-logging on); remove with `zcnb debug-logging off`"]

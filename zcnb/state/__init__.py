@@ -8,11 +8,12 @@ Public API (stable: stage 06's rollback calls :func:`restore_state`)::
     check_state(state_dir) -> VerifyResult
     make_backup(state_dir=None, *, backups_dir=None, binaries=(), commit=None, execute=False, confirm=None) -> ActionResult
     restore_state(backup="latest", *, state_dir=None, backups_dir=None, quarantine_dir=None, service=None,
-                  unit=..., stop_gateway=False, execute=False, confirm=None) -> ActionResult
+                  unit=..., stop_gateway=False, execute=False, confirm=None, process_pattern=None) -> ActionResult
     resume_restore(*, state_dir=None, service=None, execute=False, confirm=None) -> ActionResult
     undo_restore(*, state_dir=None, quarantine_dir=None, service=None, stop_gateway=False, execute=False,
                  confirm=None) -> ActionResult
     sample_data_dir() / copy_sample_data(dest=None) -> Path        # bundled demo tree
+    resolve_data_dir(data_dir="", *, live=False) / resolve_state_dir(state_dir="", data_dir="") -> Path  # notebook 04
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .views import (
     health_after,
     quarantined,
     resolve_data_dir,
+    resolve_state_dir,
     sample_data_dir,
     service_for,
     summarize_restore,
@@ -51,6 +53,7 @@ __all__ = [
     "quarantined",
     "resolve_backup",
     "resolve_data_dir",
+    "resolve_state_dir",
     "restore_state",
     "resume_restore",
     "sample_data_dir",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..actions import ActionResult, Plan, require_confirmation
+from ..actions import ActionResult, Plan, apply_hint, require_confirmation
 from ..config import Settings, load_settings
 from ..exceptions import BackupInvalid, StateError, UnsafePath
 from ..files import ensure_private_dir, write_private
@@ -220,7 +220,7 @@ def make_backup(state_dir: str | os.PathLike[str] | None = None, *, backups_dir:
     started = datetime.now(UTC)
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         return ActionResult("make-backup", str(src), True, "planned", started_at=started, finished_at=started,
-                            commands=plan.steps, message=f"dry run: pass confirm={plan.plan_id!r} to create it",
+                            commands=plan.steps, message=f"dry run: nothing was changed. {apply_hint(plan.plan_id)} (creates the backup).",
                             plan_id=plan.plan_id)
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     ensure_private_dir(base)

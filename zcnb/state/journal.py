@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from ..exceptions import StateError, ZcnbError
 from ..files import read_json, write_json
 
-__all__ = ["gateway_active", "journal_path", "phase", "read_journal", "save_journal"]
+__all__ = ["GatewayCheck", "check_gateway", "gateway_active", "journal_path", "phase", "process_running", "read_journal",
+           "save_journal"]
 
 JOURNAL_VERSION = 1
 
@@ -76,3 +78,50 @@ def gateway_active(service: Any, unit: str) -> bool | None:
         # the restore stops before touching a possibly running gateway
         raise StateError(f"could not read the status of {unit}: {exc}", hint="check the service manager, or stop the gateway by hand") from None
     return bool(getattr(status, "active", status))
+
+
+@dataclass(frozen=True)
+class GatewayCheck:
+    """Whether the gateway runs, and how that was found out (for plans, notes and errors)."""
+
+    running: bool | None  # None: could not be checked
+    how: str  # "the service manager (systemd)" / "the process list (pattern 'x')"
+    detail: str = ""  # e.g. "pid 123: /usr/bin/zeptoclaw-gateway"
+    manager_error: str = ""  # the service manager was asked but did not answer (dry runs fall back)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"running": self.running, "how": self.how, "detail": self.detail, "manager_error": self.manager_error}
+
+
+def process_running(pattern: str) -> GatewayCheck:
+    """Look for a process whose command line matches ``pattern`` (``pgrep -f``; zcnb's own processes excluded)."""
+    from ..exceptions import ProcessAccessDenied, ProcessNotFound
+    from ..process import find_process
+
+    how = f"the process list (pattern {pattern!r})"
+    try:
+        info = find_process(pattern=pattern)
+    except ProcessNotFound:
+        return GatewayCheck(False, how, "no matching process")
+    except ProcessAccessDenied as exc:
+        return GatewayCheck(True, how, f"pid {getattr(exc, 'pid', '?')} matches but is not readable")
+    return GatewayCheck(True, how, f"pid {info.pid}: {info.cmdline[:120]}")
+
+
+def check_gateway(service: Any, unit: str, pattern: str, *, fallback: bool = False) -> GatewayCheck:
+    """Ask ``service`` about ``unit``; without one, look for a process matching ``pattern``.
+
+    ``fallback=True`` (dry runs): when the service manager does not answer (e.g. no user manager on
+    this host), look at the process list instead and keep the manager's error in ``manager_error``.
+    """
+    if service is None:
+        return process_running(pattern)
+    backend = getattr(service, "backend", "service")
+    try:
+        active = gateway_active(service, unit)
+    except ZcnbError as exc:
+        if not fallback:
+            raise
+        got = process_running(pattern)
+        return GatewayCheck(got.running, got.how, got.detail, manager_error=exc.message)
+    return GatewayCheck(active, f"the {backend} service manager ({unit})", "active" if active else "not active")

@@ -16,12 +16,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..actions import ActionResult, Plan, require_confirmation
+from ..actions import ActionResult, Plan, apply_hint, require_confirmation
 from ..config import Settings, load_settings
-from ..exceptions import BackupInvalid, StateError, UnsafePath
+from ..exceptions import BackupInvalid, StateError, UnsafePath, ZcnbError
 from ..files import ensure_private_dir, write_json
 from .backups import BackupInfo, _backups_dir, _state_dir, resolve_backup
-from .journal import JOURNAL_VERSION, gateway_active, journal_path, phase, read_journal, save_journal
+from .journal import (
+    JOURNAL_VERSION,
+    GatewayCheck,
+    check_gateway,
+    gateway_active,
+    journal_path,
+    phase,
+    process_running,
+    read_journal,
+    save_journal,
+)
 from .tree import CopyFile, copy_tree, exchange_paths, fsync_dir, hash_tree, same_filesystem, symlink_problems
 from .verify import verify_backup
 
@@ -51,6 +61,58 @@ def check_state_dir(state: Path) -> None:
                          hint="restore by hand inside the mount, or mount its parent folder instead", path=str(state))
 
 
+def gateway_pattern(process_pattern: str | None, settings: Settings | None) -> str:
+    """The process pattern that stands in for a service manager: the given one, else the settings'."""
+    return process_pattern or (settings or load_settings()).process_pattern
+
+
+def gateway_step(service: Any, unit: str, pattern: str, *, stop_gateway: bool) -> str:
+    """The plan's first step: how the running gateway is checked (and stopped)."""
+    if service is None:
+        why = "no service manager to stop it with" if stop_gateway else "no service manager: the process list is checked"
+        return f"refuse if a gateway process (matching {pattern!r}) is running ({why})"
+    if stop_gateway:
+        stop_cmds = tuple(service.commands_for("stop", unit)) if hasattr(service, "commands_for") else ()
+        return f"stop {unit} if running: {'; '.join(stop_cmds) or 'through the service manager'}"
+    return f"refuse if {unit} is running"
+
+
+def gateway_notes(gw: GatewayCheck, service: Any, unit: str, *, stop_gateway: bool, action: str = "restore") -> list[str]:
+    """Dry-run notes on the gateway: running or not, how it was checked, what applying will do."""
+    notes = []
+    if gw.manager_error:
+        notes.append(f"The service manager did not answer ({gw.manager_error}), so {gw.how} was checked instead; "
+                     "applying needs its answer: run as the gateway's user, or use --backend none (process list) or "
+                     "--backend supervisor --supervisor-file F.")
+    if gw.running and (service is None or gw.manager_error):
+        notes.append(f"A gateway process is running ({gw.detail}): the {action} will refuse; stop the gateway first.")
+    elif gw.running and not stop_gateway:
+        notes.append(f"{unit} is running: the {action} will refuse unless stop_gateway=True (--stop-gateway).")
+    elif service is None and gw.running is False:
+        notes.append(f"No gateway process found in {gw.how} (no service manager); checked again when applying.")
+    return notes
+
+
+def refuse_if_running(service: Any, unit: str, pattern: str, *, stop_gateway: bool, action: str = "restore") -> bool:
+    """Check before applying; raise :class:`StateError` when the gateway runs and cannot be stopped. True = running."""
+    try:
+        gw = check_gateway(service, unit, pattern)
+    except ZcnbError as exc:
+        raise StateError(f"cannot tell whether {unit} is running: {exc.message}",
+                         hint=f"{exc.hint + '; ' if exc.hint else ''}on a host without a user manager use --backend none "
+                              f"(zcnb then looks for a process matching {pattern!r}) or --backend supervisor "
+                              "--supervisor-file F; nothing was changed", unit=unit) from None
+    if gw.running and service is None:
+        raise StateError(f"the gateway is running ({gw.detail}; found in {gw.how}): a {action} under a live gateway "
+                         "would be overwritten or corrupt; nothing was changed",
+                         hint="stop the gateway first, or let zcnb stop it: pass a service manager and stop_gateway=True "
+                              "(--backend systemd|supervisor --stop-gateway)", unit=unit, pattern=pattern)
+    if gw.running and not stop_gateway:
+        raise StateError(f"{unit} is running: a {action} under a live gateway would be overwritten or corrupt",
+                         hint="stop it first or pass stop_gateway=True (--stop-gateway)", unit=unit)
+    return bool(gw.running)
+
+
 def _quarantine_for(base: Path, stamp: str) -> Path:
     q, n = base / f"corrupt-{stamp}", 1
     while os.path.lexists(q):
@@ -64,15 +126,18 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
                   quarantine_dir: str | os.PathLike[str] | None = None, service: Any = None, unit: str = DEFAULT_UNIT,
                   stop_gateway: bool = False, execute: bool = False, confirm: str | None = None,
                   settings: Settings | None = None, copy_file: CopyFile | None = None, on_step: StepHook | None = None,
-                  now: datetime | None = None) -> ActionResult:
+                  now: datetime | None = None, process_pattern: str | None = None) -> ActionResult:
     """Restore ``backup`` ("latest", a name in ``backups_dir``, or a path inside it) into ``state_dir``.
 
     Dry run unless ``execute=True`` and ``confirm`` equals the plan id. Refuses while ``service``
-    reports ``unit`` active, unless ``stop_gateway=True`` (then it stops it, and starts it again after).
+    reports ``unit`` active, unless ``stop_gateway=True`` (then it stops it, and starts it again after,
+    also when the restore fails). Without a service manager it looks for a running gateway process
+    (``process_pattern``, default the settings' ``process_pattern``) and refuses when one runs.
     The previous state goes to ``quarantine_dir`` (default ``<backups_dir>/corrupt-<YYYYmmdd-HHMMSS>``)/state.
     """
-    if settings is None and (state_dir is None or backups_dir is None):
-        settings = load_settings()  # once, for whichever folder was not given
+    if settings is None and (state_dir is None or backups_dir is None or not process_pattern):
+        settings = load_settings()  # once, for whichever folder (or the process pattern) was not given
+    pattern = gateway_pattern(process_pattern, settings)
     state = _state_dir(state_dir, settings)
     base = _backups_dir(backups_dir, settings)
     info = resolve_backup(backup, backups_dir=base)
@@ -98,31 +163,26 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
                          hint="pass --quarantine-dir on the state dir's filesystem", path=str(qparent))
     qtext = str(qbase) if qbase is not None else f"{base}/corrupt-<YYYYmmdd-HHMMSS>"
     staging_text = f"{state.parent}/.zcnb-staging-<YYYYmmdd-HHMMSS>"
-    stop_cmds = tuple(service.commands_for("stop", unit)) if (stop_gateway and service is not None and hasattr(service, "commands_for")) else ()
-    steps = [f"verify backup {info.path} ({vr.file_count} files, sha256 tree {vr.digest[:12]})"]
-    steps.append(f"stop {unit} if running: {'; '.join(stop_cmds) or 'through the service manager'}" if stop_gateway
-                 else f"refuse if {unit} is running")
+    steps = [f"verify backup {info.path} ({vr.file_count} files, sha256 tree {vr.digest[:12]})",
+             gateway_step(service, unit, pattern, stop_gateway=stop_gateway)]
     steps += [f"copy {info.content_path} -> {staging_text}", "verify the staging copy against the backup's sha256 hashes",
               f"swap {staging_text} <-> {state} (atomic rename exchange)",
               f"move the previous state -> {qtext}/state (rename; nothing is deleted)",
               f"chmod 700 {state}", f"verify {state} matches the backup (sha256)"]
-    if stop_gateway:
-        steps.append(f"start {unit} again if this restore stopped it")
+    if stop_gateway and service is not None:
+        steps.append(f"start {unit} again if this restore stopped it (also when the restore fails)")
     plan = Plan("restore-state", str(state), tuple(steps))
     started = _now()
-    active = gateway_active(service, unit)
-    notes = [] if service is not None else ["gateway state not checked (no service manager given): stop it first"]
-    if active and not stop_gateway:
-        notes.append(f"{unit} is running: the restore will refuse unless stop_gateway=True")
     details: dict[str, Any] = {"backup": info.to_dict(), "verify": vr.to_dict(), "state_dir": str(state),
-                               "quarantine": qtext, "gateway_active": active}
+                               "quarantine": qtext}
     if not require_confirmation(plan, execute=execute, confirm=confirm):
+        gw = check_gateway(service, unit, pattern, fallback=True)
+        details.update(gateway_active=gw.running, gateway_check=gw.to_dict())
+        notes = gateway_notes(gw, service, unit, stop_gateway=stop_gateway)
         return ActionResult("restore-state", str(state), True, "planned", started_at=started, finished_at=_now(),
                             commands=plan.steps, plan_id=plan.plan_id, details=details,
-                            message=" ".join([f"dry run: pass confirm={plan.plan_id!r} to apply."] + notes))
-    if active and not stop_gateway:
-        raise StateError(f"{unit} is running: restoring under a live gateway would be overwritten or corrupt",
-                         hint="stop it first or pass stop_gateway=True (--stop-gateway)", unit=unit)
+                            message=" ".join([f"dry run: nothing was changed. {apply_hint(plan.plan_id)}."] + notes))
+    details["gateway_active"] = refuse_if_running(service, unit, pattern, stop_gateway=stop_gateway)
     need = vr.size_bytes + _SPACE_MARGIN
     free = shutil.disk_usage(state.parent).free
     if free < need:
@@ -135,7 +195,7 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
         "staging": str(state.parent / f".zcnb-staging-{stamp}"),
         "quarantine": str(qbase if qbase is not None else _quarantine_for(base, stamp)),
         "hashes": dict(vr.hashes), "digest": vr.digest, "stop_gateway": stop_gateway, "unit": unit,
-        "stopped_gateway": False, "started_at": started.isoformat(),
+        "stopped_gateway": False, "started_at": started.isoformat(), "process_pattern": pattern,
     }
     save_journal(j, step="planned")
     return _execute(j, plan, started, service=service, copy_file=copy_file, on_step=on_step, details=details)
@@ -158,7 +218,7 @@ def resume_restore(*, state_dir: str | os.PathLike[str] | None = None, service: 
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         return ActionResult("resume-restore", str(state), True, "planned", started_at=started, finished_at=_now(),
                             commands=plan.steps, plan_id=plan.plan_id, details={"phase": ph, "journal": j["plan_id"]},
-                            message=f"dry run: pass confirm={plan.plan_id!r} to finish the restore")
+                            message=f"dry run: nothing was changed. {apply_hint(plan.plan_id)} (finishes the restore).")
     return _execute(j, plan, started, service=service, copy_file=copy_file, on_step=on_step,
                     details={"resumed_from": ph, "backup": j["backup"], "state_dir": str(state)})
 
@@ -168,8 +228,9 @@ def _execute(j: dict[str, Any], plan: Plan, started: datetime, *, service: Any, 
     try:
         done = _drive(j, service=service, copy_file=copy_file, on_step=on_step)
     except OSError as exc:
-        _abort_before_swap(j, exc)
-        raise AssertionError("unreachable") from None
+        raise _start_again_after_failure(j, service, _abort_before_swap(j, exc)) from None
+    except StateError as exc:
+        raise _start_again_after_failure(j, service, exc) from None
     details = {**details, **done, "quarantine": j["quarantine"], "journal": str(journal_path(Path(j["state_dir"])))}
     ok = done["verified"]
     msg = (f"restored {j['backup']} into {j['state_dir']}; previous state kept in {j['quarantine']}/state" if ok else
@@ -179,7 +240,32 @@ def _execute(j: dict[str, Any], plan: Plan, started: datetime, *, service: Any, 
                         message=msg, details=details)
 
 
-def _abort_before_swap(j: dict[str, Any], exc: OSError) -> None:
+def _start_again_after_failure(j: dict[str, Any], service: Any, err: StateError) -> StateError:
+    """A failed restore must not leave the gateway stopped: start it again if this restore stopped it.
+
+    Not when the state dir is missing (a crash between the fallback renames): a gateway started there would
+    make a fresh empty state; the error then says it was left stopped and that ``resume`` fixes the state.
+    """
+    if not j.get("stopped_gateway") or service is None or j.get("started_again"):
+        return err
+    unit = j.get("unit", DEFAULT_UNIT)
+    if not os.path.isdir(j["state_dir"]):
+        extra = f" {unit} was stopped by this restore and is left stopped: {j['state_dir']} is missing until the restore is resumed."
+    else:
+        try:
+            service.start(unit)
+            j["started_again"] = True
+            extra = f" {unit} was stopped by this restore and has been started again."
+        except (ZcnbError, OSError) as exc:
+            extra = f" {unit} was stopped by this restore and could NOT be started again ({exc}): start it by hand."
+        try:
+            save_journal(j)
+        except OSError:
+            pass  # a full disk: the journal keeps its last state; the message says what happened
+    return StateError(err.message + extra, hint=err.hint, path=j["state_dir"], unit=unit)
+
+
+def _abort_before_swap(j: dict[str, Any], exc: OSError) -> StateError:
     """An I/O error (e.g. disk full): before the swap the live state is untouched, so drop the staging copy."""
     ph = phase(j)
     reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
@@ -192,10 +278,10 @@ def _abort_before_swap(j: dict[str, Any], exc: OSError) -> None:
             save_journal(j, step="aborted")
         except OSError:
             pass  # the journal says in_progress at worst; resume/undo handle that
-        raise StateError(f"restore stopped before touching the state: {reason}. {j['state_dir']} is unchanged",
-                         hint="free space / fix the cause, then run the restore again", path=j["state_dir"]) from None
-    raise StateError(f"restore interrupted after the swap: {reason}. The new state is in place, the previous one in {j['staging'] if ph == 'swapped' else j['quarantine']}",
-                     hint="fix the cause, then `zcnb restore resume` (or `zcnb restore undo`)", path=j["state_dir"]) from None
+        return StateError(f"restore stopped before touching the state: {reason}. {j['state_dir']} is unchanged",
+                          hint="free space / fix the cause, then run the restore again", path=j["state_dir"])
+    return StateError(f"restore interrupted after the swap: {reason}. The new state is in place, the previous one in {j['staging'] if ph == 'swapped' else j['quarantine']}",
+                      hint="fix the cause, then `zcnb restore resume` (or `zcnb restore undo`)", path=j["state_dir"])
 
 
 def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_step: StepHook | None) -> dict[str, Any]:
@@ -212,6 +298,11 @@ def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_st
     ph = phase(j)
     if ph == "start":
         step("stop_gateway")
+        if service is None and j.get("process_pattern"):
+            gw = process_running(j["process_pattern"])
+            if gw.running:
+                raise StateError(f"the gateway is running ({gw.detail}; found in {gw.how}): nothing was changed",
+                                 hint="stop the gateway first, or pass a service manager with stop_gateway=True", unit=unit)
         if gateway_active(service, unit):
             if not j.get("stop_gateway"):
                 raise StateError(f"{unit} is running", hint="stop it or resume with the service manager and stop_gateway", unit=unit)
@@ -260,7 +351,7 @@ def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_st
         step("start_gateway")
         out = service.start(unit)
         commands += list(getattr(out, "commands", ()))
-        started_again = True
+        started_again = j["started_again"] = True
     step("done")
     j["status"] = "done" if not mismatch else "in_progress"
     save_journal(j, step="verified" if not mismatch else "verify_failed")

@@ -103,8 +103,14 @@ def tree_digest(hashes: Mapping[str, str]) -> str:
 
 
 def symlink_problems(root: Path) -> list[str]:
-    """Symlinks under ``root`` that are absolute or resolve outside ``root``."""
+    """Symlinks under ``root`` that are absolute or resolve outside ``root``.
+
+    Each link is checked twice: its text taken literally (``a/../..``), and fully resolved the way the
+    kernel would (``os.path.realpath`` from the link's folder, following chains of links), so
+    ``p/q/x -> d/../..`` with ``p/q/d -> ../../t`` is caught although its text stays inside.
+    """
     root_abs = os.path.abspath(root)
+    root_real = os.path.realpath(root)
     problems = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in dirnames + filenames:
@@ -116,9 +122,14 @@ def symlink_problems(root: Path) -> list[str]:
             if os.path.isabs(target):
                 problems.append(f"symlink {rel} -> {target} is absolute (it would point outside the restored state)")
                 continue
-            resolved = os.path.normpath(os.path.join(os.path.abspath(dirpath), target))
-            if os.path.commonpath([resolved, root_abs]) != root_abs:
+            literal = os.path.normpath(os.path.join(os.path.abspath(dirpath), target))
+            if os.path.commonpath([literal, root_abs]) != root_abs:
                 problems.append(f"symlink {rel} -> {target} points outside the backup")
+                continue
+            resolved = os.path.realpath(os.path.join(os.path.realpath(dirpath), target))
+            if os.path.commonpath([resolved, root_real]) != root_real:
+                problems.append(f"symlink {rel} -> {target} resolves outside the backup (through other links, "
+                                f"to {os.path.relpath(resolved, root_real)})")
     return problems
 
 

@@ -17,7 +17,7 @@ from .backups import BackupList, list_backups
 from .verify import VerifyResult, check_state, verify_backup
 
 __all__ = ["RestoreSummary", "VerifyTable", "copy_sample_data", "health_after", "quarantined", "resolve_data_dir",
-           "sample_data_dir", "service_for", "summarize_restore", "verify_all"]
+           "resolve_state_dir", "sample_data_dir", "service_for", "summarize_restore", "verify_all"]
 
 
 def sample_data_dir() -> Path:
@@ -115,6 +115,19 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] = "", *, live: bool = Fals
             raise ConfigError(f"data_dir {p} does not exist", hint="pass the folder holding state/ and backups/")
         return p
     return load_settings().data_dir if live else copy_sample_data()
+
+
+def resolve_state_dir(state_dir: str | os.PathLike[str] = "", data_dir: str | os.PathLike[str] = "") -> Path:
+    """Notebook helper: the live state folder. Empty = ``<data_dir>/state`` (the runbook layout); the real
+    gateway keeps its state in ``~/.zeptoclaw`` (pass that). ``~`` is expanded; the folder must exist."""
+    from ..exceptions import ConfigError
+
+    p = Path(state_dir).expanduser() if state_dir else Path(data_dir) / "state"
+    if not p.is_dir():
+        raise ConfigError(f"state folder {p} does not exist",
+                          hint="set state_dir to the live state (runbook layout: <data_dir>/state; real gateway: "
+                               "~/.zeptoclaw)", path=str(p))
+    return p
 
 
 def service_for(*, live: bool, backend: str = "systemd") -> Any:
