@@ -60,7 +60,7 @@ def test_runbook_shaped_target(tmp_path: Path) -> None:
     (tmp_path / "xdg" / "zeptoclaw" / "state").mkdir(parents=True)
     (tmp_path / "xdg" / "zeptoclaw" / "backups").mkdir(parents=True)
     with FakeEndpoint(body=GOOD_BODY) as ep, child("zcnb-preflight-runbook") as c:
-        r = preflight(_settings(tmp_path, ep.url), token=Secret(TOKEN), pid=c.pid, log_file=log)
+        r = preflight(_settings(tmp_path, ep.url), token=Secret(TOKEN), pid=c.pid, log_file=log, probe_unauth=True)
     assert r.ok, r.format_text()
     assert r.metrics_memory == ("process_resident_memory_bytes", "process_virtual_memory_bytes")
     assert r.metrics_status_line is True and r.metrics_needs_token is False
@@ -77,7 +77,7 @@ def test_real_shaped_target(tmp_path: Path) -> None:
     (tmp_path / "zc" / "sessions").mkdir(parents=True)
     (tmp_path / "zc" / "config.json").write_text("{}")
     with FakeEndpoint(mode="bare", body=REAL_BODY, token=TOKEN) as ep, child("zcnb-preflight-real") as c:
-        r = preflight(_settings(tmp_path, ep.url), token=Secret(TOKEN), pid=c.pid, log_file=log)
+        r = preflight(_settings(tmp_path, ep.url), token=Secret(TOKEN), pid=c.pid, log_file=log, probe_unauth=True)
     assert r.metrics_memory == () and r.metrics_status_line is False and r.metrics_needs_token is True
     assert r.check("metrics (with token)").status == "warn" and "NO status line" in r.check("metrics (with token)").detail
     assert r.check("memory metrics").status == "warn" and "psutil" in r.check("memory metrics").detail
@@ -90,9 +90,9 @@ def test_real_shaped_target(tmp_path: Path) -> None:
 
 def test_nothing_there_fails_clearly(tmp_path: Path) -> None:
     url = refused_url()
-    r = preflight(_settings(tmp_path, url), token=None, pattern="zcnb-no-such-process-[x]")
+    r = preflight(_settings(tmp_path, url), token=None, pattern="zcnb-no-such-process-[x]", probe_unauth=True)
     assert not r.ok and r.choose_sources() == ()
-    assert r.check("metrics (with token)").status == "skip"
+    assert r.check("metrics (with token)").status == "warn" and "no token" in r.check("metrics (with token)").detail
     assert r.check("metrics (no token)").status == "fail" and r.check("process").status == "fail"
     assert r.check("state paths").status == "warn"
     table = r.table()
@@ -124,6 +124,7 @@ def test_cli_preflight_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[
         rc = main(["preflight", "--url", ep.url, "--pid", str(c.pid), "--json", str(out)])
     text = capsys.readouterr().out
     assert rc == 0 and "-> sources: psutil" in text and "NO status line" in text
+    assert "needs token: unknown (not probed)" in text  # no token-less request unless --probe-unauth
     data = json.loads(out.read_text())
     assert data["ok"] is True and "psutil" in data["sources"] and TOKEN not in out.read_text()
     assert oct(out.stat().st_mode & 0o777) == "0o600"
@@ -139,7 +140,7 @@ def test_preflight_against_simulated_gateway(tmp_path: Path, profile: str) -> No
     with SimulatedGateway(profile=profile) as gw:
         TrafficGenerator(gw.url, token=gw.token, skills={"git_workflow": 5.0}, duration_s=1.0).start().wait(20)
         r = preflight(_settings(tmp_path, gw.url), token=gw.token, pid_file=str(gw.pid_file), log_file=gw.log_path,
-                      check_systemd=False)
+                      check_systemd=False, probe_unauth=True)
         token = gw.token.reveal()
     assert r.ok, r.format_text()
     assert r.pid is not None and r.check("/health").status == "ok"

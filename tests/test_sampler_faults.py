@@ -71,11 +71,18 @@ def test_target_sigkilled_and_restarted_is_followed(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_metrics_faults_become_gap_rows_while_psutil_keeps_its_rate(tmp_path: Path) -> None:
-    """stall > timeout, 401, closed without reply, garbage and a 50 MB body, switched on a live endpoint."""
-    modes = ["stall", "401", "close", "garbage", "huge", "ok"]
+    """stall > timeout, closed without reply, garbage, a 50 MB body, then 401, switched on a live endpoint.
+
+    401 comes last: after it the sampler stops scraping (each token-less request leaks on the real gateway).
+    """
+    modes = ["stall", "close", "garbage", "huge", "ok", "401"]
     with FakeEndpoint(token=TOKEN, stall_s=3.0) as ep, child("zcnb-fault-metrics") as c:
+        at_401 = [0]
+
         def switch() -> None:
             for m in modes:
+                if m == "401":
+                    at_401[0] = len(ep.requests)
                 ep.mode = m
                 time.sleep(0.9)
 
@@ -90,7 +97,10 @@ def test_metrics_faults_become_gap_rows_while_psutil_keeps_its_rate(tmp_path: Pa
     notes = " | ".join(df[(df.event == "gap") & (df.source == "metrics")].note)
     for reason in ("timeout", "401", "rate limited", "bad /metrics body", "body too large"):
         assert reason in notes, (reason, notes)
-    assert df.metrics_rss_bytes.notna().any()  # the first scrape and the final "ok" phase
+    auth_gaps = df[(df.event == "gap") & df.note.str.startswith("metrics: 401")]
+    assert len(auth_gaps) == 1 and "stopped scraping" in auth_gaps.note.iloc[0]  # no retry after a 401
+    assert len(ep.requests) - at_401[0] <= 1, "scraped /metrics again after a 401"
+    assert df.metrics_rss_bytes.notna().any()  # the first scrape and the "ok" phase
     _ticks_accounted(df, summary, 30)
     assert summary.missed_ticks <= 3  # a stalled endpoint must not stall the psutil schedule
 

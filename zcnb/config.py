@@ -19,7 +19,8 @@ from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["Secret", "Settings", "gateway_token", "load_settings", "read_token", "xdg_data_dir"]
+__all__ = ["NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token", "load_settings", "read_token", "token_source",
+           "xdg_data_dir"]
 
 DEFAULT_UNITS = (
     "zeptoclaw-gateway.service",
@@ -142,7 +143,11 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> Settings:
-    """Build :class:`Settings` from defaults, a TOML file, ``ZCNB_*`` env vars and overrides."""
+    """Build :class:`Settings` from defaults, a TOML file, ``ZCNB_*`` env vars and overrides.
+
+    An override of ``None`` or a blank string means "not given": it keeps the value from the file, the
+    environment or the defaults (a notebook's ``unit=""`` must not turn the unit into ``""``).
+    """
     env = os.environ if env is None else env
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
@@ -176,7 +181,9 @@ def load_settings(
     for key, value in overrides.items():
         if key not in fields:
             raise ConfigError(f"unknown setting {key!r}", hint=f"known settings: {', '.join(sorted(fields))}")
-        values[key] = _coerce(key, value, str(fields[key].type)) if value is not None else None
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue  # not given: the file / env / default value stands
+        values[key] = _coerce(key, value, str(fields[key].type))
     values.setdefault("data_dir", xdg_data_dir(env))
     values.setdefault("zeptoclaw_home", Path(env.get("HOME", str(Path.home()))) / ".zeptoclaw")
     return Settings(**values)
@@ -217,3 +224,13 @@ def gateway_token(token_env: str | None = None, *, settings: Settings | None = N
     """
     s = settings if settings is not None else load_settings()
     return read_token(token_env or s.token_env, file=s.token_file)
+
+
+def token_source(token_env: str | None = None, *, settings: Settings | None = None) -> str:
+    """Where :func:`gateway_token` looks, for messages: ``env var NAME`` (and the token file when set)."""
+    s = settings if settings is not None else load_settings()
+    where = f"env var {token_env or s.token_env}"
+    return where + (f" or token file {s.token_file}" if s.token_file else " or the token_file setting")
+
+
+NO_TOKEN_LEAK = "on the real gateway every request without a valid token leaks memory"

@@ -31,19 +31,30 @@ class _Note:
         return self.text
 
 
-def run_preflight(incident: Incident, *, live: bool, url: str, token_env: str, unit: str, pattern: str,
-                  pid: int = 0) -> Any:
-    """Check the runbook's assumptions against the live target (skipped, and said so, in replay)."""
+def run_preflight(incident: Incident, *, live: bool, url: str = "", token_env: str = "", unit: str = "",
+                  pattern: str = "", pid: int = 0, unauth_probe: bool = False) -> Any:
+    """Check the runbook's assumptions against the live target (skipped, and said so, in replay).
+
+    Empty ``url``/``token_env``/``unit``/``pattern`` mean "from the settings" (config file, ``ZCNB_*``).
+    ``unauth_probe`` sends one token-less /metrics request (each leaks memory on the real gateway).
+    """
     if not live:
         return _Note("Preflight skipped: replaying recorded samples (set live=True to check a running gateway).")
     _own_folder(incident)
-    from .config import load_settings
     from .preflight import preflight
 
-    settings = load_settings(token_env=token_env, unit=unit, process_pattern=pattern)
-    result = preflight(settings, url=url, pid=pid or None, pattern=pattern)
+    settings = _settings(token_env=token_env, unit=unit, pattern=pattern)
+    result = preflight(settings, url=url or None, pid=pid or None, pattern=pattern or None, probe_unauth=unauth_probe)
     incident.write_json("preflight", result.to_dict())
     return result
+
+
+def _settings(*, token_env: str = "", unit: str = "", pattern: str = "") -> Any:
+    """The settings with the notebook's non-empty values on top (an empty parameter keeps the setting)."""
+    from .config import load_settings
+
+    given: dict[str, Any] = {"token_env": token_env, "unit": unit, "process_pattern": pattern}
+    return load_settings(**{k: v for k, v in given.items() if v and v.strip()})
 
 
 def _own_folder(incident: Incident) -> None:
@@ -72,10 +83,14 @@ class Collected:
 
 
 def collect(incident: Incident, preflight_result: Any = None, *, live: bool = False, url: str = "",
-            token_env: str = "GATEWAY_AUTH_TOKEN", pid: int = 0, pattern: str = "zeptoclaw-gateway",
-            unit: str = "", sources: str = "auto", interval_s: float = 30.0, duration_s: float = 3600.0,
-            metrics_interval_s: float = 10.0, progress: bool = True) -> Collected:
-    """Replay ``samples.csv`` from the incident folder, or sample the live gateway into it."""
+            token_env: str = "", pid: int = 0, pattern: str = "", unit: str = "", sources: str = "auto",
+            interval_s: float = 30.0, duration_s: float = 3600.0, metrics_interval_s: float = 0.0,
+            progress: bool = True) -> Collected:
+    """Replay ``samples.csv`` from the incident folder, or sample the live gateway into it.
+
+    Empty ``url``/``token_env``/``pattern`` and ``metrics_interval_s=0`` mean "from the settings". /metrics
+    is scraped without a token only when preflight's opt-in probe found it answers without one.
+    """
     from .sampling import read_samples
 
     path = incident.path("samples")
@@ -85,17 +100,21 @@ def collect(incident: Incident, preflight_result: Any = None, *, live: bool = Fa
                               hint="pass live=True to sample a running gateway, or an incident_dir holding samples.csv")
         return Collected(read_samples(path), "replay", f"Recorded samples from {path.name}.")
     _own_folder(incident)
-    from .config import read_token
+    from .config import gateway_token, token_source
     from .sampling import sample
 
+    settings = _settings(token_env=token_env, pattern=pattern)
     chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources != "auto" else None
     if chosen is None:
         chosen = list(preflight_result.choose_sources()) if hasattr(preflight_result, "choose_sources") else ["psutil"]
+    open_metrics = getattr(preflight_result, "metrics_needs_token", None) is False  # probed: no 401 path to leak in
     summary = sample(
-        path, pid=pid or None, pattern=None if pid else pattern, unit=unit or None,
-        url=url or None if "metrics" in chosen else None, token=read_token(token_env),
-        sources=chosen, interval_s=interval_s, duration_s=duration_s, metrics_interval_s=metrics_interval_s,
-        append=path.exists(), progress=progress,
+        path, pid=pid or None, pattern=None if pid or unit else settings.process_pattern, unit=unit or None,
+        url=(url or settings.base_url) if "metrics" in chosen else None, token=gateway_token(settings=settings),
+        sources=chosen, interval_s=interval_s, duration_s=duration_s,
+        metrics_interval_s=metrics_interval_s or settings.metrics_min_interval_s, append=path.exists(),
+        progress=progress, timeout_s=settings.http_timeout_s, unauth_metrics=open_metrics,
+        token_hint=f"set the gateway token in the {token_source(settings=settings)}",
     )
     return Collected(read_samples(path), "live", f"Sources: {', '.join(chosen)}. {summary.to_dict().get('notes', '')}")
 

@@ -5,6 +5,8 @@ later stages need to choose instead of failing on the first wrong assumption:
 which memory sources to sample (:meth:`PreflightResult.choose_sources`), whether
 /metrics needs the plain-socket path, which skill log form to expect, which state
 layout exists. Every probe is a single request: the real gateway rate-limits.
+No token-less request is sent unless asked for (``probe_unauth=True``): on the real
+gateway each one leaks memory, so without a token /metrics and /health are not probed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Secret, Settings, load_settings
+from .config import NO_TOKEN_LEAK, Secret, Settings, gateway_token, load_settings, token_source
 from .exceptions import ConfigError, EndpointAuthError, TargetError, ZcnbError
 from .metrics import MEMORY_METRICS, MetricsClient, parse_metrics
 from .process import ProcessQuery, find_by_query, read_cgroup_memory, read_memory
@@ -97,11 +99,19 @@ class PreflightResult:
         import pandas as pd
         return pd.DataFrame([{"check": c.name, "status": c.status, "detail": c.detail} for c in self.checks])
 
+    @property
+    def needs_token_text(self) -> str:
+        """``yes`` / ``no`` / ``unknown (not probed)``: does /metrics refuse a token-less request?"""
+        if self.metrics_needs_token is None:
+            return "unknown (not probed)"
+        return "yes" if self.metrics_needs_token else "no"
+
     def format_text(self) -> str:
         width = max((len(c.name) for c in self.checks), default=5)
         lines = [f"{c.name:<{width}}  {c.status.upper():<4}  {c.detail}" for c in self.checks]
         lines.append(f"-> sources: {','.join(self.choose_sources()) or 'none'}; skill log form: "
-                     f"{self.skill_log_form or 'unknown'}; layout: {self.layout or 'none found'}")
+                     f"{self.skill_log_form or 'unknown'}; layout: {self.layout or 'none found'}; "
+                     f"needs token: {self.needs_token_text}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -110,7 +120,8 @@ class PreflightResult:
                        f"{c.status}</td><td>{html.escape(c.detail)}</td></tr>" for c in self.checks)
         return (f"<b>Preflight</b> {'passed' if self.ok else 'FAILED'}<table><tr><th>check</th><th>status</th>"
                 f"<th>detail</th></tr>{rows}</table><p>sources: <code>{','.join(self.choose_sources()) or 'none'}"
-                f"</code>; skill log form: <code>{html.escape(self.skill_log_form or 'unknown')}</code></p>")
+                f"</code>; skill log form: <code>{html.escape(self.skill_log_form or 'unknown')}</code>; "
+                f"needs token: <code>{html.escape(self.needs_token_text)}</code></p>")
 
 
 def detect_skill_form(lines: Iterable[str]) -> tuple[str | None, int, int]:
@@ -151,7 +162,8 @@ def _run(argv: Sequence[str], timeout_s: float) -> tuple[int, str, str]:
 
 
 def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth: bool,
-                 checks: list[Check]) -> tuple[tuple[str, ...], bool | None, bool | None]:
+                 checks: list[Check], where: str = "env var GATEWAY_AUTH_TOKEN (or the token_file setting)",
+                 ) -> tuple[tuple[str, ...], bool | None, bool | None]:
     memory: tuple[str, ...] = ()
     status_line: bool | None = None
     needs_token: bool | None = None
@@ -174,8 +186,13 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
         except TargetError as exc:
             checks.append(Check("metrics (with token)", "fail", exc.message, {"reason": getattr(exc, "reason", "")}))
     else:
-        checks.append(Check("metrics (with token)", "skip", "no token given (set GATEWAY_AUTH_TOKEN)"))
-    if probe_unauth or not token:
+        checks.append(Check("metrics (with token)", "warn", f"no token (set it in the {where}): " + (
+            "only the one token-less /metrics probe asked for (probe_unauth) is sent" if probe_unauth else
+            "/metrics and /health not probed") + ", since " + NO_TOKEN_LEAK))
+    if not probe_unauth:
+        checks.append(Check("metrics (no token)", "skip", "needs token: unknown (not probed; --probe-unauth / "
+                            "probe_unauth=True sends one token-less request)"))
+    else:
         try:
             reply = MetricsClient(url, token=None, timeout_s=timeout_s).fetch()
             needs_token = False
@@ -192,6 +209,9 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
                                 "401 without X-Auth-Token (real gateway behaviour)"))
         except ZcnbError as exc:
             checks.append(Check("metrics (no token)", "warn" if token else "fail", exc.message))
+    if not token:
+        checks.append(Check("/health", "skip", "not probed without a token"))
+        return memory, status_line, needs_token
     try:
         health = MetricsClient(url.rstrip("/") + "/health", token=token, timeout_s=timeout_s, exact_url=True).fetch()
         body, state = health.text.strip(), ""
@@ -213,15 +233,21 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
 def preflight(settings: Settings | None = None, *, url: str | None = None, token: Secret | None = None,
               unit: str | None = None, pid: int | None = None, pid_file: str | None = None,
               pattern: str | None = None, exclude_children: bool = True, log_lines: Sequence[str] | None = None,
-              log_file: str | Path | None = None, probe_unauthenticated: bool = True, timeout_s: float = 3.0,
+              log_file: str | Path | None = None, probe_unauth: bool = False, timeout_s: float = 3.0,
               check_systemd: bool = True) -> PreflightResult:
-    """Run every check; never raises for what it finds (that goes in the table), only for bad arguments."""
+    """Run every check; never raises for what it finds (that goes in the table), only for bad arguments.
+
+    The token is ``token``, else the settings' (``token_env`` variable, else ``token_file``). Without
+    ``probe_unauth`` no request is sent without a token (each leaks memory on the real gateway):
+    ``metrics_needs_token`` stays None ("unknown (not probed)").
+    """
     s = settings or load_settings()
     url = url or s.base_url
-    token = token if token is not None else s.token()
+    token = token if token is not None else gateway_token(settings=s)
     unit = unit or s.unit
     checks: list[Check] = []
-    memory, status_line, needs_token = _http_checks(url, token, timeout_s, probe_unauthenticated, checks)
+    memory, status_line, needs_token = _http_checks(url, token, timeout_s, probe_unauth, checks,
+                                                    token_source(settings=s))
 
     query = ProcessQuery(pid=pid, pid_file=pid_file, pattern=None if (pid or pid_file) else pattern or s.process_pattern,
                          exclude_children=exclude_children)

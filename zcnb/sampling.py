@@ -7,6 +7,10 @@ data honestly while the rate stays fixed. Each row is one ``os.write`` of a whol
 line (O_APPEND), so a killed sampler loses at most the row being written.
 /metrics is scraped by a background thread no faster than ``metrics_interval_s``
 (the real gateway allows 100 requests/60 s per token, shared with other clients).
+Scraping stops for good (one ``gap`` row says why) when /metrics has no memory metrics,
+after the first 401/403 (no or invalid token: on the real gateway every token-less
+request leaks memory), and never starts without a token unless ``unauth_metrics=True``.
+psutil/cgroup sampling goes on in every case.
 """
 
 from __future__ import annotations
@@ -23,8 +27,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .config import Secret
-from .exceptions import ConfigError, OutputWriteError, ProcessAccessDenied, TargetError, ZcnbError
+from .config import NO_TOKEN_LEAK, Secret
+from .exceptions import (
+    ConfigError,
+    EndpointAuthError,
+    OutputWriteError,
+    ProcessAccessDenied,
+    TargetError,
+    ZcnbError,
+)
 from .metrics import MetricsClient, parse_metrics
 from .process import MemoryReading, ProcessInfo, ProcessQuery, find_by_query, read_memory
 from .samples_csv import COLUMNS, Sample, finite_or_none, read_samples
@@ -42,6 +53,7 @@ class MetricsResult:
     rss: int | None = None
     vms: int | None = None
     error: str = ""
+    final: bool = False  # scraping stops after this result (no memory metrics, 401/403, no token)
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,7 @@ class Sampler:
                  token: Secret | None = None, sources: Sequence[str] = ("psutil",), interval_s: float = 30.0,
                  duration_s: float | None = 3600.0, max_samples: int | None = None, metrics_interval_s: float = 10.0,
                  timeout_s: float = 5.0, fsync: bool = False, append: bool = False, progress: bool = True,
-                 uss_pss: bool = True,
+                 uss_pss: bool = True, unauth_metrics: bool = False, token_hint: str = "",
                  metrics_in_thread: bool = True, monotonic: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], datetime] = _now, wait: Callable[[float], bool] | None = None,
                  reader: Callable[[int], MemoryReading] | None = None,
@@ -107,7 +119,8 @@ class Sampler:
         if not interval_s >= MIN_INTERVAL_S:
             raise ConfigError(f"interval {interval_s} s is too short", hint=f"use an interval >= {MIN_INTERVAL_S} s")
         if not metrics_interval_s >= MIN_INTERVAL_S:
-            raise ConfigError(f"metrics interval {metrics_interval_s} s is too short", hint="use >= 1 s; 10 s default")
+            raise ConfigError(f"metrics interval {metrics_interval_s} s is too short",
+                              hint=f"use >= {MIN_INTERVAL_S} s (10 s default; the gateway allows 100 requests/60 s)")
         if duration_s is not None and not duration_s > 0 or max_samples is not None and max_samples < 1:
             raise ConfigError("duration_s and max_samples must be positive", hint="e.g. duration_s=3600")
         needs_process = bool({"psutil", "cgroup"} & set(srcs))
@@ -122,6 +135,9 @@ class Sampler:
         self.uss_pss = uss_pss  # smaps_rollup costs ~0.5 ms of kernel time per 40 MiB of RSS; statm ~20 us
         self._url = _safe_url(url) if url else None
         self._client = MetricsClient(url, token=token, timeout_s=timeout_s) if url and metrics_fetcher is None else None
+        # No token and no explicit opt-in: not a single token-less /metrics request (each leaks on the real gateway).
+        self._no_token = "metrics" in srcs and metrics_fetcher is None and not token and not unauth_metrics
+        self._token_hint = token_hint or "set the gateway token (env var named by token_env, or token_file)"
         self._fetch_text = metrics_fetcher or (lambda: self._client.fetch().text)  # type: ignore[union-attr]
         self._metrics_in_thread = metrics_in_thread
         self._mono, self._wall, self._writer, self._tick_hook = monotonic, wall_clock, writer, tick_hook
@@ -132,6 +148,7 @@ class Sampler:
         self._psutil_proc: Any = None
         self._results: queue.SimpleQueue[MetricsResult] = queue.SimpleQueue()
         self._notes: list[str] = []
+        self._first_gap = ""  # reason of the first process gap row (said when no sample is taken at all)
         self._fd = -1
         self._started = ""
 
@@ -144,6 +161,11 @@ class Sampler:
         try:
             ms = parse_metrics(self._fetch_text())
         except TargetError as exc:
+            reason = getattr(exc, "reason", "")
+            if isinstance(exc, EndpointAuthError) or reason in ("401", "http 401", "http 403"):
+                code = "403" if reason == "http 403" else "401"
+                return MetricsResult(error=f"{code}: {exc.message}: no or invalid token, stopped scraping /metrics "
+                                           f"({NO_TOKEN_LEAK}); {self._token_hint}", final=True)
             return MetricsResult(error=f"{getattr(exc, 'reason', '') or type(exc).__name__}: {exc.message}")
         except ZcnbError as exc:
             return MetricsResult(error=f"bad /metrics body: {exc.message[:160]}")
@@ -152,7 +174,7 @@ class Sampler:
             rss = ms.get("memory_usage_bytes")
         if rss is None and vms is None:
             return MetricsResult(error="no memory metrics: /metrics has no process_resident_memory_bytes "
-                                       "(real gateway?); memory comes from the other sources")
+                                       "(real gateway?); memory comes from the other sources", final=True)
         return MetricsResult(rss=finite_or_none(rss), vms=finite_or_none(vms))
 
     def _metrics_loop(self) -> None:
@@ -163,8 +185,8 @@ class Sampler:
                 return
             result = self._scrape()
             self._results.put(result)
-            if result.error.startswith("no memory metrics"):
-                return  # nothing to gain: keep the shared rate-limit budget for others
+            if result.final:
+                return  # no memory metrics (keep the shared rate-limit budget) or 401/403 (each retry would leak)
             next_at = max(next_at + self.metrics_interval_s, time.monotonic() - self.metrics_interval_s)
 
     # -- output --------------------------------------------------------------------------------------------
@@ -266,10 +288,19 @@ class Sampler:
 
         first: MetricsResult | None = None
         if "metrics" in self.sources:
-            first = self._scrape()  # before the header, so the header can say what /metrics offers
-            if first.error.startswith("no memory metrics") and self.sources == ("metrics",):
-                raise ConfigError(f"{self._url} exports no memory metrics, and 'metrics' is the only source",
-                                  hint="add --sources psutil (the process) or cgroup")
+            if self._no_token:
+                first = MetricsResult(error=f"no token configured: not scraping /metrics ({NO_TOKEN_LEAK}); "
+                                            f"{self._token_hint}, or opt in with unauth_metrics=True "
+                                            "(--unauth-metrics) for a gateway that serves /metrics openly",
+                                      final=True)
+            else:
+                first = self._scrape()  # before the header, so the header can say what /metrics offers
+            if first.final and self.sources == ("metrics",):
+                if first.error.startswith("no memory metrics"):
+                    raise ConfigError(f"{self._url} exports no memory metrics, and 'metrics' is the only source",
+                                      hint="add --sources psutil (the process) or cgroup")
+                raise ConfigError(f"/metrics cannot be sampled and 'metrics' is the only source: {first.error}",
+                                  hint=f"{self._token_hint}, or add --sources psutil (the process) or cgroup")
             self._notes.append(f"metrics: {first.error}" if first.error else
                                "metrics: exports process memory metrics")
             self._results.put(first)
@@ -285,15 +316,15 @@ class Sampler:
             total = min(total or self.max_samples, self.max_samples)
         bar = tqdm(total=total, disable=not self.progress, unit="sample", desc="sampling", leave=True)
         poller = None
-        metrics_said_none = first is not None and first.error.startswith("no memory metrics")
-        if "metrics" in self.sources and self._metrics_in_thread and not metrics_said_none:
+        metrics_off = first is not None and first.final  # no more /metrics requests
+        if "metrics" in self.sources and self._metrics_in_thread and not metrics_off:
             poller = threading.Thread(target=self._metrics_loop, name="zcnb-metrics", daemon=True)
             poller.start()
         start = self._mono()
         next_scrape = start + self.metrics_interval_s
         proc: ProcessInfo | None = None
         pending_missed = 0
-        said_none_row = False
+        said_off_row = False
         try:
             while True:
                 if self.duration_s is not None and k * self.interval_s >= self.duration_s:
@@ -318,25 +349,28 @@ class Sampler:
                 if "metrics" in self.sources:
                     while not self._results.empty():
                         results.append(self._results.get_nowait())
-                    if not self._metrics_in_thread and now >= next_scrape and not metrics_said_none:
+                    if not self._metrics_in_thread and now >= next_scrape and not metrics_off:
                         results.append(self._scrape())
                         next_scrape = max(next_scrape + self.metrics_interval_s, now)
                 prev_pid = proc.pid if proc else None
                 proc, reading, reason = self._measure(proc)
                 ok = [r for r in results if not r.error]
                 for r in results:
-                    if r.error.startswith("no memory metrics"):
-                        metrics_said_none = True
-                        if not said_none_row:  # once is enough: the header says it too
-                            said_none_row = True
+                    if r.final:
+                        metrics_off = True
+                        if not said_off_row:  # once is enough: scraping has stopped
+                            said_off_row = True
                             self._row(counts, pid=proc.pid if proc else None, source="metrics", event="gap",
                                       note=f"metrics: {r.error}")
+                            if f"metrics: {r.error}" not in self._notes:
+                                self._notes.append(f"metrics: {r.error}")
                     elif r.error:
                         self._row(counts, pid=proc.pid if proc else None, source="metrics", event="gap",
                                   note=f"metrics: {r.error}")
                 m = ok[-1] if ok else None
                 if reading is None and m is None:
                     if reason:
+                        self._first_gap = self._first_gap or reason
                         self._row(counts, pid=prev_pid, event="gap", note=reason)
                 else:
                     srcs = []
@@ -398,6 +432,8 @@ class Sampler:
                 os.close(self._fd)
                 self._fd = -1
         measured = sum(v for key, v in counts.items() if key in ("sample", "start", "restart"))
+        if not measured and self._first_gap:
+            self._notes.append(f"no memory sample was taken: {self._first_gap}")
         return SamplingSummary(path=str(self.out), samples=measured, gaps=counts.get("gap", 0),
                                restarts=counts.get("restart", 0), missed_ticks=missed, pids=tuple(pids),
                                started=self._started, ended=self._wall().isoformat(timespec="seconds"), stopped_by=stopped_by,

@@ -15,7 +15,7 @@ from ..units import parse_size
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXIT_CODES", "load_samples", "parse_size", "register"]
+__all__ = ["EXIT_CODES", "column_name", "load_samples", "parse_size", "register"]
 
 EXIT_CODES = {"no_leak": 0, "leak": 1, "inconclusive": 3}
 
@@ -25,10 +25,22 @@ def load_samples(path: str | Path) -> pd.DataFrame:
     from ..samples_csv import read_samples
 
     p = Path(path)
+    if p.is_dir():
+        raise SamplesFormatError(f"{p} is a directory, not a samples file",
+                                 hint=f"give the CSV inside it, e.g. {p / 'samples.csv'} (written by zcnb sample)",
+                                 path=str(p))
     if not p.is_file():
         raise SamplesFormatError(f"samples file {p} does not exist", hint="give the CSV written by zcnb sample",
                                  path=str(p))
     return read_samples(p)
+
+
+def column_name(name: str | None) -> str | None:
+    """``--column``: the short names of the help (rss, metrics_rss, cgroup, pss, uss, ...) or full column names."""
+    if not name:
+        return None
+    name = name.strip()
+    return name if name.endswith("_bytes") else f"{name}_bytes"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -38,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
 
     limit = parse_size(args.limit) if args.limit else None
     df = load_samples(args.file)
-    a = assess_leak(df, column=args.column, limit_bytes=limit, limit_source="--limit" if limit else None)
+    column = args.column if args.column in df.columns else column_name(args.column)
+    a = assess_leak(df, column=column, limit_bytes=limit, limit_source="--limit" if limit else None)
     width = max(len(k) for k, _ in a.rows())
     for key, value in a.rows():
         print(f"{key:<{width}}  {value}")
@@ -59,7 +72,8 @@ def register(subparsers: Any) -> None:
         description="Assess a memory samples CSV: verdict, growth, time to limit, advice; writes a PNG. "
                     "Exit codes: 0 no_leak, 1 leak, 3 inconclusive, 2 bad input.")
     p.add_argument("file", help="samples CSV (zcnb sample output, any timestamp+rss_bytes CSV, or the runbook loop)")
-    p.add_argument("--column", help="memory column to analyse (default: first of rss, metrics_rss, cgroup, pss, uss)")
+    p.add_argument("--column", help="memory column to analyse: rss, vms, uss, pss, metrics_rss, metrics_vms, cgroup "
+                   "(or the full name, e.g. rss_bytes; default: first of rss, metrics_rss, cgroup, pss, uss with data)")
     p.add_argument("--limit", help="memory limit, e.g. 2GiB or 512MiB (default: current + available memory)")
     p.add_argument("--png", help="figure path (default: FILE.png)")
     p.add_argument("--no-png", action="store_true", help="do not write a figure")

@@ -10,33 +10,45 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "preflight",
         help="check the runbook's assumptions against the live gateway and print a table",
-        description="Probes /metrics (with and without token, status line or not), /health, the process, its "
-        "cgroup, the systemd units, MemoryMax, the journal, the skill log form and the state folders. "
+        description="Probes /metrics (with the token; without it only with --probe-unauth), /health, the process, "
+        "its cgroup, the systemd units, MemoryMax, the journal, the skill log form and the state folders. "
         "Exit 0 when no check fails, 1 otherwise.",
     )
     p.add_argument("--url", help="gateway base URL (default from settings, http://127.0.0.1:18789)")
-    p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN", help="NAME of the env var holding the token")
-    p.add_argument("--unit", help="systemd user unit (default zeptoclaw-gateway.service)")
+    p.add_argument("--token-env", help="NAME of the env var holding the token (default: the token_env setting, "
+                   "GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
+    p.add_argument("--unit", help="systemd user unit (default: the unit setting, zeptoclaw-gateway.service)")
     p.add_argument("--pid", type=int, help="gateway pid")
     p.add_argument("--pid-file", help="file holding the gateway pid")
-    p.add_argument("--pattern", help="regex on the command line (default zeptoclaw-gateway)")
+    p.add_argument("--pattern", help="regex on the command line (default: the process_pattern setting, "
+                   "zeptoclaw-gateway)")
     p.add_argument("--log-file", help="a log file to look for the skill log form in")
-    p.add_argument("--no-unauth-probe", action="store_true",
-                   help="skip the token-less /metrics probe (on the real gateway each one leaks a little)")
+    p.add_argument("--probe-unauth", action="store_true",
+                   help="send one token-less /metrics request to learn whether the endpoint needs a token (off by "
+                   "default: on the real gateway every token-less request leaks memory)")
+    p.add_argument("--no-unauth-probe", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per probe (default 3)")
     p.add_argument("--json", help="also write the result as JSON to this file (0600)")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import load_settings, read_token
+    import sys
+
+    from ..config import NO_TOKEN_LEAK, gateway_token, load_settings, token_source
     from ..files import write_json
     from ..preflight import preflight
 
     settings = load_settings(getattr(args, "config", None), token_env=args.token_env)
-    result = preflight(settings, url=args.url, token=read_token(args.token_env), unit=args.unit, pid=args.pid,
+    token = gateway_token(settings=settings)
+    if not token:
+        sent = ("only the one token-less /metrics probe asked for (--probe-unauth) is sent" if args.probe_unauth
+                else "/metrics and /health are not probed without one")
+        print(f"warning: no gateway token in the {token_source(settings=settings)}: {sent} ({NO_TOKEN_LEAK})",
+              file=sys.stderr)
+    result = preflight(settings, url=args.url, token=token, unit=args.unit, pid=args.pid,
                        pid_file=args.pid_file, pattern=args.pattern, log_file=args.log_file,
-                       probe_unauthenticated=not args.no_unauth_probe, timeout_s=args.timeout)
+                       probe_unauth=args.probe_unauth and not args.no_unauth_probe, timeout_s=args.timeout)
     print(result.format_text())
     if args.json:
         write_json(args.json, result.to_dict())

@@ -21,12 +21,17 @@ def register(sub: Any) -> None:
     target.add_argument("--pattern", help="regex on the full command line, like pgrep -f (default: zeptoclaw-gateway "
                         "when no other target is given)")
     p.add_argument("--url", help="gateway base URL for /metrics (default from settings, http://127.0.0.1:18789)")
-    p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN", help="NAME of the env var holding the token")
+    p.add_argument("--token-env", help="NAME of the env var holding the token (default: the token_env setting, "
+                   "GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
+    p.add_argument("--unauth-metrics", action="store_true",
+                   help="scrape /metrics even without a token (only for a gateway that serves it openly: on the "
+                   "real gateway every token-less request leaks memory)")
     p.add_argument("--interval", type=float, default=30.0, help="seconds between samples (>= 0.1, default 30)")
     p.add_argument("--duration", type=float, default=3600.0, help="seconds to sample (default 3600)")
     p.add_argument("--max-samples", type=int, help="stop after this many ticks")
-    p.add_argument("--metrics-interval", type=float, default=10.0,
-                   help="seconds between /metrics scrapes (default 10; the gateway allows 100 requests/60 s)")
+    p.add_argument("--metrics-interval", type=float, default=None,
+                   help="seconds between /metrics scrapes (default: the metrics_min_interval_s setting, 10; the "
+                   "gateway allows 100 requests/60 s)")
     p.add_argument("--sources", default="psutil", help="comma list of psutil,metrics,cgroup (default psutil)")
     p.add_argument("--out", required=True, help="CSV file to write (0600)")
     p.add_argument("--append", action="store_true", help="append to an existing zcnb samples CSV")
@@ -39,24 +44,45 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import load_settings, read_token
+    from ..config import NO_TOKEN_LEAK, gateway_token, load_settings, token_source
+    from ..exceptions import ProcessNotFound, TargetError
     from ..sampling import sample
 
-    settings = load_settings(getattr(args, "config", None))
+    settings = load_settings(getattr(args, "config", None), token_env=args.token_env)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     pattern = args.pattern
     if not any((args.pid, args.pid_file, args.unit, pattern)) and {"psutil", "cgroup"} & set(sources):
         pattern = settings.process_pattern
+    if args.pid is not None and {"psutil", "cgroup"} & set(sources):
+        import psutil
+
+        if not psutil.pid_exists(args.pid):  # a pid never comes back: an hour of gap rows would help nobody
+            raise ProcessNotFound(f"no process with pid {args.pid}", pid=args.pid,
+                                  hint="check the pid (pgrep -f zeptoclaw-gateway), or give --pid-file/--unit/--pattern")
     url = args.url or (settings.base_url if "metrics" in sources else None)
-    token = read_token(args.token_env) if "metrics" in sources else None
+    token = gateway_token(settings=settings) if "metrics" in sources else None
+    where = token_source(settings=settings)
+    if "metrics" in sources and not token:
+        print(f"warning: no gateway token in the {where}: " + (
+              "scraping /metrics without one as asked (--unauth-metrics); " + NO_TOKEN_LEAK if args.unauth_metrics
+              else "/metrics will not be scraped (" + NO_TOKEN_LEAK + "); pass --unauth-metrics for a gateway that "
+              "serves /metrics openly"), file=sys.stderr)
+    metrics_interval = args.metrics_interval if args.metrics_interval is not None else settings.metrics_min_interval_s
     summary = sample(args.out, pid=args.pid, pid_file=args.pid_file, unit=args.unit, pattern=pattern, url=url,
                      token=token, sources=sources, interval_s=args.interval, duration_s=args.duration,
-                     max_samples=args.max_samples, metrics_interval_s=args.metrics_interval, append=args.append,
-                     fsync=args.fsync, uss_pss=not args.no_uss_pss, progress=not args.no_progress, timeout_s=settings.http_timeout_s)
+                     max_samples=args.max_samples, metrics_interval_s=metrics_interval, append=args.append,
+                     fsync=args.fsync, uss_pss=not args.no_uss_pss, progress=not args.no_progress,
+                     timeout_s=settings.http_timeout_s, unauth_metrics=args.unauth_metrics,
+                     token_hint=f"set the gateway token in the {where}")
     print(f"wrote {summary.path}: {summary.samples} samples, {summary.gaps} gaps, {summary.restarts} restarts, "
           f"{summary.missed_ticks} missed ticks (stopped by {summary.stopped_by})")
     for note in summary.notes:
         print(f"note: {note}")
+    if summary.samples == 0 and summary.stopped_by != "interrupt":
+        why = next((n.split(": ", 1)[1] for n in summary.notes if n.startswith("no memory sample was taken")), "")
+        raise TargetError(f"no memory sample was taken{': ' + why if why else ''} ({summary.path} holds only "
+                          "gap rows)", path=summary.path,
+                          hint="check the target (--pid/--pid-file/--unit/--pattern) and, for /metrics, the token")
     if args.no_verdict:
         return 0
     return _verdict(summary.path)

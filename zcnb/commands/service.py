@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 __all__ = ["register"]
@@ -15,7 +16,8 @@ def _common(p: argparse.ArgumentParser, *, unit: bool = True) -> None:
     p.add_argument("--supervisor-file", help="JSON services file of the supervisor backend")
     if unit:
         p.add_argument("--unit", help="unit / service name (default: the gateway, first in the order)")
-    p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN", help="env var holding the gateway token (name only)")
+    p.add_argument("--token-env", help="env var holding the gateway token, name only (default: the token_env "
+                   "setting, GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
     p.add_argument("--port", type=int, default=None,
                    help="gateway port for the systemd backend's health check (default: the settings', 18789)")
     p.add_argument("--incident", help="incident folder: append the ActionResult to its actions.jsonl")
@@ -29,16 +31,41 @@ def _destructive(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-timeout", type=float, default=30.0, help="seconds to wait for /health after a start")
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    from ..config import load_settings
+
+    return load_settings(getattr(args, "config", None), token_env=getattr(args, "token_env", None))
+
+
 def _manager(args: argparse.Namespace) -> Any:
     from ..service import make_manager
 
-    return make_manager(args.backend, supervisor_file=args.supervisor_file, port=args.port)
+    if args.backend != "systemd":
+        return make_manager(args.backend, supervisor_file=args.supervisor_file, port=args.port)
+    from ..service import HealthCheck, SystemdUserBackend
+    from ..service.systemd import default_health_checks
+
+    s = _settings(args)
+    port = args.port or s.port
+    # The settings' units, the gateway unit first (TARGET.md's order); its /health check under its own name.
+    units = (s.unit, *(u for u in s.units if u != s.unit))
+    health = default_health_checks(s.host, port)
+    if s.unit in health:
+        return make_manager("systemd", units=units, host=s.host, port=port)
+    health[s.unit] = HealthCheck(f"http://{s.host}:{port}/health", needs_token=True)
+    return SystemdUserBackend(units=units, health=health)
 
 
 def _token(args: argparse.Namespace) -> Any:
-    from ..config import read_token
+    """The gateway token (``--token-env``, else the settings' token_env / token_file); warns when there is none."""
+    from ..config import NO_TOKEN_LEAK, gateway_token, token_source
 
-    return read_token(args.token_env)
+    s = _settings(args)
+    token = gateway_token(settings=s)
+    if not token:
+        print(f"warning: no gateway token in the {token_source(settings=s)}: the gateway's /health probe will be "
+              f"refused (401), and {NO_TOKEN_LEAK}", file=sys.stderr)
+    return token
 
 
 def _print_result(res: Any, as_json: bool) -> int:
@@ -110,8 +137,10 @@ def _cmd_debug(args: argparse.Namespace) -> int:
 def _cmd_health(args: argparse.Namespace) -> int:
     from ..service import wait_healthy
 
-    res = wait_healthy(args.url or f"http://127.0.0.1:{args.port}/health", token=_token(args),
-                       timeout_s=args.timeout, pid=args.pid, expect="text-ok" if args.text_ok else "json-healthy")
+    s = _settings(args)
+    res = wait_healthy(args.url or f"http://{s.host}:{args.port or s.port}/health", token=_token(args),
+                       timeout_s=args.timeout, pid=args.pid, expect="text-ok" if args.text_ok else "json-healthy",
+                       token_env=s.token_env)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
@@ -122,10 +151,9 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from ..config import load_settings
     from ..service import rollback
 
-    s = load_settings(args.config) if getattr(args, "config", None) else load_settings()
+    s = _settings(args)
     res = rollback(_manager(args), backup=args.backup, backups_dir=args.backups_dir or s.backups_dir,
                    bin_dir=args.bin_dir, state_dir=args.state_dir, restore_state=not args.no_state,
                    execute=args.execute, confirm=args.confirm, token=_token(args), timeout_s=args.timeout,
@@ -149,7 +177,7 @@ def _cmd_escalate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise DataError(f"{args.assessment} is not JSON ({exc})", hint="pass stage 01's assessment.json") from None
     d = decide(data, persisted_after_restart=_yes_no(args.persisted_after_restart),
-               persisted_after_restore=_yes_no(args.persisted_after_restore), unit=args.unit)
+               persisted_after_restore=_yes_no(args.persisted_after_restore), unit=args.unit or _settings(args).unit)
     if args.incident:
         from ..incident import open_incident
 
@@ -182,9 +210,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=_cmd_debug)
 
     p = subparsers.add_parser("health", help="wait until /health is healthy; says why not (busy/down/401/rate limit)")
-    p.add_argument("--url", help="health URL (default http://127.0.0.1:PORT/health)")
-    p.add_argument("--port", type=int, default=18789)
-    p.add_argument("--token-env", default="GATEWAY_AUTH_TOKEN")
+    p.add_argument("--url", help="health URL (default http://HOST:PORT/health, host from the settings)")
+    p.add_argument("--port", type=int, default=None, help="gateway port (default: the port setting, 18789)")
+    p.add_argument("--token-env", help="NAME of the env var holding the token (default: the token_env setting, "
+                   "GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--pid", type=int, help="gateway pid: tells 'busy' (alive) from 'down' (gone)")
     p.add_argument("--text-ok", action="store_true", help="healthy body is plain 'ok' (the webhook)")
@@ -205,7 +234,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--assessment", required=True, help="assessment.json from stage 01")
     p.add_argument("--persisted-after-restart", choices=("yes", "no"))
     p.add_argument("--persisted-after-restore", choices=("yes", "no"))
-    p.add_argument("--unit", default="zeptoclaw-gateway.service", help="unit the restart schedule targets")
+    p.add_argument("--unit", help="unit the restart schedule targets (default: the unit setting, "
+                   "zeptoclaw-gateway.service)")
     p.add_argument("--incident", help="incident folder: write escalation.json")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_escalate)

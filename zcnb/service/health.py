@@ -27,7 +27,7 @@ _ADVICE = {
     "down": "the port refuses connections (and the process, when a pid was given, is gone): start it, or check "
             "why it exited in the journal",
     "unreachable": "nothing answers on that port: check host/port (GATEWAY_PORT) and whether the service runs",
-    "unauthorized": "the endpoint answered 401: set the token env var (GATEWAY_AUTH_TOKEN) to the gateway's token",
+    "unauthorized": "the endpoint answered 401: set the token env var ({env}) to the gateway's token",
     "rate_limited": "the connection was closed without a reply (rate limit: 100 requests/60 s per token): "
                     "wait a minute before probing again",
     "unexpected": "the endpoint answered, but not with a healthy reply: read `detail`",
@@ -63,6 +63,8 @@ class HealthResult:
     pid: int | None = None
     pid_alive: bool | None = None
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    token_env: str | None = None  # NAME of the env var the token came from (for the 401 advice); None: the settings'
+    token_sent: bool | None = None
 
     @property
     def healthy(self) -> bool:
@@ -70,7 +72,15 @@ class HealthResult:
 
     @property
     def advice(self) -> str:
-        return _ADVICE.get(self.state, "")
+        if self.state != "unauthorized":
+            return _ADVICE.get(self.state, "")
+        where = _token_where(self.token_env)
+        if self.token_sent is False:
+            return (f"the endpoint answered 401 and no token was sent: put the gateway's token in the {where}; "
+                    "note that on the real gateway every token-less request leaks memory")
+        if self.token_sent:
+            return f"the endpoint answered 401: the token from the {where} was rejected (wrong or expired): fix it"
+        return _ADVICE["unauthorized"].format(env=self.token_env or _token_where(None))
 
     def summary(self) -> str:
         """One line for ActionResult.health_before/after (no token, no body)."""
@@ -91,6 +101,16 @@ class HealthResult:
         if self.advice:
             lines.append(f"\n_{self.advice}_")
         return "\n".join(lines)
+
+
+def _token_where(token_env: str | None) -> str:
+    """``env var NAME (or ...)`` for the 401 advice: the name actually used, else the settings' token_env."""
+    from ..config import load_settings, token_source
+
+    try:
+        return token_source(token_env, settings=load_settings())
+    except ConfigError:
+        return f"env var {token_env or 'GATEWAY_AUTH_TOKEN'}"
 
 
 def _check_url(url: str) -> None:
@@ -127,8 +147,8 @@ def _judge_body(status: int, text: str, expect: str) -> tuple[str, str, str | No
 
 
 def probe_health(url: str, *, token: Secret | None = None, timeout_s: float = 2.0, pid: int | None = None,
-                 expect: str = "json-healthy") -> HealthResult:
-    """One probe of ``url``."""
+                 expect: str = "json-healthy", token_env: str | None = None) -> HealthResult:
+    """One probe of ``url`` (``token_env``: the env var NAME the token came from, named in the 401 advice)."""
     import httpx
 
     _check_url(url)
@@ -158,12 +178,13 @@ def probe_health(url: str, *, token: Secret | None = None, timeout_s: float = 2.
     except httpx.HTTPError as exc:
         state, detail = "unexpected", f"{type(exc).__name__}: {str(exc)[:100]}"
     return HealthResult(url=url, state=state, detail=detail, status_code=status_code, body_status=body_status,
-                        extras=extras, attempts=1, elapsed_s=time.monotonic() - t0, pid=pid, pid_alive=pid_alive(pid))
+                        extras=extras, attempts=1, elapsed_s=time.monotonic() - t0, pid=pid, pid_alive=pid_alive(pid),
+                        token_env=token_env, token_sent=bool(token))
 
 
 def wait_healthy(url: str, *, token: Secret | None, timeout_s: float = 30.0, pid: int | None = None,
                  interval_s: float = 0.5, probe_timeout_s: float = 2.0, expect: str = "json-healthy",
-                 pid_getter: Callable[[], int | None] | None = None) -> HealthResult:
+                 pid_getter: Callable[[], int | None] | None = None, token_env: str | None = None) -> HealthResult:
     """Poll ``url`` until healthy or ``timeout_s``; stop early on 401, rate limit, or a dead process.
 
     ``pid_getter`` is asked each round (the pid changes across a restart); ``pid`` is a fixed alternative.
@@ -176,11 +197,12 @@ def wait_healthy(url: str, *, token: Secret | None, timeout_s: float = 30.0, pid
     while True:
         cur = pid_getter() if pid_getter is not None else pid
         left = max(0.1, min(probe_timeout_s, deadline - time.monotonic()))
-        res = probe_health(url, token=token, timeout_s=left, pid=cur, expect=expect)
+        res = probe_health(url, token=token, timeout_s=left, pid=cur, expect=expect, token_env=token_env)
         attempts += 1
         final = res.state in ("healthy", "unauthorized", "rate_limited") or (res.state == "down" and cur is not None)
         if final or time.monotonic() + interval_s > deadline:
             return HealthResult(url=res.url, state=res.state, detail=res.detail, status_code=res.status_code,
                                 body_status=res.body_status, extras=res.extras, attempts=attempts,
-                                elapsed_s=time.monotonic() - t0, pid=cur, pid_alive=res.pid_alive)
+                                elapsed_s=time.monotonic() - t0, pid=cur, pid_alive=res.pid_alive,
+                                token_env=token_env, token_sent=res.token_sent)
         time.sleep(interval_s)

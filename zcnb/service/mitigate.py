@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..actions import ActionResult
-from ..config import Secret, read_token
+from ..config import Secret, gateway_token
 from ..exceptions import ConfigError, ServiceError
 from ..incident import Incident
 from . import choose_backend, make_manager
@@ -37,7 +37,7 @@ class MitigationTarget:
 
 
 def target(*, backend: str = "auto", supervisor_file: str = "", unit: str = "",
-           token_env: str = "GATEWAY_AUTH_TOKEN", port: int | None = None, live: bool = False,
+           token_env: str = "", port: int | None = None, live: bool = False,
            incident: Incident | None = None) -> MitigationTarget:
     """The service manager stage 02 acts on (see :func:`zcnb.service.choose_backend`).
 
@@ -60,7 +60,8 @@ def target(*, backend: str = "auto", supervisor_file: str = "", unit: str = "",
     u = unit or m.units[0]
     if u not in m.units:
         raise ConfigError(f"unit {u!r} is not managed by this backend", hint=f"one of: {', '.join(m.units)}")
-    return MitigationTarget(m, u, read_token(token_env), f"{chosen} units {', '.join(m.units)}", notes=notes)
+    # The token: env var ``token_env`` (empty: the settings' token_env), else the settings' token_file.
+    return MitigationTarget(m, u, gateway_token(token_env or None), f"{chosen} units {', '.join(m.units)}", notes=notes)
 
 
 def _preflight_findings(incident: Incident | None, backend: str) -> tuple[str, ...]:
