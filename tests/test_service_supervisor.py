@@ -239,3 +239,54 @@ def test_stage02_live_restart_then_watch(tmp_path: Path) -> None:
         assert isinstance(skipped, str) and skipped.startswith("debug logging: skipped")
     finally:
         t.demo.close()
+
+
+def _unauth_count(m: ProcessSupervisorBackend) -> int:
+    import httpx
+
+    hc = m.health_check(GW)
+    assert hc is not None
+    r = httpx.get(hc.url.rsplit("/health", 1)[0] + "/__ground_truth", headers={"X-Auth-Token": TOKEN.reveal()},
+                  timeout=10.0, trust_env=False)
+    return int(r.json()["unauth"])
+
+
+def test_restart_without_a_token_sends_no_token_less_probe(sup: ProcessSupervisorBackend, tmp_path: Path) -> None:
+    """On the real gateway every token-less request leaks: with no token, health is not probed, and says so."""
+    sup.start(GW)
+    dry = restart(sup, unit=GW, token=None, incident=tmp_path / "inc")
+    assert dry.health_before and dry.health_before.startswith("not_probed")
+    res = restart(sup, unit=GW, token=None, execute=True, confirm=dry.plan_id, incident=tmp_path / "inc")
+    assert res.outcome == "ok" and "health not verified" in res.message, res.message
+    assert _unauth_count(sup) == 0, "the simulator counted token-less requests"
+    # control: with the token, health is probed and healthy
+    again = restart(sup, unit=GW, token=TOKEN, incident=tmp_path / "inc")
+    assert again.health_before and again.health_before.startswith("healthy")
+
+
+@pytest.mark.slow
+def test_stage02_after_restart_feeds_the_escalation(tmp_path: Path) -> None:
+    """Stage 02's post-restart verdict (bundled sample: the leak goes on after its restart) reaches stage 06."""
+    import shutil
+
+    from zcnb import escalate
+    from zcnb.incident import bundled_sample_dir, open_incident
+    from zcnb.service import mitigate
+
+    inc = open_incident(tmp_path / "inc")
+    shutil.copy(bundled_sample_dir() / "samples.csv", inc.path("samples"))
+    t = mitigate.target()
+    try:
+        res = mitigate.restart(t, inc)
+        chk = mitigate.after_restart(t, inc, res)
+        assert chk.verdict == "leak" and inc.read_json("after_restart")["verdict"] == "leak"
+        assert len(chk.log_lines) <= 50
+        d = escalate.decision_for_incident(inc)
+        assert d.persisted_after_restart is True
+        told = escalate.decision_for_incident(inc, persisted_after_restart="no")
+        assert told.persisted_after_restart is False, "an explicit answer wins"
+        # the drop-in has its own plan id: execute without it shows the plan instead of failing
+        plan = mitigate.debug_logging(t, inc, state="on", execute=True, confirm="")
+        assert not isinstance(plan, str) and plan.dry_run and plan.plan_id
+    finally:
+        t.demo.close()

@@ -243,7 +243,10 @@ def _tri(value: str | bool | None) -> bool | None:
 def decision_for_incident(incident: Any, *, persisted_after_restart: str | bool | None = None,
                           persisted_after_restore: str | bool | None = None,
                           unit: str = "zeptoclaw-gateway.service") -> EscalationDecision:
-    """Decide from the incident's assessment.json (computed from samples.csv when absent); writes escalation.json."""
+    """Decide from the incident's assessment.json (computed from samples.csv when absent); writes escalation.json.
+
+    ``persisted_after_restart`` left empty is taken from stage 02's ``after_restart.json`` when present.
+    """
     if incident.has("assessment"):
         a: Any = incident.read_json("assessment")
     elif incident.has("samples"):
@@ -254,8 +257,11 @@ def decision_for_incident(incident: Any, *, persisted_after_restart: str | bool 
     else:
         raise DataError(f"incident {incident.root} has neither assessment.json nor samples.csv",
                         hint="run stage 01 first (or pass the bundled replay: incident_dir='')")
-    d = decide(a, persisted_after_restart=_tri(persisted_after_restart),
-               persisted_after_restore=_tri(persisted_after_restore), unit=unit)
+    pr = _tri(persisted_after_restart)
+    if pr is None and incident.has("after_restart"):
+        # Stage 02's post-restart check: a leak verdict after the restart means it persisted.
+        pr = {"leak": True, "no_leak": False}.get(incident.read_json("after_restart").get("verdict"))
+    d = decide(a, persisted_after_restart=pr, persisted_after_restore=_tri(persisted_after_restore), unit=unit)
     incident.write_json("escalation", d)
     return d
 

@@ -56,6 +56,7 @@ FILES = {
     "restore": "restore.json",
     "fleet": "fleet.json",
     "oom": "oom.json",
+    "after_restart": "after_restart.json",
 }
 
 

@@ -306,7 +306,8 @@ class MetricsClient:
         if status == 401 or (status is None and _looks_like_auth_error(body)):
             has = "a token that was rejected" if self._token else "no X-Auth-Token"
             raise EndpointAuthError(f"{self.shown_url} answered 401: sent {has}", url=self.shown_url, reason="401",
-                                    hint="set the token in the env var named by --token-env (GATEWAY_AUTH_TOKEN)")
+                                    hint="set the gateway token in the env var named by token_env (default GATEWAY_AUTH_TOKEN) "
+                                         "or in the settings' 0600 token_file")
         if status == 429:
             raise self._rate_limited()
         if status is not None and status >= 400:

@@ -123,6 +123,17 @@ def notebooks_dir() -> Path:
     )
 
 
+def _current_token(params: Mapping[str, Any]) -> str | None:
+    """The token the stages would use (the parameters' token_env, else the settings'), to refuse it as a value."""
+    from .config import gateway_token
+
+    try:
+        tok = gateway_token(str(params.get("token_env") or "") or None)
+    except ConfigError:
+        return None
+    return tok.reveal() if tok else None
+
+
 def _check_parameters(params: Mapping[str, Any]) -> None:
     """Refuse parameters that would put a secret into a notebook (only env-var *names* are allowed)."""
     for key, value in params.items():
@@ -133,7 +144,7 @@ def _check_parameters(params: Mapping[str, Any]) -> None:
                 parameter=key,
             )
         if isinstance(value, str):
-            env_secret = os.environ.get(str(params.get("token_env", "GATEWAY_AUTH_TOKEN")))
+            env_secret = _current_token(params)
             if env_secret and env_secret in value:
                 raise ConfigError(f"parameter {key!r} contains the gateway token", hint="never pass token values as parameters")
 

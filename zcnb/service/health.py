@@ -19,7 +19,7 @@ from ..exceptions import ConfigError
 
 __all__ = ["HEALTH_STATES", "HealthResult", "pid_alive", "probe_health", "wait_healthy"]
 
-HEALTH_STATES = ("healthy", "busy", "down", "unreachable", "unauthorized", "rate_limited", "unexpected")
+HEALTH_STATES = ("healthy", "busy", "down", "unreachable", "unauthorized", "rate_limited", "unexpected", "not_probed")
 _ADVICE = {
     "healthy": "",
     "busy": "the process is alive but /health did not answer in time (the gateway is single-threaded; an agent "
@@ -31,6 +31,8 @@ _ADVICE = {
     "rate_limited": "the connection was closed without a reply (rate limit: 100 requests/60 s per token): "
                     "wait a minute before probing again",
     "unexpected": "the endpoint answered, but not with a healthy reply: read `detail`",
+    "not_probed": "no gateway token is set, so /health was not probed (on the real gateway every token-less request "
+                  "leaks memory): set the token env var or token_file to verify health",
 }
 
 
@@ -94,7 +96,7 @@ class HealthResult:
                 "pid_alive": self.pid_alive, "checked_at": self.checked_at.isoformat(), "advice": self.advice}
 
     def _repr_markdown_(self) -> str:
-        mark = "✅" if self.healthy else "❌"
+        mark = "✅" if self.healthy else ("❔" if self.state == "not_probed" else "❌")
         lines = [f"{mark} **{self.state}** `{self.url}` ({self.attempts} probes, {self.elapsed_s:.1f} s)"]
         if self.detail:
             lines.append(f"\n{self.detail}")

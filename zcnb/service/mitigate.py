@@ -56,7 +56,12 @@ def target(*, backend: str = "auto", supervisor_file: str = "", unit: str = "",
         return MitigationTarget(demo.manager, unit or demo.unit, demo.token,
                                 "simulated gateway started under the process supervisor in a temp folder", demo,
                                 notes=(note,))
-    m = make_manager(chosen, supervisor_file=supervisor_file or None, port=port)
+    units = None
+    if chosen == "systemd":
+        from ..config import load_settings
+
+        units = load_settings().units  # the configured restart order (runbook: gateway, webhook, shell2http, ...)
+    m = make_manager(chosen, supervisor_file=supervisor_file or None, port=port, units=units)
     u = unit or m.units[0]
     if u not in m.units:
         raise ConfigError(f"unit {u!r} is not managed by this backend", hint=f"one of: {', '.join(m.units)}")
@@ -137,20 +142,31 @@ def debug_logging(t: MitigationTarget, incident: Incident | None = None, *, stat
         return "debug logging: skipped (set debug_logging to 'on' or 'off')"
     if state not in ("on", "off"):
         raise ConfigError(f"debug_logging must be 'on', 'off' or '', not {state!r}", hint="e.g. debug_logging = 'on'")
-    return set_debug_logging(t.manager, unit=t.unit, enable=state == "on", execute=execute, confirm=confirm or None,
-                             token=t.token, window_s=window_s, incident=incident)
+    # The drop-in is a plan of its own: with execute but without its plan id, show that plan (a dry run)
+    # rather than failing after the restart was already applied in the same run.
+    return set_debug_logging(t.manager, unit=t.unit, enable=state == "on", execute=execute and bool(confirm),
+                             confirm=confirm or None, token=t.token, window_s=window_s, incident=incident)
 
 
 def after_restart(t: MitigationTarget, incident: Incident, result: ActionResult, *, live: bool = False,
-                  watch_s: float = 60.0, interval_s: float = 1.0) -> PostRestartCheck:
-    """Live (after an executed restart): sample the new process; else judge the incident's samples.csv."""
-    lines = t.manager.log_lines(t.unit, lines=15)
+                  watch_s: float = 60.0, interval_s: float = 1.0, log_lines: int = 50) -> PostRestartCheck:
+    """Live (after an executed restart): sample the new process; else judge the incident's samples.csv.
+
+    The check is saved as ``after_restart.json``; stage 06 takes "did the leak persist after the
+    restart" from it (leak -> yes, no_leak -> no) when not told otherwise. ``log_lines``: the
+    runbook's ``journalctl --user -u ... -n 50``.
+    """
+    lines = t.manager.log_lines(t.unit, lines=log_lines)
     before = incident.read_json("assessment") if incident.has("assessment") else None
     if live and not result.dry_run:
         out = Path(incident.root) / "samples-after-restart.csv"
-        return watch_after_restart(t.manager, t.unit, out=out, duration_s=watch_s, interval_s=interval_s, before=before)
-    if not incident.has("samples"):
-        return PostRestartCheck("-", "-", 0, "inconclusive", "none", None, None, None,
-                                "no samples.csv in the incident: run stage 01 first, or live=True after a restart",
-                                tuple(lines))
-    return post_restart_check(incident.path("samples"), before=before, log_lines=lines)
+        check = watch_after_restart(t.manager, t.unit, out=out, duration_s=watch_s, interval_s=interval_s,
+                                    before=before)
+    elif not incident.has("samples"):
+        check = PostRestartCheck("-", "-", 0, "inconclusive", "none", None, None, None,
+                                 "no samples.csv in the incident: run stage 01 first, or live=True after a restart",
+                                 tuple(lines))
+    else:
+        check = post_restart_check(incident.path("samples"), before=before, log_lines=lines)
+    incident.write_json("after_restart", check.to_dict())
+    return check

@@ -54,6 +54,13 @@ def check_health(manager: ServiceManager, unit: str, *, token: Secret | None, ti
     if hc is None:
         return None
     tok = token if hc.needs_token else None
+    if hc.needs_token and token is None:
+        # A token-less probe would be answered 401 and, on the real gateway, leak memory itself.
+        from .health import HealthResult, pid_alive
+
+        pid = _pid_getter(manager, unit)()
+        return HealthResult(hc.url, "not_probed", "no gateway token is set: /health was not probed", pid=pid,
+                            pid_alive=pid_alive(pid), token_sent=False)
     if once:
         return probe_health(hc.url, token=tok, timeout_s=min(timeout_s, 2.0), pid=_pid_getter(manager, unit)(),
                             expect=hc.expect)
@@ -144,7 +151,7 @@ def restart(manager: ServiceManager, *, unit: str | None = None, full: bool = Fa
                 h = check_health(manager, u, token=token, timeout_s=health_timeout_s)
                 if h is not None:
                     healths[u] = h.to_dict()
-                    if not h.healthy:
+                    if not h.healthy and h.state != "not_probed":
                         left = units[i + 1:]
                         outcome = "partial"
                         message = (f"{u} started but is {h.state} ({h.detail}); stopped the sequence: "
@@ -155,11 +162,16 @@ def restart(manager: ServiceManager, *, unit: str | None = None, full: bool = Fa
             h = check_health(manager, plan.target, token=token, timeout_s=health_timeout_s)
             if h is not None:
                 healths[plan.target] = h.to_dict()
-                if not h.healthy:
+                if h.state == "not_probed":
+                    message = f"{plan.target} restarted; health not verified ({h.detail})."
+                elif not h.healthy:
                     outcome, message = "failed", f"{plan.target} restarted but is {h.state} ({h.detail}). {h.advice}"
     except ServiceError as exc:
         outcome = "failed"
         message = f"{exc}. State now: {_states(manager, units)}"
+    unverified = [u for u, h in healths.items() if h.get("state") == "not_probed"]
+    if full and outcome == "ok" and unverified:
+        message = f"health not verified for {', '.join(unverified)}: no gateway token is set."
     after = healths.get(units[0])
     res = ActionResult(plan.action, plan.target, False, outcome, started_at=started, finished_at=_now(),
                        commands=out.commands, plan_id=plan.plan_id, health_before=before_s,
@@ -228,7 +240,7 @@ def set_debug_logging(manager: ServiceManager, *, unit: str | None = None, enabl
         t_restart = _now()
         out = out + manager.restart(u, timeout_s=timeout_s)
         h = check_health(manager, u, token=token, timeout_s=timeout_s)
-        if h is not None and not h.healthy:
+        if h is not None and not h.healthy and h.state != "not_probed":
             outcome, message = "failed", f"{u} restarted but is {h.state} ({h.detail})."
         if enable:
             deadline = time.monotonic() + window_s

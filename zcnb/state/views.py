@@ -143,7 +143,7 @@ def health_after(url: str = "", *, token_env: str = "GATEWAY_AUTH_TOKEN", timeou
     """One health probe of ``url`` after a restore (None when no URL is given); never shows the token."""
     if not url:
         return None
-    from ..config import read_token
+    from ..config import gateway_token
     from ..service import probe_health
 
-    return probe_health(url, token=read_token(token_env), timeout_s=timeout_s).summary()
+    return probe_health(url, token=gateway_token(token_env or None), timeout_s=timeout_s).summary()
