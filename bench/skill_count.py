@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def generate(path: Path, size_mb: float, *, seed: int = 0) -> int:
         s = rng.choice(SKILLS)
         pool.append(tmpl.format(n=rng.randint(1, 999999), m=rng.randint(1, 9999), s=s, h=s.replace("_", "-")))
     target = int(size_mb * 1024 * 1024)
-    t = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 20, tzinfo=UTC)
     written = lines = 0
     pid = 4100
     with open(path, "w", encoding="utf-8") as fh:

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zcnb.exceptions import ConfigError, LogFormatError, ZcnbError
-from zcnb.journal import (JOURNAL_REMOTE, export_entry, journal_argv, read_journal, read_journal_json, to_epoch,
-                          write_journal)
+from zcnb.journal import (
+    JOURNAL_REMOTE,
+    export_entry,
+    journal_argv,
+    read_journal,
+    read_journal_json,
+    to_epoch,
+    write_journal,
+)
 from zcnb.logs import summarize_logs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +75,7 @@ def test_real_journal_file_roundtrip(journal_files: list[Path]) -> None:
     assert all(e.unit == UNIT for e in entries)
     assert any("\ufffd" in e.message for e in entries)  # byte-array MESSAGE decoded with replacement
     assert not any("0123456789abcdef" in e.message for e in entries)
-    assert entries[0].timestamp == datetime.fromtimestamp(T0 / 1e6, timezone.utc)
+    assert entries[0].timestamp == datetime.fromtimestamp(T0 / 1e6, UTC)
     s = summarize_logs(entries, unit=UNIT, bucket="10s")
     assert s.skill_counts == {"git-workflow": 20, "web-search": 10}  # other unit's 5 lines excluded
     assert list(s.restarts["new_pid"]) == [101]
@@ -80,7 +87,7 @@ def test_real_journal_file_roundtrip(journal_files: list[Path]) -> None:
 @needs_journal
 def test_glob_since_until_and_no_entries(journal_files: list[Path], tmp_path: Path) -> None:
     pattern = str(tmp_path / "gw*.journal")
-    since = datetime.fromtimestamp((T0 + 35_000_000) / 1e6, timezone.utc)
+    since = datetime.fromtimestamp((T0 + 35_000_000) / 1e6, UTC)
     late = list(read_journal(UNIT, files=[pattern], since=since))
     assert len(late) == 3 and all(e.timestamp >= since for e in late)
     early = list(read_journal(UNIT, files=[pattern], until=(T0 + 500_000) / 1e6))
@@ -121,14 +128,14 @@ def test_argv_matching_rules() -> None:
 
 @pytest.mark.parametrize("value,expected", [
     ("2026-11-28T10:00:00Z", 1795860000.0), ("2026-11-28T10:00:00", 1795860000.0), ("@12.5", 12.5), (7, 7.0),
-    (datetime(2026, 11, 28, 10, tzinfo=timezone.utc), 1795860000.0), (None, None),
+    (datetime(2026, 11, 28, 10, tzinfo=UTC), 1795860000.0), (None, None),
 ])
 def test_to_epoch(value: object, expected: float | None) -> None:
     assert to_epoch(value) == expected  # type: ignore[arg-type]
 
 
 def test_to_epoch_relative_and_bad() -> None:
-    now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
     assert to_epoch("2h", now=now) == now.timestamp() - 7200
     with pytest.raises(ConfigError, match="cannot read time"):
         to_epoch("yesterday-ish")

@@ -9,7 +9,7 @@ import os
 import shutil
 import struct
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ def reference(files: list[Path], unit: str | None, redact: Any) -> list[LogEntry
         usec = _ref_int(obj.get("__REALTIME_TIMESTAMP"))
         entries.append(make_entry(
             _ref_text(obj.get("MESSAGE")) or "",
-            timestamp=datetime.fromtimestamp(usec / 1e6, timezone.utc) if usec is not None else None,
+            timestamp=datetime.fromtimestamp(usec / 1e6, UTC) if usec is not None else None,
             pid=_ref_int(obj.get("_PID")),
             unit=_ref_text(obj.get("_SYSTEMD_USER_UNIT")) or _ref_text(obj.get("_SYSTEMD_UNIT")),
             identifier=_ref_text(obj.get("SYSLOG_IDENTIFIER")), priority=_ref_int(obj.get("PRIORITY")),

@@ -262,5 +262,6 @@ def test_cli_json_export_honours_since_and_until(capsys: pytest.CaptureFixture[s
     assert main(["logs", "--json-export", src, "--since", "1795920602", "--until", "1795920662"]) == 0
     out = capsys.readouterr().out
     part = int(re.search(r": (\d+) lines", out).group(1))  # type: ignore[union-attr]
-    stamps = [int(json.loads(line)["__REALTIME_TIMESTAMP"]) / 1e6 for line in open(src, encoding="utf-8")]
+    with open(src, encoding="utf-8") as fh:
+        stamps = [int(json.loads(line)["__REALTIME_TIMESTAMP"]) / 1e6 for line in fh]
     assert whole == len(stamps) and part == sum(1795920602 <= t <= 1795920662 for t in stamps) < whole, (whole, part)

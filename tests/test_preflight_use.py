@@ -67,8 +67,8 @@ def test_stage02_names_units_preflight_found_missing_or_inactive(tmp_path: Path)
               {"Id": "shell2http.service", "LoadState": "loaded", "ActiveState": "failed"}]
     inc.write_json("preflight", {"checks": [_units_check("warn", "2 present", blocks)]})
     t = mitigate.target(backend="systemd", incident=inc)
-    assert t.notes == ("preflight found these units missing: zeptoclaw-webhook.service (check the units setting "
-                       "before a full restart)", "preflight found these units not active: shell2http.service")
+    assert t.notes == (("preflight found these units missing: zeptoclaw-webhook.service (check the units setting "
+                        "before a full restart)"), "preflight found these units not active: shell2http.service")
     assert "zeptoclaw-webhook.service" in t._repr_markdown_()
     # preflight run with systemd checks disabled, or without a preflight: nothing to say, nothing refused
     inc.write_json("preflight", {"checks": [_units_check("skip", "disabled")]})

@@ -115,12 +115,12 @@ def test_readme_commands_are_the_ones_ci_runs() -> None:
 
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    block = re.search(r"## Set up\s+```bash\n(.*?)```", readme, re.S)
+    block = re.search(r"## Set up\s+```bash\n(.*?)```", readme, re.DOTALL)
     assert block, "README needs a '## Set up' bash block"
     install, main_job = [ln.strip() for ln in block.group(1).strip().splitlines()]
     assert main_job == "zcnb demo"
     assert install in ci
-    test_cmd = re.search(r"## Tests\s+```bash\n(.*?)\n```", readme, re.S)
+    test_cmd = re.search(r"## Tests\s+```bash\n(.*?)\n```", readme, re.DOTALL)
     assert test_cmd and test_cmd.group(1).strip() in ci
     exe = shutil.which("zcnb")
     assert exe, "the zcnb console script is not on PATH after the install command"

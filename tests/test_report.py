@@ -65,7 +65,7 @@ def test_failed_stage_keeps_its_notebook_later_stages_run_and_report_says_why(no
 
 def test_cli_exits_non_zero_and_names_the_failed_stage(notebooks: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "zcnb", "report", "--incidents-dir", str(tmp_path / "inc"),
-                           "--stages", "02", "--no-progress"], capture_output=True, text=True, timeout=300)
+                           "--stages", "02", "--no-progress"], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 1
     assert "FAILED" in proc.stdout and "02_mitigate.ipynb" in proc.stdout and "report:" in proc.stdout
 

@@ -123,7 +123,7 @@ def _design(activity: pd.DataFrame, inc: pd.DataFrame, *, min_events: int,
         for b in cols[i + 1:]:
             if a in drop or b in drop or not (corr.loc[a, b] > 0.98):
                 continue
-            loser = a if a in _LEVEL_COLUMNS else b if b in _LEVEL_COLUMNS else b
+            loser = a if a in _LEVEL_COLUMNS else b  # keep the activity, drop the level column
             keep = b if loser == a else a
             drop.add(loser)
             notes.append(f"{loser} moves with {keep} (r>0.98): kept {keep}")

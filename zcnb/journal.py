@@ -16,7 +16,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ from .redact import Redactor
 
 __all__ = [
     "JOURNAL_REMOTE",
+    "LogTail",
     "entry_from_json",
     "export_entry",
     "journal_argv",
     "read_journal",
-    "LogTail",
     "read_journal_json",
     "stamped_to_export",
     "to_epoch",
@@ -42,7 +42,7 @@ JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 _FIELDS = "MESSAGE,_PID,PRIORITY,_SYSTEMD_USER_UNIT,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER"
 
 
-def to_epoch(value: datetime | str | float | int | None, *, now: datetime | None = None) -> float | None:
+def to_epoch(value: datetime | str | float | None, *, now: datetime | None = None) -> float | None:
     """Epoch seconds from a datetime (naive = UTC), ISO text, a number, or a duration back from now ("2h")."""
     if value is None or value == "":
         return None
@@ -51,17 +51,16 @@ def to_epoch(value: datetime | str | float | int | None, *, now: datetime | None
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     text = str(value).strip()
-    if text.startswith("@"):
-        text = text[1:]
+    text = text.removeprefix("@")
     try:
         return float(text)
     except ValueError:
         pass
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
     except ValueError:
         pass
     import pandas as pd
@@ -71,7 +70,7 @@ def to_epoch(value: datetime | str | float | int | None, *, now: datetime | None
     except (ValueError, TypeError):
         raise ConfigError(f"cannot read time {value!r}",
                           hint="give ISO 8601 (2026-11-28T10:00:00Z), epoch seconds, or a duration back from now like 2h") from None
-    return ((now or datetime.now(timezone.utc)) - timedelta(seconds=delta.total_seconds())).timestamp()
+    return ((now or datetime.now(UTC)) - timedelta(seconds=delta.total_seconds())).timestamp()
 
 
 def journal_argv(unit: str | None, *, user: bool = True, since: Any = None, until: Any = None,
@@ -387,7 +386,7 @@ def stamped_to_export(lines: Iterable[tuple[int, bytes]], *, unit: str = "zeptoc
                       pid: int | None = None, identifier: str | None = None,
                       pids: Callable[[int], int | None] | None = None) -> Iterator[dict[str, str | bytes | int]]:
     """Journal export fields for stamped log lines of one unit (PRIORITY 6 for all, like the real gateway)."""
-    ident = identifier or (unit[:-8] if unit.endswith(".service") else unit)
+    ident = identifier or (unit.removesuffix(".service"))
     for usec, line in lines:
         p = pids(usec) if pids is not None else pid
         fields: dict[str, str | bytes | int] = {"__REALTIME_TIMESTAMP": usec, "_SYSTEMD_USER_UNIT": unit,

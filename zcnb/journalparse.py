@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import methodcaller
 
 from .logs import LogEntry
@@ -29,7 +29,7 @@ _LINE = re.compile(r"(?:(error|warning|info|debug)(?:\(([^)]*)\))?: ?)?(?:\[([\w
 _SPLIT_EQ = methodcaller("split", b"=", 1)
 _U64 = struct.Struct("<Q")
 _CACHE_MAX = 1 << 15  # distinct messages remembered (the gateway repeats many lines verbatim)
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def parse_int(value: bytes | None) -> int | None:

@@ -12,8 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .logscan import (ISO_LINE, Acc, bucket_of, line_ts, parse_iso, scan_block,  # noqa: F401
-                      scan_messages)
+from .logscan import ISO_LINE, Acc, bucket_of, line_ts, parse_iso, scan_block, scan_messages
 
 __all__ = ["CHUNK", "ScanConfig", "iter_chunks", "scan_range", "sniff_format"]
 
@@ -79,6 +78,24 @@ def _line_start(buf: bytes, x: int) -> int:
     return len(buf) if nl < 0 else nl + 1
 
 
+_STAMP = re.compile(rb"(?m)^(\S+) ")
+
+
+def _stamps_ordered(buf: bytes) -> bool:
+    """Every line's timestamp >= the previous one's (the bucket search below assumes it).
+
+    Compared as bytes, which is chronological only for one width and one UTC offset: anything else
+    counts as unordered and takes the per-line path.
+    """
+    stamps = _STAMP.findall(buf)
+    if not stamps:
+        return False
+    width, offset = len(stamps[0]), stamps[0][-5:]
+    if any(len(x) != width or x[-5:] != offset for x in stamps):
+        return False
+    return all(a <= b for a, b in itertools.pairwise(stamps))
+
+
 class _Unordered(Exception):
     """A chunk is not time-ordered (or has an unparsable line): use the per-line path."""
 
@@ -140,7 +157,7 @@ def scan_iso_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
         return None
     try:
         t0, t1 = _ts(buf, 0), _ts(buf, last_start)
-        if t1 < t0:
+        if t1 < t0 or not _stamps_ordered(buf):
             raise _Unordered
         slices: list[tuple[int, int, int]] = []
         p = 0

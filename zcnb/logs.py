@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 LEVELS = ("error", "warning", "info", "debug", "none")
-_ZIG = re.compile(r"^(error|warning|info|debug)(?:\(([^)]*)\))?: ?(.*)$", re.S)
+_ZIG = re.compile(r"^(error|warning|info|debug)(?:\(([^)]*)\))?: ?(.*)$", re.DOTALL)
 _TAG = re.compile(r"^\[([\w.-]+)\]\s*")
 _BANNER = b"Main Token:"
 PARALLEL_MIN_BYTES = 64 << 20  # smaller files are scanned in-process (forking costs more than it saves)
@@ -96,7 +96,7 @@ def unit_identifier(unit: str | None) -> str | None:
     """The syslog identifier text logs show for ``unit`` (``zeptoclaw-gateway.service`` -> ``zeptoclaw-gateway``)."""
     if not unit:
         return None
-    return unit[: -len(".service")] if unit.endswith(".service") else unit
+    return unit.removesuffix(".service")
 
 
 def full_unit(unit: str | None) -> str | None:
@@ -106,7 +106,7 @@ def full_unit(unit: str | None) -> str | None:
     return unit if re.search(r"\.(service|scope|socket|timer|slice)$", unit) else unit + ".service"
 
 
-def bucket_seconds(bucket: str | int | float) -> int:
+def bucket_seconds(bucket: str | float) -> int:
     """``"1min"``, ``"30s"``, ``"5min"``, ``60`` -> whole seconds (>= 1)."""
     if isinstance(bucket, (int, float)) and not isinstance(bucket, bool):
         seconds = float(bucket)
@@ -161,7 +161,7 @@ def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
                 continue
             ts = parse_iso(ts_b)
             yield make_entry(msg.decode("utf-8", "replace"),
-                             timestamp=datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None,
+                             timestamp=datetime.fromtimestamp(ts, UTC) if ts is not None else None,
                              pid=int(pid_b) if pid_b and len(pid_b) < 12 else None,
                              unit=full_unit(idt), identifier=idt, redact=red)
 

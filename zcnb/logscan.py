@@ -16,15 +16,15 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Acc", "ISO_LINE", "bucket_of", "canonical_skill", "line_ts", "scan_block"]
+__all__ = ["ISO_LINE", "Acc", "bucket_of", "canonical_skill", "line_ts", "scan_block"]
 
 # journalctl -o short-iso: "2026-11-28T10:00:00+00:00 host ident[pid]: message"
 ISO_LINE = re.compile(
     rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) (?:(\S+) )??([^\s\[]+?)(?:\[(\d+)\])?: ?(.*)$",
-    re.M,
+    re.MULTILINE,
 )
 _SKILL_TOKEN = re.compile(rb"skill:([A-Za-z0-9_-]+)")
 _GATEWAY_REQ = re.compile(rb"^\[gateway\] ([A-Z]+) (/\S*)")
@@ -68,7 +68,7 @@ def parse_iso(ts: bytes | str) -> float | None:
     except (ValueError, UnicodeDecodeError):
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)  # journalctl -o short-iso always has an offset; bare = UTC
+        dt = dt.replace(tzinfo=UTC)  # journalctl -o short-iso always has an offset; bare = UTC
     return dt.timestamp()
 
 

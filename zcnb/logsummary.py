@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .logscan import Acc
@@ -17,7 +17,7 @@ __all__ = ["LogSummary", "build_summary"]
 
 
 def _dt(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def _iso(dt: Any) -> str | None:
@@ -90,7 +90,7 @@ class LogSummary:
                                                         if self.priorities else None),
             "top_errors": errors, "restarts": restarts, "pids": list(self.pids), "requests": dict(self.requests),
             "alloc_mentions": dict(self.alloc_mentions), "allocator": dict(self.allocator),
-            "n_buckets": int(len(self.buckets)), "activities": [str(c) for c in self.buckets.columns],
+            "n_buckets": len(self.buckets), "activities": [str(c) for c in self.buckets.columns],
             "notes": list(self.notes),
         }
 

@@ -143,6 +143,11 @@ class Redactor:
     def __call__(self, text: str) -> str:
         return self.redact(text)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # The built-in rules hold functions local to _rules(): rebuild them in the receiving process
+        # (the log engines send redactors to worker processes).
+        return (_restore_redactor, (self.patterns, self.secret_count, self.mask, self._extra))
+
     def redact(self, text: str) -> str:
         """Return ``text`` with every secret replaced by the mask."""
         for rx in self._extra:
@@ -164,6 +169,11 @@ class Redactor:
     def _repr_markdown_(self) -> str:
         return (f"Redactor: {len(self._compiled)} built-in rules, {len(self.patterns)} extra patterns, "
                 f"{self.secret_count} known secret values")
+
+
+def _restore_redactor(patterns: tuple[str, ...], secret_count: int, mask: str,
+                      extra: tuple[re.Pattern[str], ...]) -> Redactor:
+    return Redactor(patterns=patterns, secret_count=secret_count, mask=mask, _compiled=_rules(mask), _extra=extra)
 
 
 def default_redactor(*, secrets: Iterable[str | Secret | None] = (), mask: str = REDACTED) -> Redactor:

@@ -175,7 +175,7 @@ def _execute(notebook: Path, output: Path, params: dict[str, Any], *, progress: 
             execution_timeout=timeout_s,
             log_output=False,
         )
-    except Exception as exc:  # papermill raises PapermillExecutionError and others; all mean "stage failed"
+    except Exception as exc:  # noqa: BLE001  papermill raises PapermillExecutionError and others: all mean "stage failed"
         err, cell = _stage_error(exc)
         return StageResult(stage, notebook.name, output, "failed", time.monotonic() - t0, err, cell)
     finally:
