@@ -123,3 +123,17 @@ def test_cli_service_port_defaults_to_settings(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "zcnb", "restart", "--json"], capture_output=True, text=True,
                          env=env, timeout=60, check=False)
     assert "127.0.0.1:19999/health" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("port", ["0", "99999", "http"])
+def test_cli_rejects_a_port_that_is_not_one(port: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "zcnb", "health", "--port", port], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 2 and "is not a TCP port (1-65535)" in out.stderr
+
+
+def test_report_stage_05_is_explained() -> None:
+    from zcnb.report import run_incident
+
+    with pytest.raises(ConfigError, match="05 is the report itself"):
+        run_incident(stages=["05"], progress=False)

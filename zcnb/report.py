@@ -211,7 +211,8 @@ def run_incident(
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise ConfigError(f"unknown stage(s) {unknown}", hint=f"choose from {sorted(STAGES)}")
+        extra = " (05 is the report itself: it always runs last)" if "05" in unknown else ""
+        raise ConfigError(f"unknown stage(s) {unknown}{extra}", hint=f"choose from {sorted(STAGES)}")
     params = dict(parameters or {})
     _check_parameters(params)
     for sp in (stage_parameters or {}).values():

@@ -18,10 +18,21 @@ def _common(p: argparse.ArgumentParser, *, unit: bool = True) -> None:
         p.add_argument("--unit", help="unit / service name (default: the gateway, first in the order)")
     p.add_argument("--token-env", help="env var holding the gateway token, name only (default: the token_env "
                    "setting, GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
-    p.add_argument("--port", type=int, default=None,
+    p.add_argument("--port", type=_port, default=None,
                    help="gateway port for the systemd backend's health check (default: the settings', 18789)")
     p.add_argument("--incident", help="incident folder: append the ActionResult to its actions.jsonl")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _port(text: str) -> int:
+    """A TCP port for argparse: 1-65535, else a usage error that says so."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return port
 
 
 def _destructive(p: argparse.ArgumentParser) -> None:
@@ -211,7 +222,7 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("health", help="wait until /health is healthy; says why not (busy/down/401/rate limit)")
     p.add_argument("--url", help="health URL (default http://HOST:PORT/health, host from the settings)")
-    p.add_argument("--port", type=int, default=None, help="gateway port (default: the port setting, 18789)")
+    p.add_argument("--port", type=_port, default=None, help="gateway port (default: the port setting, 18789)")
     p.add_argument("--token-env", help="NAME of the env var holding the token (default: the token_env setting, "
                    "GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
     p.add_argument("--timeout", type=float, default=30.0)
