@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -320,3 +321,21 @@ def test_real_server_errors(real_prometheus: str) -> None:
         query_range(real_prometheus, "up", start=now - 20_000, end=now, step=1, max_points_per_series=20_001)
     df = query_range(real_prometheus, "up", start=now - 20_000, end=now, step=1)
     assert (df["rss_bytes"] == 1).all() and len(df) >= 5
+
+
+def test_notebook_fleet_mode_empty_query_is_the_cli_default(fake: FakeApi, tmp_path: Path) -> None:
+    """Notebook 01's ``promql=""`` asks Prometheus the same job-scoped query as ``zcnb fleet`` (not every job's RSS)."""
+    from zcnb import confirm
+    from zcnb.cli import build_parser
+    from zcnb.config import DEFAULT_FLEET_QUERY
+    from zcnb.incident import open_incident
+
+    fake.default = _grid_reply([{"instance": "gw-a:18789", "job": "zeptoclaw-gateway"}])
+    inc = open_incident(tmp_path / "inc")
+    view = confirm.fleet(inc, prometheus_url=fake.url, promql="", since="10m", step="15s")
+    assert fake.requests and {r["params"]["query"] for r in fake.requests} == {DEFAULT_FLEET_QUERY}
+    assert '{job="zeptoclaw-gateway"}' in DEFAULT_FLEET_QUERY and len(view.rows) == 1
+    assert build_parser().parse_args(["fleet", "--prometheus-url", fake.url]).query == DEFAULT_FLEET_QUERY
+    fake.requests.clear()
+    confirm.fleet(inc, prometheus_url=fake.url, promql="up", since="10m", step="15s")
+    assert {r["params"]["query"] for r in fake.requests} == {"up"}

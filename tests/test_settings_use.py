@@ -376,3 +376,28 @@ def test_analyze_directory_and_short_column_names(tmp_path: Path, capsys: pytest
         out = capsys.readouterr().out
         assert rc in (0, 1, 3) and f"{col.removesuffix('_bytes')}_bytes" in out, (col, out)
     assert main(["analyze", str(csv), "--column", "nonsense", "--no-png"]) == 2
+
+
+def test_cli_restore_checks_the_configured_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``zcnb restore`` asks the service manager about the unit setting, not a hard-coded unit name."""
+    import sys
+
+    from zcnb.service import ProcessSupervisorBackend, SupervisedService
+    from zcnb.state.views import copy_sample_data
+
+    data = copy_sample_data(tmp_path / "zeptoclaw")
+    svc = SupervisedService("my-gateway.service", (sys.executable, "-c", "pass"), tmp_path / "gw.pid",
+                            tmp_path / "gw.log")
+    services = ProcessSupervisorBackend([svc], run_dir=tmp_path / "run").to_file(tmp_path / "services.json")
+    _config(tmp_path, unit="my-gateway.service")
+    args = ["restore", "--state-dir", str(data / "state"), "--backups-dir", str(data / "backups"),
+            "--backend", "supervisor", "--supervisor-file", str(services), "--json"]
+    rc = main(args)
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    res = json.loads(cap.out)
+    check = res["details"]["gateway_check"]
+    assert res["dry_run"] and not check["manager_error"] and "manager (my-gateway.service)" in check["how"], check
+    assert main([*args, "--unit", "other.service"]) == 0  # an explicit --unit still wins (and is not in the file)
+    check = json.loads(capsys.readouterr().out)["details"]["gateway_check"]
+    assert "no supervised service named 'other.service'" in check["manager_error"]

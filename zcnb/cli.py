@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from .commands._json import check_json_out
+
+        check_json_out(args)
         return int(handler(args) or 0)
     except ZcnbError as exc:
         print(f"zcnb: error: {exc}", file=sys.stderr)

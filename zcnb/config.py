@@ -19,8 +19,11 @@ from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token", "load_settings", "read_token", "token_source",
+__all__ = ["DEFAULT_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token", "load_settings", "read_token", "token_source",
            "xdg_data_dir"]
+
+DEFAULT_FLEET_QUERY = 'process_resident_memory_bytes{job="zeptoclaw-gateway"}'
+"""The memory query of ``zcnb fleet`` and of notebook 01's fleet mode when none is given."""
 
 DEFAULT_UNITS = (
     "zeptoclaw-gateway.service",

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ensure_private_dir", "make_private_dir", "make_unique_dir", "read_json", "unique_path", "write_json",
+__all__ = ["dumps_json", "ensure_private_dir", "make_private_dir", "make_unique_dir", "read_json", "unique_path", "write_json",
            "write_private"]
 
 
@@ -110,10 +110,20 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} as JSON")
 
 
+def dumps_json(obj: Any) -> str:
+    """``obj`` as indented, strict JSON (NaN/Inf become null; results, paths, times and numpy scalars converted)."""
+    return json.dumps(_nan_to_none(_default_deep(obj)), default=_default, indent=2, sort_keys=False, allow_nan=False)
+
+
+def _default_deep(obj: Any) -> Any:
+    """Objects with ``to_dict`` at the top are converted first, so their NaNs are nulled too."""
+    to_dict = getattr(obj, "to_dict", None)
+    return to_dict() if callable(to_dict) else obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON (0600, atomic). NaN becomes null."""
-    text = json.dumps(_nan_to_none(obj), default=_default, indent=2, sort_keys=False, allow_nan=False)
-    return write_private(path, text + "\n")
+    return write_private(path, dumps_json(obj) + "\n")
 
 
 def _nan_to_none(obj: Any) -> Any:

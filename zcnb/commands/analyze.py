@@ -45,28 +45,29 @@ def column_name(name: str | None) -> str | None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..analysis import assess_leak
-    from ..files import write_json
     from ..plotting import plot_memory, save_figure
+    from ._json import emit_json, info, json_to_stdout
 
     limit = parse_size(args.limit) if args.limit else None
     df = load_samples(args.file)
     column = args.column if args.column in df.columns else column_name(args.column)
     a = assess_leak(df, column=column, limit_bytes=limit, limit_source="--limit" if limit else None)
     width = max(len(k) for k, _ in a.rows())
-    for key, value in a.rows():
-        print(f"{key:<{width}}  {value}")
+    if not json_to_stdout(args):
+        for key, value in a.rows():
+            print(f"{key:<{width}}  {value}")
     png = Path(args.png) if args.png else Path(str(args.file) + ".png")
     if not args.no_png:
         save_figure(plot_memory(df, a), png)
-        print(f"{'figure':<{width}}  {png}")
-    if args.json:
-        write_json(args.json, a.to_dict())
-        print(f"{'json':<{width}}  {args.json}")
+        info(args, f"{'figure':<{width}}  {png}")
+    emit_json(args, a.to_dict())
     return EXIT_CODES[a.verdict]
 
 
 def register(subparsers: Any) -> None:
     """Add ``zcnb analyze``."""
+    from ._json import add_json_option
+
     p = subparsers.add_parser(
         "analyze", help="leak verdict for a samples CSV (exit 0 no leak, 1 leak, 3 inconclusive)",
         description="Assess a memory samples CSV: verdict, growth, time to limit, advice; writes a PNG. "
@@ -77,5 +78,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", help="memory limit, e.g. 2GiB or 512MiB (default: current + available memory)")
     p.add_argument("--png", help="figure path (default: FILE.png)")
     p.add_argument("--no-png", action="store_true", help="do not write a figure")
-    p.add_argument("--json", help="also write the assessment as JSON here")
+    add_json_option(p, "the assessment")
     p.set_defaults(handler=_run)

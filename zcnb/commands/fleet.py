@@ -11,6 +11,8 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
+    from ._json import add_json_option
+
     p = subparsers.add_parser(
         "fleet",
         help="assess every instance's memory from Prometheus and rank who needs a restart first",
@@ -18,7 +20,9 @@ def register(subparsers: Any) -> None:
                     "rank the fleet; shows the equivalent predict_linear alert rule and which instances it flags.",
     )
     p.add_argument("--prometheus-url", required=True, help="Prometheus server root, e.g. http://127.0.0.1:9090")
-    p.add_argument("--query", default='process_resident_memory_bytes{job="zeptoclaw-gateway"}',
+    from ..config import DEFAULT_FLEET_QUERY
+
+    p.add_argument("--query", default=DEFAULT_FLEET_QUERY,
                    help="PromQL giving one memory series per instance (default: %(default)s)")
     p.add_argument("--since", default="1h", help="start: a duration before --until (1h, 90m) or an ISO time (default 1h)")
     p.add_argument("--until", default=None, help="end: ISO time (default: now)")
@@ -32,7 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--retries", type=int, default=3, help="retries on 5xx / connection errors (default 3)")
     p.add_argument("--no-rule", action="store_true", help="do not evaluate the alert rule on the server")
     p.add_argument("--png", default=None, help="write the small-multiples figure to this PNG file")
-    p.add_argument("--json", default=None, help="write the fleet view as JSON to this file")
+    add_json_option(p, "the fleet view")
     p.add_argument("--fail-on-leak", action="store_true", help="exit 1 when any instance is leaking")
     p.set_defaults(handler=run)
 
@@ -56,10 +60,11 @@ def _range(args: argparse.Namespace) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..files import write_json, write_private
+    from ..files import write_private
     from ..fleet import fleet_from_prometheus, plot_fleet
     from ..prometheus import PrometheusAuth
     from ..units import format_bytes, format_duration, parse_size
+    from ._json import emit_json, info, json_to_stdout
 
     start, end = _range(args)
     limit = parse_size(args.limit) if args.limit else None
@@ -70,29 +75,28 @@ def run(args: argparse.Namespace) -> int:
     view = fleet_from_prometheus(args.prometheus_url, args.query, start=start, end=end, step=args.step,
                                  limit_bytes=limit, auth=auth, evaluate_rule=not args.no_rule,
                                  instance_label=args.instance_label, timeout_s=args.timeout, retries=args.retries)
-    print(view.summary())
-    table = view.to_frame()
-    cols = ["instance", "verdict", "pattern", "severity", "growth_bytes_per_hour", "time_to_limit_s", "last_bytes",
-            "n_samples", "restart_rank"] + (["rule_flagged"] if view.rule_evaluated else [])
-    shown = table[cols].copy()
-    for c in ("growth_bytes_per_hour", "last_bytes"):
-        shown[c] = [format_bytes(v) for v in shown[c]]
-    shown["time_to_limit_s"] = [format_duration(None if pd.isna(v) else float(v)) for v in shown["time_to_limit_s"]]
-    shown = shown.rename(columns={"growth_bytes_per_hour": "growth/h", "time_to_limit_s": "to limit",
-                                  "last_bytes": "last", "restart_rank": "restart#"})
-    print(shown.to_string(index=False))
-    print(f"\nequivalent alert rule: {view.rule.expr}")
-    cmp_ = view.comparison()
-    if cmp_:
-        print("rule vs zcnb: " + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in cmp_.items()))
-    for note in view.notes:
-        print(f"note: {note}")
-    if args.json:
-        write_json(args.json, view)
-        print(f"wrote {args.json}")
+    if not json_to_stdout(args):
+        print(view.summary())
+        table = view.to_frame()
+        cols = ["instance", "verdict", "pattern", "severity", "growth_bytes_per_hour", "time_to_limit_s", "last_bytes",
+                "n_samples", "restart_rank"] + (["rule_flagged"] if view.rule_evaluated else [])
+        shown = table[cols].copy()
+        for c in ("growth_bytes_per_hour", "last_bytes"):
+            shown[c] = [format_bytes(v) for v in shown[c]]
+        shown["time_to_limit_s"] = [format_duration(None if pd.isna(v) else float(v)) for v in shown["time_to_limit_s"]]
+        shown = shown.rename(columns={"growth_bytes_per_hour": "growth/h", "time_to_limit_s": "to limit",
+                                      "last_bytes": "last", "restart_rank": "restart#"})
+        print(shown.to_string(index=False))
+        print(f"\nequivalent alert rule: {view.rule.expr}")
+        cmp_ = view.comparison()
+        if cmp_:
+            print("rule vs zcnb: " + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in cmp_.items()))
+        for note in view.notes:
+            print(f"note: {note}")
+    emit_json(args, view)
     if args.png:
         buf = io.BytesIO()
         plot_fleet(view).savefig(buf, format="png", dpi=100)
         write_private(args.png, buf.getvalue())
-        print(f"wrote {args.png}")
+        info(args, f"wrote {args.png}")
     return 1 if (args.fail_on_leak and view.leaking) else 0

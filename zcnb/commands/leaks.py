@@ -1,8 +1,9 @@
 """``zcnb leaks``: parse leak reports, run a command under a leak checker, capture the exit-time report.
 
-    zcnb leaks REPORT_FILE [--json OUT] [--top N]
-    zcnb leaks run [--tool valgrind|asan|lsan|massif] [--seconds 30] [--signal INT|TERM] [--json OUT] -- CMD ARGS...
+    zcnb leaks REPORT_FILE [--top N] [--json [OUT]]
+    zcnb leaks run [--tool valgrind|asan|lsan|massif] [--seconds 30] [--signal INT|TERM] [--json [OUT]] -- CMD ARGS...
     zcnb leaks capture --pid PID --port PORT [--host H] [--log FILE] [--timeout 10] [--execute --confirm ID]
+                       [--json [OUT]]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from typing import Any
 
 from ..exceptions import ConfigError
+from ._json import add_json_option, check_json_out, emit_json, json_to_stdout
 
 _USAGE = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
@@ -27,7 +29,7 @@ def register(subparsers: Any) -> None:
 def _file_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zcnb leaks", description="Print totals and top sites of a leak report.")
     p.add_argument("report", metavar="REPORT_FILE", help="ASan/LSan, valgrind memcheck, Zig allocator text or massif.out")
-    p.add_argument("--json", metavar="OUT", help="also write the parsed report as JSON (0600)")
+    add_json_option(p, "the parsed report")
     p.add_argument("--top", type=int, default=10, help="number of sites to list (default 10)")
     return p
 
@@ -39,7 +41,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--signal", choices=("INT", "TERM"), default="INT", help="stop signal (default INT)")
     p.add_argument("--timeout", type=float, default=30.0, help="wait after the signal before SIGKILL (default 30)")
     p.add_argument("--out-dir", help="where to keep the tool's output files: redacted 0600 copies (default: a temp folder)")
-    p.add_argument("--json", metavar="OUT", help="also write the result as JSON (0600)")
+    add_json_option(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     return p
 
@@ -55,13 +57,15 @@ def _capture_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the exit before SIGKILL")
     p.add_argument("--execute", action="store_true", help="apply the plan (default: dry run that prints it)")
     p.add_argument("--confirm", metavar="PLAN_ID", help="the plan id printed by the dry run")
-    p.add_argument("--json", metavar="OUT", help="also write the result as JSON (0600)")
+    add_json_option(p)
     return p
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     try:
-        return parser.parse_args(argv)
+        args = parser.parse_args(argv)
+        check_json_out(args)
+        return args
     except SystemExit as exc:  # argparse exits on bad arguments: turn that into a zcnb error (code 2)
         if exc.code == 0:
             raise
@@ -78,14 +82,6 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if argv[0] == "capture":
         return _cmd_capture(_parse(_capture_parser(), argv[1:]))
     return _cmd_file(_parse(_file_parser(), argv))
-
-
-def _write(path: str | None, obj: Any) -> None:
-    if path:
-        from ..files import write_json
-
-        write_json(path, obj)
-        print(f"wrote {path}")
 
 
 def _print_report(report: Any, top: int) -> None:
@@ -130,12 +126,14 @@ def _cmd_file(args: argparse.Namespace) -> int:
         from ..massif import parse_massif_file
 
         m = parse_massif_file(Path(args.report))
-        _print_massif(m, args.top)
-        _write(args.json, m.to_dict())
+        if not json_to_stdout(args):
+            _print_massif(m, args.top)
+        emit_json(args, m.to_dict())
         return 0
     report = parse_leak_file(args.report)
-    _print_report(report, args.top)
-    _write(args.json, report.to_dict())
+    if not json_to_stdout(args):
+        _print_report(report, args.top)
+    emit_json(args, report.to_dict())
     return 0 if report.recognized else 1
 
 
@@ -148,15 +146,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sig = signal.SIGINT if args.signal == "INT" else signal.SIGTERM
     res = run_with_leak_check(cmd, tool=args.tool, seconds=args.seconds, stop_signal=sig, timeout=args.timeout,
                               out_dir=args.out_dir)
-    print(res.summary)
-    print(f"output: {res.output_path}")
-    if res.report is not None:
-        _print_report(res.report, 10)
-    if res.massif is not None:
-        _print_massif(res.massif, 10)
-    for n in res.notes:
-        print(f"  note: {n}")
-    _write(args.json, res.to_dict())
+    if not json_to_stdout(args):
+        print(res.summary)
+        print(f"output: {res.output_path}")
+        if res.report is not None:
+            _print_report(res.report, 10)
+        if res.massif is not None:
+            _print_massif(res.massif, 10)
+        for n in res.notes:
+            print(f"  note: {n}")
+    emit_json(args, res.to_dict())
     return 1 if res.killed else 0
 
 
@@ -169,14 +168,18 @@ def _cmd_capture(args: argparse.Namespace) -> int:
                                "with a callable log source)")
     res = capture_leak_report(pid=args.pid, port=args.port, host=args.host, log_source=args.log,
                               timeout_s=args.timeout, execute=args.execute, confirm=args.confirm)
-    if res.action.dry_run:
+    if json_to_stdout(args):
+        pass
+    elif res.action.dry_run:
         print(f"DRY RUN: plan {res.plan.plan_id}: {res.plan.action} {res.plan.target}")
         for i, step in enumerate(res.plan.steps, 1):
             print(f"  {i}. {step}")
         print(f"apply with: --execute --confirm {res.plan.plan_id}")
+    else:
+        print(f"{res.action.outcome}: {res.action.message}")
+        if res.report is not None:
+            _print_report(res.report, 10)
+    emit_json(args, res.to_dict())
+    if res.action.dry_run:
         return 0
-    print(f"{res.action.outcome}: {res.action.message}")
-    if res.report is not None:
-        _print_report(res.report, 10)
-    _write(args.json, res.to_dict())
     return 0 if res.action.outcome == "ok" else 1

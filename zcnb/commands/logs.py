@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from ._json import add_json_option
 
 __all__ = ["register"]
 
@@ -25,7 +28,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--system", action="store_true", help="system unit instead of a user unit")
     p.add_argument("--bucket", default="1min", help="time bucket for per-bucket counts (default 1min)")
     p.add_argument("--top", type=int, default=10, help="how many error messages to list")
-    p.add_argument("--json", metavar="OUT", help="also write the summary as JSON (0600)")
+    add_json_option(p, "the summary")
     p.set_defaults(handler=_run)
 
 
@@ -40,7 +43,8 @@ def _run(args: argparse.Namespace) -> int:
     red = Redactor.create(patterns=settings.redact_patterns, secrets=[token] if token else [])
     if args.text:
         if args.since or args.until:
-            print("zcnb: note: --since/--until apply to journal input only; reading the whole text file")
+            print("zcnb: note: --since/--until apply to journal input only; reading the whole text file",
+                  file=sys.stderr)
         summary = summarize_logs(args.text, bucket=args.bucket, unit=unit, redact=red)
     elif args.json_export:
         from ..journal import read_journal_json
@@ -55,12 +59,11 @@ def _run(args: argparse.Namespace) -> int:
         entries = read_journal(unit, user=not args.system, since=args.since, until=args.until, files=args.file,
                                directory=args.directory, redact=red)
         summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red)
-    print(render(summary, top=args.top))
-    if args.json:
-        from ..files import write_json
+    from ._json import emit_json, json_to_stdout
 
-        write_json(args.json, summary.to_dict())
-        print(f"summary written to {args.json}")
+    if not json_to_stdout(args):
+        print(render(summary, top=args.top))
+    emit_json(args, summary.to_dict())
     return 0
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    from ._json import add_json_option
+
     p = sub.add_parser(
         "preflight",
         help="check the runbook's assumptions against the live gateway and print a table",
@@ -28,7 +30,7 @@ def register(sub: Any) -> None:
                    "default: on the real gateway every token-less request leaks memory)")
     p.add_argument("--no-unauth-probe", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per probe (default 3)")
-    p.add_argument("--json", help="also write the result as JSON to this file (0600)")
+    add_json_option(p, "the checks")
     p.set_defaults(handler=_run)
 
 
@@ -36,8 +38,8 @@ def _run(args: argparse.Namespace) -> int:
     import sys
 
     from ..config import NO_TOKEN_LEAK, gateway_token, load_settings, token_source
-    from ..files import write_json
     from ..preflight import preflight
+    from ._json import emit_json, json_to_stdout
 
     settings = load_settings(getattr(args, "config", None), token_env=args.token_env)
     token = gateway_token(settings=settings)
@@ -49,9 +51,9 @@ def _run(args: argparse.Namespace) -> int:
     result = preflight(settings, url=args.url, token=token, unit=args.unit, pid=args.pid,
                        pid_file=args.pid_file, pattern=args.pattern, log_file=args.log_file,
                        probe_unauth=args.probe_unauth and not args.no_unauth_probe, timeout_s=args.timeout)
-    print(result.format_text())
-    if args.json:
-        write_json(args.json, result.to_dict())
+    if not json_to_stdout(args):
+        print(result.format_text())
+    emit_json(args, result.to_dict())
     return 0 if result.ok else 1
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from ._json import add_json_option, emit_json, json_to_stdout
 
 __all__ = ["register"]
 
@@ -21,7 +22,7 @@ def _common(p: argparse.ArgumentParser, *, unit: bool = True) -> None:
     p.add_argument("--port", type=_port, default=None,
                    help="gateway port for the systemd backend's health check (default: the settings', 18789)")
     p.add_argument("--incident", help="incident folder: append the ActionResult to its actions.jsonl")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_json_option(p)
 
 
 def _port(text: str) -> int:
@@ -79,10 +80,8 @@ def _token(args: argparse.Namespace) -> Any:
     return token
 
 
-def _print_result(res: Any, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps(res.to_dict(), indent=2, default=str))
-    else:
+def _print_result(res: Any, args: argparse.Namespace) -> int:
+    if not json_to_stdout(args):
         mode = "DRY RUN" if res.dry_run else "EXECUTED"
         print(f"{res.action} {res.target} [{mode}] -> {res.outcome}" + (f"  (plan {res.plan_id})" if res.plan_id else ""))
         for c in res.commands:
@@ -93,6 +92,7 @@ def _print_result(res: Any, as_json: bool) -> int:
             print(res.message)
         if res.dry_run and res.plan_id:
             print(f"to apply: add --execute --confirm {res.plan_id}")
+    emit_json(args, res)
     return 0 if res.ok else 1
 
 
@@ -111,8 +111,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 raise
             rows.append({"unit": u, "active_state": "not-found", "notes": [exc.message]})
     health = check_health(m, units[0], token=_token(args), timeout_s=2.0, once=True)
-    if args.json:
-        print(json.dumps({"units": rows, "health": health.to_dict() if health else None}, indent=2, default=str))
+    emit_json(args, {"units": rows, "health": health.to_dict() if health else None})
+    if json_to_stdout(args):
         return 0
     for r in rows:
         mem = f"{r['memory_bytes'] / 1024**2:.1f} MiB ({r['memory_source']})" if r.get("memory_bytes") else "-"
@@ -133,7 +133,7 @@ def _cmd_restart(args: argparse.Namespace) -> int:
     res = restart(_manager(args), unit=args.unit, full=args.full, execute=args.execute, confirm=args.confirm,
                   token=_token(args), wait_s=args.wait, order=order, timeout_s=args.timeout,
                   health_timeout_s=args.health_timeout, incident=args.incident)
-    return _print_result(res, args.json)
+    return _print_result(res, args)
 
 
 def _cmd_debug(args: argparse.Namespace) -> int:
@@ -142,7 +142,7 @@ def _cmd_debug(args: argparse.Namespace) -> int:
     res = set_debug_logging(_manager(args), unit=args.unit, enable=args.state == "on", execute=args.execute,
                             confirm=args.confirm, token=_token(args), window_s=args.window, timeout_s=args.timeout,
                             incident=args.incident)
-    return _print_result(res, args.json)
+    return _print_result(res, args)
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
@@ -152,12 +152,11 @@ def _cmd_health(args: argparse.Namespace) -> int:
     res = wait_healthy(args.url or f"http://{s.host}:{args.port or s.port}/health", token=_token(args),
                        timeout_s=args.timeout, pid=args.pid, expect="text-ok" if args.text_ok else "json-healthy",
                        token_env=s.token_env)
-    if args.json:
-        print(json.dumps(res.to_dict(), indent=2))
-    else:
+    if not json_to_stdout(args):
         print(f"{res.state}: {res.url} ({res.attempts} probes, {res.elapsed_s:.1f} s) {res.detail}".rstrip())
         if res.advice:
             print(res.advice)
+    emit_json(args, res)
     return 0 if res.healthy else 1
 
 
@@ -169,7 +168,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
                    bin_dir=args.bin_dir, state_dir=args.state_dir, restore_state=not args.no_state,
                    execute=args.execute, confirm=args.confirm, token=_token(args), timeout_s=args.timeout,
                    health_timeout_s=args.health_timeout, incident=args.incident)
-    return _print_result(res, args.json)
+    return _print_result(res, args)
 
 
 def _yes_no(v: str | None) -> bool | None:
@@ -193,10 +192,9 @@ def _cmd_escalate(args: argparse.Namespace) -> int:
         from ..incident import open_incident
 
         open_incident(args.incident).write_json("escalation", d)
-    if args.json:
-        print(json.dumps(d.to_dict(), indent=2))
-        return 0
-    print(d._repr_markdown_())
+    if not json_to_stdout(args):
+        print(d._repr_markdown_())
+    emit_json(args, d)
     return 0
 
 
@@ -228,7 +226,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--pid", type=int, help="gateway pid: tells 'busy' (alive) from 'down' (gone)")
     p.add_argument("--text-ok", action="store_true", help="healthy body is plain 'ok' (the webhook)")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     p.set_defaults(handler=_cmd_health)
 
     p = subparsers.add_parser("rollback", help="stop all, restore binaries + state from a dated backup, start, verify")
@@ -248,6 +246,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--unit", help="unit the restart schedule targets (default: the unit setting, "
                    "zeptoclaw-gateway.service)")
     p.add_argument("--incident", help="incident folder: write escalation.json")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     p.set_defaults(handler=_cmd_escalate)
 

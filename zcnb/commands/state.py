@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from ._json import add_json_option, emit_json, json_to_stdout
 
 
 def _common(p: argparse.ArgumentParser, *, state: bool = True) -> None:
@@ -13,7 +14,7 @@ def _common(p: argparse.ArgumentParser, *, state: bool = True) -> None:
         p.add_argument("--state-dir", help="live state folder (default: <data dir>/state, the runbook layout, e.g. "
                        "~/.local/share/zeptoclaw/state; the real gateway keeps its state in ~/.zeptoclaw: pass "
                        "--state-dir ~/.zeptoclaw for it)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_json_option(p)
 
 
 def _action_opts(p: argparse.ArgumentParser, *, service: bool = True) -> None:
@@ -27,7 +28,7 @@ def _action_opts(p: argparse.ArgumentParser, *, service: bool = True) -> None:
         p.add_argument("--process-pattern", help="regex for the gateway's command line, checked when there is no "
                        "service manager (default: the settings' process_pattern, zeptoclaw-gateway)")
         p.add_argument("--supervisor-file", help="services JSON for --backend supervisor")
-        p.add_argument("--unit", default="zeptoclaw-gateway.service", help="the gateway's unit name")
+        p.add_argument("--unit", help="the gateway's unit name (default: the unit setting, zeptoclaw-gateway.service)")
 
 
 def register(sub: Any) -> None:
@@ -101,10 +102,8 @@ def _service(args: argparse.Namespace) -> Any:
     return make_manager(args.backend, supervisor_file=args.supervisor_file, host=s.host, port=s.port)
 
 
-def _print_result(res: Any, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps(res.to_dict(), indent=2, default=str))
-    else:
+def _print_result(res: Any, args: argparse.Namespace) -> int:
+    if not json_to_stdout(args):
         mode = "DRY RUN" if res.dry_run else "EXECUTED"
         print(f"{res.action} {res.target} ({mode}): {res.outcome}")
         for i, c in enumerate(res.commands, 1):
@@ -112,6 +111,7 @@ def _print_result(res: Any, as_json: bool) -> int:
         if res.plan_id:
             print(f"plan id: {res.plan_id}")
         print(res.message)
+    emit_json(args, res)
     return 0 if res.ok else 1
 
 
@@ -119,12 +119,13 @@ def _list(args: argparse.Namespace) -> int:
     from ..state import list_backups
 
     backups = list_backups(_backups_dir(args))
-    if args.json:
-        print(json.dumps(backups.to_dict(), indent=2))
+    if json_to_stdout(args):
+        pass
     elif not backups:
         print("no backups found")
     else:
         print(backups.to_frame().to_string(index=False))
+    emit_json(args, backups)
     return 0
 
 
@@ -132,15 +133,14 @@ def _verify(args: argparse.Namespace) -> int:
     from ..state import resolve_backup, verify_backup
 
     res = verify_backup(resolve_backup(args.name, backups_dir=_backups_dir(args)).path)
-    if args.json:
-        print(json.dumps(res.to_dict(), indent=2))
-    else:
+    if not json_to_stdout(args):
         print(f"{res.path} ({res.layout}): {'OK' if res.ok else 'INVALID'}; {res.file_count} files, "
               f"{res.json_checked} JSON parsed, manifest: {res.manifest or 'none'} ({res.manifest_checked} matched)")
         for line in res.problems:
             print(f"  problem: {line}")
         for line in res.warnings:
             print(f"  warning: {line}")
+    emit_json(args, res)
     return 0 if res.ok else 1
 
 
@@ -149,30 +149,30 @@ def _create(args: argparse.Namespace) -> int:
 
     res = make_backup(_state_dir(args), backups_dir=_backups_dir(args), binaries=args.binary, commit=args.commit,
                       execute=args.execute, confirm=args.confirm)
-    return _print_result(res, args.json)
+    return _print_result(res, args)
 
 
 def _restore(args: argparse.Namespace) -> int:
     from ..state import restore_state
 
     res = restore_state(args.backup, state_dir=_state_dir(args), backups_dir=_backups_dir(args),
-                        quarantine_dir=args.quarantine_dir, service=_service(args), unit=args.unit,
+                        quarantine_dir=args.quarantine_dir, service=_service(args), unit=args.unit or _settings(args).unit,
                         stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm,
                         process_pattern=args.process_pattern)
-    return _print_result(res, args.json)
+    return _print_result(res, args)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from ..state import resume_restore
 
     res = resume_restore(state_dir=_state_dir(args), service=_service(args), execute=args.execute, confirm=args.confirm)
-    return _print_result(res, args.json)
+    return _print_result(res, args)
 
 
 def _undo(args: argparse.Namespace) -> int:
     from ..state import undo_restore
 
     res = undo_restore(state_dir=_state_dir(args), quarantine_dir=args.quarantine_dir, service=_service(args),
-                       unit=args.unit, stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm,
+                       unit=args.unit or _settings(args).unit, stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm,
                        process_pattern=args.process_pattern)
-    return _print_result(res, args.json)
+    return _print_result(res, args)
