@@ -60,6 +60,16 @@ def gone(gw: Any, timeout: float = 10.0) -> bool:
     return True
 
 
+def idle_in_accept(pid: int, timeout: float) -> bool:
+    """True once the process holds no TCP connection but its listening socket (it waits in accept())."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(c.status == psutil.CONN_LISTEN for c in psutil.Process(pid).net_connections(kind="tcp")):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def wait_exit(pid: int, timeout: float = 10.0) -> bool:
     """Wait for a process that is not our child."""
     try:
@@ -220,6 +230,9 @@ def test_sigterm_exit_needs_a_connection_and_writes_gpa_report(sim_gateway: Any)
     with httpx.Client(headers=hdr(gw)) as client:
         for i in range(25):
             assert client.post(gw.url + "/agent", json={"skill": "git_workflow", "command": f"/c{i}"}).status_code == 200
+    # The gateway serves one connection at a time: SIGTERM while it still handles the client's keep-alive
+    # connection would (rightly) end it after that connection. Wait until it is back in accept().
+    assert idle_in_accept(gw.pid, 10), "the gateway still holds the client's connection"
     os.kill(gw.pid, signal.SIGTERM)
     assert not gone(gw, 1.5), "exited before any connection: the real gateway waits in accept()"
     socket.create_connection((gw.host, gw.port), timeout=5).close()
