@@ -146,14 +146,15 @@ def fleet(incident: Incident, *, prometheus_url: str, promql: str, since: str, s
           limit_bytes: float = 0) -> Any:
     """Fleet mode: assess every instance from Prometheus history (skipped when no URL is given).
 
-    An empty ``promql`` is ``zcnb fleet``'s default query, ``zcnb.fleet.DEFAULT_QUERY``.
+    An empty ``promql`` is ``zcnb fleet``'s default query, ``zcnb.config.DEFAULT_FLEET_QUERY``.
     """
     if not prometheus_url:
         return _Note("Fleet mode off (set prometheus_url to read many gateways' history from Prometheus).")
-    from .fleet import DEFAULT_QUERY, fleet_from_prometheus
+    from .config import DEFAULT_FLEET_QUERY
+    from .fleet import fleet_from_prometheus
     from .prometheus import parse_duration
 
-    promql = promql.strip() or DEFAULT_QUERY
+    promql = promql.strip() or DEFAULT_FLEET_QUERY
 
     end = datetime.now(UTC).timestamp()
     view = fleet_from_prometheus(prometheus_url, promql, start=end - parse_duration(since), end=end, step=step,

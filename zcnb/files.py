@@ -112,13 +112,7 @@ def _default(obj: Any) -> Any:
 
 def dumps_json(obj: Any) -> str:
     """``obj`` as indented, strict JSON (NaN/Inf become null; results, paths, times and numpy scalars converted)."""
-    return json.dumps(_nan_to_none(_default_deep(obj)), default=_default, indent=2, sort_keys=False, allow_nan=False)
-
-
-def _default_deep(obj: Any) -> Any:
-    """Objects with ``to_dict`` at the top are converted first, so their NaNs are nulled too."""
-    to_dict = getattr(obj, "to_dict", None)
-    return to_dict() if callable(to_dict) else obj
+    return json.dumps(_nan_to_none(obj), default=_default, indent=2, sort_keys=False, allow_nan=False)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
@@ -129,6 +123,9 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 def _nan_to_none(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict) and not isinstance(obj, type):  # results at any depth: their NaNs become null too
+        return _nan_to_none(to_dict())
     if isinstance(obj, dict):
         return {k: _nan_to_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

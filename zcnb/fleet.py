@@ -30,10 +30,9 @@ from .units import format_bytes, format_duration, parse_size
 if TYPE_CHECKING:
     from .prometheus import PrometheusAuth
 
-__all__ = ["DEFAULT_QUERY", "AlertRule", "FleetRow", "FleetView", "alert_rule", "fleet_from_prometheus", "fleet_view",
+__all__ = ["AlertRule", "FleetRow", "FleetView", "alert_rule", "fleet_from_prometheus", "fleet_view",
            "format_bytes", "parse_size", "plot_fleet", "read_fleet_csv", "write_fleet_csv"]
 
-DEFAULT_QUERY = DEFAULT_FLEET_QUERY
 
 _VERDICT_ORDER = {"leak": 0, "inconclusive": 1, "no_leak": 2}
 _SELECTOR_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?$|^\{[^{}]*\}$")
@@ -71,7 +70,7 @@ class AlertRule:
         return f"Equivalent Prometheus alert:\n\n```yaml\n{self.yaml()}\n```"
 
 
-def alert_rule(query: str = DEFAULT_QUERY, *,
+def alert_rule(query: str = DEFAULT_FLEET_QUERY, *,
                limit_bytes: float | None = None, window: str = "1h", horizon_s: float = 4 * 3600.0,
                step: str = "1m") -> AlertRule:
     """Build ``predict_linear(<query>[window], horizon) > limit``.
@@ -268,7 +267,7 @@ def _rank_key(r: FleetRow) -> tuple[Any, ...]:
 
 
 def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = "instance", column: str | None = None,
-               query: str = DEFAULT_QUERY,
+               query: str = DEFAULT_FLEET_QUERY,
                rule_flagged: Collection[str] | None = None, keep_data: bool = True,
                workers: int | None = None) -> FleetView:
     """Assess each ``by`` group with ``assess_leak`` and rank the fleet.

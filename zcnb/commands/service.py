@@ -111,8 +111,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 raise
             rows.append({"unit": u, "active_state": "not-found", "notes": [exc.message]})
     health = check_health(m, units[0], token=_token(args), timeout_s=2.0, once=True)
-    emit_json(args, {"units": rows, "health": health.to_dict() if health else None})
+    result = {"units": rows, "health": health.to_dict() if health else None}
     if json_to_stdout(args):
+        emit_json(args, result)
         return 0
     for r in rows:
         mem = f"{r['memory_bytes'] / 1024**2:.1f} MiB ({r['memory_source']})" if r.get("memory_bytes") else "-"
@@ -123,6 +124,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print(f"    note: {n}")
     if health is not None:
         print(f"health of {units[0]}: {health.state} {health.detail}".rstrip())
+    emit_json(args, result)  # --json OUT: after the text, like every other command
     return 0
 
 
