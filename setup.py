@@ -3,4 +3,4 @@
 from setuptools import Extension, setup
 
 # optional=True: without a C compiler the install still succeeds and zcnb uses its Python engine (and says so).
-setup(ext_modules=[Extension("zcnb._scan", ["zcnb/_scan.c"], optional=True, extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension("zcnb.logs._scan", ["zcnb/logs/_scan.c"], optional=True, extra_compile_args=["-O2"])])

@@ -28,7 +28,7 @@ MIB = 2**20
 
 def generate(n_instances: int, n_points: int, *, step_s: float = 15.0, seed: int = 0) -> tuple[Any, dict[str, str]]:
     """A fleet with known modes: linear/step/sawtooth-rising leaks and flat/sawtooth/warm-up non-leaks."""
-    from zcnb.prometheus import samples_frame
+    from zcnb.collect.prometheus import samples_frame
 
     rng = np.random.default_rng(seed)
     t = 1_764_000_000.0 + np.arange(n_points) * step_s
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.instances, args.runs = 50, 1
-    from zcnb.fleet import _auto_workers, fleet_view, read_fleet_csv, write_fleet_csv
+    from zcnb.fleet import fleet_view, read_fleet_csv, write_fleet_csv
+    from zcnb.fleet.view import _auto_workers
 
     limit = 2 * 1024 * MIB
     with tempfile.TemporaryDirectory(prefix="zcnb-bench-fleet-") as tmp:

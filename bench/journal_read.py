@@ -57,7 +57,7 @@ def bare(pattern: str, output: str = "json") -> tuple[float, float]:
 
 def ours(pattern: str) -> tuple[float, float, int]:
     """Wall and CPU seconds of reading every entry through ``read_journal``, and the entry count."""
-    from zcnb.journal import read_journal
+    from zcnb.logs.journal import read_journal
 
     c0, t0 = _cpu(), time.perf_counter()
     n = sum(1 for _ in read_journal(UNIT, files=[pattern]))
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="100k entries")
     ap.add_argument("--out", help="write results as JSON here")
     args = ap.parse_args(argv)
-    from zcnb.journal import write_journal
+    from zcnb.logs.journal import write_journal
 
     n = 100_000 if args.quick else args.entries
     res: dict[str, Any] = {"entries": n}

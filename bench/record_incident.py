@@ -2,7 +2,7 @@
 
     python -m bench.record_incident [--sample-seconds 110] [--after-seconds 70]
 
-Runs the demo's collection phase (``zcnb.demorun.run_demo(run_stages=False)``): the simulated gateway in the
+Runs the demo's collection phase (``zcnb.demo.runner.run_demo(run_stages=False)``): the simulated gateway in the
 ``real`` profile leaking 64 KiB per token-less probe, with skill traffic, sampled at 1 Hz (psutil + /metrics),
 restarted through the supervisor backend, its log captured as journald would. The samples, the journal, the
 restart action and the simulator's ground truth of that ONE run are copied into the package, so the stage
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--after-seconds", type=float, default=70.0)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
-    from zcnb.demorun import DemoOptions, run_demo
+    from zcnb.demo.runner import DemoOptions, run_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = run_demo(incidents_dir=tmp, options=DemoOptions(sample_s=args.sample_seconds,

@@ -77,7 +77,7 @@ def record(*, duration_s: float = 30.0, bucket_s: float = 2.0, leak: str = "per_
     """Run the simulator with random per-bucket traffic; return stamped log lines and RSS samples."""
     import psutil
 
-    from zcnb.journal import LogTail
+    from zcnb.logs.journal import LogTail
 
     rng = random.Random(seed)
     tmp = Path(workdir or tempfile.mkdtemp(prefix="zcnb-rec-"))
@@ -110,7 +110,7 @@ def record(*, duration_s: float = 30.0, bucket_s: float = 2.0, leak: str = "per_
         th.start()
         zth = None
         if samples_csv is not None:  # zcnb's own sampler, same run: samples.csv that matches the journal
-            from zcnb.sampling import sample
+            from zcnb.collect.sampling import sample
 
             zth = threading.Thread(target=sample, args=(samples_csv,), daemon=True, kwargs={
                 "pid": proc.pid, "sources": ["psutil"], "interval_s": 1.0, "duration_s": duration_s + 1.0,
@@ -157,7 +157,7 @@ def record(*, duration_s: float = 30.0, bucket_s: float = 2.0, leak: str = "per_
 def to_journal(rec: Recording, out_dir: Path, *, unit: str = "zeptoclaw-gateway.service",
                other_unit_lines: int = 20) -> list[Path]:
     """Write the recording (plus a few lines of another unit mentioning skills) as a real journal file."""
-    from zcnb.journal import stamped_to_export, write_journal
+    from zcnb.logs.journal import stamped_to_export, write_journal
 
     def entries() -> Any:
         yield from stamped_to_export(rec.lines, unit=unit, pid=rec.pid)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bucket", type=float, default=60.0, help="seconds per traffic bucket (rates change per bucket)")
     p.add_argument("--max-per-bucket", type=int, default=40, help="most requests of one kind per bucket")
     p.add_argument("--with-samples", action="store_true",
-                   help="also (over)write samples.csv, recorded by zcnb.sampling in the same run")
+                   help="also (over)write samples.csv, recorded by zcnb.collect.sampling in the same run")
     p.add_argument("--seed", type=int, default=3)
     args = p.parse_args(argv)
     from zcnb.redact import Redactor

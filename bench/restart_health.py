@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="2 rounds instead of 5")
     p.add_argument("--out", help="write results JSON here")
     args = p.parse_args(argv)
+    from zcnb.ops.watch import mitigation_demo_target
     from zcnb.service import ProcessSupervisorBackend, wait_healthy
-    from zcnb.service.watch import mitigation_demo_target
 
     rounds = 2 if args.quick else 5
     demo = mitigation_demo_target(units=("zeptoclaw-gateway.service",), leak="none")

@@ -44,8 +44,8 @@ def runbook_round(n: int, pattern: str, out: Path) -> float:
 
 def zcnb_round(n: int, pid: int, out: Path, *, uss_pss: bool = True) -> float:
     """CPU seconds per sample of a zcnb sampler tick."""
-    from zcnb.process import ProcessQuery
-    from zcnb.sampling import Sampler
+    from zcnb.collect.process import ProcessQuery
+    from zcnb.collect.sampling import Sampler
 
     clock = {"t": 0.0}
 

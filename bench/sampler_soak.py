@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
         clock = {"monotonic": lambda: base + (time.monotonic() - base) * speed, "wait": fast_wait}
     n = 200 if args.quick else args.samples
-    from zcnb.sampling import sample
+    from zcnb.collect.sampling import sample
 
     lateness = np.full(n, np.nan)
     every = max(1, n // 10)

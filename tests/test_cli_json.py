@@ -98,7 +98,7 @@ def test_json_out_never_replaces_a_file_that_is_not_json(tmp_path: Path, capsys:
 def test_escalate_and_backup_list_with_out_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Commands that printed JSON with a bare flag now also take a file, and keep their text then."""
     from zcnb.analysis import assess_leak
-    from zcnb.samples_csv import read_samples
+    from zcnb.collect.samples_csv import read_samples
 
     a = assess_leak(read_samples(SERIES / "linear.csv"), limit_bytes=1024**3)
     (tmp_path / "assessment.json").write_text(json.dumps(a.to_dict(), allow_nan=False))
@@ -132,7 +132,7 @@ def test_leaks_and_logs_bare_json(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_nan_becomes_null_on_stdout_too(capsys: pytest.CaptureFixture[str]) -> None:
     """Results holding NaN still print strict JSON (a bare --json used to print NaN for some commands)."""
-    from zcnb.commands._json import emit_json
+    from zcnb.commands.json_option import emit_json
 
     class Result:
         def to_dict(self) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def _papermill_argv(run: Run, out_nb: Path) -> list[str]:
 
 
 def _sample_in_thread(run: Run) -> None:
-    from zcnb.sampling import sample
+    from zcnb.collect.sampling import sample
 
     try:
         sample(run.csv, pid=run.gw.pid, sources=run.case.sources.split(","), interval_s=INTERVAL_S,
@@ -193,7 +193,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
 
 def _assess(run: Run, *, column: str | None = None) -> Any:
     from zcnb.analysis import assess_leak
-    from zcnb.sampling import read_samples
+    from zcnb.collect.sampling import read_samples
 
     assert run.error is None, f"{run.case.name}: sampling failed: {run.error!r}\n{run.stderr[-3000:]}"
     assert run.csv.exists(), f"{run.case.name}: no samples at {run.csv}\n{run.stderr[-3000:]}"
@@ -333,9 +333,9 @@ def test_small_or_continuing_rise_is_not_a_warmup(seed: int) -> None:
 
 def test_live_mode_refuses_the_replay_copy(tmp_path: Path) -> None:
     """live=True with an empty incident_dir would append live samples to the bundled recording: refused."""
-    from zcnb import confirm
     from zcnb.exceptions import ConfigError
     from zcnb.incident import open_incident
+    from zcnb.stages import confirm
 
     replay = open_incident("")
     try:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zcnb.correlate import baseline_increments, correlate, format_bytes
+from zcnb.analysis.correlate import baseline_increments, correlate, format_bytes
 from zcnb.exceptions import AnalysisError, ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +95,8 @@ def test_simulated_per_request_leak_is_found(tmp_path: Path) -> None:
     """Real simulator process leaking 64 KiB per token-less request, with skill/tool traffic; real journal."""
     sys.path.insert(0, str(ROOT))
     from bench.record_journal import record, to_journal
-    from zcnb.journal import read_journal
     from zcnb.logs import summarize_logs
+    from zcnb.logs.journal import read_journal
 
     rec = record(duration_s=30, bucket_s=2, leak="per_request", leak_kind="unauth", leak_bytes=64 * 1024,
                  max_per_bucket=12, seed=11, workdir=tmp_path)
@@ -118,7 +118,7 @@ def test_samples_of_another_process_are_refused() -> None:
     summary = SimpleNamespace(buckets=act, bucket_s=10, pids=(999,))
     with pytest.raises(AnalysisError, match="not the same process"):
         correlate(samples, summary)
-    from zcnb.correlate import explain_growth
+    from zcnb.analysis.correlate import explain_growth
 
     c = explain_growth(samples, summary)
     assert c.evidence == "none" and "not the same process" in c.statement and c.top is None
@@ -127,8 +127,8 @@ def test_samples_of_another_process_are_refused() -> None:
 
 def test_bundled_journal_with_its_own_samples(tmp_path: Path) -> None:
     """The bundled sample incident (journal and samples of one recorded run) finds the unauth leak's size."""
-    from zcnb import diagnose
     from zcnb.incident import open_incident
+    from zcnb.stages import diagnose
 
     inc = open_incident("")
     entries = diagnose.load_entries(inc, unit="zeptoclaw-gateway.service")

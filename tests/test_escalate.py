@@ -22,9 +22,10 @@ import pytest
 
 from zcnb.cli import main
 from zcnb.config import Secret
-from zcnb.escalate import decide, restart_schedule, rollback
 from zcnb.exceptions import BackupInvalid, DataError, StateError, UnsafePath
-from zcnb.service import HealthCheck, ProcessSupervisorBackend, SupervisedService, plan_rollback
+from zcnb.ops.rollback import plan_rollback
+from zcnb.service import HealthCheck, ProcessSupervisorBackend, SupervisedService
+from zcnb.stages.escalate import decide, restart_schedule, rollback
 
 TOKEN = Secret("escalate-test-token-0123456789")
 GW = "zeptoclaw-gateway.service"
@@ -218,7 +219,7 @@ def test_schedule_capped_at_quarterly_maintenance() -> None:
 
 
 def test_post_restart_check_windows(tmp_path: Path) -> None:
-    from zcnb.service import post_restart_check
+    from zcnb.ops.watch import post_restart_check
 
     t0 = datetime(2026, 11, 28, 10, tzinfo=UTC)
     n = 400

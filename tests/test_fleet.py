@@ -23,16 +23,16 @@ import pytest
 from prom_helpers import prometheus_exe, running_prometheus
 
 from zcnb.cli import main as cli_main
+from zcnb.collect.prometheus import query_range, samples_frame
 from zcnb.exceptions import AnalysisError, ConfigError, DataError
 from zcnb.fleet import (
     FleetView,
     alert_rule,
     fleet_view,
-    plot_fleet,
     read_fleet_csv,
     write_fleet_csv,
 )
-from zcnb.prometheus import query_range, samples_frame
+from zcnb.viz.fleet import plot_fleet
 
 DATA = Path(__file__).parent / "data" / "fleet"
 GIB = 2**30

@@ -17,8 +17,8 @@ import pytest
 
 from zcnb.config import Secret
 from zcnb.exceptions import ConfigError
+from zcnb.ops.watch import simulator_service
 from zcnb.service import ProcessSupervisorBackend, probe_health, wait_healthy
-from zcnb.service.watch import simulator_service
 
 TOKEN = Secret("health-test-token-abcdef012345")
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zcnb.exceptions import ConfigError, LogFormatError, ZcnbError
-from zcnb.journal import (
+from zcnb.logs import summarize_logs
+from zcnb.logs.journal import (
     JOURNAL_REMOTE,
     export_entry,
     journal_argv,
@@ -24,7 +25,6 @@ from zcnb.journal import (
     to_epoch,
     write_journal,
 )
-from zcnb.logs import summarize_logs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "logs"

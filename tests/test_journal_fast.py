@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zcnb.journal import JOURNAL_REMOTE, export_entry, journal_argv, read_journal
-from zcnb.journalparse import EntryBuilder, export_records, split_line
-from zcnb.logs import LogEntry, make_entry, parse_message
+from zcnb.logs import LogEntry, parse_message
+from zcnb.logs.entries import make_entry
+from zcnb.logs.journal import JOURNAL_REMOTE, export_entry, journal_argv, read_journal
+from zcnb.logs.journal_export import EntryBuilder, export_records, split_line
 from zcnb.redact import Redactor
 
 UNIT = "zeptoclaw-gateway.service"

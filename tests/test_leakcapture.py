@@ -17,8 +17,8 @@ import pytest
 
 from zcnb.cli import main
 from zcnb.exceptions import ConfigError, PlanError, ProcessNotFound
-from zcnb.leakcapture import capture_leak_report, run_with_leak_check
-from zcnb.leakreports import parse_leak_report
+from zcnb.leaks.capture import capture_leak_report, run_with_leak_check
+from zcnb.leaks.parse import parse_leak_report
 
 SRC = Path(__file__).parent / "data" / "leakreports" / "src"
 TOKEN = "test-token-not-secret-1234"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from zcnb.cli import main
 from zcnb.exceptions import LeakReportError, ZcnbError
 from zcnb.incident import bundled_sample_dir
-from zcnb.leakreports import Frame, is_runtime_frame, parse_leak_file, parse_leak_report
-from zcnb.massif import parse_massif, parse_massif_file
+from zcnb.leaks.massif import parse_massif, parse_massif_file
+from zcnb.leaks.parse import Frame, is_runtime_frame, parse_leak_file, parse_leak_report
 
 DATA = Path(__file__).parent / "data" / "leakreports"
 

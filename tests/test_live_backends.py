@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from zcnb import escalate
 from zcnb.exceptions import ConfigError, DataError
-from zcnb.service import ProcessSupervisorBackend, SystemdUserBackend, choose_backend, mitigate
+from zcnb.service import ProcessSupervisorBackend, SystemdUserBackend, choose_backend
+from zcnb.stages import escalate, mitigate
 
 
 @pytest.mark.parametrize(("backend", "sup", "live", "want"), [

@@ -16,9 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zcnb import logchunks, logs, logscan
 from zcnb.exceptions import ConfigError, LogFormatError, ZcnbError
 from zcnb.logs import bucket_seconds, parse_message, read_log_file, summarize_logs
+from zcnb.logs import chunks as logchunks
+from zcnb.logs import entries as logs
+from zcnb.logs import scan as logscan
 
 DATA = Path(__file__).parent / "data" / "logs"
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

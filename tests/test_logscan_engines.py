@@ -1,4 +1,4 @@
-"""The native C scanner (``zcnb._scan``) and the Python engine give IDENTICAL summaries.
+"""The native C scanner (``zcnb.logs._scan``) and the Python engine give IDENTICAL summaries.
 
 Both engines run on the same files (generated gateway logs, the bad-input corpus, CRLF, invalid UTF-8, 1 MB
 lines, truncated last lines, hypothesis-generated logs) and the full ``LogSummary.to_dict()`` plus the bucket
@@ -17,16 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zcnb import logs
 from zcnb.exceptions import ConfigError
-from zcnb.lognative import native_status
 from zcnb.logs import LogSummary, summarize_logs
+from zcnb.logs import entries as logs
+from zcnb.logs.native import native_status
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_logs import DATA, make_log
 
 NATIVE, WHY = native_status()
-needs_native = pytest.mark.skipif(not NATIVE, reason=f"zcnb._scan not built ({WHY})")
+needs_native = pytest.mark.skipif(not NATIVE, reason=f"zcnb.logs._scan not built ({WHY})")
 
 
 def _plain(s: LogSummary) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def test_line_longer_than_max_line_gives_way(tmp_path: Path, monkeypatch: pytest
 
 def test_not_built_falls_back_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulates a machine without a compiler by hiding the module (sys.modules entry None -> ImportError)."""
-    monkeypatch.setitem(sys.modules, "zcnb._scan", None)
+    monkeypatch.setitem(sys.modules, "zcnb.logs._scan", None)
     path = tmp_path / "g.log"
     truth = make_log(path, n=300)
     s = summarize_logs(path)

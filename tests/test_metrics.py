@@ -1,4 +1,4 @@
-"""zcnb.metrics against real loopback endpoints (raw-socket server in collection_helpers) and a bad-input corpus."""
+"""zcnb.collect.metrics against real loopback endpoints (raw-socket server in collection_helpers) and a bad-input corpus."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collection_helpers import GOOD_BODY, REAL_BODY, FakeEndpoint, refused_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from zcnb.collect.metrics import MetricsClient, fetch_metrics, parse_metrics
 from zcnb.config import Secret
 from zcnb.exceptions import (
     ConfigError,
@@ -22,7 +23,6 @@ from zcnb.exceptions import (
     MetricsFormatError,
     ZcnbError,
 )
-from zcnb.metrics import MetricsClient, fetch_metrics, parse_metrics
 
 CORPUS = Path(__file__).parent / "data" / "exposition"
 TOKEN = "s3cret-token-value-0123456789"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from zcnb.journal import JOURNAL_REMOTE, write_journal
 from zcnb.logs import LogEntry
-from zcnb.oom import find_oom_events, read_oom_events
+from zcnb.logs.journal import JOURNAL_REMOTE, write_journal
+from zcnb.logs.oom import find_oom_events, read_oom_events
 
 UNIT = "zeptoclaw-gateway.service"
 T0 = 1_795_900_000_000_000  # microseconds
@@ -85,9 +85,10 @@ def test_stage03_live_scan_is_saved_and_shown_in_the_report(tmp_path: Path, monk
     The live path reads the system journal, which does not exist here (no journald may run on these
     machines): journalctl is pointed at the journal files written above instead; the rest is real.
     """
-    from zcnb import diagnose, oom
     from zcnb.incident import open_incident
-    from zcnb.reportview import IncidentReport, build_summary
+    from zcnb.logs import oom
+    from zcnb.stages import diagnose
+    from zcnb.stages.report import IncidentReport, build_summary
 
     files = write_journal(ENTRIES, tmp_path / "sys.journal")
     real = oom.read_oom_events

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from zcnb.analysis import assess_leak
 from zcnb.commands.analyze import load_samples
 from zcnb.exceptions import AnalysisError
-from zcnb.plotting import plot_memory, save_figure
+from zcnb.viz.memory import plot_memory, save_figure
 
 MIB = 1024.0 * 1024.0
 SERIES = Path(__file__).parent / "data" / "series"

@@ -10,9 +10,9 @@ import pytest
 from collection_helpers import GOOD_BODY, REAL_BODY, FakeEndpoint, child, refused_url
 
 from zcnb.cli import main
+from zcnb.collect.preflight import detect_skill_form, parse_systemctl_show, preflight
 from zcnb.config import Secret, load_settings
 from zcnb.exceptions import ConfigError
-from zcnb.preflight import detect_skill_form, parse_systemctl_show, preflight
 
 TOKEN = "preflight-token-0123456789"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from zcnb import confirm, diagnose
 from zcnb.exceptions import ConfigError, LogFormatError
 from zcnb.incident import bundled_sample_dir, open_incident
+from zcnb.stages import confirm, diagnose
 
 
 def test_unit_memory_max_from_preflight_is_the_projection_limit(tmp_path: Path) -> None:
@@ -41,9 +41,9 @@ def test_stage02_refuses_systemd_when_real_preflight_found_no_user_manager(tmp_p
     """Real preflight with the real systemctl (no user manager may run on these machines)."""
     from collection_helpers import FakeEndpoint
 
+    from zcnb.collect.preflight import preflight
     from zcnb.config import load_settings
-    from zcnb.preflight import preflight
-    from zcnb.service import mitigate
+    from zcnb.stages import mitigate
 
     with FakeEndpoint() as ep:
         settings = load_settings(port=int(ep.url.rsplit(":", 1)[1]), zeptoclaw_home=tmp_path / "zc",
@@ -59,7 +59,7 @@ def test_stage02_refuses_systemd_when_real_preflight_found_no_user_manager(tmp_p
 
 
 def test_stage02_names_units_preflight_found_missing_or_inactive(tmp_path: Path) -> None:
-    from zcnb.service import mitigate
+    from zcnb.stages import mitigate
 
     inc = open_incident(tmp_path / "inc")
     blocks = [{"Id": "zeptoclaw-gateway.service", "LoadState": "loaded", "ActiveState": "active"},

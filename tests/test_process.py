@@ -1,4 +1,4 @@
-"""zcnb.process against real child processes, real /proc and cgroup files; fake /proc trees only for cgroup layouts."""
+"""zcnb.collect.process against real child processes, real /proc and cgroup files; fake /proc trees only for cgroup layouts."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ import psutil
 import pytest
 from collection_helpers import child
 
+from zcnb.collect.process import (
+    ProcessQuery,
+    find_by_query,
+    find_process,
+    read_cgroup_memory,
+    read_memory,
+    unit_main_pid,
+)
 from zcnb.exceptions import ConfigError, ProcessAccessDenied, ProcessNotFound
-from zcnb.process import ProcessQuery, find_by_query, find_process, read_cgroup_memory, read_memory, unit_main_pid
 
 
 def test_find_by_pid_and_read_memory() -> None:

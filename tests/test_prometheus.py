@@ -1,4 +1,4 @@
-"""Tests of zcnb.prometheus: the Prometheus HTTP API source.
+"""Tests of zcnb.collect.prometheus: the Prometheus HTTP API source.
 
 Error paths (PromQL error bodies, 5xx then success, 401, slow replies) use a tiny
 loopback HTTP server that mimics the API, because a real Prometheus cannot be made to
@@ -26,8 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prom_helpers import free_port, running_prometheus
 
-from zcnb.exceptions import ConfigError, PrometheusError
-from zcnb.prometheus import (
+from zcnb.collect.prometheus import (
     SAMPLE_COLUMNS,
     PrometheusAuth,
     _chunks,
@@ -36,6 +35,7 @@ from zcnb.prometheus import (
     query_instant,
     query_range,
 )
+from zcnb.exceptions import ConfigError, PrometheusError
 
 Reply = tuple[int, dict[str, Any] | str]
 
@@ -325,10 +325,10 @@ def test_real_server_errors(real_prometheus: str) -> None:
 
 def test_notebook_fleet_mode_empty_query_is_the_cli_default(fake: FakeApi, tmp_path: Path) -> None:
     """Notebook 01's ``promql=""`` asks Prometheus the same job-scoped query as ``zcnb fleet`` (not every job's RSS)."""
-    from zcnb import confirm
     from zcnb.cli import build_parser
     from zcnb.config import DEFAULT_FLEET_QUERY
     from zcnb.incident import open_incident
+    from zcnb.stages import confirm
 
     fake.default = _grid_reply([{"instance": "gw-a:18789", "job": "zeptoclaw-gateway"}])
     inc = open_incident(tmp_path / "inc")

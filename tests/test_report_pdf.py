@@ -22,7 +22,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from zcnb.exceptions import ReportError
 from zcnb.report import export_html, run_incident
-from zcnb.reportpdf import export_pdf, find_chromium
+from zcnb.report.pdf import export_pdf, find_chromium
 
 try:
     CHROMIUM: Path | None = find_chromium()
@@ -126,7 +126,7 @@ def test_no_browser_anywhere_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     """PATH emptied and the Debian location hidden: the error names the package to install."""
     monkeypatch.delenv("ZCNB_CHROMIUM", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("zcnb.reportpdf._DEBIAN_BINARY", str(tmp_path / "none"))
+    monkeypatch.setattr("zcnb.report.pdf._DEBIAN_BINARY", str(tmp_path / "none"))
     with pytest.raises(ReportError, match="apt-get install chromium"):
         find_chromium()
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from collection_helpers import FakeEndpoint, child
 
+from zcnb.collect.sampling import read_samples, sample
 from zcnb.config import Secret
 from zcnb.exceptions import OutputWriteError
-from zcnb.sampling import read_samples, sample
 
 TOKEN = "fault-token-0123456789abcdef"
 

@@ -8,8 +8,8 @@ import psutil
 import pytest
 from collection_helpers import child
 
-from zcnb.process import ProcessQuery
-from zcnb.sampling import sample
+from zcnb.collect.process import ProcessQuery
+from zcnb.collect.sampling import sample
 
 
 @pytest.mark.slow
@@ -57,8 +57,8 @@ def test_tick_path_interns_no_strings(tmp_path: Path, monkeypatch: pytest.Monkey
 
     from collection_helpers import FakeEndpoint
 
+    from zcnb.collect.sampling import Sampler
     from zcnb.config import Secret
-    from zcnb.sampling import Sampler
 
     interned: list[str] = []
     real_intern = sys.intern
@@ -95,7 +95,7 @@ def test_accelerated_soak_retains_nothing(tmp_path: Path) -> None:
     import sys
 
     from bench.sampler_soak import heap_bytes
-    from zcnb.sampling import Sampler
+    from zcnb.collect.sampling import Sampler
 
     if heap_bytes()[0] < 0:
         pytest.skip("no glibc mallinfo2 on this machine")  # documented: the check needs glibc >= 2.33

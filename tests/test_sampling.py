@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zcnb.cli import main
+from zcnb.collect.process import MemoryReading, ProcessInfo
+from zcnb.collect.samples_csv import COLUMNS
+from zcnb.collect.sampling import Sampler, read_samples, sample
 from zcnb.config import Secret
 from zcnb.exceptions import ConfigError, SamplesFormatError, ZcnbError
-from zcnb.process import MemoryReading, ProcessInfo
-from zcnb.samples_csv import COLUMNS
-from zcnb.sampling import Sampler, read_samples, sample
 
 TOKEN = "tok-abcdef-0123456789-secret"
 T0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)

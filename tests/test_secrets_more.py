@@ -21,11 +21,11 @@ import httpx
 import psutil
 import pytest
 
+from zcnb.collect.metrics import MetricsClient
+from zcnb.collect.prometheus import PrometheusAuth, check_url, query_instant
 from zcnb.config import Secret
 from zcnb.exceptions import CommandFailed, ConfigError, EndpointAuthError, EndpointUnreachable, PrometheusError
-from zcnb.leakcapture import _capture_plan, capture_leak_report, run_with_leak_check
-from zcnb.metrics import MetricsClient
-from zcnb.prometheus import PrometheusAuth, check_url, query_instant
+from zcnb.leaks.capture import _capture_plan, capture_leak_report, run_with_leak_check
 from zcnb.service import ProcessSupervisorBackend, SupervisedService
 
 DATA = Path(__file__).parent / "data" / "leakreports"

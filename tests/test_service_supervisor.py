@@ -17,8 +17,8 @@ import pytest
 from zcnb.actions import read_actions
 from zcnb.config import Secret
 from zcnb.exceptions import CommandFailed, ConfigError, UnitNotFound
+from zcnb.ops.watch import simulator_service
 from zcnb.service import ProcessSupervisorBackend, SupervisedService, plan_restart, restart, set_debug_logging
-from zcnb.service.watch import simulator_service
 
 TOKEN = Secret("test-token-supervisor-0123456789")
 GW, WH = "zeptoclaw-gateway.service", "zeptoclaw-webhook.service"
@@ -220,7 +220,7 @@ def test_cli_status_restart_health(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_stage02_live_restart_then_watch(tmp_path: Path) -> None:
     """Stage 02 end to end on the simulator: status, planned + applied restart, live post-restart sampling."""
     from zcnb.incident import open_incident
-    from zcnb.service import mitigate
+    from zcnb.stages import mitigate
 
     t = mitigate.target()
     try:
@@ -269,9 +269,8 @@ def test_stage02_after_restart_feeds_the_escalation(tmp_path: Path) -> None:
     """Stage 02's post-restart verdict (bundled sample: the leak goes on after its restart) reaches stage 06."""
     import shutil
 
-    from zcnb import escalate
     from zcnb.incident import bundled_sample_dir, open_incident
-    from zcnb.service import mitigate
+    from zcnb.stages import escalate, mitigate
 
     inc = open_incident(tmp_path / "inc")
     shutil.copy(bundled_sample_dir() / "samples.csv", inc.path("samples"))

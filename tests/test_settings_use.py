@@ -21,10 +21,10 @@ import pytest
 from collection_helpers import GOOD_BODY, REAL_BODY, FakeEndpoint, child
 
 from zcnb.cli import main
+from zcnb.collect.preflight import preflight
+from zcnb.collect.sampling import read_samples, sample
 from zcnb.config import Secret, gateway_token, load_settings
 from zcnb.exceptions import ConfigError
-from zcnb.preflight import preflight
-from zcnb.sampling import read_samples, sample
 
 TOKEN = "settings-token-0123456789abcdef"
 NO_ENV = "ZCNB_TEST_UNSET_TOKEN_VAR"  # an env var name nobody sets: the token must come from token_file
@@ -116,8 +116,8 @@ def test_gateway_token_from_zcnb_env_token_file(tmp_path: Path, monkeypatch: pyt
 
 def test_stage01_live_preflight_uses_the_settings_for_empty_parameters(tmp_path: Path) -> None:
     """Notebook 01's defaults (unit/url/pattern/token_env all empty) must not override the settings."""
-    from zcnb import confirm
     from zcnb.incident import open_incident
+    from zcnb.stages import confirm
 
     with FakeEndpoint(mode="bare", body=REAL_BODY, token=TOKEN) as ep, detached(TAG) as pid:
         _config(tmp_path, port=ep.port, unit="my-gateway.service", process_pattern=TAG, token_env=NO_ENV,
@@ -135,8 +135,8 @@ def test_stage01_live_preflight_uses_the_settings_for_empty_parameters(tmp_path:
 
 
 def test_stage01_unauth_probe_is_opt_in(tmp_path: Path) -> None:
-    from zcnb import confirm
     from zcnb.incident import open_incident
+    from zcnb.stages import confirm
 
     with FakeEndpoint(mode="bare", body=REAL_BODY, token=TOKEN) as ep, child(TAG + "-probe") as c:
         _config(tmp_path, port=ep.port, token_env=NO_ENV, token_file=_token_file(tmp_path))
@@ -145,8 +145,8 @@ def test_stage01_unauth_probe_is_opt_in(tmp_path: Path) -> None:
 
 
 def test_stage01_collect_uses_configured_url_token_file_and_metrics_interval(tmp_path: Path) -> None:
-    from zcnb import confirm
     from zcnb.incident import open_incident
+    from zcnb.stages import confirm
 
     with FakeEndpoint(body=GOOD_BODY, token=TOKEN) as ep, child(TAG + "-collect") as c:
         _config(tmp_path, port=ep.port, token_env=NO_ENV, token_file=_token_file(tmp_path),
@@ -235,7 +235,7 @@ def test_status_and_restart_warn_when_no_token(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_stage02_target_reads_the_token_file(tmp_path: Path) -> None:
-    from zcnb.service.mitigate import target
+    from zcnb.stages.mitigate import target
 
     _config(tmp_path, token_env=NO_ENV, token_file=_token_file(tmp_path), port=18123)
     t = target(backend="systemd", live=True)
@@ -383,7 +383,7 @@ def test_cli_restore_checks_the_configured_unit(tmp_path: Path, capsys: pytest.C
     import sys
 
     from zcnb.service import ProcessSupervisorBackend, SupervisedService
-    from zcnb.state.views import copy_sample_data
+    from zcnb.state.sample import copy_sample_data
 
     data = copy_sample_data(tmp_path / "zeptoclaw")
     svc = SupervisedService("my-gateway.service", (sys.executable, "-c", "pass"), tmp_path / "gw.pid",

@@ -16,17 +16,16 @@ from state_helpers import apply
 from zcnb.actions import append_action, read_actions
 from zcnb.cli import main
 from zcnb.exceptions import PlanError, StateError
+from zcnb.stages.restore import quarantined, verify_all
 from zcnb.state import (
     check_state,
     copy_sample_data,
     hash_tree,
     list_backups,
     make_backup,
-    quarantined,
     resolve_backup,
     restore_state,
     undo_restore,
-    verify_all,
     verify_backup,
 )
 

@@ -21,7 +21,7 @@ from state_helpers import apply, tmpfs
 
 from zcnb.exceptions import StateError
 from zcnb.state import copy_sample_data, hash_tree, restore_state, resume_restore, undo_restore
-from zcnb.state.journal import read_journal
+from zcnb.state.crashlog import read_journal
 
 BACKUP = "20261127-221500"
 KILL_STEPS = ["stop_gateway", "stage", "stage.partial", "verify_staging", "swap", "quarantine", "chmod", "verify", "done"]

@@ -10,7 +10,7 @@ import pytest
 from zcnb.analysis import assess_leak
 from zcnb.commands.analyze import load_samples
 from zcnb.exceptions import AnalysisError
-from zcnb.widgets import MemoryExplorer, memory_explorer
+from zcnb.viz.widgets import MemoryExplorer, memory_explorer
 
 SERIES = Path(__file__).parent / "data" / "series"
 

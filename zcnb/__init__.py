@@ -1,6 +1,6 @@
 """zcnb: the ZeptoClaw memory-leak runbook as executable notebooks.
 
-Import what you need from the modules (``zcnb.sampling``, ``zcnb.analysis``, ...);
+Import what you need from the modules (``zcnb.collect.sampling``, ``zcnb.analysis``, ...);
 this package root stays small so that ``import zcnb`` is cheap.
 """
 

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        from .commands._json import check_json_out
+        from .commands.json_option import check_json_out
 
         check_json_out(args)
         return int(handler(args) or 0)

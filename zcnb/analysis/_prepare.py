@@ -14,7 +14,7 @@ __all__ = ["COLUMN_ORDER", "Prepared", "pick_column", "prepare"]
 # Preference order when the caller does not pick a column (docs/CONTRACTS.md "Analysis").
 COLUMN_ORDER = ("rss_bytes", "metrics_rss_bytes", "cgroup_bytes", "pss_bytes", "uss_bytes")
 
-_HINT = "pass the DataFrame from zcnb.sampling.read_samples (columns timestamp, rss_bytes, ..., event)"
+_HINT = "pass the DataFrame from zcnb.collect.sampling.read_samples (columns timestamp, rss_bytes, ..., event)"
 
 
 @dataclass(frozen=True)

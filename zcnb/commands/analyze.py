@@ -21,8 +21,8 @@ EXIT_CODES = {"no_leak": 0, "leak": 1, "inconclusive": 3}
 
 
 def load_samples(path: str | Path) -> pd.DataFrame:
-    """Read a samples CSV (any format zcnb.samples_csv.read_samples accepts) into the contract's DataFrame."""
-    from ..samples_csv import read_samples
+    """Read a samples CSV (any format zcnb.collect.samples_csv.read_samples accepts) into the contract's DataFrame."""
+    from ..collect.samples_csv import read_samples
 
     p = Path(path)
     if p.is_dir():
@@ -45,8 +45,8 @@ def column_name(name: str | None) -> str | None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..analysis import assess_leak
-    from ..plotting import plot_memory, save_figure
-    from ._json import emit_json, info, json_to_stdout
+    from ..viz.memory import plot_memory, save_figure
+    from .json_option import emit_json, info, json_to_stdout
 
     limit = parse_size(args.limit) if args.limit else None
     df = load_samples(args.file)
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``zcnb analyze``."""
-    from ._json import add_json_option
+    from .json_option import add_json_option
 
     p = subparsers.add_parser(
         "analyze", help="leak verdict for a samples CSV (exit 0 no leak, 1 leak, 3 inconclusive)",

@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..demorun import DemoOptions, run_demo
+    from ..demo.runner import DemoOptions, run_demo
     from .report import print_run
 
     opts = DemoOptions(sample_s=args.sample_seconds, after_s=args.after_seconds, interval_s=args.interval,

@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    from ._json import add_json_option
+    from .json_option import add_json_option
 
     p = subparsers.add_parser(
         "fleet",
@@ -42,8 +42,8 @@ def register(subparsers: Any) -> None:
 
 
 def _range(args: argparse.Namespace) -> tuple[float, float]:
+    from ..collect.prometheus import parse_duration, to_epoch
     from ..exceptions import ConfigError
-    from ..prometheus import parse_duration, to_epoch
 
     end = to_epoch(args.until) if args.until else time.time()
     try:
@@ -60,11 +60,12 @@ def _range(args: argparse.Namespace) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from ..collect.prometheus import PrometheusAuth
     from ..files import write_private
-    from ..fleet import fleet_from_prometheus, plot_fleet
-    from ..prometheus import PrometheusAuth
+    from ..fleet.view import fleet_from_prometheus
     from ..units import format_bytes, format_duration, parse_size
-    from ._json import emit_json, info, json_to_stdout
+    from ..viz.fleet import plot_fleet
+    from .json_option import emit_json, info, json_to_stdout
 
     start, end = _range(args)
     limit = parse_size(args.limit) if args.limit else None

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from ..exceptions import ConfigError
-from ._json import add_json_option, check_json_out, emit_json, json_to_stdout
+from .json_option import add_json_option, check_json_out, emit_json, json_to_stdout
 
 _USAGE = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
@@ -114,7 +114,7 @@ def _print_massif(m: Any, top: int) -> None:
 def _cmd_file(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..leakreports import parse_leak_file
+    from ..leaks.parse import parse_leak_file
 
     head = b""
     try:
@@ -123,7 +123,7 @@ def _cmd_file(args: argparse.Namespace) -> int:
     except OSError:
         pass  # parse_leak_file raises the proper error
     if b"\nsnapshot=" in head or head.startswith(b"desc:"):
-        from ..massif import parse_massif_file
+        from ..leaks.massif import parse_massif_file
 
         m = parse_massif_file(Path(args.report))
         if not json_to_stdout(args):
@@ -138,7 +138,7 @@ def _cmd_file(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..leakcapture import run_with_leak_check
+    from ..leaks.capture import run_with_leak_check
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
@@ -160,7 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from ..leakcapture import capture_leak_report
+    from ..leaks.capture import capture_leak_report
 
     if not args.log:
         raise ConfigError("--log FILE is required on the command line",

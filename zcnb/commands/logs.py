@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ._json import add_json_option
+from .json_option import add_json_option
 
 __all__ = ["register"]
 
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..config import load_settings
-    from ..logs import summarize_logs
+    from ..logs.entries import summarize_logs
     from ..redact import Redactor
 
     settings = load_settings(args.config) if getattr(args, "config", None) else load_settings()
@@ -47,19 +47,19 @@ def _run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         summary = summarize_logs(args.text, bucket=args.bucket, unit=unit, redact=red)
     elif args.json_export:
-        from ..journal import read_journal_json
+        from ..logs.journal import read_journal_json
 
         entries = read_journal_json(args.json_export, redact=red)
         if args.since or args.until:
             entries = _window(entries, args.since, args.until)
         summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red)
     else:
-        from ..journal import read_journal
+        from ..logs.journal import read_journal
 
         entries = read_journal(unit, user=not args.system, since=args.since, until=args.until, files=args.file,
                                directory=args.directory, redact=red)
         summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red)
-    from ._json import emit_json, json_to_stdout
+    from .json_option import emit_json, json_to_stdout
 
     if not json_to_stdout(args):
         print(render(summary, top=args.top))
@@ -69,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _window(entries: Any, since: Any, until: Any) -> Any:
     """Entries with a timestamp inside [since, until] (what journalctl's --since/--until do for live input)."""
-    from ..journal import to_epoch
+    from ..logs.journal import to_epoch
 
     lo, hi = to_epoch(since), to_epoch(until)
     for e in entries:

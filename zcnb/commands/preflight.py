@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from ._json import add_json_option
+    from .json_option import add_json_option
 
     p = sub.add_parser(
         "preflight",
@@ -37,9 +37,9 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import sys
 
+    from ..collect.preflight import preflight
     from ..config import NO_TOKEN_LEAK, gateway_token, load_settings, token_source
-    from ..preflight import preflight
-    from ._json import emit_json, json_to_stdout
+    from .json_option import emit_json, json_to_stdout
 
     settings = load_settings(getattr(args, "config", None), token_env=args.token_env)
     token = gateway_token(settings=settings)

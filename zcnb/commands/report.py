@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
 def _pdf(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..reportpdf import export_pdf
+    from ..report.pdf import export_pdf
 
     src = Path(args.path)
     html_path = src / "report.html" if src.is_dir() else src
@@ -54,7 +54,7 @@ def _pdf(args: argparse.Namespace) -> int:
 def _parse_params(items: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``NAME=VALUE`` for every stage and ``NN.NAME=VALUE`` for stage NN: (common, per stage)."""
     from ..exceptions import ConfigError
-    from ..report import STAGES
+    from ..report.runner import STAGES
 
     common: dict[str, Any] = {}
     per_stage: dict[str, dict[str, Any]] = {}
@@ -84,7 +84,7 @@ _SOURCE_PARAMS = ("live", "prometheus_url")
 
 def _run(args: argparse.Namespace) -> int:
     from ..exceptions import ConfigError
-    from ..report import run_incident
+    from ..report.runner import run_incident
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     params, per_stage = _parse_params(args.parameter)

@@ -44,9 +44,9 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..collect.sampling import sample
     from ..config import NO_TOKEN_LEAK, gateway_token, load_settings, token_source
     from ..exceptions import ProcessNotFound, TargetError
-    from ..sampling import sample
 
     settings = load_settings(getattr(args, "config", None), token_env=args.token_env)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
@@ -89,8 +89,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verdict(path: str) -> int:
+    from ..collect.sampling import read_samples
     from ..exceptions import ZcnbError
-    from ..sampling import read_samples
 
     try:
         from ..analysis import assess_leak  # written by the analysis area; optional until it lands

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ._json import add_json_option, emit_json, json_to_stdout
+from .json_option import add_json_option, emit_json, json_to_stdout
 
 __all__ = ["register"]
 
@@ -163,7 +163,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from ..service import rollback
+    from ..ops.rollback import rollback
 
     s = _settings(args)
     res = rollback(_manager(args), backup=args.backup, backups_dir=args.backups_dir or s.backups_dir,
@@ -178,9 +178,9 @@ def _yes_no(v: str | None) -> bool | None:
 
 
 def _cmd_escalate(args: argparse.Namespace) -> int:
-    from ..escalate import decide
     from ..exceptions import DataError
     from ..files import read_json
+    from ..stages.escalate import decide
 
     try:
         data = read_json(args.assessment)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._json import add_json_option, emit_json, json_to_stdout
+from .json_option import add_json_option, emit_json, json_to_stdout
 
 
 def _common(p: argparse.ArgumentParser, *, state: bool = True) -> None:

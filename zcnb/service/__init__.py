@@ -1,45 +1,36 @@
 """Service control (stages 02 and 06): systemd --user and a process supervisor behind one protocol.
 
 Backends: :class:`SystemdUserBackend`, :class:`ProcessSupervisorBackend`. Actions (dry run unless confirmed):
-:func:`restart`, :func:`set_debug_logging`, :func:`rollback`. Health: :func:`wait_healthy`.
+:func:`restart`, :func:`set_debug_logging`. Health: :func:`wait_healthy`. Work that spans the service and
+other areas (rollback, the post-restart watch) lives in :mod:`zcnb.ops`.
 """
 
 from __future__ import annotations
 
 from .base import HealthCheck, ServiceManager, ServiceStatus, StepOutcome
+from .control import check_health, plan_debug_logging, plan_restart, restart, set_debug_logging
 from .health import HealthResult, probe_health, wait_healthy
-from .ops import check_health, plan_debug_logging, plan_restart, restart, set_debug_logging
-from .rollback import backup_binaries, plan_rollback, rollback
 from .supervisor import ProcessSupervisorBackend, SupervisedService
 from .systemd import SystemdUserBackend
-from .watch import DemoTarget, PostRestartCheck, mitigation_demo_target, post_restart_check, watch_after_restart
 
 __all__ = [
-    "DemoTarget",
     "HealthCheck",
     "HealthResult",
-    "PostRestartCheck",
     "ProcessSupervisorBackend",
     "ServiceManager",
     "ServiceStatus",
     "StepOutcome",
     "SupervisedService",
     "SystemdUserBackend",
-    "backup_binaries",
     "check_health",
     "choose_backend",
     "make_manager",
-    "mitigation_demo_target",
     "plan_debug_logging",
     "plan_restart",
-    "plan_rollback",
-    "post_restart_check",
     "probe_health",
     "restart",
-    "rollback",
     "set_debug_logging",
     "wait_healthy",
-    "watch_after_restart",
 ]
 
 

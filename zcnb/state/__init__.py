@@ -13,54 +13,32 @@ Public API (stable: stage 06's rollback calls :func:`restore_state`)::
     undo_restore(*, state_dir=None, quarantine_dir=None, service=None, stop_gateway=False, execute=False,
                  confirm=None) -> ActionResult
     sample_data_dir() / copy_sample_data(dest=None) -> Path        # bundled demo tree
-    resolve_data_dir(data_dir="", *, live=False) / resolve_state_dir(state_dir="", data_dir="") -> Path  # notebook 04
 """
 
 from __future__ import annotations
 
 from .backups import BackupInfo, BackupList, list_backups, make_backup, resolve_backup
 from .restore import DEFAULT_UNIT, restore_state, resume_restore
+from .sample import copy_sample_data, sample_data_dir
 from .tree import hash_tree, tree_digest
 from .undo import undo_restore
 from .verify import VerifyResult, check_state, verify_backup
-from .views import (
-    RestoreSummary,
-    VerifyTable,
-    copy_sample_data,
-    health_after,
-    quarantined,
-    resolve_data_dir,
-    resolve_state_dir,
-    sample_data_dir,
-    service_for,
-    summarize_restore,
-    verify_all,
-)
 
 __all__ = [
     "DEFAULT_UNIT",
     "BackupInfo",
     "BackupList",
-    "RestoreSummary",
     "VerifyResult",
-    "VerifyTable",
     "check_state",
     "copy_sample_data",
     "hash_tree",
-    "health_after",
     "list_backups",
     "make_backup",
-    "quarantined",
     "resolve_backup",
-    "resolve_data_dir",
-    "resolve_state_dir",
     "restore_state",
     "resume_restore",
     "sample_data_dir",
-    "service_for",
-    "summarize_restore",
     "tree_digest",
     "undo_restore",
-    "verify_all",
     "verify_backup",
 ]

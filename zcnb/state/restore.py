@@ -21,7 +21,7 @@ from ..config import Settings, load_settings
 from ..exceptions import BackupInvalid, StateError, UnsafePath, ZcnbError
 from ..files import ensure_private_dir, write_json
 from .backups import BackupInfo, _backups_dir, _state_dir, resolve_backup
-from .journal import (
+from .crashlog import (
     JOURNAL_VERSION,
     GatewayCheck,
     check_gateway,

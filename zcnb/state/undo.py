@@ -13,7 +13,7 @@ from ..config import Settings
 from ..exceptions import StateError, ZcnbError
 from ..files import ensure_private_dir, write_json
 from .backups import _state_dir
-from .journal import JOURNAL_VERSION, check_gateway, phase, read_journal, save_journal
+from .crashlog import JOURNAL_VERSION, check_gateway, phase, read_journal, save_journal
 from .restore import (
     DEFAULT_UNIT,
     StepHook,

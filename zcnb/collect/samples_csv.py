@@ -1,0 +1,216 @@
+"""The samples CSV: row formatting for the sampler and :func:`read_samples`.
+
+See docs/CONTRACTS.md "Samples". ``read_samples`` also reads any CSV with
+``timestamp`` and ``rss_bytes`` columns and the runbook loop's ``<iso-ts>,<rss KiB>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import SamplesFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COLUMNS", "FLOAT_COLUMNS", "Sample", "read_samples"]
+
+FLOAT_COLUMNS = ("rss_bytes", "vms_bytes", "uss_bytes", "pss_bytes", "cgroup_bytes", "metrics_rss_bytes",
+                 "metrics_vms_bytes")
+COLUMNS = ("timestamp", "pid", "source", *FLOAT_COLUMNS, "event", "note")
+_RUNBOOK_LINE = re.compile(r"^\s*(\d{4}-\d\d-\d\d[T ][0-9:.,]+(?:Z|[+-]\d\d:?\d\d)?)\s*,\s*(\S*)\s*$")
+_MAX_BAD_LINES_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One CSV row: a measurement (event "", start, restart) or an event (gap, stop)."""
+
+    timestamp: datetime
+    pid: int | None = None
+    source: str = ""
+    rss_bytes: int | None = None
+    vms_bytes: int | None = None
+    uss_bytes: int | None = None
+    pss_bytes: int | None = None
+    cgroup_bytes: int | None = None
+    metrics_rss_bytes: int | None = None
+    metrics_vms_bytes: int | None = None
+    event: str = ""
+    note: str = ""
+
+    def csv_line(self) -> str:
+        cells = [self.timestamp.isoformat(timespec="milliseconds"), "" if self.pid is None else str(self.pid),
+                 self.source]
+        cells += ["" if (v := getattr(self, c)) is None else str(int(v)) for c in FLOAT_COLUMNS]
+        cells += [self.event, self.note]
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(cells)
+        return buf.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {c: getattr(self, c) for c in COLUMNS}
+        d["timestamp"] = self.timestamp.isoformat()
+        return d
+
+    def _repr_markdown_(self) -> str:
+        what = self.event or "sample"
+        rss = "-" if self.rss_bytes is None else f"{self.rss_bytes / 2**20:.1f} MiB"
+        return f"{what} at {self.timestamp.isoformat()} pid {self.pid}: RSS {rss} ({self.source}) {self.note}"
+
+
+def _bad(path: Path, msg: str, hint: str) -> SamplesFormatError:
+    return SamplesFormatError(f"{path}: {msg}", hint=hint, path=str(path))
+
+
+def _split(path: Path) -> tuple[list[str], list[tuple[int, str]], list[str]]:
+    """(header comments, numbered data lines, notes); drops a truncated last line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _bad(path, "file does not exist", "check the path (zcnb sample --out writes it)") from None
+    except OSError as exc:
+        raise _bad(path, f"cannot be read ({exc.strerror})", "check its permissions") from None
+    notes: list[str] = []
+    text = raw.replace(b"\x00", b"").decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines and lines[-1].strip():
+        notes.append(f"dropped a truncated last line (writer interrupted): {lines[-1][:60]!r}")
+        lines.pop()
+    comments = [ln for ln in lines if ln.startswith("#")]
+    data = [(i + 1, ln.rstrip("\r")) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
+    return comments, data, notes
+
+
+def _runbook_rows(path: Path, data: list[tuple[int, str]], notes: list[str]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    extra = 0
+    for lineno, line in data:
+        m = _RUNBOOK_LINE.match(line)
+        if m is None:
+            if line.strip().isdigit() and rows:
+                extra += 1  # `ps -p $(pgrep ...)` printed one line per matching process
+                continue
+            raise _bad(path, f"line {lineno} is neither zcnb CSV nor the runbook's '<iso-ts>,<rss KiB>': {line[:80]!r}",
+                       "give a file written by zcnb sample or by the runbook's loop")
+        ts, kib = m.group(1), m.group(2)
+        if kib == "":
+            rows.append({"timestamp": ts, "source": "", "event": "gap", "note": "no rss (process not found by the loop)"})
+            continue
+        if not kib.isdigit():
+            raise _bad(path, f"line {lineno}: RSS {kib!r} is not a whole number of KiB", "fix or remove that line")
+        rows.append({"timestamp": ts, "source": "ps", "rss_bytes": str(int(kib) * 1024)})
+    if extra:
+        notes.append(f"{extra} extra RSS line(s) from several matching processes ignored: first process kept")
+    return rows
+
+
+def _csv_rows(path: Path, data: list[tuple[int, str]]) -> list[dict[str, str]]:
+    reader = csv.reader([ln for _, ln in data])
+    try:
+        header = [h.strip() for h in next(reader)]
+        body = list(reader)
+    except csv.Error as exc:
+        raise _bad(path, f"not valid CSV ({exc})", "give a samples CSV") from None
+    if "timestamp" not in header or not ({"rss_bytes", *FLOAT_COLUMNS} & set(header)):
+        raise _bad(path, f"header {','.join(header)[:120]!r} lacks 'timestamp' and a memory column such as 'rss_bytes'",
+                   "give a zcnb samples CSV, a CSV with timestamp,rss_bytes, or the runbook's loop output")
+    rows = []
+    for (lineno, _), cells in zip(data[1:], body):
+        if len(cells) > len(header):
+            raise _bad(path, f"line {lineno} has {len(cells)} cells for {len(header)} columns", "fix or remove that line")
+        rows.append({h: c.strip() for h, c in zip(header, cells)} | {"_line": str(lineno)})
+    return rows
+
+
+def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a samples CSV into the contract's DataFrame (``df.attrs['notes']``, ``df.attrs['header']``)."""
+    import numpy as np
+    import pandas as pd
+
+    p = Path(path)
+    comments, data, notes = _split(p)
+    if not data:
+        raise _bad(p, "holds no samples", "sample for longer, or check the file is the right one")
+    head = data[0][1]
+    rows = _runbook_rows(p, data, notes) if _RUNBOOK_LINE.match(head) else _csv_rows(p, data)
+    if not rows:
+        raise _bad(p, "has a header but no sample rows", "sample for longer (zcnb sample --duration ...)")
+    df = pd.DataFrame(rows)
+    out = pd.DataFrame(index=df.index)
+    ts_raw = df["timestamp"].astype(str)
+    naive = ~ts_raw.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+    ts = pd.to_datetime(ts_raw, utc=True, format="ISO8601", errors="coerce")
+    if ts.isna().any():
+        bad = ts_raw[ts.isna()].head(_MAX_BAD_LINES_SHOWN).tolist()
+        raise _bad(p, f"{int(ts.isna().sum())} timestamp(s) are not ISO 8601, e.g. {bad}",
+                   "timestamps look like 2026-11-28T10:00:00+00:00 (date -Iseconds)")
+    if naive.any():
+        notes.append(f"{int(naive.sum())} timestamp(s) without a UTC offset were taken as UTC")
+    out["timestamp"] = ts.astype("datetime64[ns, UTC]")
+    pid = pd.to_numeric(df.get("pid", pd.Series("", index=df.index)).replace("", np.nan), errors="coerce")
+    # A pid is a positive integer that fits in 32 bits; anything else (inf, -3, 1e300) is "not known".
+    pid = pid.where((pid > 0) & (pid < 2**31) & np.isfinite(pid))
+    out["pid"] = pid.round().astype("Int64") if pid.notna().any() else pd.array([pd.NA] * len(df), dtype="Int64")
+    out["source"] = df.get("source", pd.Series("", index=df.index)).fillna("").astype(str)
+    for col in FLOAT_COLUMNS:
+        raw = df.get(col, pd.Series("", index=df.index)).fillna("").astype(str).str.strip()
+        vals = pd.to_numeric(raw.replace("", np.nan), errors="coerce").astype("float64")
+        bad = vals.isna() & (raw != "") & ~raw.str.lower().isin(["nan", "na", "null", "none"])
+        if bad.any():
+            raise _bad(p, f"column {col} has non-numeric values, e.g. {raw[bad].head(_MAX_BAD_LINES_SHOWN).tolist()}",
+                       "memory cells must be whole byte counts (empty = not measured)")
+        if np.isinf(vals).any() or (vals < 0).any():
+            raise _bad(p, f"column {col} has negative or infinite values", "memory cells must be byte counts >= 0")
+        nan_text = int((raw.str.lower().isin(["nan", "na", "null", "none"])).sum())
+        if nan_text:
+            notes.append(f"{nan_text} '{col}' cell(s) were NaN/null: treated as not measured")
+        out[col] = vals
+    out["event"] = df.get("event", pd.Series("", index=df.index)).fillna("").astype(str)
+    out["note"] = df.get("note", pd.Series("", index=df.index)).fillna("").astype(str)
+    measured = out[list(FLOAT_COLUMNS)].notna().any(axis=1)
+    if not measured.any():
+        raise _bad(p, "has rows but not a single memory measurement", "check the sampler's gap notes in the file")
+    if not out["timestamp"].is_monotonic_increasing:
+        back = int((out["timestamp"].diff() < pd.Timedelta(0)).sum())
+        notes.append(f"{back} row(s) were out of time order (clock jump or merged files): sorted by time")
+        out = out.sort_values("timestamp", kind="stable")
+    dup = out.duplicated(subset=["timestamp", "pid", "source", "event", *FLOAT_COLUMNS], keep="first")
+    if dup.any():
+        notes.append(f"dropped {int(dup.sum())} duplicate row(s)")
+        out = out[~dup]
+    out = out.reset_index(drop=True)[list(COLUMNS)]
+    out.attrs["notes"] = notes
+    out.attrs["header"] = _header(comments)
+    out.attrs["path"] = str(p)
+    return out
+
+
+def _header(comments: list[str]) -> dict[str, str]:
+    """``# key: value`` comment lines (the sampler's header block) as a dict."""
+    out: dict[str, str] = {}
+    for line in comments:
+        body = line.lstrip("#").strip()
+        for part in re.split(r"\s{3,}", body):
+            key, sep, value = part.partition(": ")
+            if sep and key and " " not in key.strip():
+                out.setdefault(key.strip(), value.strip())
+    return out
+
+
+def finite_or_none(value: float | None) -> int | None:
+    """An int, or None for None/NaN/inf (so a bad reading becomes 'not measured')."""
+    if value is None:
+        return None
+    f = float(value)
+    return int(f) if math.isfinite(f) and f >= 0 else None

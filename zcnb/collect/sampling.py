@@ -1,0 +1,444 @@
+"""The sampler: fixed-rate memory samples of the gateway into an append-only CSV.
+
+Tick ``k`` is due at ``start + k * interval`` on ``time.monotonic()``; a tick that
+is already a whole interval late is skipped and counted (the next row says so).
+Timestamps come from the wall clock at sample time, so a clock jump shows in the
+data honestly while the rate stays fixed. Each row is one ``os.write`` of a whole
+line (O_APPEND), so a killed sampler loses at most the row being written.
+/metrics is scraped by a background thread no faster than ``metrics_interval_s``
+(the real gateway allows 100 requests/60 s per token, shared with other clients).
+Scraping stops for good (one ``gap`` row says why) when /metrics has no memory metrics,
+after the first 401/403 (no or invalid token: on the real gateway every token-less
+request leaks memory), and never starts without a token unless ``unauth_metrics=True``.
+psutil/cgroup sampling goes on in every case.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..config import NO_TOKEN_LEAK, Secret
+from ..exceptions import ConfigError, EndpointAuthError, OutputWriteError, ProcessAccessDenied, TargetError, ZcnbError
+from .metrics import MetricsClient, parse_metrics
+from .process import MemoryReading, ProcessInfo, ProcessQuery, find_by_query, read_memory
+from .samples_csv import COLUMNS, Sample, finite_or_none, read_samples
+
+__all__ = ["SOURCES", "Sample", "Sampler", "SamplingSummary", "read_samples", "sample"]
+
+SOURCES = ("psutil", "metrics", "cgroup")
+MIN_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class MetricsResult:
+    """What the metrics thread hands the sampler: values or a gap reason."""
+
+    rss: int | None = None
+    vms: int | None = None
+    error: str = ""
+    final: bool = False  # scraping stops after this result (no memory metrics, 401/403, no token)
+
+
+@dataclass(frozen=True)
+class SamplingSummary:
+    """What a sampling run did."""
+
+    path: str
+    samples: int
+    gaps: int
+    restarts: int
+    missed_ticks: int
+    pids: tuple[int, ...]
+    started: str
+    ended: str
+    stopped_by: str  # "duration" | "max_samples" | "interrupt" | "stop" | "error"
+    sources: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["pids"], d["sources"], d["notes"] = list(self.pids), list(self.sources), list(self.notes)
+        return d
+
+    def _repr_markdown_(self) -> str:
+        lines = [(f"**Sampling** `{self.path}`: {self.samples} samples, {self.gaps} gaps, {self.restarts} restarts, "
+                  f"{self.missed_ticks} missed ticks; sources {'+'.join(self.sources)}; stopped by {self.stopped_by}"),
+                 "", f"{self.started} -> {self.ended}; pids {', '.join(map(str, self.pids)) or '-'}"]
+        return "\n".join(lines + [f"- {n}" for n in self.notes])
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user info or query string (either could hold a secret)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+class Sampler:
+    """Samples one target at a fixed rate into ``out`` (see module docstring)."""
+
+    def __init__(self, out: str | os.PathLike[str], *, query: ProcessQuery | None = None, url: str | None = None,
+                 token: Secret | None = None, sources: Sequence[str] = ("psutil",), interval_s: float = 30.0,
+                 duration_s: float | None = 3600.0, max_samples: int | None = None, metrics_interval_s: float = 10.0,
+                 timeout_s: float = 5.0, fsync: bool = False, append: bool = False, progress: bool = True,
+                 uss_pss: bool = True, unauth_metrics: bool = False, token_hint: str = "",
+                 metrics_in_thread: bool = True, monotonic: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], datetime] = _now, wait: Callable[[float], bool] | None = None,
+                 reader: Callable[[int], MemoryReading] | None = None,
+                 finder: Callable[[], ProcessInfo] | None = None,
+                 metrics_fetcher: Callable[[], str] | None = None,
+                 writer: Callable[[int, bytes], int] = os.write,
+                 tick_hook: Callable[[int, float], None] | None = None) -> None:
+        srcs = tuple(dict.fromkeys(s.strip() for s in sources if s.strip()))
+        unknown = [s for s in srcs if s not in SOURCES]
+        if not srcs or unknown:
+            raise ConfigError(f"unknown or no memory sources {unknown or list(sources)}",
+                              hint=f"choose from {', '.join(SOURCES)}")
+        if not interval_s >= MIN_INTERVAL_S:
+            raise ConfigError(f"interval {interval_s} s is too short", hint=f"use an interval >= {MIN_INTERVAL_S} s")
+        if not metrics_interval_s >= MIN_INTERVAL_S:
+            raise ConfigError(f"metrics interval {metrics_interval_s} s is too short",
+                              hint=f"use >= {MIN_INTERVAL_S} s (10 s default; the gateway allows 100 requests/60 s)")
+        if duration_s is not None and not duration_s > 0 or max_samples is not None and max_samples < 1:
+            raise ConfigError("duration_s and max_samples must be positive", hint="e.g. duration_s=3600")
+        needs_process = bool({"psutil", "cgroup"} & set(srcs))
+        if needs_process and query is None and finder is None:
+            raise ConfigError("sources psutil/cgroup need a process", hint="give pid, pid_file, unit or pattern")
+        if "metrics" in srcs and url is None and metrics_fetcher is None:
+            raise ConfigError("source 'metrics' needs the gateway URL", hint="give url=http://127.0.0.1:18789")
+        self.out = Path(out)
+        self.query, self.sources, self.interval_s = query, srcs, float(interval_s)
+        self.duration_s, self.max_samples, self.metrics_interval_s = duration_s, max_samples, float(metrics_interval_s)
+        self.fsync, self.append, self.progress = fsync, append, progress
+        self.uss_pss = uss_pss  # smaps_rollup costs ~0.5 ms of kernel time per 40 MiB of RSS; statm ~20 us
+        self._url = _safe_url(url) if url else None
+        self._client = MetricsClient(url, token=token, timeout_s=timeout_s) if url and metrics_fetcher is None else None
+        # No token and no explicit opt-in: not a single token-less /metrics request (each leaks on the real gateway).
+        self._no_token = "metrics" in srcs and metrics_fetcher is None and not token and not unauth_metrics
+        self._token_hint = token_hint or "set the gateway token (env var named by token_env, or token_file)"
+        self._fetch_text = metrics_fetcher or (lambda: self._client.fetch().text)  # type: ignore[union-attr]
+        self._metrics_in_thread = metrics_in_thread
+        self._mono, self._wall, self._writer, self._tick_hook = monotonic, wall_clock, writer, tick_hook
+        self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
+        self._finder = finder or (lambda: find_by_query(self.query))  # type: ignore[arg-type]
+        self._reader = reader
+        self._psutil_proc: Any = None
+        self._results: queue.SimpleQueue[MetricsResult] = queue.SimpleQueue()
+        self._notes: list[str] = []
+        self._first_gap = ""  # reason of the first process gap row (said when no sample is taken at all)
+        self._fd = -1
+        self._started = ""
+
+    def stop(self) -> None:
+        """Ask a running :meth:`run` to stop after the current tick (thread-safe)."""
+        self._stop.set()
+
+    # -- metrics -------------------------------------------------------------------------------------------
+    def _scrape(self) -> MetricsResult:
+        try:
+            ms = parse_metrics(self._fetch_text())
+        except TargetError as exc:
+            reason = getattr(exc, "reason", "")
+            if isinstance(exc, EndpointAuthError) or reason in ("401", "http 401", "http 403"):
+                code = "403" if reason == "http 403" else "401"
+                return MetricsResult(error=f"{code}: {exc.message}: no or invalid token, stopped scraping /metrics "
+                                           f"({NO_TOKEN_LEAK}); {self._token_hint}", final=True)
+            return MetricsResult(error=f"{getattr(exc, 'reason', '') or type(exc).__name__}: {exc.message}")
+        except ZcnbError as exc:
+            return MetricsResult(error=f"bad /metrics body: {exc.message[:160]}")
+        rss, vms = ms.get("process_resident_memory_bytes"), ms.get("process_virtual_memory_bytes")
+        if rss is None:
+            rss = ms.get("memory_usage_bytes")
+        if rss is None and vms is None:
+            return MetricsResult(error="no memory metrics: /metrics has no process_resident_memory_bytes "
+                                       "(real gateway?); memory comes from the other sources", final=True)
+        return MetricsResult(rss=finite_or_none(rss), vms=finite_or_none(vms))
+
+    def _metrics_loop(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self._stop.wait(max(0.0, next_at + self.metrics_interval_s - time.monotonic()))
+            if self._stop.is_set():
+                return
+            result = self._scrape()
+            self._results.put(result)
+            if result.final:
+                return  # no memory metrics (keep the shared rate-limit budget) or 401/403 (each retry would leak)
+            next_at = max(next_at + self.metrics_interval_s, time.monotonic() - self.metrics_interval_s)
+
+    # -- output --------------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot create folder {self.out.parent}: {exc.strerror}", path=str(self.out),
+                                   hint="choose a writable folder for --out") from None
+        exists = self.out.exists() and self.out.stat().st_size > 0
+        if exists and not self.append:
+            raise ConfigError(f"{self.out} already holds data", path=str(self.out),
+                              hint="choose a new --out, or pass append=True (--append) to add to it")
+        if exists:
+            raw = self.out.read_bytes()
+            if not raw.startswith(b"# zcnb samples"):
+                raise ConfigError(f"{self.out} is not a zcnb samples CSV: refusing to append", path=str(self.out),
+                                  hint="choose a new --out")
+            if not raw.endswith(b"\n"):
+                self._notes.append("dropped a partial last row left by an interrupted run")
+                try:
+                    os.truncate(self.out, raw.rfind(b"\n") + 1)
+                except OSError as exc:
+                    raise OutputWriteError(f"cannot repair {self.out}: {exc.strerror}", path=str(self.out),
+                                           hint="choose a writable --out") from None
+        try:
+            self._fd = os.open(self.out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot open {self.out} for writing: {exc.strerror}", path=str(self.out),
+                                   hint="choose a writable folder for --out") from None
+        target = self.query.describe() if self.query else "custom"
+        started = self._started = self._wall().isoformat(timespec="seconds")
+        head = [] if exists else ["# zcnb samples v1"]
+        head += [f"# target: {target}" + (f" url={self._url}" if self._url else ""),
+                 (f"# sources: {','.join(self.sources)}   interval_s: {self.interval_s:g}   "
+                  f"metrics_interval_s: {self.metrics_interval_s:g}   started: {started}")]
+        head += [f"# note: {n}" for n in self._notes]
+        if not exists:
+            head.append(",".join(COLUMNS))
+        self._write("\n".join(head) + "\n")
+
+    def _write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        try:
+            n = self._writer(self._fd, data)
+            if n != len(data):
+                if n > 0:  # take the partial row back so the file stays a sequence of whole rows
+                    os.ftruncate(self._fd, os.fstat(self._fd).st_size - n)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC) + " (short write)")
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot write to {self.out}: {exc.strerror or exc}; rows written before are intact",
+                                   path=str(self.out), hint="free space or choose another --out, then sample again "
+                                   "with --append") from None
+
+    def _row(self, counts: dict[str, int], **kw: Any) -> Sample:
+        kw.setdefault("timestamp", self._wall())
+        kw["note"] = str(kw.get("note", "")).replace("\n", " ").replace("\r", " ")
+        row = Sample(**kw)
+        self._write(row.csv_line())
+        key = kw.get("event") or "sample"
+        counts[key] = counts.get(key, 0) + 1
+        return row
+
+    # -- one tick ------------------------------------------------------------------------------------------
+    def _measure(self, proc: ProcessInfo | None) -> tuple[ProcessInfo | None, MemoryReading | None, str]:
+        """(process, reading, gap reason); finds the process again (once per tick) when it is gone."""
+        import psutil
+
+        needs = {"psutil", "cgroup"} & set(self.sources)
+        if not needs:
+            return None, None, ""
+        gone = ""
+        for _ in (0, 1):
+            if proc is None:
+                try:
+                    proc = self._finder()
+                    self._psutil_proc = None
+                except TargetError as exc:
+                    return None, None, gone or f"process not found: {exc.message}"
+            try:
+                if self._reader is not None:
+                    return proc, self._reader(proc.pid), ""
+                if self._psutil_proc is None:
+                    self._psutil_proc = psutil.Process(proc.pid)
+                return proc, read_memory(proc.pid, process=self._psutil_proc, full=self.uss_pss and "psutil" in needs,
+                                         cgroup="cgroup" in needs), ""
+            except ProcessAccessDenied as exc:
+                return proc, None, f"access denied: {exc.message}"
+            except (TargetError, psutil.Error):
+                gone = f"process gone (pid {proc.pid})"
+                proc, self._psutil_proc = None, None
+        return None, None, gone
+
+    def run(self) -> SamplingSummary:
+        """Sample until duration/max_samples/stop()/Ctrl-C; returns the summary. Data is kept in every case."""
+        from tqdm.auto import tqdm
+
+        first: MetricsResult | None = None
+        if "metrics" in self.sources:
+            if self._no_token:
+                first = MetricsResult(error=f"no token configured: not scraping /metrics ({NO_TOKEN_LEAK}); "
+                                            f"{self._token_hint}, or opt in with unauth_metrics=True "
+                                            "(--unauth-metrics) for a gateway that serves /metrics openly",
+                                      final=True)
+            else:
+                first = self._scrape()  # before the header, so the header can say what /metrics offers
+            if first.final and self.sources == ("metrics",):
+                if first.error.startswith("no memory metrics"):
+                    raise ConfigError(f"{self._url} exports no memory metrics, and 'metrics' is the only source",
+                                      hint="add --sources psutil (the process) or cgroup")
+                raise ConfigError(f"/metrics cannot be sampled and 'metrics' is the only source: {first.error}",
+                                  hint=f"{self._token_hint}, or add --sources psutil (the process) or cgroup")
+            self._notes.append(f"metrics: {first.error}" if first.error else
+                               "metrics: exports process memory metrics")
+            self._results.put(first)
+        self._open()
+        counts: dict[str, int] = {}
+        pids: list[int] = []
+        missed = k = ticks = 0
+        stopped_by = "stop"
+        total = None
+        if self.duration_s is not None:
+            total = max(1, int(-(-self.duration_s // self.interval_s)))
+        if self.max_samples is not None:
+            total = min(total or self.max_samples, self.max_samples)
+        bar = tqdm(total=total, disable=not self.progress, unit="sample", desc="sampling", leave=True)
+        poller = None
+        metrics_off = first is not None and first.final  # no more /metrics requests
+        if "metrics" in self.sources and self._metrics_in_thread and not metrics_off:
+            poller = threading.Thread(target=self._metrics_loop, name="zcnb-metrics", daemon=True)
+            poller.start()
+        start = self._mono()
+        next_scrape = start + self.metrics_interval_s
+        proc: ProcessInfo | None = None
+        pending_missed = 0
+        said_off_row = False
+        try:
+            while True:
+                if self.duration_s is not None and k * self.interval_s >= self.duration_s:
+                    stopped_by = "duration"
+                    break
+                if self.max_samples is not None and ticks >= self.max_samples:
+                    stopped_by = "max_samples"
+                    break
+                due = start + k * self.interval_s
+                now = self._mono()
+                if now < due:
+                    if self._wait(due - now):
+                        break
+                    now = self._mono()
+                if self._stop.is_set():
+                    break
+                if self._tick_hook is not None:
+                    self._tick_hook(k, now - due)
+                ticks += 1
+                # metrics: drain what the thread scraped, or scrape inline when it is due
+                results: list[MetricsResult] = []
+                if "metrics" in self.sources:
+                    while not self._results.empty():
+                        results.append(self._results.get_nowait())
+                    if not self._metrics_in_thread and now >= next_scrape and not metrics_off:
+                        results.append(self._scrape())
+                        next_scrape = max(next_scrape + self.metrics_interval_s, now)
+                prev_pid = proc.pid if proc else None
+                proc, reading, reason = self._measure(proc)
+                ok = [r for r in results if not r.error]
+                for r in results:
+                    if r.final:
+                        metrics_off = True
+                        if not said_off_row:  # once is enough: scraping has stopped
+                            said_off_row = True
+                            self._row(counts, pid=proc.pid if proc else None, source="metrics", event="gap",
+                                      note=f"metrics: {r.error}")
+                            if f"metrics: {r.error}" not in self._notes:
+                                self._notes.append(f"metrics: {r.error}")
+                    elif r.error:
+                        self._row(counts, pid=proc.pid if proc else None, source="metrics", event="gap",
+                                  note=f"metrics: {r.error}")
+                m = ok[-1] if ok else None
+                if reading is None and m is None:
+                    if reason:
+                        self._first_gap = self._first_gap or reason
+                        self._row(counts, pid=prev_pid, event="gap", note=reason)
+                else:
+                    srcs = []
+                    kw: dict[str, Any] = {}
+                    if reading is not None:
+                        if "psutil" in self.sources:
+                            srcs.append("psutil")
+                            kw.update(rss_bytes=reading.rss_bytes, vms_bytes=reading.vms_bytes,
+                                      uss_bytes=reading.uss_bytes, pss_bytes=reading.pss_bytes)
+                        if "cgroup" in self.sources and reading.cgroup_bytes is not None:
+                            srcs.append("cgroup")
+                            kw["cgroup_bytes"] = reading.cgroup_bytes
+                    if m is not None:
+                        srcs.append("metrics")
+                        kw.update(metrics_rss_bytes=m.rss, metrics_vms_bytes=m.vms)
+                    notes = []
+                    event = ""
+                    pid = proc.pid if proc else None
+                    if pid is not None and pid not in pids:
+                        event = "restart" if pids else "start"
+                        if pids:
+                            notes.append(f"pid {pids[-1]} -> {pid}")
+                        pids.append(pid)
+                    elif not pids and counts.get("start", 0) == 0:
+                        event = "start"
+                    if reading is not None and reading.notes and event in ("start", "restart"):
+                        notes.extend(reading.notes)
+                    if reason:
+                        notes.append(reason)
+                    if pending_missed:
+                        notes.append(f"skipped {pending_missed} missed tick(s)")
+                        pending_missed = 0
+                    row = self._row(counts, pid=pid, source="+".join(srcs), event=event, note="; ".join(notes), **kw)
+                    if row.rss_bytes is not None:
+                        bar.set_postfix_str(f"rss {row.rss_bytes / 2**20:.1f} MiB", refresh=False)
+                bar.update(1)
+                # next tick = the first one still in the future: ticks that passed while this one ran are
+                # skipped and counted, never made up in a burst
+                nxt = max(k + 1, int((self._mono() - start) // self.interval_s) + 1)
+                missed += nxt - k - 1
+                pending_missed += nxt - k - 1
+                k = nxt
+        except KeyboardInterrupt:
+            stopped_by = "interrupt"
+        except OutputWriteError:
+            stopped_by = "error"
+            raise
+        finally:
+            self._stop.set()
+            if poller is not None:
+                poller.join(timeout=1.0)
+            bar.close()
+            if self._fd >= 0:
+                if stopped_by != "error":
+                    try:
+                        self._row(counts, event="stop", note=stopped_by)
+                    except OutputWriteError:
+                        stopped_by = "error"
+                os.close(self._fd)
+                self._fd = -1
+        measured = sum(v for key, v in counts.items() if key in ("sample", "start", "restart"))
+        if not measured and self._first_gap:
+            self._notes.append(f"no memory sample was taken: {self._first_gap}")
+        return SamplingSummary(path=str(self.out), samples=measured, gaps=counts.get("gap", 0),
+                               restarts=counts.get("restart", 0), missed_ticks=missed, pids=tuple(pids),
+                               started=self._started, ended=self._wall().isoformat(timespec="seconds"), stopped_by=stopped_by,
+                               sources=self.sources, notes=tuple(self._notes))
+
+
+def sample(out: str | os.PathLike[str], *, pid: int | None = None, pid_file: str | None = None,
+           unit: str | None = None, pattern: str | None = None, exclude_children: bool = True,
+           **options: Any) -> SamplingSummary:
+    """Build a :class:`Sampler` for the process given by pid/pid_file/unit/pattern and run it."""
+    query = None
+    if any(v is not None for v in (pid, pid_file, unit, pattern)):
+        query = ProcessQuery(pid=pid, pid_file=str(pid_file) if pid_file else None, unit=unit, pattern=pattern,
+                             exclude_children=exclude_children)
+    return Sampler(out, query=query, **options).run()

@@ -1,0 +1,246 @@
+"""``zcnb demo``: a whole incident on the simulated gateway, end to end, in a few minutes.
+
+1. start the simulated gateway (``real`` profile, leaking on one request kind) under the
+   process-supervisor backend, with traffic (skill calls and token-less probes);
+2. sample it (psutil every ``interval_s``, /metrics every 10 s) for ``sample_s``;
+3. restart it through the mitigation API (executed: it is the simulator), sample again;
+4. its log lines are captured as journald would (stamped on arrival, redacted) into
+   ``journal.jsonl``;
+5. run every stage notebook on the incident folder and build ``report.html``.
+
+The simulator's own counts (``/__ground_truth``) are kept in ``ground_truth.json`` so
+tests can compare the report with what really happened. Nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Secret, read_token
+from ..files import write_json
+
+__all__ = ["DemoOptions", "run_demo"]
+
+UNIT = "zeptoclaw-gateway.service"
+DEMO_SKILLS = {"git_workflow": 0.25, "web-search": 0.12, "summarize_thread": 0.08}
+DEMO_TOOLS = {"web_fetch": 0.05}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Knobs of the demo; the defaults are what ``zcnb demo`` runs."""
+
+    sample_s: float = 110.0
+    after_s: float = 70.0
+    interval_s: float = 1.0
+    metrics_interval_s: float = 10.0
+    leak_kind: str = "unauth"
+    leak_bytes: int = 64 * 1024
+    unauth_rate: float = 1.5  # average token-less probes per second (sent in on/off waves)
+    probe_period_s: float = 30.0
+    skills: dict[str, float] = field(default_factory=lambda: dict(DEMO_SKILLS))
+    tools: dict[str, float] = field(default_factory=lambda: dict(DEMO_TOOLS))
+    bucket: str = "auto"
+    seed: int = 7
+    pdf: bool = False  # also print report.pdf (needs Chromium)
+
+
+class _JournalCapture:
+    """The gateway's log lines as journald would store them: stamped on arrival, with the unit and pid.
+
+    Lines are redacted (the startup banner prints the token) and appended to ``out`` as
+    ``journalctl -o json`` entries as they arrive, so nothing is lost if the demo is interrupted.
+    """
+
+    def __init__(self, log_file: Path, out: Path, *, pid_file: Path, token: Secret, poll_s: float = 0.1) -> None:
+        from ..logs.journal import LogTail
+        from ..redact import Redactor
+
+        self.pid_file = pid_file
+        self._redact = Redactor.create(secrets=[token])
+        self._fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._cursor = 0
+        self._tail = LogTail(log_file, poll_s=poll_s, sink=self._write)
+        self._started = False
+
+    @property
+    def running(self) -> bool:
+        return self._fd >= 0
+
+    def start(self) -> None:
+        self._tail.start()
+        self._started = True
+
+    def stop(self) -> None:
+        if self._fd < 0:
+            return
+        if self._started:
+            self._tail.stop()
+        os.close(self._fd)
+        self._fd = -1
+
+    def _write(self, now_us: int, lines: list[bytes]) -> None:
+        try:
+            pid = self.pid_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            pid = ""
+        out = []
+        for raw in lines:
+            self._cursor += 1
+            out.append(json.dumps({
+                "__REALTIME_TIMESTAMP": str(now_us), "__CURSOR": f"s=zcnbdemo;i={self._cursor:x}", "_PID": pid,
+                "_SYSTEMD_USER_UNIT": UNIT, "SYSLOG_IDENTIFIER": "zeptoclaw-gateway", "PRIORITY": "6",
+                "MESSAGE": self._redact(raw.decode("utf-8", "replace")),
+            }) + "\n")
+        if out:
+            os.write(self._fd, "".join(out).encode("utf-8"))
+
+
+def _probe_waves(url: str, *, rate: float, seconds: float, period_s: float, seed: int) -> None:
+    """Token-less probes in waves: ``rate``/s for half of each period, none for the other half.
+
+    Real probe traffic comes in bursts (a heartbeat checker, a load balancer); the on/off contrast also gives
+    the stage-03 regression the leverage to tell the probes' memory from the steady skill traffic's.
+    """
+    from .traffic import TrafficGenerator
+
+    end = time.monotonic() + seconds
+    k = 0
+    while (left := end - time.monotonic()) > 0:
+        on = min(period_s / 2, left)
+        with TrafficGenerator(url, token=None, unauth_rate=rate, seed=seed + k):
+            time.sleep(on)
+        k += 1
+        time.sleep(max(0.0, min(period_s / 2, end - time.monotonic())))
+
+
+def _ground_truth(url: str, token: Secret) -> dict[str, Any]:
+    import httpx
+
+    r = httpx.get(url.rstrip("/") + "/__ground_truth", headers={"X-Auth-Token": token.reveal()}, timeout=10.0,
+                  trust_env=False)  # never send the token to a proxy from the environment
+    r.raise_for_status()
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def _add_counts(total: dict[str, Any], snap: dict[str, Any]) -> dict[str, Any]:
+    """Add one process lifetime's counters to the running totals (numbers and dicts of numbers)."""
+    out = dict(total)
+    for key in ("requests_total", "unauth", "rate_limited", "bad_requests", "requests", "skills", "tools",
+                "unauth_by_route"):
+        va, vb = total.get(key), snap.get(key)
+        if isinstance(vb, dict):
+            merged = Counter({k: int(v) for k, v in (va or {}).items()})
+            merged.update({k: int(v) for k, v in vb.items()})
+            out[key] = dict(sorted(merged.items()))
+        elif isinstance(vb, (int, float)):
+            out[key] = (va or 0) + vb
+    out["processes"] = [*total.get("processes", []), {k: snap.get(k) for k in ("pid", "started_at", "uptime_s", "leak")}]
+    return out
+
+
+def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: DemoOptions | None = None,
+             progress: bool = True, run_stages: bool = True) -> Any:
+    """Run the demo incident; returns the :class:`zcnb.report.IncidentRun` (or the folder without stages)."""
+    from ..collect.process import ProcessQuery
+    from ..collect.sampling import Sampler
+    from ..config import load_settings
+    from ..incident import new_incident_dir, open_incident
+    from ..ops.watch import simulator_service
+    from ..report.runner import run_incident
+    from ..service import ProcessSupervisorBackend, plan_restart, restart
+    from .traffic import TrafficGenerator
+
+    opt = options or DemoOptions()
+    base = Path(incidents_dir) if incidents_dir else load_settings().incidents_path
+    folder = new_incident_dir(base, "demo")
+    incident = open_incident(folder)
+    work = Path(tempfile.mkdtemp(prefix="zcnb-demo-"))
+    os.chmod(work, 0o700)
+    # The simulator's token: $GATEWAY_AUTH_TOKEN when set (so a caller can check it never leaks), else random.
+    token = read_token("GATEWAY_AUTH_TOKEN") or Secret(secrets.token_urlsafe(24))
+    svc = simulator_service(
+        UNIT, run_dir=work, token=token, profile="real", leak="per_request",
+        extra_args=["--leak-kind", opt.leak_kind, "--leak-bytes", str(opt.leak_bytes), "--seed", str(opt.seed),
+                    "--exit-with-parent", "--rate-limit", "100"],
+    )
+    manager = ProcessSupervisorBackend([svc], run_dir=work)
+    url = svc.health.url.rsplit("/health", 1)[0] if svc.health else ""
+    capture = _JournalCapture(svc.log_file, incident.path("journal"), pid_file=svc.pid_file, token=token)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    traffic = None
+    truth: dict[str, Any] = {}
+    try:
+        manager.start(UNIT, timeout_s=15.0)
+        capture.start()
+        sampler = Sampler(
+            incident.path("samples"), query=ProcessQuery(pid_file=str(svc.pid_file)), url=url, token=token,
+            sources=("psutil", "metrics"), interval_s=opt.interval_s, duration_s=opt.sample_s + opt.after_s + 15,
+            metrics_interval_s=opt.metrics_interval_s, progress=progress,
+        )
+        sampling = threading.Thread(target=sampler.run, name="zcnb-demo-sampler", daemon=True)
+        sampling.start()
+        for phase, seconds in (("before", opt.sample_s), ("after", opt.after_s)):
+            traffic = TrafficGenerator(url, token=token, skills=opt.skills, tools=opt.tools,
+                                       seed=opt.seed + len(truth))
+            traffic.start()
+            _probe_waves(url, rate=2 * opt.unauth_rate, seconds=seconds, period_s=opt.probe_period_s,
+                         seed=opt.seed + len(truth))
+            traffic.stop()
+            traffic = None
+            truth = _add_counts(truth, _ground_truth(url, token))
+            if phase == "before":
+                plan = plan_restart(manager, unit=UNIT)
+                result = restart(manager, unit=UNIT, execute=True, confirm=plan.plan_id, token=token,
+                                 incident=incident)
+                timings["restart_s"] = result.duration_s or 0.0
+        sampler.stop()
+        sampling.join(timeout=30)
+        capture.stop()
+        timings["collect_s"] = time.monotonic() - t0
+        write_json(folder / "ground_truth.json", {**truth, "leak_kind": opt.leak_kind, "leak_bytes": opt.leak_bytes})
+        if not run_stages:
+            return folder
+        # The stages see the still-running demo gateway through the supervisor file, and the token only
+        # through the environment variable whose *name* is their parameter.
+        sup_file = manager.to_file(work / "supervisor.json")
+        with _env("GATEWAY_AUTH_TOKEN", token):
+            run = run_incident(incident_dir=folder, progress=progress, commit="demo-simulator", pdf=opt.pdf,
+                               stage_parameters={"02": {"supervisor_file": str(sup_file)},
+                                                 "03": {"bucket": opt.bucket}})
+        run.summary.setdefault("timings", {}).update({k: round(v, 2) for k, v in timings.items()})
+        return run
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        manager.close()
+        if capture.running:
+            capture.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: Secret) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value.reveal()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old

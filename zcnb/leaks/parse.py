@@ -1,0 +1,376 @@
+"""Parse leak reports: AddressSanitizer/LeakSanitizer, valgrind memcheck, Zig's debug allocator.
+
+``parse_leak_report(text)`` never raises for odd text: text that is no leak report gives
+a :class:`LeakReport` with ``recognized=False``; a report cut in the middle keeps what is
+complete and sets ``truncated=True``. Journal prefixes (``short-iso``/``short``) and
+valgrind's ``==pid==`` prefixes are stripped first, so lines may come from journald.
+Data classes live in :mod:`zcnb.leaks.model`; this module holds the line parser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..exceptions import LeakReportError
+from .model import Frame, LeakRecord, LeakReport, SiteStat, is_runtime_frame
+
+__all__ = ["Frame", "LeakRecord", "LeakReport", "SiteStat", "is_runtime_frame", "parse_leak_file", "parse_leak_report"]
+
+_JOURNAL = re.compile(
+    r"^(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}(?:\.\d+)?) \S+ [^\s:\[]+(?:\[\d+\])?: ?"
+)
+_VG_PREFIX = re.compile(r"^(?:==|--|\*\*)(\d+)(?:==|--|\*\*) ?")
+_NUM = r"([\d,]+)"
+# ASan / LSan
+_ASAN_HEADER = re.compile(r"ERROR: (LeakSanitizer|AddressSanitizer): detected memory leaks")
+_ASAN_RECORD = re.compile(r"^(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\) allocated from:")
+_ASAN_DOUBLE = re.compile(r"ERROR: AddressSanitizer: attempting double-free on (0x[0-9a-fA-F]+)")
+_ASAN_FRAME = re.compile(r"^\s*#\d+\s+(0x[0-9a-fA-F]+)\s+(?:in\s+(.*?)\s+)?(\S+)\s*$")
+_ASAN_SUMMARY = re.compile(r"^SUMMARY: (AddressSanitizer|LeakSanitizer): (\d+) byte\(s\) leaked in (\d+) allocation\(s\)")
+# valgrind memcheck
+_VG_HEADER = re.compile(r"^(?:Memcheck, a memory error detector|HEAP SUMMARY:)")
+_VG_RECORD = re.compile(
+    rf"^{_NUM}(?: \({_NUM} direct, {_NUM} indirect\))? bytes in {_NUM} blocks are "
+    rf"(definitely lost|indirectly lost|possibly lost|still reachable) in loss record {_NUM} of {_NUM}"
+)
+_VG_INVALID_FREE = re.compile(r"^Invalid free\(\) / delete / delete\[\] / realloc\(\)")
+_VG_FRAME = re.compile(r"^\s+(?:at|by) (0x[0-9A-Fa-f]+): (.*?)(?: \((.*)\))?\s*$")
+_VG_SUMMARY = re.compile(rf"^\s*(definitely lost|indirectly lost|possibly lost|still reachable|suppressed): {_NUM} bytes in {_NUM} blocks")
+_VG_LEAK_SUMMARY = re.compile(r"^LEAK SUMMARY:|^All heap blocks were freed")
+_VG_KIND = {"definitely lost": "definitely", "indirectly lost": "indirect", "possibly lost": "possibly",
+            "still reachable": "still-reachable", "suppressed": "suppressed"}
+# Zig debug allocator (0.11+ "gpa" scope, 0.15+ "DebugAllocator"), std.testing.allocator
+_ZIG_LEAK = re.compile(r"^(?:error\((?:gpa|DebugAllocator)\): |\[gpa\] \(err\): )memory address (0x[0-9a-fA-F]+) leaked:")
+_ZIG_SAFE_LEAK = re.compile(r"^\[\w+\] \(err\): leaked \[addr: ([0-9a-fA-Fx]+), len: (\d+)")
+_ZIG_DOUBLE = re.compile(r"^(?:error\((?:gpa|DebugAllocator)\): |\[gpa\] \(err\): )?Double free detected\.")
+_ZIG_MISMATCH = re.compile(
+    r"^(?:error\((?:gpa|DebugAllocator)\): |\[gpa\] \(err\): )?Allocation size (\d+) bytes does not match free size (\d+)"
+)
+_ZIG_FRAME = re.compile(r"^(.+?):(\d+|\?):(\d+|\?): (0x[0-9a-fA-F]+) in (.+?) \(([^()]*)\)\s*$")
+_ZIG_SECTION = re.compile(r"^\s*(First free|Second free|Free):\s*$")
+_ZIG_TESTS_LEAKED = re.compile(r"^(\d+) tests? leaked memory")
+_ZIG_SKIPPED = re.compile(r"^\(additional stack frames may have been skipped")
+_CARET = re.compile(r"^\s*\^\s*$")
+
+_MAX_FRAMES = 256  # a frame list longer than this is garbage, not a stack
+
+
+def _to_int(text: str | None) -> int | None:
+    if text is None or text == "?":
+        return None
+    try:
+        return int(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _decode(text: object) -> list[str]:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).decode("utf-8", errors="replace").splitlines()
+    if isinstance(text, str):
+        return text.splitlines()
+    if isinstance(text, Iterable):
+        out: list[str] = []
+        for item in text:
+            if isinstance(item, (bytes, bytearray)):
+                item = bytes(item).decode("utf-8", errors="replace")
+            if not isinstance(item, str):
+                raise LeakReportError(f"leak report lines must be text, got {type(item).__name__}",
+                                      hint="pass the report as str/bytes or a list of message strings")
+            out.extend(item.splitlines() or [""])
+        return out
+    raise LeakReportError(f"cannot read a leak report from {type(text).__name__}",
+                          hint="pass the report as str/bytes or a list of message strings")
+
+
+def _strip(line: str) -> str:
+    line = line.replace("\x00", "").rstrip("\r")
+    m = _JOURNAL.match(line)
+    if m:
+        line = line[m.end():]
+    m = _VG_PREFIX.match(line)
+    if m:
+        line = line[m.end():]
+    return line
+
+
+def _asan_frame(m: re.Match[str]) -> Frame:
+    address, func, loc = m.group(1), m.group(2), m.group(3)
+    if loc.startswith("(") and loc.endswith(")"):
+        return Frame(function=func, address=address, object=loc[1:-1])
+    parts = loc.split(":")
+    nums: list[int | None] = []
+    while len(parts) > 1 and parts[-1].isdigit() and len(nums) < 2:
+        nums.insert(0, int(parts.pop()))
+    file = ":".join(parts)
+    line = nums[0] if nums else None
+    col = nums[1] if len(nums) > 1 else None
+    return Frame(function=func, file=file, line=line, column=col, address=address)
+
+
+def _vg_frame(m: re.Match[str]) -> Frame:
+    address, func, where = m.group(1), m.group(2), m.group(3) or ""
+    if where.startswith("in "):
+        return Frame(function=func, address=address, object=where[3:])
+    file, _, line = where.rpartition(":")
+    if file and line.isdigit():
+        return Frame(function=func, file=file, line=int(line), address=address)
+    return Frame(function=func, file=where or None, address=address)
+
+
+def _zig_frame(m: re.Match[str]) -> Frame:
+    func = m.group(5)
+    return Frame(function=None if func == "???" else func, file=None if m.group(1) == "???" else m.group(1),
+                 line=_to_int(m.group(2)), column=_to_int(m.group(3)), address=m.group(4), object=m.group(6))
+
+
+class _Parser:
+    """One pass over the lines; ``cur`` is the record being filled."""
+
+    def __init__(self) -> None:
+        self.records: list[LeakRecord] = []
+        self.tools: list[str] = []
+        self.summary: dict[str, dict[str, dict[str, int | None]]] = {}
+        self.notes: list[str] = []
+        self.cur: dict[str, object] | None = None
+        self.section = "frames"  # or "free_frames" (zig double free / size mismatch traces)
+        self.zig_source = 0  # lines of source + caret still expected after a zig frame
+        self.asan_open = False
+        self.vg_loss_total = 0
+        self.vg_loss_seen = 0
+        self.vg_heap_summary = False
+        self.vg_leak_summary = False
+        self.tests_leaked: int | None = None
+        self.last_line = ""
+        self.partial = False  # the current line is the last one and has no newline: it may be cut
+
+    def _tool(self, tool: str) -> None:
+        if tool not in self.tools:
+            self.tools.append(tool)
+
+    def _open(self, **fields: object) -> None:
+        self._close(complete=True)
+        self.cur = {"frames": [], "free_frames": [], **fields}
+        self.section = "frames"
+        self.zig_source = 0
+        self._tool(str(fields["tool"]))
+
+    def _close(self, *, complete: bool) -> None:
+        cur, self.cur = self.cur, None
+        if cur is None:
+            return
+        frames: tuple[Frame, ...] = tuple(cur.pop("frames"))  # type: ignore[arg-type]
+        free_frames: tuple[Frame, ...] = tuple(cur.pop("free_frames"))  # type: ignore[arg-type]
+        self.records.append(LeakRecord(frames=frames, free_frames=free_frames, complete=complete and bool(frames),
+                                       **cur))  # type: ignore[arg-type]
+
+    def _add_frame(self, frame: Frame) -> None:
+        assert self.cur is not None
+        frames = self.cur[self.section]
+        if isinstance(frames, list) and len(frames) < _MAX_FRAMES:
+            frames.append(frame)
+
+    def feed(self, line: str, *, partial: bool = False) -> None:
+        self.partial = partial
+        if line.strip():
+            self.last_line = line
+        if self.cur is not None and self.cur["tool"] == "zig" and self._zig_continuation(line):
+            return
+        if self.cur is not None and self.cur["tool"] in ("asan", "lsan"):
+            m = _ASAN_FRAME.match(line)
+            if m:
+                self._add_frame(_asan_frame(m))
+                return
+        if self.cur is not None and self.cur["tool"] == "valgrind":
+            m = _VG_FRAME.match(line)
+            if m:
+                self._add_frame(_vg_frame(m))
+                return
+        self._header(line)
+
+    def _zig_continuation(self, line: str) -> bool:
+        m = _ZIG_FRAME.match(line)
+        if self.partial and not m and not (self.zig_source == 1 and _CARET.match(line)):
+            self.zig_source = max(self.zig_source, 1)  # a cut last line: the record stays incomplete
+            return True
+        if m:
+            self._add_frame(_zig_frame(m))
+            self.zig_source = 2 if m.group(1) != "???" else 0
+            return True
+        if _ZIG_SECTION.match(line):
+            self.section = "free_frames"
+            if self.cur is not None:
+                self.cur["free_frames"] = []  # keep only the last free trace (the offending one)
+            self.zig_source = 0
+            return True
+        if self.zig_source == 2 and not _is_header(line):
+            self.zig_source = 1  # the source line under a frame
+            return True
+        if self.zig_source == 1 and _CARET.match(line):
+            self.zig_source = 0
+            return True
+        if _ZIG_SKIPPED.match(line):
+            return True
+        self.zig_source = 0
+        if not line.strip() and self.cur is not None and self.cur["frames"]:
+            self._close(complete=True)
+            return True
+        return False
+
+    def _header(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            if self.cur is not None and self.cur["tool"] != "zig" and not self.partial:
+                self._close(complete=True)
+            return
+        m = _ZIG_LEAK.match(text)
+        if m:
+            self._open(tool="zig", kind="leaked", bytes=None, blocks=1, address=m.group(1))
+            return
+        m = _ZIG_SAFE_LEAK.match(text)
+        if m:
+            addr = m.group(1) if m.group(1).startswith("0x") else "0x" + m.group(1)
+            self._open(tool="zig", kind="leaked", bytes=int(m.group(2)), blocks=1, address=addr)
+            return
+        if _ZIG_DOUBLE.match(text):
+            self._open(tool="zig", kind="double-free", bytes=None, blocks=1)
+            return
+        m = _ZIG_MISMATCH.match(text)
+        if m:
+            self._open(tool="zig", kind="size-mismatch", bytes=int(m.group(1)), blocks=1,
+                       note=f"allocated {m.group(1)} bytes, freed as {m.group(2)} bytes")
+            return
+        m = _ZIG_TESTS_LEAKED.match(text)
+        if m:
+            self._close(complete=True)
+            self.tests_leaked = int(m.group(1))
+            self._tool("zig")
+            return
+        self._header_c(text)
+
+    def _header_c(self, text: str) -> None:
+        m = _ASAN_RECORD.match(text)
+        if m and self.asan_open:
+            self._open(tool="asan", kind=m.group(1).lower(), bytes=int(m.group(2)), blocks=int(m.group(3)))
+            return
+        if _ASAN_HEADER.search(text):
+            self._close(complete=True)
+            self.asan_open = True
+            self._tool("asan")
+            return
+        m = _ASAN_DOUBLE.search(text)
+        if m:
+            self._open(tool="asan", kind="double-free", bytes=None, blocks=1, address=m.group(1))
+            return
+        m = _ASAN_SUMMARY.match(text)
+        if m:
+            self._close(complete=True)
+            self.asan_open = False
+            tool = "asan" if m.group(1) == "AddressSanitizer" else "lsan"
+            self.summary[tool] = {"leaked": {"bytes": int(m.group(2)), "blocks": int(m.group(3))}}
+            return
+        m = _VG_RECORD.match(text)
+        if m:
+            self._open(tool="valgrind", kind=_VG_KIND[m.group(5)], bytes=_to_int(m.group(2) or m.group(1)),
+                       blocks=_to_int(m.group(4)), indirect_bytes=_to_int(m.group(3)),
+                       note=f"loss record {m.group(6)} of {m.group(7)}")
+            self.vg_loss_seen = max(self.vg_loss_seen, _to_int(m.group(6)) or 0)
+            self.vg_loss_total = max(self.vg_loss_total, _to_int(m.group(7)) or 0)
+            return
+        if _VG_INVALID_FREE.match(text):
+            self._open(tool="valgrind", kind="double-free", bytes=None, blocks=1, note="invalid free (double free?)")
+            return
+        m = _VG_SUMMARY.match(text)
+        if m and self.vg_leak_summary:
+            kind = _VG_KIND[m.group(1)]
+            self.summary.setdefault("valgrind", {})[kind] = {"bytes": _to_int(m.group(2)), "blocks": _to_int(m.group(3))}
+            return
+        if _VG_LEAK_SUMMARY.match(text):
+            self._close(complete=True)
+            self.vg_leak_summary = True
+            self._tool("valgrind")
+            return
+        if _VG_HEADER.match(text):
+            self._close(complete=True)
+            self.vg_heap_summary = True
+            self._tool("valgrind")
+            return
+        # Any other line ends a record (interleaved log lines, the end of a stack), unless it is
+        # a cut last line: then the record stays open and counts as incomplete.
+        if self.cur is not None and self.cur["frames"] and not self.partial:
+            self._close(complete=True)
+
+    def finish(self) -> LeakReport:
+        truncated = False
+        if self.cur is not None:
+            # Only a Zig stack can be seen to be whole (it ends with a caret line); others need a blank line.
+            complete = (self.cur["tool"] == "zig" and bool(self.cur["frames"]) and self.zig_source == 0
+                        and bool(_CARET.match(self.last_line) or _ZIG_SKIPPED.match(self.last_line.strip())))
+            truncated = not complete
+            self._close(complete=complete)
+        if self.asan_open:
+            truncated = True
+            self.notes.append("sanitizer report has no SUMMARY line: it was cut off")
+        if self.vg_loss_total and self.vg_loss_seen < self.vg_loss_total:
+            truncated = True
+            self.notes.append(f"valgrind: saw loss record {self.vg_loss_seen} of {self.vg_loss_total}")
+        elif (self.vg_loss_total or self.vg_heap_summary) and not self.vg_leak_summary:
+            truncated = True
+            self.notes.append("valgrind report has no LEAK SUMMARY: it was cut off")
+        if truncated and not any("cut" in n or "saw loss" in n for n in self.notes):
+            self.notes.append("the last record is incomplete: the report was cut off")
+        records = tuple(self._retool(r) for r in self.records)
+        return LeakReport(records=records, tools=tuple(self._final_tools()), recognized=bool(self.tools),
+                          truncated=truncated, tool_summary=self.summary, tests_leaked=self.tests_leaked,
+                          notes=tuple(self.notes))
+
+    def _final_tools(self) -> list[str]:
+        return ["lsan" if t == "asan" and "lsan" in self.summary and "asan" not in self.summary else t
+                for t in self.tools]
+
+    def _retool(self, rec: LeakRecord) -> LeakRecord:
+        # LeakSanitizer alone (-fsanitize=leak) is only told apart by its SUMMARY line or interceptor path.
+        if rec.tool != "asan":
+            return rec
+        lsan = ("lsan" in self.summary and "asan" not in self.summary) or any(
+            "lsan_" in (f.file or "") for f in rec.frames)
+        return rec.with_tool("lsan") if lsan else rec
+
+
+def _is_header(line: str) -> bool:
+    text = line.strip()
+    return bool(_ZIG_LEAK.match(text) or _ZIG_SAFE_LEAK.match(text) or _ZIG_DOUBLE.match(text)
+                or _ZIG_MISMATCH.match(text) or _ZIG_TESTS_LEAKED.match(text))
+
+
+def parse_leak_report(text: str | bytes | Iterable[str]) -> LeakReport:
+    """Parse a leak report (ASan/LSan, valgrind memcheck, Zig debug allocator) from text.
+
+    Accepts str, bytes (decoded as UTF-8 with replacement) or an iterable of lines / journal
+    messages. Unknown text gives ``recognized=False``; a cut report gives ``truncated=True``.
+    """
+    parser = _Parser()
+    lines = _decode(text)
+    cut = isinstance(text, (str, bytes, bytearray, memoryview)) and len(text) > 0 and not (
+        str(text[-1:]) if isinstance(text, str) else bytes(text[-1:]).decode("latin-1")) in ("\n", "\r")
+    for i, raw in enumerate(lines):
+        parser.feed(_strip(raw), partial=cut and i == len(lines) - 1)
+    return parser.finish()
+
+
+def parse_leak_file(path: str | os.PathLike[str]) -> LeakReport:
+    """Read ``path`` and parse it with :func:`parse_leak_report`."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LeakReportError(f"leak report file {p} does not exist", hint="check the path", path=str(p)) from None
+    except IsADirectoryError:
+        raise LeakReportError(f"{p} is a folder, not a leak report file", hint="pass the report file", path=str(p)) from None
+    except OSError as exc:
+        raise LeakReportError(f"cannot read leak report {p}: {exc.strerror}", hint="check permissions", path=str(p)) from None
+    return parse_leak_report(data)

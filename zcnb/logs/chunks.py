@@ -1,0 +1,249 @@
+"""Reading text logs for :mod:`zcnb.logs.scan`: chunks of complete lines, time-bucket slices, worker ranges.
+
+A chunk whose lines all belong to one process of the unit is cut into time-bucket slices by bisection
+(journal output is time-ordered) and each slice is counted by :func:`zcnb.logs.scan.scan_block`; a chunk with a
+restart is split at the pid change; chunks with other units' lines or unordered times go line by line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .scan import ISO_LINE, Acc, bucket_of, line_ts, parse_iso, scan_block, scan_messages
+
+__all__ = ["CHUNK", "ScanConfig", "iter_chunks", "scan_range", "sniff_format"]
+
+_BANNER = b"Main Token:"
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What to count in a text log: format, bucket width (s), syslog identifier of the unit."""
+
+    fmt: str  # "short-iso" | "raw"
+    width: int
+    ident: bytes | None
+    redact: Callable[[str], str]
+
+
+def sniff_format(head: bytes) -> str:
+    """``short-iso`` when most of the first lines carry a journalctl short-iso prefix, else ``raw``."""
+    parts = head.split(b"\n")
+    if len(parts) > 1:
+        parts = parts[:-1]  # the last one may be cut; a single giant first line is judged by its head
+    lines = [ln for ln in parts[:200] if ln.strip() and not ln.startswith(b"-- ")]
+    if not lines:
+        return "raw"
+    hits = sum(1 for ln in lines if ISO_LINE.match(ln))
+    return "short-iso" if hits * 2 >= len(lines) else "raw"
+
+
+def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
+    """Per-line path for short-iso text that is mixed, unordered or has non-journal lines."""
+    cur: int | None = None
+    msgs: list[bytes] = []
+    tss: list[float | None] = []
+    for m in ISO_LINE.finditer(buf):
+        ts_b, _host, ident, pid_b, msg = m.groups()
+        if cfg.ident is not None and ident != cfg.ident:
+            continue
+        ts = parse_iso(ts_b)
+        if ts is None:
+            continue
+        pid = int(pid_b) if pid_b and len(pid_b) < 12 else None
+        acc.lines += 1
+        acc.see_time(ts)
+        acc.see_pid(ts, pid)
+        if pid is None and _BANNER in msg:
+            acc.banners.append(ts)
+        bb = bucket_of(ts, cfg.width)
+        if bb != cur:
+            scan_messages(acc, msgs, tss, bucket=cur, redact=cfg.redact)
+            msgs, tss, cur = [], [], bb
+        msgs.append(msg)
+        tss.append(ts)
+    scan_messages(acc, msgs, tss, bucket=cur, redact=cfg.redact)
+
+
+def _line_start(buf: bytes, x: int) -> int:
+    """First line start at or after ``x``."""
+    if x <= 0:
+        return 0
+    if buf[x - 1:x] == b"\n":
+        return x
+    nl = buf.find(b"\n", x)
+    return len(buf) if nl < 0 else nl + 1
+
+
+_STAMP = re.compile(rb"(?m)^(\S+) ")
+
+
+def _stamps_ordered(buf: bytes) -> bool:
+    """Every line's timestamp >= the previous one's (the bucket search below assumes it).
+
+    Compared as bytes, which is chronological only for one width and one UTC offset: anything else
+    counts as unordered and takes the per-line path.
+    """
+    stamps = _STAMP.findall(buf)
+    if not stamps:
+        return False
+    width, offset = len(stamps[0]), stamps[0][-5:]
+    if any(len(x) != width or x[-5:] != offset for x in stamps):
+        return False
+    return all(a <= b for a, b in itertools.pairwise(stamps))
+
+
+class _Unordered(Exception):
+    """A chunk is not time-ordered (or has an unparsable line): use the per-line path."""
+
+
+def _ts(buf: bytes, start: int) -> float:
+    sp = buf.find(b" ", start, start + 40)
+    t = parse_iso(buf[start:sp]) if sp > start else None
+    if t is None:
+        raise _Unordered
+    return t
+
+
+def _first_at_or_after(buf: bytes, lo: int, hi: int, target: float) -> int:
+    """Smallest line start in (lo, hi] whose timestamp is >= target (hi if none); lines sorted by time."""
+    a, z = lo, hi
+    while z - a > 1:
+        mid = (a + z) // 2
+        s = _line_start(buf, mid)
+        if s >= hi or _ts(buf, s) >= target:
+            z = mid
+        else:
+            a = mid
+    return _line_start(buf, z)
+
+
+def _pid_runs(buf: bytes, ident: bytes, n_lines: int) -> list[int] | None:
+    """Line offsets where the pid changes, when every line is ``ident``'s and pids come in a few runs."""
+    if buf.count(b" " + ident + b"[") != n_lines:
+        return None
+    pids = re.findall(b" " + re.escape(ident) + rb"\[(\d+)\]: ", buf)  # one per line, in C
+    runs = [k for k, _ in itertools.groupby(pids)]
+    if len(runs) < 2 or len(runs) > 64:  # interleaved processes: the per-line path handles them
+        return None
+    starts = [0]
+    for pid in runs[1:]:  # the first line of each run: the first hit of its needle after the previous run
+        pos = buf.find(b" " + ident + b"[" + pid + b"]: ", starts[-1])
+        if pos < 0:
+            return None
+        starts.append(buf.rfind(b"\n", 0, pos) + 1)
+    return starts
+
+
+def scan_iso_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
+    """Fast path for a chunk of complete short-iso lines; falls back to :func:`scan_lines_slow`."""
+    m0 = ISO_LINE.match(buf)
+    last_start = buf.rfind(b"\n", 0, len(buf) - 1) + 1
+    m1 = ISO_LINE.match(buf, last_start)
+    if not m0 or not m1 or (cfg.ident is not None and m0.group(3) != cfg.ident):
+        return scan_lines_slow(acc, buf, cfg)
+    ident, pid_b = m0.group(3), m0.group(4)
+    needle = b" " + ident + (b"[" + pid_b + b"]: " if pid_b else b": ")
+    n_lines = buf.count(b"\n")
+    if buf.count(needle) != n_lines:  # another pid (a restart) or other units inside
+        runs = _pid_runs(buf, ident, n_lines) if pid_b else None
+        if runs is None:
+            return scan_lines_slow(acc, buf, cfg)
+        for a, z in zip(runs, runs[1:] + [len(buf)]):
+            scan_iso_chunk(acc, buf[a:z], cfg)
+        return None
+    try:
+        t0, t1 = _ts(buf, 0), _ts(buf, last_start)
+        if t1 < t0 or not _stamps_ordered(buf):
+            raise _Unordered
+        slices: list[tuple[int, int, int]] = []
+        p = 0
+        while p < len(buf):
+            bb = bucket_of(_ts(buf, p), cfg.width)
+            q = _first_at_or_after(buf, p, len(buf), bb + cfg.width)
+            last = buf.rfind(b"\n", p, q - 1) + 1
+            if q <= p or _ts(buf, p) < bb or bucket_of(_ts(buf, last), cfg.width) != bb:
+                raise _Unordered
+            slices.append((p, q, bb))
+            p = q
+    except _Unordered:
+        return scan_lines_slow(acc, buf, cfg)
+    pid = int(pid_b) if pid_b and len(pid_b) < 12 else None
+    acc.lines += n_lines
+    acc.see_time(t0)
+    acc.see_time(t1)
+    acc.see_pid(t0, pid)
+    if pid is None:
+        for bm in re.finditer(rb"(?m)^[^\n]*?" + re.escape(_BANNER), buf):  # one banner per line at most
+            acc.banners.append(line_ts(buf, bm.start()))
+
+    def ts_at(pos: int) -> float | None:
+        return line_ts(buf, pos)
+
+    for p, q, bb in slices:  # levels only right after the prefix (never "]: error" inside a message)
+        scan_block(acc, buf, p, q, sep=needle, bucket=bb, ts_at=ts_at, redact=cfg.redact)
+
+
+def scan_raw_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
+    """Lines with no timestamp and no pid: counts only, restarts from startup banners."""
+    blob = b"\n" + buf
+    acc.lines += buf.count(b"\n")
+    acc.banners.extend(None for _ in range(blob.count(_BANNER)))
+    scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=None, ts_at=lambda p: None, redact=cfg.redact)
+
+
+CHUNK = 8 << 20  # per worker: a few copies of this are alive at once
+MAX_LINE = 4 << 20  # a longer line is cut (bounded memory); the rest of it is skipped
+
+
+def iter_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
+    """Yield buffers of complete lines whose first byte lies in [start, end)."""
+    with open(path, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            if f.read(1) != b"\n":  # the line started in the previous range: skip its rest
+                rest = f.readline(MAX_LINE)
+                while rest and not rest.endswith(b"\n"):
+                    rest = f.readline(MAX_LINE)
+        pos = f.tell()
+        carry = b""
+        skipped = 0  # bytes dropped from a giant line held in carry
+        while pos < end:
+            data = f.read(CHUNK)
+            if not data:
+                if carry:
+                    yield carry + b"\n"
+                return
+            buf = carry + data
+            rel_end = end - pos - skipped
+            if rel_end <= len(buf):
+                nl = buf.find(b"\n", max(rel_end - 1, 0))
+                if nl >= 0:
+                    yield buf[: nl + 1]
+                    return
+            nl = buf.rfind(b"\n")
+            if nl < 0:
+                if len(buf) > MAX_LINE:  # a giant line: keep its head, drop the rest
+                    skipped += len(buf) - MAX_LINE
+                    carry = buf[:MAX_LINE]
+                else:
+                    carry = buf
+                continue
+            yield buf[: nl + 1]
+            pos += nl + 1 + skipped
+            skipped = 0
+            carry = buf[nl + 1:]
+
+
+def scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> Acc:
+    """Scan one byte range of a text log (run in a worker process for big files)."""
+    acc = Acc()
+    for buf in iter_chunks(path, start, end):
+        if cfg.fmt == "short-iso":
+            scan_iso_chunk(acc, buf, cfg)
+        else:
+            scan_raw_chunk(acc, buf, cfg)
+    return acc

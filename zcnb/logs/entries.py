@@ -1,0 +1,279 @@
+"""Gateway logs: parse Zig log lines, read text logs, summarise activity (skills, tools, errors, restarts).
+
+Journal reading lives in :mod:`zcnb.logs.journal`, the fast counting engine in :mod:`zcnb.logs.scan`,
+redaction in :mod:`zcnb.redact`. Skill names are shown in one canonical form: lower case and
+hyphenated (``git_workflow`` and ``git-workflow`` are both ``git-workflow``), the runbook's form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigError, LogFormatError
+from ..redact import Redactor
+from .chunks import ScanConfig, scan_range, sniff_format
+from .scan import ISO_LINE, Acc, bucket_of, parse_iso, scan_messages
+from .summary import LogSummary, build_summary
+
+__all__ = [
+    "LEVELS",
+    "LogEntry",
+    "LogSummary",
+    "bucket_seconds",
+    "parse_message",
+    "read_log_file",
+    "summarize_logs",
+    "unit_identifier",
+]
+
+LEVELS = ("error", "warning", "info", "debug", "none")
+_ZIG = re.compile(r"^(error|warning|info|debug)(?:\(([^)]*)\))?: ?(.*)$", re.DOTALL)
+_TAG = re.compile(r"^\[([\w.-]+)\]\s*")
+_BANNER = b"Main Token:"
+PARALLEL_MIN_BYTES = 64 << 20  # smaller files are scanned in-process (forking costs more than it saves)
+NATIVE_PARALLEL_MIN_BYTES = 32 << 20  # the C scanner does ~1 GB/s per thread: a second thread pays off above this
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One log line / journal entry; ``message`` is the whole (redacted) line after the syslog prefix."""
+
+    timestamp: datetime | None
+    pid: int | None
+    unit: str | None
+    level: str
+    scope: str | None
+    tag: str | None
+    message: str
+    identifier: str | None = None
+    priority: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The message without the level prefix and bracket tag."""
+        return parse_message(self.message)[3]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+            "pid": self.pid, "unit": self.unit, "identifier": self.identifier, "priority": self.priority,
+            "level": self.level, "scope": self.scope, "tag": self.tag, "message": self.message,
+        }
+
+    def _repr_markdown_(self) -> str:
+        ts = self.timestamp.isoformat() if self.timestamp else "-"
+        return f"`{ts}` pid {self.pid} **{self.level}** {self.message}"
+
+
+def parse_message(message: str) -> tuple[str, str | None, str | None, str]:
+    """Split a Zig log line into ``(level, scope, tag, text)``; no level prefix -> level ``none``."""
+    m = _ZIG.match(message)
+    if m:
+        level, scope, rest = m.group(1), m.group(2), m.group(3)
+    else:
+        level, scope, rest = "none", None, message
+    t = _TAG.match(rest)
+    return level, scope or None, (t.group(1) if t else None), (rest[t.end():] if t else rest)
+
+
+def make_entry(message: str, *, timestamp: datetime | None = None, pid: int | None = None, unit: str | None = None,
+               identifier: str | None = None, priority: int | None = None,
+               redact: Callable[[str], str] | None = None) -> LogEntry:
+    """Build a :class:`LogEntry`, redacting the message first."""
+    msg = redact(message) if redact is not None else message
+    level, scope, tag, _ = parse_message(msg)
+    return LogEntry(timestamp, pid, unit, level, scope, tag, msg, identifier, priority)
+
+
+def unit_identifier(unit: str | None) -> str | None:
+    """The syslog identifier text logs show for ``unit`` (``zeptoclaw-gateway.service`` -> ``zeptoclaw-gateway``)."""
+    if not unit:
+        return None
+    return unit.removesuffix(".service")
+
+
+def full_unit(unit: str | None) -> str | None:
+    """``zeptoclaw-gateway`` -> ``zeptoclaw-gateway.service`` (other suffixes kept)."""
+    if not unit:
+        return None
+    return unit if re.search(r"\.(service|scope|socket|timer|slice)$", unit) else unit + ".service"
+
+
+def bucket_seconds(bucket: str | float) -> int:
+    """``"1min"``, ``"30s"``, ``"5min"``, ``60`` -> whole seconds (>= 1)."""
+    if isinstance(bucket, (int, float)) and not isinstance(bucket, bool):
+        seconds = float(bucket)
+    else:
+        import pandas as pd
+
+        try:
+            seconds = pd.Timedelta(str(bucket)).total_seconds()
+        except (ValueError, TypeError):
+            raise ConfigError(f"bucket {bucket!r} is not a duration", hint='use e.g. "30s", "1min", "5min"') from None
+    if not seconds >= 1 or seconds != int(seconds):
+        raise ConfigError(f"bucket {bucket!r} must be a whole number of seconds >= 1", hint='use e.g. "1min"')
+    return int(seconds)
+
+
+def _open_checked(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise LogFormatError(f"log file {p} does not exist", hint="check the path (journalctl -o short-iso > FILE)", path=str(p))
+    if p.is_dir():
+        raise LogFormatError(f"{p} is a folder, not a log file", hint="for journal folders use --directory", path=str(p))
+    if not os.access(p, os.R_OK):
+        raise LogFormatError(f"log file {p} is not readable", hint="run as a user who can read it", path=str(p))
+    return p
+
+
+def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
+                  redact: Callable[[str], str] | None = None) -> Iterator[LogEntry]:
+    """Stream entries of a ``journalctl -o short-iso`` text log or a raw log (no timestamps).
+
+    Invalid UTF-8 is decoded with replacement; lines of other units are skipped when ``unit`` is given
+    (short-iso only: raw lines carry no unit). Memory stays bounded: one line at a time.
+    """
+    p = _open_checked(path)
+    red = redact if redact is not None else Redactor.create()
+    ident = unit_identifier(unit)
+    with open(p, "rb") as fh:
+        fmt = sniff_format(fh.read(65536))
+        fh.seek(0)
+        for raw in fh:
+            line = raw.rstrip(b"\r\n")[:1 << 20]
+            if fmt == "raw":
+                if line:
+                    yield make_entry(line.decode("utf-8", "replace"), redact=red)
+                continue
+            m = ISO_LINE.match(line)
+            if not m:
+                continue  # "-- Boot ... --" markers and continuation lines
+            ts_b, _host, ident_b, pid_b, msg = m.groups()
+            idt = ident_b.decode("utf-8", "replace")
+            if ident is not None and idt != ident:
+                continue
+            ts = parse_iso(ts_b)
+            yield make_entry(msg.decode("utf-8", "replace"),
+                             timestamp=datetime.fromtimestamp(ts, UTC) if ts is not None else None,
+                             pid=int(pid_b) if pid_b and len(pid_b) < 12 else None,
+                             unit=full_unit(idt), identifier=idt, redact=red)
+
+
+def _entry_matches(entry: LogEntry, unit: str, ident: str | None) -> bool:
+    if entry.unit:
+        return entry.unit == unit
+    return entry.identifier == ident
+
+
+def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | None,
+                       redact: Callable[[str], str]) -> Acc:
+    acc = Acc()
+    ident = unit_identifier(unit)
+    cur: int | None = None
+    msgs: list[bytes] = []
+    tss: list[float | None] = []
+    for e in entries:
+        if not isinstance(e, LogEntry):
+            raise ConfigError(f"summarize_logs got a {type(e).__name__}, not a LogEntry",
+                              hint="pass a log file path or entries from read_journal()/read_log_file()")
+        if unit and not _entry_matches(e, unit, ident):
+            continue
+        ts = e.timestamp.timestamp() if e.timestamp is not None else None
+        msg = e.message.encode("utf-8", "replace")
+        acc.lines += 1
+        acc.see_time(ts)
+        acc.see_pid(ts, e.pid)
+        if e.priority is not None:
+            acc.priorities[e.priority] += 1
+        if e.pid is None and _BANNER in msg:
+            acc.banners.append(ts)
+        bb = bucket_of(ts, width) if ts is not None else None
+        if bb != cur or len(msgs) >= 50_000:  # bounded block size
+            scan_messages(acc, msgs, tss, bucket=cur, redact=redact)
+            msgs, tss, cur = [], [], bb
+        msgs.append(msg)
+        tss.append(ts)
+    scan_messages(acc, msgs, tss, bucket=cur, redact=redact)
+    return acc
+
+
+ENGINES = ("auto", "native", "python")
+
+
+def _summarize_file(path: Path, *, width: int, unit: str | None, redact: Callable[[str], str],
+                    workers: int | None, engine: str) -> tuple[Acc, str]:
+    """Scan a text log; returns the tallies and a note saying which engine ran (and why)."""
+    from .native import NativeGaveWay, native_status, scan_file_native
+
+    with open(path, "rb") as fh:
+        fmt = sniff_format(fh.read(65536))
+    ident = unit_identifier(unit)
+    cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt == "short-iso" else None,
+                     redact=redact)
+    size = path.stat().st_size
+    n = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    why = "requested"
+    if engine != "python":
+        ok, err = native_status()
+        if not ok and engine == "native":
+            raise ConfigError(f"the native log scanner is not available ({err})",
+                              hint="install a C compiler and run `python -m pip install -e .`, or use engine='python'")
+        if ok:
+            threads = n if size >= NATIVE_PARALLEL_MIN_BYTES else 1
+            try:
+                acc = scan_file_native(str(path), size, cfg, threads=threads)
+                return acc, f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''})"
+            except NativeGaveWay as exc:
+                why = f"C scanner gave way: {exc}"
+        else:
+            why = f"C scanner not built: {err}"
+    return _summarize_file_python(path, size=size, cfg=cfg, n=n), f"engine: python ({why})"
+
+
+def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) -> Acc:
+    if size < PARALLEL_MIN_BYTES or n <= 1:
+        return scan_range(str(path), 0, size, cfg)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    bounds = [size * i // n for i in range(n + 1)]
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(pool.map(scan_range, [str(path)] * n, bounds[:-1], bounds[1:], [cfg] * n))
+    acc = parts[0]
+    for part in parts[1:]:
+        acc.merge(part)
+    return acc
+
+
+def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucket: str | int = "1min",
+                   unit: str | None = None, redact: Callable[[str], str] | None = None,
+                   workers: int | None = None, engine: str = "auto") -> LogSummary:
+    """Summarise a log: skills, tools, levels, top errors, restarts, allocator reports, per-bucket counts.
+
+    ``source`` is a text log path (``journalctl -o short-iso`` or raw lines; read in large chunks,
+    in ``workers`` processes for big files) or an iterable of :class:`LogEntry` (e.g. from
+    :func:`zcnb.logs.journal.read_journal`). Only ``unit``'s lines count when it is given.
+    ``engine`` (text logs): ``"auto"`` (the C scanner when built, else Python), ``"native"``, ``"python"``;
+    both give identical results, and the summary's notes say which one ran.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}", hint='use engine="auto"')
+    width = bucket_seconds(bucket)
+    red = redact if redact is not None else Redactor.create()
+    unit_full = full_unit(unit)
+    if isinstance(source, (str, os.PathLike)):
+        path = _open_checked(source)
+        acc, note = _summarize_file(path, width=width, unit=unit_full, redact=red, workers=workers, engine=engine)
+        label = str(path)
+    else:
+        acc = _summarize_entries(source, width=width, unit=unit_full, redact=red)
+        label, note = "entries", "engine: python (log entries)"
+    summary = build_summary(acc, width=width, unit=unit_full, source=label)
+    return dataclasses.replace(summary, notes=(*summary.notes, note))

@@ -1,0 +1,184 @@
+"""Stage 02 after-care: does memory grow fast again after the restart? Plus a supervised demo target."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import tempfile
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..config import Secret
+from ..exceptions import ZcnbError
+from ..service.base import HealthCheck
+from ..service.supervisor import ProcessSupervisorBackend, SupervisedService
+
+__all__ = ["DemoTarget", "PostRestartCheck", "mitigation_demo_target", "post_restart_check", "simulator_service",
+           "watch_after_restart"]
+
+
+@dataclass(frozen=True)
+class PostRestartCheck:
+    """Memory in the window after a restart, judged with :func:`zcnb.analysis.assess_leak`."""
+
+    source: str
+    window: str
+    n_samples: int
+    verdict: str
+    severity: str
+    growth_bytes_per_hour: float | None
+    before_growth_bytes_per_hour: float | None
+    grows_fast: bool | None
+    message: str
+    log_lines: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "window": self.window, "n_samples": self.n_samples, "verdict": self.verdict,
+                "severity": self.severity, "growth_bytes_per_hour": self.growth_bytes_per_hour,
+                "before_growth_bytes_per_hour": self.before_growth_bytes_per_hour, "grows_fast": self.grows_fast,
+                "message": self.message, "log_lines": list(self.log_lines)}
+
+    def _repr_markdown_(self) -> str:
+        mark = {True: "⚠️ grows fast again", False: "✅ no fast regrowth", None: "❔ cannot tell yet"}[self.grows_fast]
+        g = "-" if self.growth_bytes_per_hour is None else f"{self.growth_bytes_per_hour / 1024**2:+.2f} MiB/h"
+        b = "-" if self.before_growth_bytes_per_hour is None else f"{self.before_growth_bytes_per_hour / 1024**2:+.2f} MiB/h"
+        out = [f"**After restart: {mark}**", "", self.message, "",
+               "| window | samples | verdict | severity | growth after | growth before |", "|---|---|---|---|---|---|",
+               f"| {self.window} | {self.n_samples} | {self.verdict} | {self.severity} | {g} | {b} |"]
+        if self.log_lines:
+            out += ["", f"Last {len(self.log_lines)} log lines:", "```", *self.log_lines, "```"]
+        return "\n".join(out)
+
+
+def _growth(before: Any) -> float | None:
+    if before is None:
+        return None
+    d = before.to_dict() if hasattr(before, "to_dict") else before
+    v = d.get("growth_bytes_per_hour") if isinstance(d, dict) else None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def post_restart_check(samples: Any, *, since: datetime | None = None, before: Any = None,
+                       log_lines: Sequence[str] = (), limit_bytes: float | None = None) -> PostRestartCheck:
+    """Judge the samples after the restart (``since``, else after the last ``restart`` event, else all)."""
+    import pandas as pd
+
+    from ..analysis import assess_leak
+    from ..collect.sampling import read_samples
+
+    source = "dataframe"
+    if not isinstance(samples, pd.DataFrame):
+        source = str(samples)
+        samples = read_samples(samples)
+    df = samples
+    if since is not None:
+        df = df[df["timestamp"] >= pd.Timestamp(since)]
+        window = f"since {pd.Timestamp(since).isoformat()}"
+    elif "event" in df and (df["event"] == "restart").any():
+        last = df.loc[df["event"] == "restart", "timestamp"].max()
+        df = df[df["timestamp"] >= last]
+        window = "after the last restart event"
+    else:
+        window = "whole recording (no restart event in it)"
+    prefix = "" if since is not None or window.startswith("after") else "No restart in this recording, so this is the trend before any restart: "
+    before_g = _growth(before)
+    try:
+        a = assess_leak(df.reset_index(drop=True), limit_bytes=limit_bytes)
+    except ZcnbError as exc:
+        return PostRestartCheck(source, window, len(df), "inconclusive", "none", None, before_g, None,
+                                f"cannot judge the window yet: {exc.message}", tuple(log_lines))
+    g = a.growth_bytes_per_hour
+    if a.verdict == "leak":
+        similar = before_g is not None and g is not None and before_g > 0 and g >= 0.5 * before_g
+        fast = a.severity in ("catastrophic", "high") or similar
+        msg = (f"memory grows again at {g / 1024**2:+.2f} MiB/h ({a.severity})" if g is not None else "memory grows again")
+        msg += (": the restart only bought time; go to stage 03 (diagnose) and stage 06 (escalate)." if fast
+                else ": slower than before; keep watching." if before_g else ": slowly; keep watching.")
+    elif a.verdict == "no_leak":
+        fast, msg = False, "no leak in the post-restart window: the restart helped; keep sampling to be sure."
+    else:
+        fast = None
+        needed = a.needed.reason if a.needed else "more data"
+        msg = f"cannot tell yet ({needed}): sample the restarted process longer."
+    return PostRestartCheck(source, window, a.n_samples, a.verdict, a.severity, g, before_g, fast, prefix + msg,
+                            tuple(log_lines))
+
+
+def watch_after_restart(manager: Any, unit: str, *, out: str | os.PathLike[str], duration_s: float = 60.0,
+                        interval_s: float = 1.0, before: Any = None, log_lines: int = 30) -> PostRestartCheck:
+    """Sample the restarted unit's process for ``duration_s`` into ``out``, then :func:`post_restart_check`."""
+    from ..collect.sampling import sample
+
+    st = manager.status(unit)
+    if st.pid is None:
+        from ..exceptions import ProcessNotFound
+
+        raise ProcessNotFound(f"{unit} has no running process to watch", hint="start it first", unit=unit)
+    sample(out, pid=st.pid, interval_s=interval_s, duration_s=duration_s, progress=False)
+    return post_restart_check(out, before=before, log_lines=manager.log_lines(unit, lines=log_lines))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def simulator_service(name: str, *, run_dir: str | os.PathLike[str], token: Secret, port: int | None = None,
+                      profile: str = "real", leak: str = "none", ignore_sigterm: bool = False,
+                      exit_with_parent: bool = False, extra_args: Sequence[str] = ()) -> SupervisedService:
+    """A supervised simulated gateway (``python -m zcnb.demo.server``) on a fixed loopback port."""
+    d = Path(run_dir)
+    port = port or _free_port()
+    argv = [sys.executable, "-m", "zcnb.demo.server", "--name", name.removesuffix(".service"), "--profile", profile,
+            "--port", str(port), "--pid-file", str(d / f"{name}.pid"), "--leak", leak, "--rate-limit", "0", *extra_args]
+    if ignore_sigterm:
+        argv.append("--ignore-sigterm")
+    if exit_with_parent:  # a notebook kernel may be killed without running exit hooks: never leave servers behind
+        argv.append("--exit-with-parent")
+    return SupervisedService(name=name, argv=tuple(argv), pid_file=d / f"{name}.pid", log_file=d / f"{name}.log",
+                             env={"GATEWAY_AUTH_TOKEN": token},
+                             health=HealthCheck(f"http://127.0.0.1:{port}/health", needs_token=True))
+
+
+@dataclass(frozen=True)
+class DemoTarget:
+    """A started, supervised simulated gateway for stage 02's default run; stopped at exit or by :meth:`close`."""
+
+    manager: ProcessSupervisorBackend
+    unit: str
+    url: str
+    token: Secret
+    run_dir: Path
+
+    def close(self) -> None:
+        self.manager.close()
+
+    def _repr_markdown_(self) -> str:
+        return f"supervised simulated gateway `{self.unit}` at `{self.url}` (run dir `{self.run_dir}`)"
+
+
+def mitigation_demo_target(run_dir: str | os.PathLike[str] | None = None, *, profile: str = "real",
+                           leak: str = "linear", units: Sequence[str] = ("zeptoclaw-gateway.service",
+                                                                         "zeptoclaw-webhook.service")) -> DemoTarget:
+    """Start simulated units under the supervisor in a temp folder (cleanup registered for interpreter exit)."""
+    d = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="zcnb-mitigate-"))
+    token = Secret(secrets.token_urlsafe(24))
+    services = [simulator_service(u, run_dir=d, token=token, profile=profile, leak=leak if i == 0 else "none",
+                                  exit_with_parent=True)
+                for i, u in enumerate(units)]
+    manager = ProcessSupervisorBackend(services, run_dir=d)
+    weakref.finalize(manager, ProcessSupervisorBackend.close, manager)
+    from ..service.control import check_health
+
+    for u in units:
+        manager.start(u, timeout_s=10.0)
+        check_health(manager, u, token=token, timeout_s=10.0)
+    hc = services[0].health
+    return DemoTarget(manager, units[0], hc.url if hc else "", token, d)

@@ -1,0 +1,188 @@
+"""The evidence timeline of an incident: onset, detection, each action, recovery.
+
+Every entry is built from data in the incident folder (samples, assessment, actions)
+and names the evidence that proves it (a notebook section or a figure), so a reader
+can check each claim.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from ..actions import read_actions
+from ..incident import Incident
+
+__all__ = ["Timeline", "TimelineEntry", "build_timeline", "detectable_at", "plot_timeline"]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    time: datetime
+    kind: str  # onset | detectable | detection | action | restart | recovery | oom-kill
+    what: str
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"time": self.time.isoformat(), "kind": self.kind, "what": self.what, "evidence": self.evidence}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    entries: tuple[TimelineEntry, ...]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in self.entries]
+
+    def _repr_html_(self) -> str:
+        if not self.entries:
+            return "<p>No timeline: no samples, verdict or actions in this incident folder.</p>"
+        rows = "".join(
+            f"<tr><td>{e.time:%Y-%m-%d %H:%M:%S} UTC</td><td>{html.escape(e.kind)}</td><td>{html.escape(e.what)}</td>"
+            f"<td>{html.escape(e.evidence)}</td></tr>" for e in self.entries)
+        return ("<table class='zcnb timeline'><thead><tr><th>time</th><th>event</th><th>what</th><th>evidence</th>"
+                f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _ts(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    out: datetime = t.to_pydatetime()
+    return out
+
+
+def _mib(x: float) -> str:
+    return f"{x / 2**20:.1f} MiB"
+
+
+def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
+                   assessment: dict[str, Any] | None = None) -> Timeline:
+    """Collect the timeline entries from the incident folder (or the given data)."""
+    if assessment is None and incident.has("assessment"):
+        assessment = incident.read_json("assessment")
+    if samples is None and incident.has("samples"):
+        from ..collect.sampling import read_samples
+
+        samples = read_samples(incident.path("samples"))
+    a = assessment or {}
+    out: list[TimelineEntry] = []
+    onset = _ts(a.get("onset"))
+    if onset is not None:
+        out.append(TimelineEntry(onset, "onset", "memory baseline starts to grow (change point)",
+                                 "01_confirm_leak.ipynb > Memory over time; figures/memory.png (onset marker)"))
+    if samples is not None and a.get("verdict") == "leak":
+        first = detectable_at(samples, column=a.get("column"))
+        if first is not None:
+            out.append(TimelineEntry(first, "detectable", "earliest point at which the samples so far give a leak verdict",
+                                     "01_confirm_leak.ipynb > Explore (window ending here)"))
+    detected = _ts(a.get("detected_at"))
+    if detected is not None and a.get("verdict"):
+        g = a.get("growth_bytes_per_hour")
+        rate = f" at {_mib(g)}/h" if isinstance(g, (int, float)) else ""
+        out.append(TimelineEntry(detected, "detection", f"verdict {a['verdict']}{rate}, severity {a.get('severity')}",
+                                 "01_confirm_leak.ipynb > Verdict"))
+    for act in read_actions(incident.path("actions")):
+        mode = "dry run" if act.dry_run else "executed"
+        dur = f" in {act.duration_s:.1f} s" if act.duration_s is not None else ""
+        out.append(TimelineEntry(act.started_at, "action", f"{act.action} {act.target} ({mode}): {act.outcome}{dur}",
+                                 "actions.jsonl; 02_mitigate.ipynb / 04_restore_state.ipynb / 06_escalate_rollback.ipynb"))
+    if samples is not None and len(samples):
+        out += _restart_entries(samples, a.get("column") or "rss_bytes")
+    out += _oom_entries(incident)
+    return Timeline(tuple(sorted(out, key=lambda e: e.time)))
+
+
+def detectable_at(samples: pd.DataFrame, *, column: str | None = None) -> datetime | None:
+    """Earliest sample time at which ``assess_leak`` on the data up to then says ``leak`` (binary search)."""
+    from ..analysis import assess_leak
+    from ..exceptions import ZcnbError
+
+    def leak_at(n: int) -> bool:
+        try:
+            return assess_leak(samples.iloc[:n], column=column).verdict == "leak"
+        except ZcnbError:
+            return False
+
+    lo, hi = 2, len(samples)
+    if hi < lo or not leak_at(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if leak_at(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    first: datetime = samples["timestamp"].iloc[lo - 1].to_pydatetime()
+    return first
+
+
+def _restart_entries(df: pd.DataFrame, column: str) -> list[TimelineEntry]:
+    if column not in df:
+        return []
+    out: list[TimelineEntry] = []
+    vals = df[df["event"] != "gap"]
+    for _, row in df[df["event"] == "restart"].iterrows():
+        t = row["timestamp"]
+        before = vals[vals["timestamp"] < t][column].dropna().tail(5)
+        after = vals[vals["timestamp"] >= t][column].dropna().head(5)
+        out.append(TimelineEntry(t.to_pydatetime(), "restart", f"new process ({row.get('note', '')})",
+                                 "samples.csv restart event; figures/memory.png (vertical line)"))
+        if len(before) and len(after) and after.min() < before.max():
+            drop = before.max() - after.min()
+            out.append(TimelineEntry(vals[vals["timestamp"] >= t]["timestamp"].iloc[0].to_pydatetime(), "recovery",
+                                     f"memory back down by {_mib(drop)} ({_mib(before.max())} -> {_mib(after.min())})",
+                                     "02_mitigate.ipynb > after-restart check; figures/memory.png"))
+    return out
+
+
+def _oom_entries(incident: Incident) -> list[TimelineEntry]:
+    """OOM kills stage 03 found (oom.json), one entry per distinct kill."""
+    if not incident.has("oom"):
+        return []
+    from ..logs.oom import OomEvent, OomScan
+
+    d = incident.read_json("oom")
+    events = tuple(OomEvent(_ts(e.get("timestamp")), e.get("source", "?"), e.get("kind", "?"), e.get("pid"),
+                            e.get("message", "")) for e in d.get("events", []))
+    return [TimelineEntry(e.timestamp, "oom-kill", f"OOM kill ({e.source}" + (f", pid {e.pid})" if e.pid else ")"),
+                          "oom.json; 03_diagnose.ipynb > OOM kills")
+            for e in OomScan(events, "").kills if e.timestamp is not None]
+
+
+def plot_timeline(timeline: Timeline, samples: pd.DataFrame | None = None, *, column: str = "rss_bytes") -> Any:
+    """Memory (if given) with the timeline's events marked and labelled."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    colors = {"onset": "tab:orange", "detectable": "tab:pink", "detection": "tab:red", "action": "tab:purple", "restart": "black",
+              "recovery": "tab:green", "oom-kill": "darkred"}
+    if samples is not None and column in samples and samples[column].notna().any():
+        s = samples[samples["event"] != "gap"]
+        ax.plot(s["timestamp"], s[column] / 2**20, color="0.6", lw=1, label=f"{column} (MiB)")
+        ax.set_ylabel("MiB")
+    shown = [e for e in timeline.entries if not (e.kind == "action" and "(dry run)" in e.what)]
+    from matplotlib.dates import date2num
+
+    for i, e in enumerate(shown):
+        x = float(date2num(e.time))  # type: ignore[no-untyped-call]  # matplotlib.dates is unannotated
+        ax.axvline(x, color=colors.get(e.kind, "tab:blue"), lw=1.5, ls="--")
+        ax.annotate(e.kind, xy=(e.time, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+                    fontsize=8, color=colors.get(e.kind, "tab:blue"), xytext=(-2, -4 - (i % 2) * 40),
+                    textcoords="offset points")
+    ax.set_title("Evidence timeline")
+    ax.set_xlabel("time (UTC)")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,185 @@
+"""Stage 03 (diagnose the source) as a few calls for ``notebooks/03_diagnose.ipynb``.
+
+Each function reads from / writes to the incident folder (``journal.jsonl``, ``log_summary.json``,
+``correlation.json``, ``leak_report.json``) so that later stages and the report find the results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import LogFormatError
+from ..files import write_private
+from ..incident import Incident
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..analysis.correlate import Correlation
+    from ..logs.entries import LogEntry, LogSummary
+
+__all__ = ["Note", "correlation", "explorer", "leak_report", "load_entries", "load_samples", "summarize"]
+
+
+@dataclass(frozen=True)
+class Note:
+    """A short message shown in place of a result that could not be produced."""
+
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"note": self.text}
+
+    def _repr_markdown_(self) -> str:
+        return f"> {self.text}"
+
+
+def _entry_json(e: LogEntry) -> str:
+    obj: dict[str, Any] = {"MESSAGE": e.message}
+    if e.timestamp is not None:
+        obj["__REALTIME_TIMESTAMP"] = str(int(e.timestamp.timestamp() * 1_000_000))
+    for key, value in (("_PID", e.pid), ("_SYSTEMD_USER_UNIT", e.unit), ("SYSLOG_IDENTIFIER", e.identifier),
+                       ("PRIORITY", e.priority)):
+        if value is not None:
+            obj[key] = str(value)
+    return json.dumps(obj, sort_keys=True)
+
+
+def _check_preflight_journal(incident: Incident, unit: str) -> None:
+    """Stop early, with what preflight saw, when stage 01's preflight found the unit's journal unreadable."""
+    if not incident.has("preflight"):
+        return
+    pre = incident.read_json("preflight")
+    if pre.get("journal_readable") is False:
+        detail = next((c.get("detail", "") for c in pre.get("checks", []) if c.get("name", "").startswith("journal")), "")
+        raise LogFormatError(f"preflight found the journal of {unit} unreadable: {detail}",
+                             hint="run on the gateway host as its user (or in group systemd-journal), or put a "
+                                  "`journalctl -o json` export into the incident as journal.jsonl and use live=False")
+
+
+def load_entries(incident: Incident, *, unit: str, live: bool = False, since: str | None = None,
+                 until: str | None = None, limit: int = 2_000_000) -> list[LogEntry]:
+    """The unit's entries: live from journald (saved, redacted, as ``journal.jsonl``) or the incident's saved copy."""
+    from ..logs.journal import read_journal, read_journal_json
+    from ..redact import default_redactor
+
+    red = default_redactor()
+    if live:
+        _check_preflight_journal(incident, unit)
+        entries = []
+        for i, e in enumerate(read_journal(unit, since=since or None, until=until or None, redact=red)):
+            if i >= limit:
+                break
+            entries.append(e)
+        write_private(incident.path("journal"), "".join(_entry_json(e) + "\n" for e in entries))
+        return entries
+    if not incident.has("journal"):
+        raise LogFormatError(f"the incident has no {incident.path('journal').name}",
+                             hint="run with live=True on the gateway host, or copy journalctl -o json output there")
+    return list(read_journal_json(incident.path("journal"), unit=unit, redact=red))
+
+
+_NICE_BUCKETS_S = (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+def auto_bucket(entries: list[LogEntry], *, target_buckets: int = 30) -> str:
+    """A bucket giving about ``target_buckets`` buckets over the entries' time span (10 s .. 1 h)."""
+    times = [e.timestamp for e in entries if e.timestamp is not None]
+    span = (max(times) - min(times)).total_seconds() if times else 0.0
+    want = span / target_buckets
+    return f"{next((b for b in _NICE_BUCKETS_S if b >= want), _NICE_BUCKETS_S[-1])}s"
+
+
+def summarize(incident: Incident, entries: list[LogEntry], *, unit: str, bucket: str = "auto") -> LogSummary:
+    """:func:`zcnb.logs.summarize_logs` of the entries; saved as ``log_summary.json``.
+
+    ``bucket="auto"`` picks about 30 buckets over the window (10 s for a few minutes, 2 min for an hour).
+    """
+    from ..logs.entries import summarize_logs
+
+    summary = summarize_logs(entries, unit=unit, bucket=auto_bucket(entries) if bucket == "auto" else bucket)
+    incident.write_json("log_summary", summary.to_dict())
+    return summary
+
+
+def oom(incident: Incident, entries: list[LogEntry], *, unit: str, live: bool = False, since: str | None = None,
+        until: str | None = None) -> Any:
+    """OOM kills (runbook key sign): live, the journal's manager/oomd/kernel lines plus the unit's own
+    (saved as ``oom.json``); in replay, the saved ``oom.json`` if any, else the unit's own lines only."""
+    from ..config import load_settings
+    from ..logs.oom import OomEvent, OomScan, find_oom_events, read_oom_events
+
+    if live:
+        scan = read_oom_events(unit, process_name=load_settings().process_pattern, since=since or None,
+                               until=until or None, own_entries=entries)
+        incident.write_json("oom", scan.to_dict())
+        return scan
+    if incident.has("oom"):
+        d = incident.read_json("oom")
+        from datetime import datetime
+
+        events = tuple(OomEvent(datetime.fromisoformat(e["timestamp"]) if e.get("timestamp") else None,
+                                e["source"], e["kind"], e.get("pid"), e["message"]) for e in d.get("events", []))
+        return OomScan(events, d.get("searched", "saved oom.json"), tuple(d.get("notes", [])))
+    scan = OomScan(tuple(find_oom_events(entries, unit=unit, process_name=load_settings().process_pattern)),
+                   "the unit's own saved lines only",
+                   ("the manager's and kernel's OOM lines are read only in live mode (live=True)",))
+    incident.write_json("oom", scan.to_dict())
+    return scan
+
+
+def load_samples(incident: Incident) -> pd.DataFrame | None:
+    """The incident's memory samples (``samples.csv``), or None when stage 01 recorded none."""
+    if not incident.has("samples"):
+        return None
+    from ..collect.samples_csv import read_samples
+
+    return read_samples(incident.path("samples"))
+
+
+def correlation(incident: Incident, summary: LogSummary, samples: pd.DataFrame | None) -> Correlation:
+    """Memory growth vs activity (never raises for unusable data: says why); saved as ``correlation.json``."""
+    from ..analysis.correlate import explain_growth
+
+    corr = explain_growth(samples, summary)
+    incident.write_json("correlation", corr.to_dict())
+    return corr
+
+
+def skills_figure(incident: Incident, summary: LogSummary) -> Any:
+    """Skill-invocation bar chart, displayed and saved as ``figures/skills.png`` (the report shows it)."""
+    from ..viz.display import figure_image
+    from ..viz.logs import plot_skills
+
+    return figure_image(plot_skills(summary), alt="skill invocations", path=incident.figures / "skills.png")
+
+
+def correlation_figure(incident: Incident, corr: Correlation) -> Any:
+    """Bytes retained per event by activity, displayed and saved as ``figures/correlation.png``."""
+    from ..viz.display import figure_image
+    from ..viz.logs import plot_correlation
+
+    return figure_image(plot_correlation(corr), alt="memory growth vs activity",
+                        path=incident.figures / "correlation.png")
+
+
+def leak_report(incident: Incident) -> Any:
+    """The incident's leak report (``leak_report.txt``) parsed; saved as ``leak_report.json``."""
+    if not incident.has("leak_report_text"):
+        return Note("no leak report in this incident (capture one at a clean exit: zcnb leaks)")
+    from ..leaks.parse import parse_leak_file
+
+    report = parse_leak_file(incident.path("leak_report_text"))
+    to_dict = getattr(report, "to_dict", None)
+    if callable(to_dict):
+        incident.write_json("leak_report", to_dict())
+    return report
+
+
+def explorer(entries: list[LogEntry]) -> Any:
+    """ipywidgets filter of the entries by skill, level and time."""
+    from ..viz.logs import entries_frame, log_explorer
+
+    return log_explorer(entries_frame(entries))
