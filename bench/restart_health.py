@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="2 rounds instead of 5")
     p.add_argument("--out", help="write results JSON here")
     args = p.parse_args(argv)
-    from zcnb.ops.watch import mitigation_demo_target
+    from zcnb.ops.demo_target import mitigation_demo_target
     from zcnb.service import ProcessSupervisorBackend, wait_healthy
 
     rounds = 2 if args.quick else 5

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zcnb.analysis.escalation import decide, restart_schedule
 from zcnb.cli import main
 from zcnb.config import Secret
 from zcnb.exceptions import BackupInvalid, DataError, StateError, UnsafePath
-from zcnb.ops.rollback import plan_rollback
+from zcnb.ops.rollback import plan_rollback, rollback
 from zcnb.service import HealthCheck, ProcessSupervisorBackend, SupervisedService
-from zcnb.stages.escalate import decide, restart_schedule, rollback
 
 TOKEN = Secret("escalate-test-token-0123456789")
 GW = "zeptoclaw-gateway.service"

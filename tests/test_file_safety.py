@@ -24,6 +24,7 @@ import pytest
 from state_helpers import apply, tmpfs
 
 from zcnb.actions import ActionResult, append_action, apply_hint, read_actions
+from zcnb.analysis.escalation import decide
 from zcnb.cli import main
 from zcnb.exceptions import OutputWriteError, PlanError, StateError, UnsafePath
 from zcnb.files import ensure_private_dir, make_unique_dir
@@ -32,7 +33,6 @@ from zcnb.ops.rollback import plan_rollback, rollback
 from zcnb.report import write_index
 from zcnb.report.runner import _lock_down
 from zcnb.service import ProcessSupervisorBackend, SupervisedService, set_debug_logging
-from zcnb.stages.escalate import decide
 from zcnb.state import copy_sample_data, hash_tree, restore_state, undo_restore, verify_backup
 from zcnb.state.tree import symlink_problems
 

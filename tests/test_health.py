@@ -17,7 +17,7 @@ import pytest
 
 from zcnb.config import Secret
 from zcnb.exceptions import ConfigError
-from zcnb.ops.watch import simulator_service
+from zcnb.ops.demo_target import simulator_service
 from zcnb.service import ProcessSupervisorBackend, probe_health, wait_healthy
 
 TOKEN = Secret("health-test-token-abcdef012345")

@@ -87,8 +87,9 @@ def test_stage03_live_scan_is_saved_and_shown_in_the_report(tmp_path: Path, monk
     """
     from zcnb.incident import open_incident
     from zcnb.logs import oom
+    from zcnb.report.summary import build_summary
     from zcnb.stages import diagnose
-    from zcnb.stages.report import IncidentReport, build_summary
+    from zcnb.stages.report import IncidentReport
 
     files = write_journal(ENTRIES, tmp_path / "sys.journal")
     real = oom.read_oom_events

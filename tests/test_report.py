@@ -134,7 +134,8 @@ def test_cli_stage_parameter_reaches_only_its_stage(notebooks: Path, tmp_path: P
 
 def test_unreadable_action_lines_are_named_in_the_report(tmp_path: Path) -> None:
     from zcnb.incident import open_incident
-    from zcnb.stages.report import IncidentReport, build_summary
+    from zcnb.report.summary import build_summary
+    from zcnb.stages.report import IncidentReport
 
     inc = open_incident(tmp_path / "inc")
     inc.path("actions").write_text('{"action": "restart", "broken\n')

@@ -17,7 +17,7 @@ import pytest
 from zcnb.actions import read_actions
 from zcnb.config import Secret
 from zcnb.exceptions import CommandFailed, ConfigError, UnitNotFound
-from zcnb.ops.watch import simulator_service
+from zcnb.ops.demo_target import simulator_service
 from zcnb.service import ProcessSupervisorBackend, SupervisedService, plan_restart, restart, set_debug_logging
 
 TOKEN = Secret("test-token-supervisor-0123456789")

@@ -115,6 +115,15 @@ class Incident:
     def read_json(self, key: str) -> Any:
         return read_json(self.path(key))
 
+    def read_json_or_none(self, key: str) -> Any:
+        """What a stage left in ``key``, or None when it left nothing there or it cannot be read."""
+        if not self.has(key):
+            return None
+        try:
+            return self.read_json(key)
+        except (OSError, ValueError):
+            return None
+
     def write_json(self, key: str, obj: Any) -> Path:
         return write_json(self.path(key), obj)
 

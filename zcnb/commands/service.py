@@ -178,9 +178,9 @@ def _yes_no(v: str | None) -> bool | None:
 
 
 def _cmd_escalate(args: argparse.Namespace) -> int:
+    from ..analysis.escalation import decide
     from ..exceptions import DataError
     from ..files import read_json
-    from ..stages.escalate import decide
 
     try:
         data = read_json(args.assessment)

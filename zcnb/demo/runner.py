@@ -159,7 +159,7 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
     from ..collect.sampling import Sampler
     from ..config import load_settings
     from ..incident import new_incident_dir, open_incident
-    from ..ops.watch import simulator_service
+    from ..ops.demo_target import simulator_service
     from ..report.runner import run_incident
     from ..service import ProcessSupervisorBackend, plan_restart, restart
     from .traffic import TrafficGenerator

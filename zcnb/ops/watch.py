@@ -1,26 +1,16 @@
-"""Stage 02 after-care: does memory grow fast again after the restart? Plus a supervised demo target."""
+"""Stage 02 after-care: does memory grow fast again after the restart?"""
 
 from __future__ import annotations
 
 import os
-import secrets
-import socket
-import sys
-import tempfile
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from ..config import Secret
 from ..exceptions import ZcnbError
-from ..service.base import HealthCheck
-from ..service.supervisor import ProcessSupervisorBackend, SupervisedService
 
-__all__ = ["DemoTarget", "PostRestartCheck", "mitigation_demo_target", "post_restart_check", "simulator_service",
-           "watch_after_restart"]
+__all__ = ["PostRestartCheck", "post_restart_check", "watch_after_restart"]
 
 
 @dataclass(frozen=True)
@@ -122,63 +112,3 @@ def watch_after_restart(manager: Any, unit: str, *, out: str | os.PathLike[str],
         raise ProcessNotFound(f"{unit} has no running process to watch", hint="start it first", unit=unit)
     sample(out, pid=st.pid, interval_s=interval_s, duration_s=duration_s, progress=False)
     return post_restart_check(out, before=before, log_lines=manager.log_lines(unit, lines=log_lines))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def simulator_service(name: str, *, run_dir: str | os.PathLike[str], token: Secret, port: int | None = None,
-                      profile: str = "real", leak: str = "none", ignore_sigterm: bool = False,
-                      exit_with_parent: bool = False, extra_args: Sequence[str] = ()) -> SupervisedService:
-    """A supervised simulated gateway (``python -m zcnb.demo.server``) on a fixed loopback port."""
-    d = Path(run_dir)
-    port = port or _free_port()
-    argv = [sys.executable, "-m", "zcnb.demo.server", "--name", name.removesuffix(".service"), "--profile", profile,
-            "--port", str(port), "--pid-file", str(d / f"{name}.pid"), "--leak", leak, "--rate-limit", "0", *extra_args]
-    if ignore_sigterm:
-        argv.append("--ignore-sigterm")
-    if exit_with_parent:  # a notebook kernel may be killed without running exit hooks: never leave servers behind
-        argv.append("--exit-with-parent")
-    return SupervisedService(name=name, argv=tuple(argv), pid_file=d / f"{name}.pid", log_file=d / f"{name}.log",
-                             env={"GATEWAY_AUTH_TOKEN": token},
-                             health=HealthCheck(f"http://127.0.0.1:{port}/health", needs_token=True))
-
-
-@dataclass(frozen=True)
-class DemoTarget:
-    """A started, supervised simulated gateway for stage 02's default run; stopped at exit or by :meth:`close`."""
-
-    manager: ProcessSupervisorBackend
-    unit: str
-    url: str
-    token: Secret
-    run_dir: Path
-
-    def close(self) -> None:
-        self.manager.close()
-
-    def _repr_markdown_(self) -> str:
-        return f"supervised simulated gateway `{self.unit}` at `{self.url}` (run dir `{self.run_dir}`)"
-
-
-def mitigation_demo_target(run_dir: str | os.PathLike[str] | None = None, *, profile: str = "real",
-                           leak: str = "linear", units: Sequence[str] = ("zeptoclaw-gateway.service",
-                                                                         "zeptoclaw-webhook.service")) -> DemoTarget:
-    """Start simulated units under the supervisor in a temp folder (cleanup registered for interpreter exit)."""
-    d = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="zcnb-mitigate-"))
-    token = Secret(secrets.token_urlsafe(24))
-    services = [simulator_service(u, run_dir=d, token=token, profile=profile, leak=leak if i == 0 else "none",
-                                  exit_with_parent=True)
-                for i, u in enumerate(units)]
-    manager = ProcessSupervisorBackend(services, run_dir=d)
-    weakref.finalize(manager, ProcessSupervisorBackend.close, manager)
-    from ..service.control import check_health
-
-    for u in units:
-        manager.start(u, timeout_s=10.0)
-        check_health(manager, u, token=token, timeout_s=10.0)
-    hc = services[0].health
-    return DemoTarget(manager, units[0], hc.url if hc else "", token, d)

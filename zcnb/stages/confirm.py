@@ -17,7 +17,7 @@ import pandas as pd
 from ..exceptions import ConfigError
 from ..incident import Incident
 
-__all__ = ["Collected", "assess", "collect", "fleet", "fleet_figure", "memory_figure", "run_preflight"]
+__all__ = ["Collected", "assess", "collect", "explorer", "fleet", "fleet_figure", "memory_figure", "run_preflight"]
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,13 @@ def memory_figure(incident: Incident, collected: Collected, assessment: Any) -> 
 
     return figure_image(plot_memory(collected.df, assessment), alt="memory over time",
                         path=incident.figures / "memory.png")
+
+
+def explorer(collected: Collected, assessment: Any) -> Any:
+    """The interactive memory explorer (time window, source) over the collected samples."""
+    from ..viz.widgets import memory_explorer
+
+    return memory_explorer(collected.df, assessment)
 
 
 def fleet(incident: Incident, *, prometheus_url: str, promql: str, since: str, step: str,

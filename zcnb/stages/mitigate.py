@@ -10,7 +10,8 @@ from ..actions import ActionResult
 from ..config import Secret, gateway_token
 from ..exceptions import ConfigError, ServiceError
 from ..incident import Incident
-from ..ops.watch import PostRestartCheck, mitigation_demo_target, post_restart_check, watch_after_restart
+from ..ops.demo_target import mitigation_demo_target
+from ..ops.watch import PostRestartCheck, post_restart_check, watch_after_restart
 from ..service import choose_backend, make_manager
 from ..service.base import ServiceManager, ServiceStatus
 from ..service.control import check_health, set_debug_logging

@@ -1,9 +1,8 @@
-"""What the incident report shows, built only from the files in an incident folder.
+"""Stage 05 (the incident report): :class:`IncidentReport` gives the report notebook one call per section.
 
-``build_summary()`` condenses the folder into ``summary.json`` (the machine-readable
-report); :class:`IncidentReport` gives the report notebook one call per section.
-A section whose input is missing says which stage would have produced it, instead of
-looking clean when nothing was measured.
+Everything comes from the files in the incident folder, mostly through ``summary.json``
+(:func:`zcnb.report.summary.build_summary`). A section whose input is missing says which stage
+would have produced it, instead of looking clean when nothing was measured.
 """
 
 from __future__ import annotations
@@ -12,14 +11,12 @@ import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from ..actions import ActionResult, read_actions
 from ..incident import Incident, open_incident
+from ..report.summary import build_summary
 
-__all__ = ["IncidentReport", "build_summary", "find_commit"]
+__all__ = ["IncidentReport"]
 
 
 class _HTML:
@@ -49,107 +46,6 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, cls: str =
     return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _read(inc: Incident, key: str) -> Any:
-    if not inc.has(key):
-        return None
-    try:
-        return inc.read_json(key)
-    except (OSError, ValueError):
-        return None
-
-
-def find_commit(inc: Incident, *, settings: Any = None) -> str | None:
-    """The gateway's commit: the incident's commit.txt, else the newest backup's commit.txt."""
-    if inc.has("commit"):
-        text = inc.path("commit").read_text(encoding="utf-8").strip()
-        if text:
-            return text.split()[0]
-    if settings is not None:
-        backups = Path(settings.backups_dir)
-        if backups.is_dir():
-            for b in sorted(backups.iterdir(), reverse=True):
-                c = b / "commit.txt"
-                if c.is_file() and c.read_text(encoding="utf-8").strip():
-                    return c.read_text(encoding="utf-8").strip().split()[0]
-    return None
-
-
-def _restarts(inc: Incident, actions: list[ActionResult]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for a in actions:
-        if "restart" in a.action and not a.dry_run:
-            out.append({"timestamp": a.started_at.isoformat(), "duration_s": a.duration_s, "source": "action",
-                        "what": f"{a.action} {a.target}", "outcome": a.outcome})
-    if inc.has("samples"):
-        from ..collect.sampling import read_samples
-
-        df = read_samples(inc.path("samples"))
-        for _, row in df[df["event"] == "restart"].iterrows():
-            out.append({"timestamp": row["timestamp"].isoformat(), "duration_s": None, "source": "samples",
-                        "what": str(row.get("note", "")), "outcome": "observed"})
-    return sorted(out, key=lambda r: r["timestamp"])
-
-
-def _assess_samples(inc: Incident) -> dict[str, Any]:
-    """Stage 01 left no assessment.json: assess its samples here, and say so."""
-    if not inc.has("samples"):
-        return {}
-    from ..analysis import assess_leak
-    from ..collect.sampling import read_samples
-    from ..exceptions import ZcnbError
-
-    try:
-        a = assess_leak(read_samples(inc.path("samples"))).to_dict()
-    except ZcnbError as exc:
-        return {"verdict": None, "notes": [f"samples could not be assessed: {exc}"]}
-    a["notes"] = [*a.get("notes", []), "assessed by the report stage: stage 01 wrote no assessment.json"]
-    return a
-
-
-def _skill_counts(skills: Any) -> dict[str, int]:
-    """``{skill: count}`` from LogSummary's rows (or an already flat mapping)."""
-    if isinstance(skills, dict):
-        return {str(k): int(v) for k, v in skills.items()}
-    return {str(r["skill"]): int(r["count"]) for r in skills or [] if isinstance(r, dict) and "skill" in r}
-
-
-def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), started_at: datetime | None = None,
-                  parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Condense an incident folder into the dict written as summary.json."""
-    from ..config import load_settings
-    from ..report.timeline import build_timeline
-
-    assessment = _read(inc, "assessment") or _assess_samples(inc)
-    log_summary = _read(inc, "log_summary") or {}
-    correlation = _read(inc, "correlation") or {}
-    escalation = _read(inc, "escalation") or {}
-    actions = read_actions(inc.path("actions"))
-    failed = [s["notebook"] for s in stages if s.get("status") != "ok"]
-    return {
-        "incident": inc.root.name,
-        "started_at": (started_at or datetime.now(UTC)).isoformat(),
-        "ok": not failed,
-        "failed_stages": failed,
-        "stages": list(stages),
-        "detected_at": assessment.get("detected_at") or assessment.get("end"),
-        "assessment": {k: assessment.get(k) for k in (
-            "verdict", "pattern", "growth_bytes_per_hour", "growth_interval", "confidence", "p_value", "column",
-            "n_samples", "duration_s", "start", "end", "limit_bytes", "limit_source", "time_to_limit_s",
-            "time_to_limit_interval", "recommended_restart_interval_s", "severity", "advice", "onset", "notes")},
-        "restarts": _restarts(inc, actions),
-        "oom": _read(inc, "oom"),
-        "skills": _skill_counts(log_summary.get("skills")),
-        "errors": (log_summary.get("top_errors") or log_summary.get("errors") or [])[:20],
-        "top_activity": (correlation.get("ranking") or [{}])[0] if correlation.get("ranking") else None,
-        "escalation": escalation or None,
-        "commit": find_commit(inc, settings=load_settings()),
-        "timeline": build_timeline(inc).to_dict(),
-        "actions": [a.to_dict() for a in actions],
-        "actions_note": getattr(actions, "note", ""),
-        "parameters": dict(parameters or {}),
-    }
-
-
 @dataclass(frozen=True)
 class IncidentReport:
     """Sections of the incident report, each displayable in a notebook."""
@@ -160,7 +56,7 @@ class IncidentReport:
     @classmethod
     def load(cls, incident_dir: str | os.PathLike[str] | None = "") -> IncidentReport:
         inc = open_incident(incident_dir, create=False) if incident_dir else open_incident("")
-        summary = _read(inc, "summary") or build_summary(inc)
+        summary = inc.read_json_or_none("summary") or build_summary(inc)
         return cls(inc, summary)
 
     # -- sections -------------------------------------------------------------------------------
@@ -190,7 +86,7 @@ class IncidentReport:
         """Re-assess the samples with the limit stage 01 used (so the figure and table match it)."""
         from ..analysis import assess_leak
 
-        stored = _read(self.incident, "assessment") or {}
+        stored = self.incident.read_json_or_none("assessment") or {}
         limit = stored.get("limit_bytes") if stored.get("limit_source") == "parameter" else None
         return assess_leak(self._samples(), limit_bytes=limit, limit_source="parameter" if limit else None)
 
@@ -272,8 +168,9 @@ class IncidentReport:
         return build_timeline(self.incident)
 
     def timeline_figure(self) -> Any:
-        from ..report.timeline import build_timeline, plot_timeline
+        from ..report.timeline import build_timeline
         from ..viz.display import figure_image
+        from ..viz.timeline import plot_timeline
 
         samples = self._samples() if self.incident.has("samples") else None
         fig = plot_timeline(build_timeline(self.incident, samples), samples)
@@ -297,7 +194,7 @@ class IncidentReport:
         return _HTML(_table(rows, ["field", "value"]))
 
     def correlation(self) -> Any:
-        corr = _read(self.incident, "correlation")
+        corr = self.incident.read_json_or_none("correlation")
         if not corr:
             return _missing("memory-vs-activity correlation", "03")
         ranking = corr.get("ranking") or []
@@ -317,7 +214,7 @@ class IncidentReport:
 
     def fleet(self) -> Any:
         """Every instance of a fleet run (stage 01 in Prometheus mode), with the equivalent alert rule."""
-        data = _read(self.incident, "fleet")
+        data = self.incident.read_json_or_none("fleet")
         if not data:
             return _HTML("<p>Single-gateway incident (no fleet data).</p>")
         rows = data.get("rows") or []

@@ -1,20 +1,29 @@
-"""Notebook helpers: the bundled sample tree, a verification table, and a restore summary."""
+"""Stage 04 (restore state): the calls ``notebooks/04_restore_state.ipynb`` makes.
+
+:func:`site` picks the folders and the service manager (the bundled sample tree copied to a temp
+folder in a replay), :func:`plan` shows the restore as a dry run, :func:`apply` runs it when
+confirmed and records it in the incident's ``actions.jsonl``, :func:`summarize` writes
+``restore.json``. The restore itself is :func:`zcnb.state.restore_state`.
+"""
 
 from __future__ import annotations
 
 import html
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..actions import ActionResult
+from ..actions import ActionResult, append_action
+from ..incident import Incident
 from ..state.backups import BackupList, list_backups
+from ..state.restore import restore_state
 from ..state.sample import copy_sample_data
 from ..state.verify import VerifyResult, check_state, verify_backup
 
-__all__ = ["RestoreSummary", "VerifyTable", "health_after", "quarantined", "resolve_data_dir", "resolve_state_dir",
-           "service_for", "summarize_restore", "verify_all"]
+__all__ = ["RestoreSite", "RestoreSummary", "VerifyTable", "apply", "backups", "check_live_state", "health_after", "plan",
+           "quarantined", "resolve_data_dir", "resolve_state_dir", "service_for", "site", "summarize", "summarize_restore",
+           "verify_all"]
 
 
 class VerifyTable(list[VerifyResult]):
@@ -39,8 +48,9 @@ def verify_all(backups: BackupList) -> VerifyTable:
     return VerifyTable(verify_backup(b.path) for b in backups)
 
 
-def quarantined(backups_dir: str | os.PathLike[str]) -> BackupList:
-    """The ``corrupt-*`` folders: what restores and undos moved aside."""
+def quarantined(where: RestoreSite | str | os.PathLike[str]) -> BackupList:
+    """The ``corrupt-*`` folders of a site's (or a backups folder's) backups: what restores and undos moved aside."""
+    backups_dir = where.backups_dir if isinstance(where, RestoreSite) else where
     return BackupList(b for b in list_backups(backups_dir) if b.quarantine)
 
 
@@ -127,3 +137,57 @@ def health_after(url: str = "", *, token_env: str = "GATEWAY_AUTH_TOKEN", timeou
     from ..service import probe_health
 
     return probe_health(url, token=gateway_token(token_env or None), timeout_s=timeout_s).summary()
+
+
+@dataclass(frozen=True)
+class RestoreSite:
+    """Where stage 04 works: the data dir, its live state and backups, and the service manager (None: no manager)."""
+
+    root: Path
+    state_dir: Path
+    backups_dir: Path
+    service: Any = field(default=None, repr=False)
+
+    def _repr_markdown_(self) -> str:
+        manager = f"service manager `{self.service.backend}`" if self.service is not None else \
+            "no service manager (a running gateway process is looked for and refused)"
+        return f"state `{self.state_dir}`, backups `{self.backups_dir}`; {manager}"
+
+
+def site(*, data_dir: str = "", state_dir: str = "", live: bool = False) -> RestoreSite:
+    """The folders and manager of notebook 04: :func:`resolve_data_dir`, :func:`resolve_state_dir`, :func:`service_for`."""
+    root = resolve_data_dir(data_dir, live=live)
+    return RestoreSite(root, resolve_state_dir(state_dir, root), root / "backups", service_for(live=live))
+
+
+def backups(where: RestoreSite) -> BackupList:
+    """The site's backups, newest first."""
+    return list_backups(where.backups_dir)
+
+
+def check_live_state(where: RestoreSite) -> VerifyResult:
+    """The site's live state folder checked (:func:`zcnb.state.check_state`)."""
+    return check_state(where.state_dir)
+
+
+def plan(where: RestoreSite, *, backup: str = "latest", stop_gateway: bool = False) -> ActionResult:
+    """The restore as a dry run: the exact steps and the plan id that applies them."""
+    return restore_state(backup, state_dir=where.state_dir, backups_dir=where.backups_dir, service=where.service,
+                         stop_gateway=stop_gateway)
+
+
+def apply(where: RestoreSite, incident: Incident, *, backup: str = "latest", stop_gateway: bool = False,
+          execute: bool = False, confirm: str = "") -> ActionResult:
+    """The restore (a dry run unless ``execute`` and ``confirm`` = the plan id), recorded in ``actions.jsonl``."""
+    result = restore_state(backup, state_dir=where.state_dir, backups_dir=where.backups_dir, service=where.service,
+                           stop_gateway=stop_gateway, execute=execute, confirm=confirm or None)
+    append_action(incident.path("actions"), result)
+    return result
+
+
+def summarize(incident: Incident, result: ActionResult, *, gateway_url: str = "",
+              token_env: str = "GATEWAY_AUTH_TOKEN") -> RestoreSummary:
+    """:func:`summarize_restore` with one health probe of ``gateway_url`` (if given); saved as ``restore.json``."""
+    summary = summarize_restore(result, health=health_after(gateway_url, token_env=token_env))
+    incident.write_json("restore", summary)
+    return summary
