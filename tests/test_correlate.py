@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zcnb.analysis.correlate import baseline_increments, correlate, format_bytes
+from zcnb.analysis.correlate import baseline_increments, correlate
 from zcnb.exceptions import AnalysisError, ConfigError
+from zcnb.units import format_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = pd.Timestamp("2026-11-28T10:00:00Z")

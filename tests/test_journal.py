@@ -22,9 +22,9 @@ from zcnb.logs.journal import (
     journal_argv,
     read_journal,
     read_journal_json,
-    to_epoch,
     write_journal,
 )
+from zcnb.units import to_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "logs"

@@ -20,7 +20,7 @@ from zcnb.exceptions import ConfigError, LogFormatError, ZcnbError
 from zcnb.logs import bucket_seconds, parse_message, read_log_file, summarize_logs
 from zcnb.logs import chunks as logchunks
 from zcnb.logs import entries as logs
-from zcnb.logs import scan as logscan
+from zcnb.logs.skills import canonical_skill
 
 DATA = Path(__file__).parent / "data" / "logs"
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def make_log(path: Path, *, n: int = 4000, seed: int = 1, mixed: bool = False, r
         r = rng.random()
         if r < 0.15:
             name = rng.choice(["git_workflow", "web-search", "Code_Review"])
-            truth[logscan.canonical_skill(name)] += 1
+            truth[canonical_skill(name)] += 1
             if forms in ("both", "tool"):
                 lines.append(pre + f'info: [agent] tool skill args={{"name":"{name}","command":"/x"}}')
             if forms in ("both", "token"):

@@ -10,7 +10,8 @@ import pytest
 from collection_helpers import GOOD_BODY, REAL_BODY, FakeEndpoint, child, refused_url
 
 from zcnb.cli import main
-from zcnb.collect.preflight import detect_skill_form, parse_systemctl_show, preflight
+from zcnb.collect.preflight import parse_systemctl_show, preflight
+from zcnb.logs.skills import detect_skill_form
 from zcnb.config import Secret, load_settings
 from zcnb.exceptions import ConfigError
 

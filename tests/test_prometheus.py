@@ -31,11 +31,11 @@ from zcnb.collect.prometheus import (
     PrometheusAuth,
     _chunks,
     check_url,
-    parse_duration,
     query_instant,
     query_range,
 )
 from zcnb.exceptions import ConfigError, PrometheusError
+from zcnb.units import parse_duration
 
 Reply = tuple[int, dict[str, Any] | str]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError
+from .files import read_input
 
 __all__ = ["DEFAULT_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token", "load_settings", "read_token", "token_source",
            "xdg_data_dir"]
@@ -162,10 +163,9 @@ def load_settings(
         candidate = Path(xdg) / "zcnb" / "config.toml"
         cfg_path = candidate if candidate.is_file() else None
     if cfg_path is not None:
+        raw = read_input(cfg_path, what="config file", hint="fix ZCNB_CONFIG or the path given")
         try:
-            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {cfg_path} does not exist", hint="fix ZCNB_CONFIG or the path given", path=str(cfg_path)) from None
+            data = tomllib.loads(raw.decode("utf-8", errors="replace"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {cfg_path} is not valid TOML: {exc}", hint="fix the file's syntax", path=str(cfg_path)) from None
         data = data.get("zcnb", data)
@@ -204,17 +204,15 @@ def read_token(env_var: str | None = "GATEWAY_AUTH_TOKEN", *, file: str | os.Pat
         return Secret(env[env_var].strip())
     if file:
         p = Path(file)
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            raise ConfigError(f"token file {p} does not exist", hint="create it with mode 0600 or set the env var", path=str(p)) from None
+        raw = read_input(p, what="token file", hint="create it with mode 0600 or set the env var")
+        st = p.stat()
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(
                 f"token file {p} is readable by others (mode {stat.S_IMODE(st.st_mode):o})",
                 hint=f"run: chmod 600 {p}",
                 path=str(p),
             )
-        value = p.read_text(encoding="utf-8").strip()
+        value = raw.decode("utf-8").strip()
         return Secret(value) if value else None
     return None
 

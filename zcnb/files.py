@@ -1,4 +1,5 @@
-"""Private, atomic file writing: folders 0700, files 0600, JSON with a stable layout."""
+"""Files: private, atomic writing (folders 0700, files 0600, JSON with a stable layout), and reading an input
+file with one clear error for each way it can fail (:func:`read_input`, :func:`open_input`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["dumps_json", "ensure_private_dir", "make_private_dir", "make_unique_dir", "read_json", "unique_path", "write_json",
-           "write_private"]
+from .exceptions import ConfigError, ZcnbError
+
+__all__ = ["dumps_json", "ensure_private_dir", "make_private_dir", "make_unique_dir", "open_input", "read_input",
+           "read_json", "unique_path", "write_json", "write_private"]
 
 
 def make_private_dir(path: str | os.PathLike[str]) -> bool:
@@ -136,3 +139,34 @@ def _nan_to_none(obj: Any) -> Any:
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file written by :func:`write_json`."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def open_input(path: str | os.PathLike[str], *, what: str, error: type[ZcnbError] = ConfigError,
+               hint: str = "check the path", folder_hint: str | None = None) -> BinaryIO:
+    """Open the input file ``path`` for reading (binary), or raise ``error`` saying what is wrong with it.
+
+    ``what`` names the file in the message (``"leak report file"``): it does not exist, it is a folder
+    (``folder_hint`` then replaces ``hint``), it is not readable, or another OS error. The caller closes it.
+    """
+    p = Path(path)
+    try:
+        return open(p, "rb")  # noqa: SIM115  the caller owns the handle (streaming readers)
+    except FileNotFoundError:
+        raise error(f"{what} {p} does not exist", hint=hint, path=str(p)) from None
+    except IsADirectoryError:
+        raise error(f"{p} is a folder, not a {what}", hint=folder_hint or hint, path=str(p)) from None
+    except PermissionError:
+        raise error(f"{what} {p} is not readable (permission denied)", hint="run as a user who can read it",
+                    path=str(p)) from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {p}: {exc.strerror or exc}", hint=hint, path=str(p)) from None
+
+
+def read_input(path: str | os.PathLike[str], *, what: str, error: type[ZcnbError] = ConfigError,
+               hint: str = "check the path", folder_hint: str | None = None) -> bytes:
+    """The bytes of the input file ``path``, or ``error`` saying what is wrong with it (see :func:`open_input`)."""
+    with open_input(path, what=what, error=error, hint=hint, folder_hint=folder_hint) as fh:
+        try:
+            return fh.read()
+        except OSError as exc:  # e.g. EIO, or EISDIR on systems that open folders
+            raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint, path=str(path)) from None

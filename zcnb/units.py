@@ -1,18 +1,23 @@
-"""Byte sizes and durations: one parser and one formatter for every zcnb module.
+"""Byte sizes, durations and points in time: one parser and one formatter of each for every zcnb module.
 
 ``parse_size`` follows systemd's ``MemoryMax=``: a bare prefix is 1024-based (``2G`` = 2 GiB), ``GiB`` is
 1024-based too, and only an explicit ``GB`` (prefix + ``B``, no ``i``) is decimal (10**9).
+``parse_duration`` reads Prometheus-style durations (``15s``, ``1h30m``); ``to_epoch`` reads a point in time
+(ISO 8601, epoch seconds, or a duration back from now like ``2h``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from .exceptions import ConfigError
 
-__all__ = ["format_bytes", "format_duration", "parse_size"]
+__all__ = ["BYTE_UNITS", "format_bytes", "format_duration", "parse_duration", "parse_size", "to_epoch"]
+
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)(B?)\s*$", re.IGNORECASE)
 _HINT = "use a byte count or a unit: 2GiB, 512MiB, 2G (= 2GiB, as systemd MemoryMax), 2GB (= 2*10^9)"
@@ -41,17 +46,27 @@ def parse_size(text: str | float) -> int:
     return round(value)
 
 
-def format_bytes(value: float | None) -> str:
-    """``12 B``, ``1.5 KiB``, ``-3.0 GiB`` (1024-based); ``-`` for None or NaN."""
+def format_bytes(value: float | None, *, unit: str | None = None, digits: int = 1, signed: bool = False) -> str:
+    """``12 B``, ``1.5 KiB``, ``-3.0 GiB`` (1024-based); ``-`` for None or NaN.
+
+    The unit is the largest that keeps the number at or above 1 (up to TiB), or ``unit`` (one of
+    :data:`BYTE_UNITS`) for columns and rates that must compare (``+12.34 MiB/h``). ``digits`` after the
+    point (whole bytes have none); ``signed`` puts ``+`` before a positive number (growth).
+    """
     if value is None or not math.isfinite(value):
         return "-"
-    sign = "-" if value < 0 else ""
-    v = abs(float(value))
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if v < 1024:
-            return f"{sign}{v:.0f} {unit}" if unit == "B" else f"{sign}{v:.1f} {unit}"
-        v /= 1024
-    return f"{sign}{v:.1f} TiB"
+    if unit is None:
+        power = 0
+        size = abs(float(value))
+        while size >= 1024 and power < len(BYTE_UNITS) - 1:
+            size /= 1024
+            power += 1
+    elif unit in BYTE_UNITS:
+        power = BYTE_UNITS.index(unit)
+    else:
+        raise ConfigError(f"unknown byte unit {unit!r}", hint=f"one of {', '.join(BYTE_UNITS)}")
+    spec = f"{'+' if signed else ''}.{0 if power == 0 else digits}f"
+    return f"{float(value) / 1024**power:{spec}} {BYTE_UNITS[power]}"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -69,3 +84,58 @@ def format_duration(seconds: float | None) -> str:
     if s < 2 * 86400:
         return f"{sign}{s / 3600:.1f} h"
     return f"{sign}{s / 86400:.1f} d"
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in a Prometheus-style duration (``15s``, ``1h30m``, ``500ms``, ``2d``) or a number."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        s = str(text).strip()
+        try:
+            seconds = float(s)
+        except ValueError:
+            parts = _DURATION_RE.findall(s)
+            if not parts or "".join(n + u for n, u in parts) != s:
+                raise ConfigError(f"cannot read duration {text!r}",
+                                  hint="use a number of seconds or units ms/s/m/h/d/w/y, e.g. 15s, 1h30m") from None
+            seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"duration {text!r} must be positive", hint="e.g. 15s or 1h")
+    return seconds
+
+
+def to_epoch(value: datetime | str | float | None, *, now: datetime | None = None) -> float | None:
+    """Epoch seconds from a datetime (naive = UTC; a pandas Timestamp is one), ISO text, a number (``@`` allowed,
+    as journalctl writes it), or a duration back from now (``2h``, ``90min``); None for None or ``""``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"time {value!r} is not a time", hint="give an ISO time, epoch seconds or e.g. '2h'")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    text = str(value).strip()
+    text = text.removeprefix("@")
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    except ValueError:
+        pass
+    import pandas as pd
+
+    try:
+        delta = pd.Timedelta(text.lstrip("-"))
+    except (ValueError, TypeError):
+        raise ConfigError(f"cannot read time {value!r}",
+                          hint="give ISO 8601 (2026-11-28T10:00:00Z), epoch seconds, or a duration back from now like 2h") from None
+    return ((now or datetime.now(UTC)) - timedelta(seconds=delta.total_seconds())).timestamp()

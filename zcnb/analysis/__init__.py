@@ -6,7 +6,7 @@ Pure functions over the samples DataFrame (docs/CONTRACTS.md "Samples"); method 
 from __future__ import annotations
 
 from ._assess import assess_leak, baseline
-from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth, fmt_bytes, fmt_duration
+from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth
 from ._prepare import COLUMN_ORDER, pick_column
 
 __all__ = [
@@ -17,7 +17,5 @@ __all__ = [
     "SegmentGrowth",
     "assess_leak",
     "baseline",
-    "fmt_bytes",
-    "fmt_duration",
     "pick_column",
 ]

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth, fmt_bytes, fmt_duration
+from ..units import format_bytes, format_duration
+from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth
 from ._prepare import Prepared, prepare
 from ._project import advice_for, project, resolve_limit, severity_for
 from ._stats import Trend, _mad_sigma, cycle_period, hinge_onset, pooled_theil_sen, step_jumps, troughs, window_minima
@@ -75,17 +76,17 @@ def _needed(p: Prepared, b: _Baseline, th: LeakThresholds) -> DataNeeded | None:
         reasons.append(f"{more_n} more samples (have {n}, need {th.min_samples})")
     if duration < th.min_duration_s:
         more_s = max(more_s, th.min_duration_s - duration)
-        reasons.append(f"{fmt_duration(th.min_duration_s - duration)} more (have {fmt_duration(duration)}, "
-                       f"need {fmt_duration(th.min_duration_s)})")
+        reasons.append(f"{format_duration(th.min_duration_s - duration)} more (have {format_duration(duration)}, "
+                       f"need {format_duration(th.min_duration_s)})")
     if b.period_s is not None and b.n_peaks < th.min_cycles:
         extra = (th.min_cycles + 1) * b.period_s - duration
         if extra > 0:
             more_s = max(more_s, extra)
-            reasons.append(f"{fmt_duration(extra)} more to see {th.min_cycles} GC/free cycles "
-                           f"(period ~{fmt_duration(b.period_s)}, seen {b.n_peaks})")
+            reasons.append(f"{format_duration(extra)} more to see {th.min_cycles} GC/free cycles "
+                           f"(period ~{format_duration(b.period_s)}, seen {b.n_peaks})")
     if not reasons and len(b.y) < 6:
         more_s = 6 * b.width * b.dt - duration
-        reasons.append(f"{fmt_duration(max(more_s, b.dt))} more: only {len(b.y)} baseline points")
+        reasons.append(f"{format_duration(max(more_s, b.dt))} more: only {len(b.y)} baseline points")
     if not reasons:
         return None
     return DataNeeded(reason="need " + "; ".join(reasons), more_samples=more_n, more_duration_s=max(more_s, 0.0))
@@ -183,7 +184,7 @@ def assess_leak(df: pd.DataFrame, *, column: str | None = None, limit_bytes: flo
         notes.append(f"{len(p.restarts)} restart(s): {p.n_segments} segments fitted together (own intercepts)")
     b = _baseline(p, th)
     if b.period_s is not None and b.n_peaks >= th.min_cycles:
-        notes.append(f"GC/free cycles every ~{fmt_duration(b.period_s)}: baseline = troughs")
+        notes.append(f"GC/free cycles every ~{format_duration(b.period_s)}: baseline = troughs")
     common = {"column": p.column, "n_samples": len(p.y), "duration_s": float(p.t[-1]), "start": p.t0,
               "end": p.timestamp(p.t[-1]), "restarts": p.restarts, "cycle_period_s": b.period_s, "thresholds": th}
     needed = _needed(p, b, th)
@@ -210,8 +211,8 @@ def _classify(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes
     practical = fit.rate_h >= threshold_h and fit.rate_h * float(p.t[-1]) / H >= th.min_observed_growth_bytes
     cyclic = b.period_s is not None and b.n_peaks >= th.min_cycles
     if significant and not practical:
-        notes.append(f"baseline grows {fmt_bytes(fit.rate_h)}/h: statistically significant but below the "
-                     f"practical threshold {fmt_bytes(threshold_h)}/h")
+        notes.append(f"baseline grows {format_bytes(fit.rate_h)}/h: statistically significant but below the "
+                     f"practical threshold {format_bytes(threshold_h)}/h")
     if significant and practical:
         jumps = step_jumps(b.t, b.y, b.seg)
         rise = trend.slope * sum(p.t[z - 1] - p.t[a] for a, z in bounds)
@@ -220,28 +221,28 @@ def _classify(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes
         if (not stepped and late is not None and early is not None and early.slope > 0
                 and late.slope <= th.plateau_ratio * early.slope
                 and (late.p_value >= th.alpha or late.slope * H < threshold_h)):
-            notes.append(f"baseline grew {fmt_bytes(early.slope * H)}/h early, then levelled off "
-                         f"(last third: {fmt_bytes(late.slope * H)}/h)")
+            notes.append(f"baseline grew {format_bytes(early.slope * H)}/h early, then levelled off "
+                         f"(last third: {format_bytes(late.slope * H)}/h)")
             return "no_leak", "warm-up-plateau", _Fit(late.slope * H, late.low * H, late.high * H, late.p_value,
                                                       late_mask)
         if stepped:
             notes.append(f"{len(jumps)} steps up: " + ", ".join(
-                f"+{fmt_bytes(s)} at {p.timestamp(t).isoformat()}" for t, s in jumps))
+                f"+{format_bytes(s)} at {p.timestamp(t).isoformat()}" for t, s in jumps))
             return "leak", "step", _Fit(fit.rate_h, fit.low_h, fit.high_h, fit.p_value, everything, jumps[0][0])
         return "leak", "sawtooth-rising" if cyclic else "linear", _onset_fit(p, b, seg_trends, th, notes, fit)
     spread = float(np.quantile(b.y, 0.95) - np.quantile(b.y, 0.05)) / max(float(np.median(b.y)), 1.0)
     if trend.p_value < th.alpha and trend.slope < 0:
-        notes.append(f"baseline shrinks ({fmt_bytes(fit.rate_h)}/h)")
+        notes.append(f"baseline shrinks ({format_bytes(fit.rate_h)}/h)")
     if fit.high_h > threshold_h and trend.p_value >= th.alpha:
-        notes.append(f"a growth up to {fmt_bytes(fit.high_h)}/h cannot be ruled out yet: sample longer to be sure")
+        notes.append(f"a growth up to {format_bytes(fit.high_h)}/h cannot be ruled out yet: sample longer to be sure")
     if cyclic:
         return "no_leak", "sawtooth-flat", fit
     if trend.tau > 0:
         warm = _short_warmup(b, p, th, threshold_h)
         if warm is not None:
-            notes.append(f"baseline rose {fmt_bytes(warm.rise)} in the first "
-                         f"{fmt_duration(warm.plateau_t - float(p.t[0]))}, then stayed level "
-                         f"({fmt_bytes(warm.fit.rate_h)}/h since)")
+            notes.append(f"baseline rose {format_bytes(warm.rise)} in the first "
+                         f"{format_duration(warm.plateau_t - float(p.t[0]))}, then stayed level "
+                         f"({format_bytes(warm.fit.rate_h)}/h since)")
             return "no_leak", "warm-up-plateau", warm.fit
     return "no_leak", "flat" if (spread < 0.05 or not significant) else "unknown", fit
 
@@ -338,8 +339,8 @@ def _without_limit(*, rate_h: float, level: float, th: LeakThresholds, notes: li
     doubling_s = max(level, 1.0) / (rate_h / H)
     severity = severity_for(time_to_limit_s=doubling_s, doubling_s=doubling_s, th=th)
     notes.append("no memory limit known: time to limit and restart interval not projected; "
-                 f"severity graded on the time for memory to double (~{fmt_duration(doubling_s)})")
-    advice = (f"Leak of {fmt_bytes(rate_h)}/h (memory doubles in ~{fmt_duration(doubling_s)}); no memory limit is "
+                 f"severity graded on the time for memory to double (~{format_duration(doubling_s)})")
+    advice = (f"Leak of {format_bytes(rate_h)}/h (memory doubles in ~{format_duration(doubling_s)}); no memory limit is "
               "known, so the time to hit it cannot be projected: pass the limit (the unit's MemoryMax, "
               "e.g. --limit 2GiB) to get a time to limit and a restart interval.")
     return severity, advice
@@ -362,6 +363,6 @@ def _onset_fit(p: Prepared, b: _Baseline, seg_trends: list[Trend | None], th: Le
         notes.append(f"growth starts at {p.timestamp(tau).isoformat()} (change point); flat before")
         if post is None:
             return _Fit(fit.rate_h, fit.low_h, fit.high_h, fit.p_value, fit.region, tau, True)
-        notes.append(f"growth since onset: {fmt_bytes(post.slope * H)}/h (whole series: {fmt_bytes(fit.rate_h)}/h)")
+        notes.append(f"growth since onset: {format_bytes(post.slope * H)}/h (whole series: {format_bytes(fit.rate_h)}/h)")
         return _Fit(post.slope * H, post.low * H, post.high * H, min(post.p_value, fit.p_value), after, tau, True)
     return fit

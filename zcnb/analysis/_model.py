@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..units import format_duration as fmt_duration  # one duration format for all of zcnb
+from ..units import format_bytes, format_duration
 
-__all__ = ["DataNeeded", "LeakAssessment", "LeakThresholds", "SegmentGrowth", "fmt_bytes", "fmt_duration"]
+__all__ = ["DataNeeded", "LeakAssessment", "LeakThresholds", "SegmentGrowth"]
 
 MIB = 1024.0 * 1024.0
 
@@ -79,17 +79,6 @@ class SegmentGrowth:
         d["end"] = self.end.isoformat()
         d["growth_interval"] = list(self.growth_interval) if self.growth_interval else None
         return d
-
-
-def fmt_bytes(value: float | None) -> str:
-    """``123.4 MiB`` (or ``-``)."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    if abs(value) >= 1024 * MIB:
-        return f"{value / (1024 * MIB):.2f} GiB"
-    if abs(value) >= MIB:
-        return f"{value / MIB:.1f} MiB"
-    return f"{value / 1024:.1f} KiB"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -170,41 +159,42 @@ class LeakAssessment:
         }
 
     def growth_text(self) -> str:
-        """``+12.3 MiB/h (10.1 .. 14.0)``."""
+        """``+12.30 MiB/h (+10.10 MiB .. +14.00 MiB)``."""
         if self.growth_bytes_per_hour is None:
             return "-"
-        text = f"{self.growth_bytes_per_hour / MIB:+.2f} MiB/h"
+        text = format_bytes(self.growth_bytes_per_hour, unit="MiB", digits=2, signed=True) + "/h"
         if self.growth_interval:
             lo, hi = self.growth_interval
-            text += f" ({lo / MIB:+.2f} .. {hi / MIB:+.2f})"
+            text += (f" ({format_bytes(lo, unit='MiB', digits=2, signed=True)} .. "
+                     f"{format_bytes(hi, unit='MiB', digits=2, signed=True)})")
         return text
 
     def time_to_limit_text(self) -> str:
         """``3.2 h (2.5 h .. 4.8 h)``, ``-``, or ``not projected (no limit known)`` for a leak without a limit."""
         if self.time_to_limit_s is None:
             return "not projected (no limit known)" if self.verdict == "leak" and self.limit_bytes is None else "-"
-        text = fmt_duration(self.time_to_limit_s)
+        text = format_duration(self.time_to_limit_s)
         if self.time_to_limit_interval:
             lo, hi = self.time_to_limit_interval
-            text += f" ({fmt_duration(lo)} .. {fmt_duration(hi if hi is not None else math.inf)})"
+            text += f" ({format_duration(lo)} .. {format_duration(hi if hi is not None else math.inf)})"
         return text
 
     def rows(self) -> list[tuple[str, str]]:
         """The verdict table as (label, text) rows (HTML and CLI share it)."""
-        limit = "none known" if self.limit_bytes is None else f"{fmt_bytes(self.limit_bytes)} ({self.limit_source})"
+        limit = "none known" if self.limit_bytes is None else f"{format_bytes(self.limit_bytes)} ({self.limit_source})"
         p = "-" if self.p_value is None else f"{self.p_value:.2g}"
         rows = [
             ("verdict", f"{self.verdict} (confidence {self.confidence:.2f}, p={p})"),
             ("pattern", self.pattern),
             ("growth", self.growth_text()),
-            ("current", fmt_bytes(self.current_bytes)),
+            ("current", format_bytes(self.current_bytes)),
             ("limit", limit),
             ("time to limit", self.time_to_limit_text()),
-            ("restart every", fmt_duration(self.recommended_restart_interval_s)),
+            ("restart every", format_duration(self.recommended_restart_interval_s)),
             ("severity", self.severity),
             ("advice", self.advice),
             ("onset", self.onset.isoformat() if self.onset else "-"),
-            ("column", (f"{self.column}, {self.n_samples} samples over {fmt_duration(self.duration_s)}, "
+            ("column", (f"{self.column}, {self.n_samples} samples over {format_duration(self.duration_s)}, "
                         f"{len(self.segments)} segment(s)")),
         ]
         if self.needed:

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 
 from ..exceptions import AnalysisError
-from ._model import LeakThresholds, fmt_bytes, fmt_duration
+from ..units import format_bytes, format_duration
+from ._model import LeakThresholds
 
 __all__ = ["Projection", "project", "resolve_limit", "severity_for"]
 
@@ -50,7 +51,7 @@ def project(*, rate_bps: float, rate_low_bps: float, rate_high_bps: float, curre
     if headroom <= 0:
         ttl = 0.0
         band: tuple[float, float | None] = (0.0, 0.0)
-        notes.append(f"memory ({fmt_bytes(current_bytes)}) is already at or above the limit ({fmt_bytes(limit)})")
+        notes.append(f"memory ({format_bytes(current_bytes)}) is already at or above the limit ({format_bytes(limit)})")
     else:
         ttl = headroom / rate_bps
         soonest = headroom / rate_high_bps if rate_high_bps > 0 else ttl
@@ -84,11 +85,11 @@ def severity_for(*, time_to_limit_s: float, doubling_s: float, th: LeakThreshold
 def advice_for(severity: str, *, ttl_s: float | None, restart_s: float | None,
                doubling_s: float | None = None) -> str:
     """One actionable sentence per severity (runbook Steps 2-3, When to Escalate, Rollback)."""
-    ttl = fmt_duration(ttl_s)
-    every = fmt_duration(restart_s)
+    ttl = format_duration(ttl_s)
+    every = format_duration(restart_s)
     if severity == "catastrophic":
         # Say which clock made it catastrophic: the limit, or memory doubling (a leak on every request).
-        fast = (f"memory doubles in ~{fmt_duration(doubling_s)}, limit in ~{ttl}"
+        fast = (f"memory doubles in ~{format_duration(doubling_s)}, limit in ~{ttl}"
                 if doubling_s is not None and (ttl_s is None or doubling_s < ttl_s) else f"limit in ~{ttl}")
         return (f"Leak within minutes ({fast}): roll back to the previous version now; "
                 "restart the gateway meanwhile to buy time.")

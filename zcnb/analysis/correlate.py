@@ -15,25 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AnalysisError, ConfigError
+from ..units import format_bytes
 from ._prepare import pick_column
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Correlation", "baseline_increments", "correlate", "explain_growth", "format_bytes"]
+__all__ = ["Correlation", "baseline_increments", "correlate", "explain_growth"]
 
 _LEVEL_COLUMNS = ("error", "warning")
-
-
-def format_bytes(n: float) -> str:
-    """``2150`` -> ``2.1 KiB``."""
-    sign = "-" if n < 0 else ""
-    n = abs(float(n))
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{sign}{n:.0f} B" if unit == "B" else f"{sign}{n:.1f} {unit}"
-        n /= 1024
-    return f"{sign}{n:.1f} GiB"
 
 
 def baseline_increments(samples: pd.DataFrame, *, bucket_s: int, column: str | None = None) -> pd.DataFrame:

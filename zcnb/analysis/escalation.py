@@ -14,7 +14,7 @@ from typing import Any
 
 from ..actions import apply_hint
 from ..exceptions import DataError
-from ..units import format_duration
+from ..units import format_bytes, format_duration
 
 __all__ = ["RUNBOOK_RULES", "EscalationDecision", "RestartSchedule", "decide", "restart_schedule"]
 
@@ -122,7 +122,8 @@ class EscalationDecision:
                 "schedule": self.schedule.to_dict() if self.schedule else None}
 
     def _repr_markdown_(self) -> str:
-        growth = "-" if self.growth_bytes_per_hour is None else f"{self.growth_bytes_per_hour / 1024**2:+.2f} MiB/h"
+        growth = "-" if self.growth_bytes_per_hour is None else \
+            format_bytes(self.growth_bytes_per_hour, unit="MiB", digits=2, signed=True) + "/h"
         ttl = "-" if self.time_to_limit_s is None else format_duration(self.time_to_limit_s)
         lines = [f"### Escalation: **{self.action.replace('_', ' ')}**", "", self.headline, "",
                  "| verdict | severity | growth | time to limit | persisted after restart / restore |",

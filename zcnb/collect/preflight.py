@@ -13,24 +13,24 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import NO_TOKEN_LEAK, Secret, Settings, gateway_token, load_settings, token_source
 from ..exceptions import ConfigError, EndpointAuthError, TargetError, ZcnbError
+from ..files import read_input
+from ..logs.skills import detect_skill_form
+from ..units import format_bytes
 from .metrics import MEMORY_METRICS, MetricsClient, parse_metrics
 from .process import ProcessQuery, find_by_query, read_cgroup_memory, read_memory
 
-__all__ = ["Check", "PreflightResult", "detect_skill_form", "parse_systemctl_show", "preflight"]
+__all__ = ["Check", "PreflightResult", "parse_systemctl_show", "preflight"]
 
 STATUSES = ("ok", "warn", "fail", "skip")
-_SKILL_TOKEN = re.compile(r"skill:[A-Za-z_-]+")
-_TOOL_SKILL = re.compile(r"\[agent\] tool skill\b")
 _SHOW_PROPS = ("Id", "LoadState", "ActiveState", "SubState", "MainPID", "MemoryMax", "MemoryCurrent")
 
 
@@ -122,16 +122,6 @@ class PreflightResult:
                 f"<th>detail</th></tr>{rows}</table><p>sources: <code>{','.join(self.choose_sources()) or 'none'}"
                 f"</code>; skill log form: <code>{html.escape(self.skill_log_form or 'unknown')}</code>; "
                 f"needs token: <code>{html.escape(self.needs_token_text)}</code></p>")
-
-
-def detect_skill_form(lines: Iterable[str]) -> tuple[str | None, int, int]:
-    """(form, count of ``skill:NAME`` lines, count of ``[agent] tool skill`` lines)."""
-    tokens = tools = 0
-    for line in lines:
-        tokens += bool(_SKILL_TOKEN.search(line))
-        tools += bool(_TOOL_SKILL.search(line))
-    form = "both" if tokens and tools else "skill:NAME" if tokens else "tool skill" if tools else None
-    return form, tokens, tools
 
 
 def parse_systemctl_show(text: str) -> list[dict[str, str]]:
@@ -257,12 +247,12 @@ def preflight(settings: Settings | None = None, *, url: str | None = None, token
         info = find_by_query(query)
         found_pid = info.pid
         reading = read_memory(info.pid)
-        checks.append(Check("process", "ok", f"pid {info.pid} ({info.found_by}), RSS {reading.rss_bytes / 2**20:.1f} MiB"
+        checks.append(Check("process", "ok", f"pid {info.pid} ({info.found_by}), RSS {format_bytes(reading.rss_bytes, unit='MiB')}"
                             + (f"; {'; '.join(reading.notes)}" if reading.notes else ""), {"pid": info.pid}))
         cg, path, note = read_cgroup_memory(info.pid)
         cgroup_ok = cg is not None
         checks.append(Check("cgroup memory", "ok" if cg is not None else "skip",
-                            f"{path}: {cg / 2**20:.1f} MiB (counts every process in the cgroup)" if cg is not None
+                            f"{path}: {format_bytes(cg, unit='MiB')} (counts every process in the cgroup)" if cg is not None
                             else note or "not readable"))
     except ZcnbError as exc:
         checks.append(Check("process", "fail", exc.message))
@@ -272,9 +262,9 @@ def preflight(settings: Settings | None = None, *, url: str | None = None, token
     lines = list(log_lines or [])
     if log_file:
         try:
-            lines += Path(log_file).read_text(encoding="utf-8", errors="replace").splitlines()[-5000:]
-        except OSError as exc:
-            checks.append(Check("log file", "fail", f"{log_file}: {exc.strerror}"))
+            lines += read_input(log_file, what="log file").decode("utf-8", "replace").splitlines()[-5000:]
+        except ZcnbError as exc:
+            checks.append(Check("log file", "fail", exc.message))
     lines += journal_lines
     form, n_tok, n_tool = detect_skill_form(lines)
     if not lines:
@@ -321,7 +311,7 @@ def _systemd_checks(unit: str, units: Sequence[str], timeout_s: float, enabled: 
             mm = main.get("MemoryMax", "")
             if mm.isdigit():
                 memory_max = int(mm)
-                checks.append(Check("MemoryMax", "ok", f"{unit}: {memory_max / 2**20:.0f} MiB"))
+                checks.append(Check("MemoryMax", "ok", f"{unit}: {format_bytes(memory_max, unit='MiB', digits=0)}"))
             else:
                 checks.append(Check("MemoryMax", "warn", f"{unit} sets no MemoryMax ({mm or 'unset'}): time-to-OOM "
                                                          "uses the machine's available memory"))

@@ -14,12 +14,13 @@ import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
 
 from ..exceptions import ConfigError, ProcessAccessDenied, ProcessNotFound
+from ..files import read_input
+from ..units import format_bytes
 
 __all__ = ["MemoryReading", "ProcessInfo", "ProcessQuery", "find_process", "read_cgroup_memory", "read_memory",
            "unit_main_pid"]
@@ -85,7 +86,7 @@ class MemoryReading:
 
     def _repr_markdown_(self) -> str:
         def mib(v: int | None) -> str:
-            return "-" if v is None else f"{v / 2**20:.1f} MiB"
+            return format_bytes(v, unit="MiB")
         rows = [("RSS", self.rss_bytes), ("VMS", self.vms_bytes), ("USS", self.uss_bytes), ("PSS", self.pss_bytes),
                 (f"cgroup {self.cgroup_path or ''}", self.cgroup_bytes)]
         out = [f"**pid {self.pid}**", "", "| measure | value |", "|---|---|"]
@@ -117,14 +118,8 @@ def unit_main_pid(unit: str, *, timeout_s: float = 5.0) -> int:
 
 
 def _read_pid_file(pid_file: str) -> int:
-    try:
-        text = Path(pid_file).read_text(encoding="utf-8", errors="replace").strip()
-    except FileNotFoundError:
-        raise ProcessNotFound(f"pid file {pid_file} does not exist", path=pid_file,
-                              hint="is the gateway running? check the path") from None
-    except OSError as exc:
-        raise ProcessNotFound(f"pid file {pid_file} is not readable: {exc.strerror}", path=pid_file,
-                              hint="check its permissions") from None
+    text = read_input(pid_file, what="pid file", error=ProcessNotFound,
+                      hint="is the gateway running? check the path").decode("utf-8", "replace").strip()
     first = text.split()[0] if text.split() else ""
     if not first.isdigit() or int(first) <= 0:
         raise ProcessNotFound(f"pid file {pid_file} does not hold a pid (starts {text[:30]!r})", path=pid_file,

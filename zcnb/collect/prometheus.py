@@ -11,12 +11,10 @@ their values never appear in arguments, frames, errors or output.
 from __future__ import annotations
 
 import base64
-import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,25 +25,22 @@ import pandas as pd
 from ..config import Secret, read_token
 from ..exceptions import ConfigError, PrometheusError
 from ..redact import safe_url
+from ..units import parse_duration, to_epoch
 
 __all__ = [
     "MAX_POINTS_PER_SERIES",
     "SAMPLE_COLUMNS",
     "PrometheusAuth",
     "check_url",
-    "parse_duration",
     "query_instant",
     "query_range",
     "samples_frame",
-    "to_epoch",
 ]
 
 MAX_POINTS_PER_SERIES = 11_000  # Prometheus refuses (end-start)/step > 11000
 SAMPLE_COLUMNS = ("timestamp", "pid", "source", "rss_bytes", "vms_bytes", "uss_bytes", "pss_bytes",
                   "cgroup_bytes", "metrics_rss_bytes", "metrics_vms_bytes", "event", "note")
 _VALUE_COLUMNS = SAMPLE_COLUMNS[3:10]
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -99,41 +94,6 @@ class PrometheusAuth:
         if self.basic_user_env:
             return f"basic auth from `${self.basic_user_env}` / `${self.basic_password_env}`"
         return "no auth"
-
-
-def parse_duration(text: str | float) -> float:
-    """Seconds in a Prometheus-style duration (``15s``, ``1h30m``, ``500ms``, ``2d``) or a number."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        s = str(text).strip()
-        try:
-            seconds = float(s)
-        except ValueError:
-            parts = _DURATION_RE.findall(s)
-            if not parts or "".join(n + u for n, u in parts) != s:
-                raise ConfigError(f"cannot read duration {text!r}",
-                                  hint="use a number of seconds or units ms/s/m/h/d/w/y, e.g. 15s, 1h30m") from None
-            seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"duration {text!r} must be positive", hint="e.g. 15s or 1h")
-    return seconds
-
-
-def to_epoch(value: datetime | pd.Timestamp | float | str) -> float:
-    """Unix seconds from a datetime (naive = UTC), epoch number or ISO 8601 text."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            value = pd.Timestamp(value)
-        except ValueError:
-            raise ConfigError(f"cannot read time {value!r}", hint="use ISO 8601, e.g. 2026-11-28T10:00:00Z") from None
-    if isinstance(value, datetime):  # pd.Timestamp is a datetime too
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return float(value.timestamp())
-    raise ConfigError(f"cannot use {type(value).__name__} as a time", hint="pass a datetime, epoch seconds or ISO text")
 
 
 def check_url(url: str) -> str:
@@ -284,6 +244,8 @@ def query_range(url: str, promql: str, *, start: datetime | float | str, end: da
         raise ConfigError("empty PromQL query", hint="e.g. process_resident_memory_bytes{job=\"zeptoclaw-gateway\"}")
     base = check_url(url)
     t0, t1, dt = to_epoch(start), to_epoch(end), parse_duration(step)
+    if t0 is None or t1 is None:
+        raise ConfigError("a range query needs a start and an end time", hint="e.g. --since 1h (the end is now)")
     if t1 < t0:
         raise ConfigError("query end is before its start", hint="swap start and end, or shorten --since")
     headers = auth.headers() if auth else {}
@@ -348,8 +310,9 @@ def query_instant(url: str, promql: str, *, at: datetime | float | str | None = 
     """Run an instant query; return ``{series key: value}`` (keys as in :func:`query_range`)."""
     base = check_url(url)
     params = {"query": promql, "timeout": _fmt(timeout_s) + "s"}
-    if at is not None:
-        params["time"] = _fmt(to_epoch(at))
+    when = to_epoch(at)
+    if when is not None:
+        params["time"] = _fmt(when)
     headers = auth.headers() if auth else {}
     with _client(timeout_s, transport) as client:
         data = _api_get(client, base, "query", params, headers=headers, retries=retries, backoff_s=backoff_s, sleep=sleep)

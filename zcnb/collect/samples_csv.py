@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SamplesFormatError
+from ..files import read_input
+from ..units import format_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +65,7 @@ class Sample:
 
     def _repr_markdown_(self) -> str:
         what = self.event or "sample"
-        rss = "-" if self.rss_bytes is None else f"{self.rss_bytes / 2**20:.1f} MiB"
+        rss = format_bytes(self.rss_bytes, unit="MiB")
         return f"{what} at {self.timestamp.isoformat()} pid {self.pid}: RSS {rss} ({self.source}) {self.note}"
 
 
@@ -73,12 +75,8 @@ def _bad(path: Path, msg: str, hint: str) -> SamplesFormatError:
 
 def _split(path: Path) -> tuple[list[str], list[tuple[int, str]], list[str]]:
     """(header comments, numbered data lines, notes); drops a truncated last line."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _bad(path, "file does not exist", "check the path (zcnb sample --out writes it)") from None
-    except OSError as exc:
-        raise _bad(path, f"cannot be read ({exc.strerror})", "check its permissions") from None
+    raw = read_input(path, what="samples file", error=SamplesFormatError,
+                     hint="check the path (zcnb sample --out writes it)")
     notes: list[str] = []
     text = raw.replace(b"\x00", b"").decode("utf-8", errors="replace")
     lines = text.split("\n")

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import NO_TOKEN_LEAK, Secret
 from ..exceptions import ConfigError, EndpointAuthError, OutputWriteError, ProcessAccessDenied, TargetError, ZcnbError
+from ..units import format_bytes
 from .metrics import MetricsClient, parse_metrics
 from .process import MemoryReading, ProcessInfo, ProcessQuery, find_by_query, read_memory
 from .samples_csv import COLUMNS, Sample, finite_or_none, read_samples
@@ -398,7 +399,7 @@ class Sampler:
                         pending_missed = 0
                     row = self._row(counts, pid=pid, source="+".join(srcs), event=event, note="; ".join(notes), **kw)
                     if row.rss_bytes is not None:
-                        bar.set_postfix_str(f"rss {row.rss_bytes / 2**20:.1f} MiB", refresh=False)
+                        bar.set_postfix_str(f"rss {format_bytes(row.rss_bytes, unit='MiB')}", refresh=False)
                 bar.update(1)
                 # next tick = the first one still in the future: ticks that passed while this one ran are
                 # skipped and counted, never made up in a burst

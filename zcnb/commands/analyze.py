@@ -25,12 +25,9 @@ def load_samples(path: str | Path) -> pd.DataFrame:
     from ..collect.samples_csv import read_samples
 
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir():  # a folder gets its own hint (the CSV inside it); everything else: read_samples says it
         raise SamplesFormatError(f"{p} is a directory, not a samples file",
                                  hint=f"give the CSV inside it, e.g. {p / 'samples.csv'} (written by zcnb sample)",
-                                 path=str(p))
-    if not p.is_file():
-        raise SamplesFormatError(f"samples file {p} does not exist", hint="give the CSV written by zcnb sample",
                                  path=str(p))
     return read_samples(p)
 

@@ -42,18 +42,21 @@ def register(subparsers: Any) -> None:
 
 
 def _range(args: argparse.Namespace) -> tuple[float, float]:
-    from ..collect.prometheus import parse_duration, to_epoch
     from ..exceptions import ConfigError
+    from ..units import parse_duration, to_epoch
 
-    end = to_epoch(args.until) if args.until else time.time()
+    end = to_epoch(args.until) or time.time()
     try:
-        start = end - parse_duration(args.since)
+        return end - parse_duration(args.since), end
     except ConfigError:
-        try:
-            start = to_epoch(args.since)
-        except ConfigError:
-            raise ConfigError(f"cannot read --since {args.since!r}",
-                              hint="give a duration (1h, 90m) or an ISO time (2026-11-28T10:00:00Z)") from None
+        pass
+    try:
+        start = to_epoch(args.since)
+    except ConfigError:
+        start = None
+    if start is None:
+        raise ConfigError(f"cannot read --since {args.since!r}",
+                          hint="give a duration (1h, 90m) or an ISO time (2026-11-28T10:00:00Z)")
     return start, end
 
 

@@ -69,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _window(entries: Any, since: Any, until: Any) -> Any:
     """Entries with a timestamp inside [since, until] (what journalctl's --since/--until do for live input)."""
-    from ..logs.journal import to_epoch
+    from ..units import to_epoch
 
     lo, hi = to_epoch(since), to_epoch(until)
     for e in entries:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..units import format_bytes
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -103,7 +105,7 @@ def _verdict(path: str) -> int:
         print(f"verdict: none ({exc})")
         return 0
     rate = assessment.growth_bytes_per_hour
-    rate_txt = "" if rate is None else f", growth {rate / 2**20:.2f} MiB/h"
+    rate_txt = "" if rate is None else f", growth {format_bytes(rate, unit='MiB', digits=2)}/h"
     print(f"verdict: {assessment.verdict} ({assessment.pattern}{rate_txt}, severity {assessment.severity})")
     if assessment.advice:
         print(f"advice: {assessment.advice}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
+from ..units import format_bytes
 from .json_option import add_json_option, emit_json, json_to_stdout
 
 __all__ = ["register"]
@@ -116,8 +118,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         emit_json(args, result)
         return 0
     for r in rows:
-        mem = f"{r['memory_bytes'] / 1024**2:.1f} MiB ({r['memory_source']})" if r.get("memory_bytes") else "-"
-        lim = f"{r['memory_max_bytes'] / 1024**2:.0f} MiB" if r.get("memory_max_bytes") else "none"
+        mem = f"{format_bytes(r['memory_bytes'], unit='MiB')} ({r['memory_source']})" if r.get("memory_bytes") else "-"
+        lim = format_bytes(r["memory_max_bytes"], unit="MiB", digits=0) if r.get("memory_max_bytes") else "none"
         print(f"{r['unit']:32} {r.get('active_state', '?'):10} pid {r.get('pid') or '-':<8} mem {mem:28} "
               f"limit {lim:10} restarts {r.get('restarts') if r.get('restarts') is not None else '-'}")
         for n in r.get("notes") or []:
@@ -180,12 +182,11 @@ def _yes_no(v: str | None) -> bool | None:
 def _cmd_escalate(args: argparse.Namespace) -> int:
     from ..analysis.escalation import decide
     from ..exceptions import DataError
-    from ..files import read_json
+    from ..files import read_input
 
+    raw = read_input(args.assessment, what="assessment file", error=DataError, hint="pass stage 01's assessment.json")
     try:
-        data = read_json(args.assessment)
-    except FileNotFoundError:
-        raise DataError(f"assessment file {args.assessment} does not exist", hint="pass stage 01's assessment.json") from None
+        data = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
         raise DataError(f"{args.assessment} is not JSON ({exc})", hint="pass stage 01's assessment.json") from None
     d = decide(data, persisted_after_restart=_yes_no(args.persisted_after_restart),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
+from ..files import open_input
 
 __all__ = ["read_fleet_csv", "write_fleet_csv"]
 
@@ -44,9 +45,8 @@ def read_fleet_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     p = Path(path)
     try:
-        raw = pd.read_csv(p, comment="#", dtype={"instance": str})
-    except FileNotFoundError:
-        raise DataError(f"fleet file {p} does not exist", hint="check the path", path=str(p)) from None
+        with open_input(p, what="fleet file", error=DataError) as fh:
+            raw = pd.read_csv(fh, comment="#", dtype={"instance": str}, compression="gzip" if p.suffix == ".gz" else None)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"cannot read fleet file {p}: {exc}", hint="expect CSV with instance,timestamp,rss_bytes",
                         path=str(p)) from None

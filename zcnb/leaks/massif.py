@@ -12,10 +12,11 @@ import html
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..exceptions import LeakReportError
+from ..files import read_input
+from ..units import format_bytes
 from .model import Frame, is_runtime_frame
 
 __all__ = ["MassifReport", "MassifSite", "MassifSnapshot", "parse_massif", "parse_massif_file"]
@@ -137,7 +138,7 @@ class MassifReport:
                 f"growth {self.growth_bytes / 1048576:+.1f} MiB over {len(self.snapshots)} snapshots")
         if self.growth_sites:
             g = self.growth_sites[0]
-            text += f"; top growth {g.function} ({g.file or '?'}:{g.line or '?'}) {g.growth_bytes / 1048576:+.2f} MiB"
+            text += f"; top growth {g.function} ({g.file or '?'}:{g.line or '?'}) {format_bytes(g.growth_bytes, unit='MiB', digits=2, signed=True)}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,11 +250,4 @@ def parse_massif(text: str | bytes) -> MassifReport:
 
 def parse_massif_file(path: str | os.PathLike[str]) -> MassifReport:
     """Read and parse a massif output file."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise LeakReportError(f"massif output {p} does not exist", hint="check --massif-out-file", path=str(p)) from None
-    except OSError as exc:
-        raise LeakReportError(f"cannot read massif output {p}: {exc.strerror}", hint="check the path", path=str(p)) from None
-    return parse_massif(data)
+    return parse_massif(read_input(path, what="massif output", error=LeakReportError, hint="check --massif-out-file"))

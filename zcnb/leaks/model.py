@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..units import format_bytes
+
 __all__ = ["LEAK_KINDS", "Frame", "LeakRecord", "LeakReport", "SiteStat", "is_runtime_frame"]
 
 #: kinds that count as memory lost (still-reachable, double-free and size-mismatch do not)
@@ -126,16 +128,6 @@ class SiteStat:
         return dataclasses.asdict(self)
 
 
-def _fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "? B"
-    if n < 10 * 1024:
-        return f"{n} B"
-    if n < 10 * 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 / 1024:.1f} MiB"
-
-
 def _add(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else a + b
 
@@ -209,13 +201,13 @@ class LeakReport:
             return "no leak report recognised in the text"
         parts = [f"{'/'.join(self.tools)}: {len(self.records)} record(s)"]
         for kind, t in self.totals.items():
-            parts.append(f"{kind} {_fmt_bytes(t['bytes'])} in {t['blocks']} block(s)")
+            parts.append(f"{kind} {format_bytes(t['bytes'])} in {t['blocks']} block(s)")
         if self.tests_leaked is not None:
             parts.append(f"{self.tests_leaked} test(s) leaked memory")
         top = self.top_sites(1)
         if top:
             s = top[0]
-            parts.append(f"top site {s.function} ({s.file or '?'}) {_fmt_bytes(s.bytes)} x{s.records}")
+            parts.append(f"top site {s.function} ({s.file or '?'}) {format_bytes(s.bytes)} x{s.records}")
         if self.truncated:
             parts.append("TRUNCATED: the report was cut off, totals are a lower bound")
         return "; ".join(parts)
@@ -243,7 +235,7 @@ class LeakReport:
         rows = "".join(
             f"<tr><td>{esc(s.function)}</td><td>{esc(s.file or '?')}</td>"
             f"<td>{esc(','.join(map(str, s.lines)))}</td><td>{esc(', '.join(s.kinds))}</td>"
-            f"<td style='text-align:right'>{s.records}</td><td style='text-align:right'>{esc(_fmt_bytes(s.bytes))}</td>"
+            f"<td style='text-align:right'>{s.records}</td><td style='text-align:right'>{esc(format_bytes(s.bytes))}</td>"
             f"<td style='text-align:right'>{s.blocks if s.blocks is not None else '?'}</td></tr>"
             for s in self.top_sites()
         )

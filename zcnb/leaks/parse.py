@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from pathlib import Path
 
 from ..exceptions import LeakReportError
+from ..files import read_input
 from .model import Frame, LeakRecord, LeakReport, SiteStat, is_runtime_frame
 
 __all__ = ["Frame", "LeakRecord", "LeakReport", "SiteStat", "is_runtime_frame", "parse_leak_file", "parse_leak_report"]
@@ -355,8 +355,8 @@ def parse_leak_report(text: str | bytes | Iterable[str]) -> LeakReport:
     """
     parser = _Parser()
     lines = _decode(text)
-    cut = isinstance(text, (str, bytes, bytearray, memoryview)) and len(text) > 0 and not (
-        str(text[-1:]) if isinstance(text, str) else bytes(text[-1:]).decode("latin-1")) in ("\n", "\r")
+    cut = isinstance(text, (str, bytes, bytearray, memoryview)) and len(text) > 0 and (
+        str(text[-1:]) if isinstance(text, str) else bytes(text[-1:]).decode("latin-1")) not in ("\n", "\r")
     for i, raw in enumerate(lines):
         parser.feed(_strip(raw), partial=cut and i == len(lines) - 1)
     return parser.finish()
@@ -364,13 +364,5 @@ def parse_leak_report(text: str | bytes | Iterable[str]) -> LeakReport:
 
 def parse_leak_file(path: str | os.PathLike[str]) -> LeakReport:
     """Read ``path`` and parse it with :func:`parse_leak_report`."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise LeakReportError(f"leak report file {p} does not exist", hint="check the path", path=str(p)) from None
-    except IsADirectoryError:
-        raise LeakReportError(f"{p} is a folder, not a leak report file", hint="pass the report file", path=str(p)) from None
-    except OSError as exc:
-        raise LeakReportError(f"cannot read leak report {p}: {exc.strerror}", hint="check permissions", path=str(p)) from None
+    data = read_input(path, what="leak report file", error=LeakReportError, folder_hint="pass the report file")
     return parse_leak_report(data)

@@ -34,7 +34,7 @@ static inline int is_word(unsigned char c) {  /* \w of a bytes regex */
 static inline int is_hex(unsigned char c) {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
-static inline int is_name(unsigned char c) { return is_word(c) || c == '-'; }  /* [A-Za-z0-9_-] */
+static inline int is_name(unsigned char c) { return is_word(c) || c == '-'; }  /* [A-Za-z0-9_-]: SKILL_NAME_CHARS of zcnb/logs/skills.py */
 
 static uint64_t hash_bytes(uint64_t h, const char *s, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 1099511628211ULL; }
@@ -346,7 +346,7 @@ static const char *scan_tag(Scanner *s, const char *o, const char *lim, int hasb
         if (has_prefix(t, e, "skill args=", 11)) {
             const char *x = t + 11;
             e = line_end(x, lim);
-            while (x < e) {  /* the first "name":[ \t\r\f\v]*"([^"\n]*)" that completes (lazy [^\n]*?) */
+            while (x < e) {  /* TOOL_SKILL_ARGS of zcnb/logs/skills.py: the first "name":[ \t\r\f\v]*"([^"\n]*)" that completes (lazy [^\n]*?) */
                 const char *nm = memchr(x, '"', e - x);
                 if (!nm) break;
                 if (has_prefix(nm, e, "\"name\":", 7)) {

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError, LogFormatError
+from ..files import open_input
 from ..redact import Redactor
 from .chunks import ScanConfig, scan_range, sniff_format
 from .scan import ISO_LINE, Acc, bucket_of, parse_iso, scan_messages
@@ -123,14 +124,10 @@ def bucket_seconds(bucket: str | float) -> int:
 
 
 def _open_checked(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise LogFormatError(f"log file {p} does not exist", hint="check the path (journalctl -o short-iso > FILE)", path=str(p))
-    if p.is_dir():
-        raise LogFormatError(f"{p} is a folder, not a log file", hint="for journal folders use --directory", path=str(p))
-    if not os.access(p, os.R_OK):
-        raise LogFormatError(f"log file {p} is not readable", hint="run as a user who can read it", path=str(p))
-    return p
+    """``path`` once it is known to open as a log file (the engines open it again, by path)."""
+    open_input(path, what="log file", error=LogFormatError, hint="check the path (journalctl -o short-iso > FILE)",
+               folder_hint="for journal folders use --directory").close()
+    return Path(path)
 
 
 def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,

@@ -16,12 +16,13 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError, LogFormatError
+from ..files import open_input
 from ..redact import Redactor
+from ..units import to_epoch
 from .entries import LogEntry, full_unit, make_entry
 from .journal_export import EXPORT_BLOCK, EntryBuilder, export_records, usec_datetime
 
@@ -34,43 +35,11 @@ __all__ = [
     "read_journal",
     "read_journal_json",
     "stamped_to_export",
-    "to_epoch",
     "write_journal",
 ]
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 _FIELDS = "MESSAGE,_PID,PRIORITY,_SYSTEMD_USER_UNIT,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER"
-
-
-def to_epoch(value: datetime | str | float | None, *, now: datetime | None = None) -> float | None:
-    """Epoch seconds from a datetime (naive = UTC), ISO text, a number, or a duration back from now ("2h")."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ConfigError(f"time {value!r} is not a time", hint="give an ISO time, epoch seconds or e.g. '2h'")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    text = str(value).strip()
-    text = text.removeprefix("@")
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-    except ValueError:
-        pass
-    import pandas as pd
-
-    try:
-        delta = pd.Timedelta(text.lstrip("-"))
-    except (ValueError, TypeError):
-        raise ConfigError(f"cannot read time {value!r}",
-                          hint="give ISO 8601 (2026-11-28T10:00:00Z), epoch seconds, or a duration back from now like 2h") from None
-    return ((now or datetime.now(UTC)) - timedelta(seconds=delta.total_seconds())).timestamp()
 
 
 def journal_argv(unit: str | None, *, user: bool = True, since: Any = None, until: Any = None,
@@ -167,13 +136,10 @@ def read_journal_json(path: str | os.PathLike[str], *, unit: str | None = None,
                       redact: Callable[[str], str] | None = None) -> Iterator[LogEntry]:
     """Stream a saved ``journalctl -o json`` export (one JSON object a line); bad lines are skipped."""
     p = Path(path)
-    if not p.is_file():
-        raise LogFormatError(f"journal export {p} does not exist", hint="create it with journalctl -o json > FILE",
-                             path=str(p))
     red = redact if redact is not None else Redactor.create()
     want = full_unit(unit)
     bad = [0]
-    with open(p, "rb") as fh:
+    with open_input(p, what="journal export", error=LogFormatError, hint="create it with journalctl -o json > FILE") as fh:
         for e in _parse_lines(fh, redact=red, source=str(p), bad=bad):
             if want is None or e.unit == want:
                 yield e

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..exceptions import LogFormatError
 from .chunks import ScanConfig
-from .scan import Acc, _level_hit, canonical_skill
+from .scan import Acc, _level_hit
+from .skills import canonical_skill
 
 __all__ = ["NATIVE_MODULE", "NativeGaveWay", "native_status", "scan_file_native"]
 

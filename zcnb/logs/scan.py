@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["ISO_LINE", "Acc", "bucket_of", "canonical_skill", "line_ts", "scan_block"]
+from .skills import SKILL_TOKEN_RE, TOOL_SKILL_ARGS, canonical_skill
+
+__all__ = ["ISO_LINE", "Acc", "bucket_of", "line_ts", "scan_block", "scan_messages"]
 
 # journalctl -o short-iso: "2026-11-28T10:00:00+00:00 host ident[pid]: message"
 ISO_LINE = re.compile(
     rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?) (?:(\S+) )??([^\s\[]+?)(?:\[(\d+)\])?: ?(.*)$",
     re.MULTILINE,
 )
-_SKILL_TOKEN = re.compile(rb"skill:([A-Za-z0-9_-]+)")
 _GATEWAY_REQ = re.compile(rb"^\[gateway\] ([A-Z]+) (/\S*)")
 _NUM = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")
 _NUMB = re.compile(rb"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")
@@ -41,16 +42,9 @@ def _level_regex(sep: bytes) -> re.Pattern[bytes]:
     return re.compile(re.escape(sep) + rb"(error|warning|debug)(?:\(([^)\n]*)\))?: ([^\n]*)")
 
 
-# One pass keyed on the bracket tag: tool calls (skill name from the args JSON) and request kinds.
-# Spaces after "name": never cross a line end (a message never continues into the next one).
-_TAG_RE = re.compile(
-    rb"\[(?:agent\] tool (?:skill args=[^\n]*?\"name\":[ \t\r\f\v]*\"([^\"\n]*)\"|([\w.-]+) args=)|(heartbeat|ws)\] )"
-)
-
-
-def canonical_skill(name: str) -> str:
-    """One display form for skill names: lower case, hyphenated (``git_workflow`` -> ``git-workflow``)."""
-    return name.strip().lower().replace("_", "-").replace(" ", "-")
+# One pass keyed on the bracket tag: tool calls (skill name from the args JSON: the skill-name rule's tool
+# form) and request kinds. Spaces after "name": never cross a line end (a message never continues into the next one).
+_TAG_RE = re.compile(rb"\[(?:agent\] tool (?:" + TOOL_SKILL_ARGS + rb"|([\w.-]+) args=)|(heartbeat|ws)\] )")
 
 
 @functools.lru_cache(maxsize=4096)  # a pure function of the text; shapes recur once per bucket
@@ -153,7 +147,7 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
     ``ts_at(pos)`` gives the timestamp of the line holding ``pos`` (for first/last seen).
     """
     b = bucket
-    for raw, n in Counter(_SKILL_TOKEN.findall(buf, start, end)).items():
+    for raw, n in Counter(SKILL_TOKEN_RE.findall(buf, start, end)).items():
         name = canonical_skill(raw.decode("ascii"))
         acc.skills_token[name] += n
         if b is not None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..exceptions import ZcnbError
+from ..units import format_bytes
 
 __all__ = ["PostRestartCheck", "post_restart_check", "watch_after_restart"]
 
@@ -36,14 +37,18 @@ class PostRestartCheck:
 
     def _repr_markdown_(self) -> str:
         mark = {True: "⚠️ grows fast again", False: "✅ no fast regrowth", None: "❔ cannot tell yet"}[self.grows_fast]
-        g = "-" if self.growth_bytes_per_hour is None else f"{self.growth_bytes_per_hour / 1024**2:+.2f} MiB/h"
-        b = "-" if self.before_growth_bytes_per_hour is None else f"{self.before_growth_bytes_per_hour / 1024**2:+.2f} MiB/h"
+        g, b = _rate(self.growth_bytes_per_hour), _rate(self.before_growth_bytes_per_hour)
         out = [f"**After restart: {mark}**", "", self.message, "",
                "| window | samples | verdict | severity | growth after | growth before |", "|---|---|---|---|---|---|",
                f"| {self.window} | {self.n_samples} | {self.verdict} | {self.severity} | {g} | {b} |"]
         if self.log_lines:
             out += ["", f"Last {len(self.log_lines)} log lines:", "```", *self.log_lines, "```"]
         return "\n".join(out)
+
+
+def _rate(bytes_per_hour: float | None) -> str:
+    """``+1.23 MiB/h`` (``-`` when unknown): rates in one unit, so before and after compare at a glance."""
+    return "-" if bytes_per_hour is None else format_bytes(bytes_per_hour, unit="MiB", digits=2, signed=True) + "/h"
 
 
 def _growth(before: Any) -> float | None:
@@ -87,7 +92,7 @@ def post_restart_check(samples: Any, *, since: datetime | None = None, before: A
     if a.verdict == "leak":
         similar = before_g is not None and g is not None and before_g > 0 and g >= 0.5 * before_g
         fast = a.severity in ("catastrophic", "high") or similar
-        msg = (f"memory grows again at {g / 1024**2:+.2f} MiB/h ({a.severity})" if g is not None else "memory grows again")
+        msg = (f"memory grows again at {_rate(g)} ({a.severity})" if g is not None else "memory grows again")
         msg += (": the restart only bought time; go to stage 03 (diagnose) and stage 06 (escalate)." if fast
                 else ": slower than before; keep watching." if before_g else ": slowly; keep watching.")
     elif a.verdict == "no_leak":

@@ -26,6 +26,7 @@ from typing import Any
 from ..exceptions import ConfigError, OutputWriteError, ReportError
 from ..files import make_private_dir, read_json, write_json, write_private
 from ..incident import Incident, new_incident_dir, open_incident
+from ..units import format_bytes
 
 __all__ = [
     "STAGES",
@@ -416,7 +417,7 @@ def write_index(incidents_dir: str | os.PathLike[str]) -> Path:
             continue
         verdict = (s.get("assessment") or {}).get("verdict", "?")
         growth = (s.get("assessment") or {}).get("growth_bytes_per_hour")
-        growth_txt = f"{growth / 2**20:.2f} MiB/h" if isinstance(growth, (int, float)) else "-"
+        growth_txt = format_bytes(growth, unit="MiB", digits=2) + "/h" if isinstance(growth, (int, float)) else "-"
         status = "ok" if s.get("ok") else "failed: " + ", ".join(s.get("failed_stages") or [])
         link = f"{folder.name}/report.html" if (folder / "report.html").exists() else f"{folder.name}/"
         rows.append(

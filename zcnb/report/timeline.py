@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..actions import read_actions
 from ..incident import Incident
+from ..units import format_bytes
 from ..viz.timeline import Timeline, TimelineEntry
 
 __all__ = ["build_timeline", "detectable_at"]
@@ -30,10 +31,6 @@ def _ts(value: Any) -> datetime | None:
         t = t.tz_localize("UTC")
     out: datetime = t.to_pydatetime()
     return out
-
-
-def _mib(x: float) -> str:
-    return f"{x / 2**20:.1f} MiB"
 
 
 def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
@@ -59,7 +56,7 @@ def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
     detected = _ts(a.get("detected_at"))
     if detected is not None and a.get("verdict"):
         g = a.get("growth_bytes_per_hour")
-        rate = f" at {_mib(g)}/h" if isinstance(g, (int, float)) else ""
+        rate = f" at {format_bytes(g, unit='MiB')}/h" if isinstance(g, (int, float)) else ""
         out.append(TimelineEntry(detected, "detection", f"verdict {a['verdict']}{rate}, severity {a.get('severity')}",
                                  "01_confirm_leak.ipynb > Verdict"))
     for act in read_actions(incident.path("actions")):
@@ -111,7 +108,7 @@ def _restart_entries(df: pd.DataFrame, column: str) -> list[TimelineEntry]:
         if len(before) and len(after) and after.min() < before.max():
             drop = before.max() - after.min()
             out.append(TimelineEntry(vals[vals["timestamp"] >= t]["timestamp"].iloc[0].to_pydatetime(), "recovery",
-                                     f"memory back down by {_mib(drop)} ({_mib(before.max())} -> {_mib(after.min())})",
+                                     f"memory back down by {format_bytes(drop)} ({format_bytes(before.max())} -> {format_bytes(after.min())})",
                                      "02_mitigate.ipynb > after-restart check; figures/memory.png"))
     return out
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..config import Secret
 from ..redact import Redactor, default_redactor
+from ..units import format_bytes
 
 __all__ = [
     "REDACTED_SHORT",
@@ -90,8 +91,8 @@ class ServiceStatus:
         return None if self.memory_bytes is None else self.memory_bytes / 1024**2
 
     def _row(self) -> str:
-        mem = f"{self.memory_mib:.1f} MiB ({self.memory_source})" if self.memory_mib is not None else "not measured"
-        limit = f"{self.memory_max_bytes / 1024**2:.0f} MiB" if self.memory_max_bytes else "none"
+        mem = f"{format_bytes(self.memory_bytes, unit='MiB')} ({self.memory_source})" if self.memory_bytes is not None else "not measured"
+        limit = format_bytes(self.memory_max_bytes, unit="MiB", digits=0) if self.memory_max_bytes else "none"
         since = self.active_since.isoformat(timespec="seconds") if self.active_since else "-"
         state = f"{self.active_state}/{self.sub_state}" if self.sub_state else self.active_state
         return f"| `{self.unit}` | {state} | {self.pid or '-'} | {mem} | {limit} | {since} | {self.restarts if self.restarts is not None else '-'} |"

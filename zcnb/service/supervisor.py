@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..exceptions import CommandFailed, ConfigError, ServicePermissionError, UnitNotFound
-from ..files import write_json, write_private
+from ..files import read_input, write_json, write_private
 from .base import HealthCheck, ServiceStatus, StepOutcome, format_command, redact_line
 
 __all__ = ["ProcessSupervisorBackend", "SupervisedService"]
@@ -97,11 +97,9 @@ class ProcessSupervisorBackend:
     def from_file(cls, path: str | os.PathLike[str]) -> ProcessSupervisorBackend:
         """Read ``{"run_dir": ..., "services": [...]}`` JSON (written by :meth:`to_file`)."""
         p = Path(path)
+        raw = read_input(p, what="supervisor file", hint="write one with ProcessSupervisorBackend.to_file")
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"supervisor file {p} does not exist", hint="write one with ProcessSupervisorBackend.to_file",
-                              path=str(p)) from None
+            data = json.loads(raw.decode("utf-8"))
         except ValueError as exc:
             raise ConfigError(f"supervisor file {p} is not valid JSON ({exc})", hint="fix the file", path=str(p)) from None
         if not isinstance(data, dict) or not isinstance(data.get("services"), list):

@@ -157,9 +157,9 @@ def fleet(incident: Incident, *, prometheus_url: str, promql: str, since: str, s
     """
     if not prometheus_url:
         return _Note("Fleet mode off (set prometheus_url to read many gateways' history from Prometheus).")
-    from ..collect.prometheus import parse_duration
     from ..config import DEFAULT_FLEET_QUERY
     from ..fleet.view import fleet_from_prometheus
+    from ..units import parse_duration
 
     promql = promql.strip() or DEFAULT_FLEET_QUERY
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..incident import Incident, open_incident
 from ..report.summary import build_summary
+from ..units import format_bytes, format_duration
 
 __all__ = ["IncidentReport"]
 
@@ -180,8 +181,6 @@ class IncidentReport:
         esc = self.summary.get("escalation")
         if not esc:
             return _missing("escalation decision", "06")
-        from ..units import format_bytes, format_duration
-
         def shown(key: str, value: Any) -> Any:
             if isinstance(value, (int, float)) and key.endswith("_bytes_per_hour"):
                 return f"{format_bytes(value)}/h"
@@ -203,7 +202,7 @@ class IncidentReport:
             return _HTML(f"<p>No activity explains the memory growth. {statement}</p>")
 
         def kib(v: Any) -> str:
-            return f"{v / 1024:.1f} KiB" if isinstance(v, (int, float)) else "-"
+            return format_bytes(v, unit="KiB") if isinstance(v, (int, float)) else "-"
 
         rows = [{"activity": r.get("activity"), "bytes retained per event": kib(r.get("bytes_per_event")),
                  "interval": f"{kib(r.get('low'))} - {kib(r.get('high'))}", "events": r.get("events"),

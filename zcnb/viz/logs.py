@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..logs.scan import canonical_skill
+from ..logs.skills import canonical_skill, skill_mentions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,9 +16,6 @@ if TYPE_CHECKING:
     from ..logs.entries import LogEntry, LogSummary
 
 __all__ = ["entries_frame", "filter_entries", "log_explorer", "plot_correlation", "plot_skills"]
-
-_SKILL_IN_LINE = re.compile(r'skill:([A-Za-z0-9_-]+)|tool skill args=.*?"name":\s*"([^"]*)"')
-
 
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
     from matplotlib.figure import Figure
@@ -69,8 +65,8 @@ def entries_frame(entries: Iterable[LogEntry], *, limit: int = 200_000) -> pd.Da
     for i, e in enumerate(entries):
         if i >= limit:
             break
-        m = _SKILL_IN_LINE.search(e.message)
-        skill = canonical_skill(m.group(1) or m.group(2)) if m else None
+        mentions = skill_mentions(e.message)
+        skill = mentions[0][1] if mentions else None
         rows.append({"timestamp": e.timestamp, "pid": e.pid, "level": e.level, "tag": e.tag, "skill": skill,
                      "message": e.message})
     df = pd.DataFrame(rows, columns=["timestamp", "pid", "level", "tag", "skill", "message"])

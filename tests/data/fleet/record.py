@@ -75,7 +75,7 @@ def main() -> int:
         expected = {name: verdict for name, (_l, verdict) in GATEWAYS.items()}
         (args.out / "expected.json").write_text(json.dumps({"query": 'process_resident_memory_bytes{job="zeptoclaw-gateway"}',
                                                              "step_s": 1, "seconds": args.seconds,
-                                                             "modes": {n: " ".join(l) for n, (l, _v) in GATEWAYS.items()},
+                                                             "modes": {n: " ".join(words) for n, (words, _v) in GATEWAYS.items()},
                                                              "expected_verdict": expected}, indent=2) + "\n")
         print(f"recorded {args.seconds:.0f} s into {args.out}")
         return 0
