@@ -87,7 +87,7 @@ def test_stage03_live_scan_is_saved_and_shown_in_the_report(tmp_path: Path, monk
     """
     from zcnb.incident import open_incident
     from zcnb.logs import oom
-    from zcnb.report.summary import build_summary
+    from zcnb.report.summary import build_incident_summary
     from zcnb.stages import diagnose
     from zcnb.stages.report import IncidentReport
 
@@ -98,7 +98,7 @@ def test_stage03_live_scan_is_saved_and_shown_in_the_report(tmp_path: Path, monk
     inc = open_incident(tmp_path / "inc")
     scan = diagnose.oom(inc, [], unit=UNIT, live=True)
     assert len(scan.kills) == 3 and inc.has("oom")
-    summary = build_summary(inc)
+    summary = build_incident_summary(inc)
     assert summary["oom"]["kills"] == 3
     inc.write_json("summary", summary)
     html = IncidentReport.load(inc.root).oom()._repr_html_()

@@ -11,9 +11,9 @@ from collection_helpers import GOOD_BODY, REAL_BODY, FakeEndpoint, child, refuse
 
 from zcnb.cli import main
 from zcnb.collect.preflight import parse_systemctl_show, preflight
-from zcnb.logs.skills import detect_skill_form
 from zcnb.config import Secret, load_settings
 from zcnb.exceptions import ConfigError
+from zcnb.logs.skills import detect_skill_form
 
 TOKEN = "preflight-token-0123456789"
 

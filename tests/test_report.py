@@ -134,12 +134,12 @@ def test_cli_stage_parameter_reaches_only_its_stage(notebooks: Path, tmp_path: P
 
 def test_unreadable_action_lines_are_named_in_the_report(tmp_path: Path) -> None:
     from zcnb.incident import open_incident
-    from zcnb.report.summary import build_summary
+    from zcnb.report.summary import build_incident_summary
     from zcnb.stages.report import IncidentReport
 
     inc = open_incident(tmp_path / "inc")
     inc.path("actions").write_text('{"action": "restart", "broken\n')
-    summary = build_summary(inc)
+    summary = build_incident_summary(inc)
     assert summary["actions_note"].startswith("1 unreadable line skipped") and "line 1" in summary["actions_note"]
     inc.write_json("summary", summary)
     assert "Warning:</b> 1 unreadable line skipped" in IncidentReport.load(inc.root).actions()._repr_html_()

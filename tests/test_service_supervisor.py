@@ -18,7 +18,7 @@ from zcnb.actions import read_actions
 from zcnb.config import Secret
 from zcnb.exceptions import CommandFailed, ConfigError, UnitNotFound
 from zcnb.ops.demo_target import simulator_service
-from zcnb.service import ProcessSupervisorBackend, SupervisedService, plan_restart, restart, set_debug_logging
+from zcnb.service import ProcessSupervisorBackend, SupervisedService, plan_restart, restart_service, set_debug_logging
 
 TOKEN = Secret("test-token-supervisor-0123456789")
 GW, WH = "zeptoclaw-gateway.service", "zeptoclaw-webhook.service"
@@ -55,9 +55,9 @@ def test_restart_action_changes_pid_and_is_healthy(sup: ProcessSupervisorBackend
     sup.start(GW)
     old = sup.status(GW).pid
     inc = tmp_path / "incident"
-    dry = restart(sup, unit=GW, token=TOKEN, incident=inc)
+    dry = restart_service(sup, unit=GW, token=TOKEN, incident=inc)
     assert dry.outcome == "planned" and sup.status(GW).pid == old
-    res = restart(sup, unit=GW, token=TOKEN, execute=True, confirm=dry.plan_id, incident=inc)
+    res = restart_service(sup, unit=GW, token=TOKEN, execute=True, confirm=dry.plan_id, incident=inc)
     assert res.outcome == "ok", res.message
     assert sup.status(GW).pid not in (None, old)
     assert res.health_before and res.health_before.startswith("healthy")
@@ -90,7 +90,7 @@ def test_full_restart_stops_reverse_starts_in_order_with_health(tmp_path: Path) 
         m.start(WH)
         plan = plan_restart(m, full=True, wait_s=0.2, order=[GW, WH])
         assert plan.steps[0].startswith(f"kill -TERM $(cat {tmp_path / WH}")
-        res = restart(m, full=True, wait_s=0.2, order=[GW, WH], token=TOKEN, execute=True, confirm=plan.plan_id)
+        res = restart_service(m, full=True, wait_s=0.2, order=[GW, WH], token=TOKEN, execute=True, confirm=plan.plan_id)
         assert res.outcome == "ok", res.message
         gw_start = next(i for i, c in enumerate(res.commands) if f"--name {GW.removesuffix('.service')}" in c)
         wh_start = next(i for i, c in enumerate(res.commands) if f"--name {WH.removesuffix('.service')}" in c)
@@ -254,13 +254,13 @@ def _unauth_count(m: ProcessSupervisorBackend) -> int:
 def test_restart_without_a_token_sends_no_token_less_probe(sup: ProcessSupervisorBackend, tmp_path: Path) -> None:
     """On the real gateway every token-less request leaks: with no token, health is not probed, and says so."""
     sup.start(GW)
-    dry = restart(sup, unit=GW, token=None, incident=tmp_path / "inc")
+    dry = restart_service(sup, unit=GW, token=None, incident=tmp_path / "inc")
     assert dry.health_before and dry.health_before.startswith("not_probed")
-    res = restart(sup, unit=GW, token=None, execute=True, confirm=dry.plan_id, incident=tmp_path / "inc")
+    res = restart_service(sup, unit=GW, token=None, execute=True, confirm=dry.plan_id, incident=tmp_path / "inc")
     assert res.outcome == "ok" and "health not verified" in res.message, res.message
     assert _unauth_count(sup) == 0, "the simulator counted token-less requests"
     # control: with the token, health is probed and healthy
-    again = restart(sup, unit=GW, token=TOKEN, incident=tmp_path / "inc")
+    again = restart_service(sup, unit=GW, token=TOKEN, incident=tmp_path / "inc")
     assert again.health_before and again.health_before.startswith("healthy")
 
 

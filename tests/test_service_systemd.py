@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from zcnb.exceptions import ActionTimeout, CommandFailed, PlanError, ServiceError, ServicePermissionError, UnitNotFound
-from zcnb.service import SystemdUserBackend, restart, set_debug_logging
+from zcnb.service import SystemdUserBackend, restart_service, set_debug_logging
 from zcnb.service.systemd import parse_journal_json, parse_status_text, parse_systemd_bytes, parse_systemd_timestamp
 
 DATA = Path(__file__).parent / "data" / "systemd"
@@ -133,13 +133,13 @@ def test_start_hang_is_an_action_timeout(tmp_path: Path) -> None:
 def test_restart_action_dry_run_then_execute(tmp_path: Path) -> None:
     r = Runner({"show": (0, fx("show_gateway_active.txt"), "")})
     m = backend(r, tmp_path)
-    dry = restart(m, unit=GW)
+    dry = restart_service(m, unit=GW)
     assert dry.dry_run and dry.outcome == "planned" and dry.plan_id
     assert f"systemctl --user restart {GW}" in dry.commands
     assert not any(c[2] == "restart" for c in r.calls)  # nothing ran
     with pytest.raises(PlanError):
-        restart(m, unit=GW, execute=True, confirm="wrong")
-    done = restart(m, unit=GW, execute=True, confirm=dry.plan_id)
+        restart_service(m, unit=GW, execute=True, confirm="wrong")
+    done = restart_service(m, unit=GW, execute=True, confirm=dry.plan_id)
     assert done.outcome == "ok" and done.commands == (f"systemctl --user restart {GW}",)
 
 
@@ -147,8 +147,8 @@ def test_full_restart_order_and_wait(tmp_path: Path) -> None:
     r = Runner({"show": (0, fx("show_gateway_active.txt"), "")})
     m = SystemdUserBackend(runner=r, config_home=tmp_path, health={},
                            units=(GW, "zeptoclaw-webhook.service", "zeptoclaw-shell2http.service"))
-    plan = restart(m, full=True, wait_s=0).plan_id
-    res = restart(m, full=True, wait_s=0, execute=True, confirm=plan)
+    plan = restart_service(m, full=True, wait_s=0).plan_id
+    res = restart_service(m, full=True, wait_s=0, execute=True, confirm=plan)
     verbs = [(c[2], c[3]) for c in r.calls if c[2] in ("stop", "start")]
     assert verbs == [("stop", "zeptoclaw-shell2http.service"), ("stop", "zeptoclaw-webhook.service"), ("stop", GW),
                      ("start", GW), ("start", "zeptoclaw-webhook.service"), ("start", "zeptoclaw-shell2http.service")]

@@ -21,7 +21,7 @@ from state_helpers import apply, tmpfs
 
 from zcnb.exceptions import StateError
 from zcnb.state import copy_sample_data, hash_tree, restore_state, resume_restore, undo_restore
-from zcnb.state.crashlog import read_journal
+from zcnb.state.crashlog import read_crash_log
 
 BACKUP = "20261127-221500"
 KILL_STEPS = ["stop_gateway", "stage", "stage.partial", "verify_staging", "swap", "quarantine", "chmod", "verify", "done"]
@@ -72,7 +72,7 @@ def _kill_at(data: Path, step: str, tmp_path: Path) -> None:
 
 def _journal(data: Path) -> dict[str, Any]:
     """The restore journal of ``data``/state, which these tests expect to exist."""
-    j = read_journal(data / "state")
+    j = read_crash_log(data / "state")
     assert j is not None, "no restore journal"
     return j
 

@@ -13,7 +13,7 @@ from ..units import format_bytes, format_duration
 from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth
 from ._prepare import Prepared, prepare
 from ._project import advice_for, project, resolve_limit, severity_for
-from ._stats import Trend, _mad_sigma, cycle_period, hinge_onset, pooled_theil_sen, step_jumps, troughs, window_minima
+from ._stats import Trend, cycle_period, hinge_onset, mad_sigma, pooled_theil_sen, step_jumps, troughs, window_minima
 
 __all__ = ["assess_leak", "baseline"]
 
@@ -276,7 +276,7 @@ def _short_warmup(b: _Baseline, p: Prepared, th: LeakThresholds, threshold_h: fl
         flat = t >= plateau_t
         rise = float(np.median(y[flat]) - y[0])
         if flat.sum() < 6 or float(t[-1]) - plateau_t < (float(t[-1]) - float(t[0])) / 3 \
-                or rise < max(th.min_observed_growth_bytes, 8.0 * _mad_sigma(np.diff(y[flat]))):
+                or rise < max(th.min_observed_growth_bytes, 8.0 * mad_sigma(np.diff(y[flat]))):
             continue
         late = pooled_theil_sen(t[flat], y[flat], np.zeros(int(flat.sum()), dtype=np.int64), alpha=th.alpha)
         if late is None or (late.p_value < th.alpha and late.slope * H >= threshold_h):

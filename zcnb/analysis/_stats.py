@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Trend", "cycle_period", "hinge_onset", "pooled_theil_sen", "step_jumps", "window_minima"]
+__all__ = ["Trend", "cycle_period", "hinge_onset", "mad_sigma", "pooled_theil_sen", "step_jumps", "window_minima"]
 
 _Z975 = 1.959963984540054  # standard normal quantile for a two-sided 95 % interval
 
 
-def _mad_sigma(x: np.ndarray) -> float:
+def mad_sigma(x: np.ndarray) -> float:
     """Robust standard deviation (1.4826 x median absolute deviation)."""
     if x.size == 0:
         return 0.0
@@ -53,7 +53,7 @@ def cycle_period(t: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]], *,
             (t[c : c + budget], y[c : c + budget]) for c in (a, (a + b - budget) // 2, b - budget)
         ] + [_block_means(t[a:b], y[a:b], math.ceil((b - a) / budget))]
         for td, yd in views:
-            sigma = _mad_sigma(np.diff(yd)) / math.sqrt(2.0)
+            sigma = mad_sigma(np.diff(yd)) / math.sqrt(2.0)
             prominence = max(10.0 * sigma, 0.01 * float(np.median(yd)), 1.0)
             peaks, _ = find_peaks(yd, prominence=prominence)
             if len(peaks) >= 2:
@@ -205,7 +205,7 @@ def step_jumps(bt: np.ndarray, by: np.ndarray, bseg: np.ndarray) -> list[tuple[f
         return []
     times = bt[1:][same]
     excess = d - np.median(d)
-    threshold = max(8.0 * _mad_sigma(d), 0.02 * float(np.median(by)))
+    threshold = max(8.0 * mad_sigma(d), 0.02 * float(np.median(by)))
     hits = np.flatnonzero(excess > threshold)
     return [(float(times[i]), float(d[i])) for i in hits]
 
@@ -225,7 +225,7 @@ def troughs(t: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]],
         ys = y[a:b]
         if len(ys) < 3:
             continue
-        sigma = _mad_sigma(np.diff(ys)) / math.sqrt(2.0)
+        sigma = mad_sigma(np.diff(ys)) / math.sqrt(2.0)
         prominence = max(10.0 * sigma, 0.01 * float(np.median(ys)), 1.0)
         idx, _ = find_peaks(-ys, prominence=prominence, distance=max(1, per // 2), wlen=3 * per + 1)
         out_t.append(t[a + idx])

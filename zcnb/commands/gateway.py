@@ -19,7 +19,7 @@ _DEFAULT_TRAFFIC: dict[str, Any] = {  # 0.7 token calls/s = 42/min: under the 60
 
 
 def register(subparsers: Any) -> None:
-    from ..demo._leaks import LEAK_KINDS, LEAK_MODES
+    from ..demo import LEAK_KINDS, LEAK_MODES
 
     p = subparsers.add_parser(
         "gateway", help="run the simulated gateway (real or runbook profile) until Ctrl-C",

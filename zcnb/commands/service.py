@@ -131,10 +131,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_restart(args: argparse.Namespace) -> int:
-    from ..service import restart
+    from ..service import restart_service
 
     order = [u.strip() for u in args.order.split(",") if u.strip()] if args.order else None
-    res = restart(_manager(args), unit=args.unit, full=args.full, execute=args.execute, confirm=args.confirm,
+    res = restart_service(_manager(args), unit=args.unit, full=args.full, execute=args.execute, confirm=args.confirm,
                   token=_token(args), wait_s=args.wait, order=order, timeout_s=args.timeout,
                   health_timeout_s=args.health_timeout, incident=args.incident)
     return _print_result(res, args)

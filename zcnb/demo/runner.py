@@ -3,7 +3,7 @@
 1. start the simulated gateway (``real`` profile, leaking on one request kind) under the
    process-supervisor backend, with traffic (skill calls and token-less probes);
 2. sample it (psutil every ``interval_s``, /metrics every 10 s) for ``sample_s``;
-3. restart it through the mitigation API (executed: it is the simulator), sample again;
+3. restart it through the service API (executed: it is the simulator), sample again;
 4. its log lines are captured as journald would (stamped on arrival, redacted) into
    ``journal.jsonl``;
 5. run every stage notebook on the incident folder and build ``report.html``.
@@ -161,7 +161,7 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
     from ..incident import new_incident_dir, open_incident
     from ..ops.demo_target import simulator_service
     from ..report.runner import run_incident
-    from ..service import ProcessSupervisorBackend, plan_restart, restart
+    from ..service import ProcessSupervisorBackend, plan_restart, restart_service
     from .traffic import TrafficGenerator
 
     opt = options or DemoOptions()
@@ -205,7 +205,7 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
             truth = _add_counts(truth, _ground_truth(url, token))
             if phase == "before":
                 plan = plan_restart(manager, unit=UNIT)
-                result = restart(manager, unit=UNIT, execute=True, confirm=plan.plan_id, token=token,
+                result = restart_service(manager, unit=UNIT, execute=True, confirm=plan.plan_id, token=token,
                                  incident=incident)
                 timings["restart_s"] = result.duration_s or 0.0
         sampler.stop()

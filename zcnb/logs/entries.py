@@ -21,7 +21,7 @@ from ..files import open_input
 from ..redact import Redactor
 from .chunks import ScanConfig, scan_range, sniff_format
 from .scan import ISO_LINE, Acc, bucket_of, parse_iso, scan_messages
-from .summary import LogSummary, build_summary
+from .summary import LogSummary, summary_from_tallies
 
 __all__ = [
     "LEVELS",
@@ -272,5 +272,5 @@ def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucke
     else:
         acc = _summarize_entries(source, width=width, unit=unit_full, redact=red)
         label, note = "entries", "engine: python (log entries)"
-    summary = build_summary(acc, width=width, unit=unit_full, source=label)
+    summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label)
     return dataclasses.replace(summary, notes=(*summary.notes, note))

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..exceptions import LogFormatError
 from .chunks import ScanConfig
-from .scan import Acc, _level_hit
+from .scan import Acc, add_level_group
 from .skills import canonical_skill
 
 __all__ = ["NATIVE_MODULE", "NativeGaveWay", "native_status", "scan_file_native"]
@@ -117,5 +117,5 @@ def to_acc(res: dict[str, Any], redact: Callable[[str], str]) -> Acc:
         return out
 
     for b, level, n, scope, example, first, last in res["groups"]:
-        _level_hit(acc, level, scope.decode("utf-8", "replace"), example, n, b, first, last, red)
+        add_level_group(acc, level, scope.decode("utf-8", "replace"), example, n, b, first, last, red)
     return acc

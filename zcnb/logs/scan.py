@@ -21,7 +21,7 @@ from typing import Any
 
 from .skills import SKILL_TOKEN_RE, TOOL_SKILL_ARGS, canonical_skill
 
-__all__ = ["ISO_LINE", "Acc", "bucket_of", "line_ts", "scan_block", "scan_messages"]
+__all__ = ["ISO_LINE", "Acc", "add_level_group", "bucket_of", "line_ts", "scan_block", "scan_messages"]
 
 # journalctl -o short-iso: "2026-11-28T10:00:00+00:00 host ident[pid]: message"
 ISO_LINE = re.compile(
@@ -189,7 +189,7 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
     if debug:
         _debug_hits(acc, debug, b)
     for (level, scope, _norm, _fl), (n, first, last, example) in seen.items():
-        _level_hit(acc, level.decode("ascii"), scope.decode("utf-8", "replace"), example, n, b,
+        add_level_group(acc, level.decode("ascii"), scope.decode("utf-8", "replace"), example, n, b,
                    ts_at(first), ts_at(last), redact)
 
 
@@ -197,7 +197,7 @@ _FLAG_WORDS = (b"alloc", b"free", b"deinit", b"leaked", b"memory address", b"dou
 
 
 def _flags(msg: bytes) -> int:
-    """Which of the words :func:`_level_hit` looks for occur in ``msg`` (a bit mask)."""
+    """Which of the words :func:`add_level_group` looks for occur in ``msg`` (a bit mask)."""
     low = msg.lower()
     return sum(1 << i for i, w in enumerate(_FLAG_WORDS) if w in low)
 
@@ -220,8 +220,8 @@ def _debug_hits(acc: Acc, debug: Counter[bytes], b: int | None) -> None:
                 acc.buckets[(b, f"request:{kind}")] += n
 
 
-def _level_hit(acc: Acc, level: str, scope: str, raw: bytes, n: int, b: int | None,
-               first: float | None, last: float | None, redact: Callable[[str], str]) -> None:
+def add_level_group(acc: Acc, level: str, scope: str, raw: bytes, n: int, b: int | None,
+                    first: float | None, last: float | None, redact: Callable[[str], str]) -> None:
     """Count ``n`` error/warning lines that share a message shape; ``raw`` is one of them."""
     acc.levels[level] += n
     low = raw.lower()

@@ -13,7 +13,7 @@ from .scan import Acc
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LogSummary", "build_summary"]
+__all__ = ["LogSummary", "summary_from_tallies"]
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -148,7 +148,7 @@ def _restarts(acc: Acc) -> list[dict[str, Any]]:
     return out
 
 
-def build_summary(acc: Acc, *, width: int, unit: str | None, source: str, top: int = 20) -> LogSummary:
+def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str, top: int = 20) -> LogSummary:
     """Turn the tallies of a scan into a :class:`LogSummary`."""
     import pandas as pd
 

@@ -5,7 +5,6 @@ Binaries are restored here; the state part goes through :func:`zcnb.state.restor
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -20,20 +19,13 @@ from ..exceptions import BackupInvalid, ServiceError, StateError, UnsafePath
 from ..files import ensure_private_dir, make_unique_dir
 from ..incident import Incident
 from ..service.base import ServiceManager
-from ..service.control import _order, check_health, record
+from ..service.control import check_health, record, restart_order
+from ..state.tree import file_sha256, hash_tree, tree_digest
 
 __all__ = ["backup_binaries", "plan_rollback", "resolve_rollback_backup", "rollback", "rollback_demo_tree"]
 
 _NOT_BINARIES = {"commit.txt", "MANIFEST.sha256", "MANIFEST", "SHA256SUMS", "sha256sums.txt"}
 _NAME_RE = re.compile(r"^\d{8}-\d{6}$")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_rollback_backup(backup: str, backups_dir: str | os.PathLike[str]) -> Path:
@@ -85,7 +77,7 @@ def _check_backup(backup_dir: Path) -> tuple[list[Path], str]:
                             path=str(backup_dir))
     sums = _manifest(backup_dir)
     for b in bins:
-        if b.name in sums and sums[b.name] != _sha256(b):
+        if b.name in sums and sums[b.name] != file_sha256(b):
             raise BackupInvalid(f"binary {b.name} in backup {backup_dir.name} does not match its checksum; nothing was changed",
                                 hint="the backup is damaged: pick an older one", path=str(b))
     commit_file = backup_dir / "commit.txt"
@@ -97,9 +89,9 @@ def _live_text(target: Path) -> str:
     """What is at a live binary's path, for the plan: its sha256, or the symlink and what it points to."""
     if target.is_symlink():
         link = os.readlink(target)
-        content = f"sha256 {_sha256(target)[:16]}" if target.is_file() else "dangling"
+        content = f"sha256 {file_sha256(target)[:16]}" if target.is_file() else "dangling"
         return f"symlink -> {link} ({content})"
-    return f"sha256 {_sha256(target)[:16]}"
+    return f"sha256 {file_sha256(target)[:16]}"
 
 
 def _keep(target: Path, kept: Path) -> str:
@@ -140,7 +132,7 @@ def plan_rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os
     if not dest.is_dir():
         raise StateError(f"binary folder {dest} does not exist", hint="pass --bin-dir (where the live binaries are)",
                          path=str(dest))
-    units = _order(manager, order)
+    units = restart_order(manager, order)
     steps = [c for u in reversed(units) for c in manager.commands_for("stop", u)]
     keep = Path(backups_dir).expanduser() / "replaced-<timestamp>"
     for b in bins:
@@ -148,10 +140,8 @@ def plan_rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os
         if os.path.lexists(live):
             how = "the link itself" if live.is_symlink() else "cp -p"
             steps.append(f"keep {live} ({_live_text(live)}) as {keep / b.name} ({how})")
-        steps.append(f"install {b} (sha256 {_sha256(b)[:16]}) -> {live} (tmp + rename; sha256 checked)")
+        steps.append(f"install {b} (sha256 {file_sha256(b)[:16]}) -> {live} (tmp + rename; sha256 checked)")
     if restore_state and (bdir / "state").is_dir():
-        from ..state.tree import hash_tree, tree_digest
-
         digest = tree_digest(hash_tree(bdir / "state"))
         steps.append(f"zcnb.state.restore_state({bdir.name}, sha256 tree {digest[:16]}) -> "
                      f"{state_dir or 'the configured state dir'} (current state quarantined, never deleted)")
@@ -174,7 +164,7 @@ def _install(src: Path, dest: Path) -> None:
         tmp.unlink()  # zcnb's own leftover temp name; never write through a link left there
     shutil.copy2(src, tmp)
     os.replace(tmp, dest)
-    if _sha256(dest) != _sha256(src):
+    if file_sha256(dest) != file_sha256(src):
         raise StateError(f"{dest} differs from {src} after the copy", hint="check the disk", path=str(dest))
 
 
@@ -201,7 +191,7 @@ def rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os.Path
     plan = plan_rollback(manager, backup=backup, backups_dir=backups_dir, bin_dir=bin_dir, state_dir=state_dir,
                          restore_state=restore_state, order=order, health_timeout_s=health_timeout_s)
     started = _now()
-    units = _order(manager, order)
+    units = restart_order(manager, order)
     first = check_health(manager, units[0], token=token, timeout_s=2.0, once=True)
     before = first.summary() if first else None
     if not require_confirmation(plan, execute=execute, confirm=confirm):

@@ -241,9 +241,9 @@ def run_incident(
         results.append(_execute(nb, folder / nb.name, p, progress=progress, cwd=folder,
                                 kernel_name=kernel_name, timeout_s=timeout_s))
         write_json(folder / "stages.json", [r.to_dict() for r in results])
-    from .summary import build_summary
+    from .summary import build_incident_summary
 
-    summary = build_summary(incident, stages=[r.to_dict() for r in results], started_at=started,
+    summary = build_incident_summary(incident, stages=[r.to_dict() for r in results], started_at=started,
                             parameters={k: v for k, v in params.items()})
     incident.write_json("summary", summary)
     rep_nb = nb_dir / REPORT_NOTEBOOK

@@ -14,7 +14,7 @@ from typing import Any
 from ..actions import ActionResult, read_actions
 from ..incident import Incident
 
-__all__ = ["build_summary", "find_commit"]
+__all__ = ["build_incident_summary", "find_commit"]
 
 
 def find_commit(inc: Incident, *, settings: Any = None) -> str | None:
@@ -72,7 +72,7 @@ def _skill_counts(skills: Any) -> dict[str, int]:
     return {str(r["skill"]): int(r["count"]) for r in skills or [] if isinstance(r, dict) and "skill" in r}
 
 
-def build_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), started_at: datetime | None = None,
+def build_incident_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = (), started_at: datetime | None = None,
                   parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Condense an incident folder into the dict written as summary.json."""
     from ..config import load_settings

@@ -90,7 +90,8 @@ class ServiceStatus:
     def memory_mib(self) -> float | None:
         return None if self.memory_bytes is None else self.memory_bytes / 1024**2
 
-    def _row(self) -> str:
+    def markdown_row(self) -> str:
+        """This status as one row of the markdown status table (stage 02)."""
         mem = f"{format_bytes(self.memory_bytes, unit='MiB')} ({self.memory_source})" if self.memory_bytes is not None else "not measured"
         limit = format_bytes(self.memory_max_bytes, unit="MiB", digits=0) if self.memory_max_bytes else "none"
         since = self.active_since.isoformat(timespec="seconds") if self.active_since else "-"
@@ -100,7 +101,7 @@ class ServiceStatus:
     def _repr_markdown_(self) -> str:
         head = "| unit | state | pid | memory | limit | active since | restarts |\n|---|---|---|---|---|---|---|"
         notes = "".join(f"\n\n_{n}_" for n in self.notes)
-        return f"{head}\n{self._row()}{notes}"
+        return f"{head}\n{self.markdown_row()}{notes}"
 
 
 @dataclass(frozen=True)

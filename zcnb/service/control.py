@@ -23,8 +23,8 @@ from ..incident import Incident
 from .base import ServiceManager, StepOutcome
 from .health import HealthResult, probe_health, wait_healthy
 
-__all__ = ["check_health", "debug_lines", "plan_debug_logging", "plan_restart", "record", "restart",
-           "set_debug_logging"]
+__all__ = ["check_health", "debug_lines", "plan_debug_logging", "plan_restart", "record", "restart_order",
+           "restart_service", "set_debug_logging"]
 
 # Zig's format is "debug: ..." / "debug(scope): ..."; a short-style journal line has "host unit[pid]: " in front.
 _DEBUG_RE = re.compile(r"^(?:.*?\[\d+\]:\s)?\s*debug(\([^)]*\))?:")
@@ -67,7 +67,7 @@ def check_health(manager: ServiceManager, unit: str, *, token: Secret | None, ti
     return wait_healthy(hc.url, token=tok, timeout_s=timeout_s, pid_getter=_pid_getter(manager, unit), expect=hc.expect)
 
 
-def _order(manager: ServiceManager, order: Sequence[str] | None) -> tuple[str, ...]:
+def restart_order(manager: ServiceManager, order: Sequence[str] | None) -> tuple[str, ...]:
     units = tuple(order) if order else manager.units
     unknown = [u for u in units if u not in manager.units]
     if unknown:
@@ -91,14 +91,14 @@ def plan_restart(manager: ServiceManager, *, unit: str | None = None, full: bool
     if wait_s < 0 or timeout_s <= 0:
         raise ConfigError("wait_s must be >= 0 and timeout_s > 0", hint="e.g. wait_s=10 (the runbook's pause)")
     if full:
-        units = _order(manager, order)
+        units = restart_order(manager, order)
         steps = [c for u in reversed(units) for c in manager.commands_for("stop", u)]
         steps.append(f"sleep {wait_s:g}  # let the OS reclaim memory")
         for u in units:
             steps += list(manager.commands_for("start", u)) + _health_step(manager, u, health_timeout_s)
         return Plan("full-restart", ",".join(units), tuple(steps))
     u = unit or manager.units[0]
-    _order(manager, [u])
+    restart_order(manager, [u])
     steps = list(manager.commands_for("restart", u))
     kill = manager.commands_for("kill", u)
     steps.append(f"if that hangs > {timeout_s:.0f} s: {kill[0]}; then start again (exit-time leak report lost)")
@@ -121,14 +121,14 @@ def _states(manager: ServiceManager, units: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
-def restart(manager: ServiceManager, *, unit: str | None = None, full: bool = False, execute: bool = False,
+def restart_service(manager: ServiceManager, *, unit: str | None = None, full: bool = False, execute: bool = False,
             confirm: str | None = None, token: Secret | None = None, wait_s: float = 10.0,
             order: Sequence[str] | None = None, timeout_s: float = 30.0, health_timeout_s: float = 30.0,
             incident: Incident | str | os.PathLike[str] | None = None) -> ActionResult:
     """Restart ``unit`` (or everything, in order, with ``full=True``); dry run unless confirmed."""
     plan = plan_restart(manager, unit=unit, full=full, wait_s=wait_s, order=order, timeout_s=timeout_s,
                         health_timeout_s=health_timeout_s)
-    units = _order(manager, order) if full else (plan.target,)
+    units = restart_order(manager, order) if full else (plan.target,)
     started = _now()
     before = check_health(manager, units[0], token=token, timeout_s=2.0, once=True)
     before_s = before.summary() if before else None
@@ -191,7 +191,7 @@ def plan_debug_logging(manager: ServiceManager, *, unit: str | None = None, enab
                        window_s: float = 10.0) -> Plan:
     """Steps of turning the LOG_LEVEL=debug drop-in on or off (``systemctl --user edit`` semantics)."""
     u = unit or manager.units[0]
-    _order(manager, [u])
+    restart_order(manager, [u])
     path = manager.env_dropin_path(u)
     if enable:
         steps = [f"if {path} exists: keep a copy as {path.name}.bak-<timestamp>",

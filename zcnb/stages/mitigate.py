@@ -14,8 +14,7 @@ from ..ops.demo_target import mitigation_demo_target
 from ..ops.watch import PostRestartCheck, post_restart_check, watch_after_restart
 from ..service import choose_backend, make_manager
 from ..service.base import ServiceManager, ServiceStatus
-from ..service.control import check_health, set_debug_logging
-from ..service.control import restart as _restart
+from ..service.control import check_health, restart_service, set_debug_logging
 from ..service.health import HealthResult
 
 __all__ = ["MitigationTarget", "StatusReport", "after_restart", "debug_logging", "restart", "status", "target"]
@@ -110,7 +109,7 @@ class StatusReport:
 
     def _repr_markdown_(self) -> str:
         head = "| unit | state | pid | memory | limit | active since | restarts |\n|---|---|---|---|---|---|---|"
-        rows = [s._row() for s in self.statuses] + [f"| `{u}` | not found | - | - | - | - | - |" for u in self.missing]
+        rows = [s.markdown_row() for s in self.statuses] + [f"| `{u}` | not found | - | - | - | - | - |" for u in self.missing]
         notes = [f"- _{s.unit}: {n}_" for s in self.statuses for n in s.notes]
         notes += [f"- _{n}_" for n in self.preflight_notes]
         health = self.health._repr_markdown_() if self.health else "_no health check configured_"
@@ -132,7 +131,7 @@ def status(t: MitigationTarget) -> StatusReport:
 def restart(t: MitigationTarget, incident: Incident | None = None, *, full: bool = False, wait_s: float = 10.0,
             execute: bool = False, confirm: str = "", timeout_s: float = 30.0) -> ActionResult:
     """Restart the gateway (or a full ordered restart); a dry run shows the plan and its id."""
-    return _restart(t.manager, unit=None if full else t.unit, full=full, wait_s=wait_s, execute=execute,
+    return restart_service(t.manager, unit=None if full else t.unit, full=full, wait_s=wait_s, execute=execute,
                     confirm=confirm or None, token=t.token, timeout_s=timeout_s, incident=incident)
 
 

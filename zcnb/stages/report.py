@@ -1,7 +1,7 @@
 """Stage 05 (the incident report): :class:`IncidentReport` gives the report notebook one call per section.
 
 Everything comes from the files in the incident folder, mostly through ``summary.json``
-(:func:`zcnb.report.summary.build_summary`). A section whose input is missing says which stage
+(:func:`zcnb.report.summary.build_incident_summary`). A section whose input is missing says which stage
 would have produced it, instead of looking clean when nothing was measured.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..incident import Incident, open_incident
-from ..report.summary import build_summary
+from ..report.summary import build_incident_summary
 from ..units import format_bytes, format_duration
 
 __all__ = ["IncidentReport"]
@@ -57,7 +57,7 @@ class IncidentReport:
     @classmethod
     def load(cls, incident_dir: str | os.PathLike[str] | None = "") -> IncidentReport:
         inc = open_incident(incident_dir, create=False) if incident_dir else open_incident("")
-        summary = inc.read_json_or_none("summary") or build_summary(inc)
+        summary = inc.read_json_or_none("summary") or build_incident_summary(inc)
         return cls(inc, summary)
 
     # -- sections -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from .verify import MANIFEST_NAMES, content_root, detect_layout
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BackupInfo", "BackupList", "list_backups", "make_backup", "resolve_backup"]
+__all__ = ["BackupInfo", "BackupList", "backups_path", "list_backups", "make_backup", "resolve_backup", "state_path"]
 
 _STAMP = re.compile(r"(\d{8}-\d{6})")
 QUARANTINE_PREFIX = "corrupt-"
@@ -127,13 +127,14 @@ def _info(path: Path, now: datetime) -> BackupInfo | None:
     )
 
 
-def _backups_dir(backups_dir: str | os.PathLike[str] | None, settings: Settings | None) -> Path:
+def backups_path(backups_dir: str | os.PathLike[str] | None, settings: Settings | None) -> Path:
+    """``backups_dir`` with ``~`` expanded, else the configured one (settings are loaded only when needed)."""
     if backups_dir is not None:
         return Path(backups_dir).expanduser()
     return (settings or load_settings()).backups_dir
 
 
-def _state_dir(state_dir: str | os.PathLike[str] | None, settings: Settings | None) -> Path:
+def state_path(state_dir: str | os.PathLike[str] | None, settings: Settings | None) -> Path:
     """``state_dir`` made absolute, else the configured one (settings are loaded only when needed)."""
     path = Path(state_dir).expanduser() if state_dir is not None else (settings or load_settings()).state_dir
     return Path(os.path.abspath(path))
@@ -142,7 +143,7 @@ def _state_dir(state_dir: str | os.PathLike[str] | None, settings: Settings | No
 def list_backups(backups_dir: str | os.PathLike[str] | None = None, *, settings: Settings | None = None,
                  now: datetime | None = None) -> BackupList:
     """All backups under ``backups_dir`` (default: the settings' ``backups`` folder), newest first."""
-    base = _backups_dir(backups_dir, settings)
+    base = backups_path(backups_dir, settings)
     if not base.is_dir():
         raise StateError(f"backups folder {base} does not exist", hint="pass --backups-dir / backups_dir, or set ZCNB_DATA_DIR", path=str(base))
     now = now or datetime.now(UTC)
@@ -163,7 +164,7 @@ def resolve_backup(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     """``latest``, a folder name, or a path inside ``backups_dir`` -> :class:`BackupInfo`."""
     if isinstance(backup, BackupInfo):
         return backup
-    base = _backups_dir(backups_dir, settings)
+    base = backups_path(backups_dir, settings)
     text = os.fspath(backup)
     if text == "latest":
         return list_backups(base).latest()
@@ -201,8 +202,8 @@ def make_backup(state_dir: str | os.PathLike[str] | None = None, *, backups_dir:
     """Create ``backups/<YYYYmmdd-HHMMSS>/{state/,<binaries>,commit.txt,MANIFEST.sha256}`` (dry run by default)."""
     if settings is None and (state_dir is None or backups_dir is None):
         settings = load_settings()  # once, for whichever folder was not given
-    src = Path(state_dir).expanduser() if state_dir is not None else _state_dir(None, settings)
-    base = _backups_dir(backups_dir, settings)
+    src = Path(state_dir).expanduser() if state_dir is not None else state_path(None, settings)
+    base = backups_path(backups_dir, settings)
     if not src.is_dir():
         raise StateError(f"state folder {src} does not exist", hint="pass the live state dir (--state-dir)", path=str(src))
     bins = [Path(b).expanduser() for b in binaries]

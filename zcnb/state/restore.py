@@ -3,8 +3,9 @@
 Nothing is ever deleted except zcnb's own staging copy of a backup. The current state is moved
 (renamed) into ``backups/corrupt-<YYYYmmdd-HHMMSS>/state``; the swap itself is one atomic
 ``renameat2(RENAME_EXCHANGE)`` where the filesystem supports it, so at every instant either the
-old or the new state is complete at the state path. A journal next to the state dir records
-progress: :func:`resume_restore` finishes an interrupted restore, ``undo_restore`` reverts it.
+old or the new state is complete at the state path. A crash log next to the state dir (the restore
+journal, :mod:`zcnb.state.crashlog`) records progress: :func:`resume_restore` finishes an interrupted
+restore, ``undo_restore`` reverts it.
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ from ..actions import ActionResult, Plan, apply_hint, require_confirmation
 from ..config import Settings, load_settings
 from ..exceptions import BackupInvalid, StateError, UnsafePath, ZcnbError
 from ..files import ensure_private_dir, write_json
-from .backups import BackupInfo, _backups_dir, _state_dir, resolve_backup
-from .crashlog import (
-    JOURNAL_VERSION,
-    GatewayCheck,
+from .backups import BackupInfo, backups_path, resolve_backup, state_path
+from .crashlog import CRASH_LOG_VERSION, crash_log_path, phase, read_crash_log, save_crash_log
+from .gateway import (
     check_gateway,
     gateway_active,
-    journal_path,
-    phase,
+    gateway_notes,
+    gateway_pattern,
+    gateway_step,
     process_running,
-    read_journal,
-    save_journal,
+    refuse_if_running,
 )
 from .tree import CopyFile, copy_tree, exchange_paths, fsync_dir, hash_tree, same_filesystem, symlink_problems
 from .verify import verify_backup
@@ -61,58 +61,6 @@ def check_state_dir(state: Path) -> None:
                          hint="restore by hand inside the mount, or mount its parent folder instead", path=str(state))
 
 
-def gateway_pattern(process_pattern: str | None, settings: Settings | None) -> str:
-    """The process pattern that stands in for a service manager: the given one, else the settings'."""
-    return process_pattern or (settings or load_settings()).process_pattern
-
-
-def gateway_step(service: Any, unit: str, pattern: str, *, stop_gateway: bool) -> str:
-    """The plan's first step: how the running gateway is checked (and stopped)."""
-    if service is None:
-        why = "no service manager to stop it with" if stop_gateway else "no service manager: the process list is checked"
-        return f"refuse if a gateway process (matching {pattern!r}) is running ({why})"
-    if stop_gateway:
-        stop_cmds = tuple(service.commands_for("stop", unit)) if hasattr(service, "commands_for") else ()
-        return f"stop {unit} if running: {'; '.join(stop_cmds) or 'through the service manager'}"
-    return f"refuse if {unit} is running"
-
-
-def gateway_notes(gw: GatewayCheck, service: Any, unit: str, *, stop_gateway: bool, action: str = "restore") -> list[str]:
-    """Dry-run notes on the gateway: running or not, how it was checked, what applying will do."""
-    notes = []
-    if gw.manager_error:
-        notes.append(f"The service manager did not answer ({gw.manager_error}), so {gw.how} was checked instead; "
-                     "applying needs its answer: run as the gateway's user, or use --backend none (process list) or "
-                     "--backend supervisor --supervisor-file F.")
-    if gw.running and (service is None or gw.manager_error):
-        notes.append(f"A gateway process is running ({gw.detail}): the {action} will refuse; stop the gateway first.")
-    elif gw.running and not stop_gateway:
-        notes.append(f"{unit} is running: the {action} will refuse unless stop_gateway=True (--stop-gateway).")
-    elif service is None and gw.running is False:
-        notes.append(f"No gateway process found in {gw.how} (no service manager); checked again when applying.")
-    return notes
-
-
-def refuse_if_running(service: Any, unit: str, pattern: str, *, stop_gateway: bool, action: str = "restore") -> bool:
-    """Check before applying; raise :class:`StateError` when the gateway runs and cannot be stopped. True = running."""
-    try:
-        gw = check_gateway(service, unit, pattern)
-    except ZcnbError as exc:
-        raise StateError(f"cannot tell whether {unit} is running: {exc.message}",
-                         hint=f"{exc.hint + '; ' if exc.hint else ''}on a host without a user manager use --backend none "
-                              f"(zcnb then looks for a process matching {pattern!r}) or --backend supervisor "
-                              "--supervisor-file F; nothing was changed", unit=unit) from None
-    if gw.running and service is None:
-        raise StateError(f"the gateway is running ({gw.detail}; found in {gw.how}): a {action} under a live gateway "
-                         "would be overwritten or corrupt; nothing was changed",
-                         hint="stop the gateway first, or let zcnb stop it: pass a service manager and stop_gateway=True "
-                              "(--backend systemd|supervisor --stop-gateway)", unit=unit, pattern=pattern)
-    if gw.running and not stop_gateway:
-        raise StateError(f"{unit} is running: a {action} under a live gateway would be overwritten or corrupt",
-                         hint="stop it first or pass stop_gateway=True (--stop-gateway)", unit=unit)
-    return bool(gw.running)
-
-
 def _quarantine_for(base: Path, stamp: str) -> Path:
     q, n = base / f"corrupt-{stamp}", 1
     while os.path.lexists(q):
@@ -138,13 +86,13 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     if settings is None and (state_dir is None or backups_dir is None or not process_pattern):
         settings = load_settings()  # once, for whichever folder (or the process pattern) was not given
     pattern = gateway_pattern(process_pattern, settings)
-    state = _state_dir(state_dir, settings)
-    base = _backups_dir(backups_dir, settings)
+    state = state_path(state_dir, settings)
+    base = backups_path(backups_dir, settings)
     info = resolve_backup(backup, backups_dir=base)
     check_state_dir(state)
-    j_old = read_journal(state)
+    j_old = read_crash_log(state)
     if j_old and j_old.get("status") in ("in_progress", "undoing"):
-        raise StateError(f"an unfinished restore of {state} is recorded in {journal_path(state)} (step {j_old.get('step')})",
+        raise StateError(f"an unfinished restore of {state} is recorded in {crash_log_path(state)} (step {j_old.get('step')})",
                          hint="finish it with `zcnb restore resume` or revert it with `zcnb restore undo`", path=str(state))
     links = symlink_problems(info.content_path)
     if links:
@@ -190,14 +138,14 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
                          hint="free some space, then retry; nothing was changed", path=str(state))
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     j: dict[str, Any] = {
-        "version": JOURNAL_VERSION, "action": "restore", "status": "in_progress", "plan_id": plan.plan_id,
+        "version": CRASH_LOG_VERSION, "action": "restore", "status": "in_progress", "plan_id": plan.plan_id,
         "state_dir": str(state), "backup": str(info.path), "content": str(info.content_path),
         "staging": str(state.parent / f".zcnb-staging-{stamp}"),
         "quarantine": str(qbase if qbase is not None else _quarantine_for(base, stamp)),
         "hashes": dict(vr.hashes), "digest": vr.digest, "stop_gateway": stop_gateway, "unit": unit,
         "stopped_gateway": False, "started_at": started.isoformat(), "process_pattern": pattern,
     }
-    save_journal(j, step="planned")
+    save_crash_log(j, step="planned")
     return _execute(j, plan, started, service=service, copy_file=copy_file, on_step=on_step, details=details)
 
 
@@ -205,8 +153,8 @@ def resume_restore(*, state_dir: str | os.PathLike[str] | None = None, service: 
                    confirm: str | None = None, settings: Settings | None = None, copy_file: CopyFile | None = None,
                    on_step: StepHook | None = None) -> ActionResult:
     """Finish a restore that was interrupted (crash, kill, full disk) from where the filesystem stands."""
-    state = _state_dir(state_dir, settings)
-    j = read_journal(state)
+    state = state_path(state_dir, settings)
+    j = read_crash_log(state)
     if not j or j.get("status") != "in_progress":
         raise StateError(f"no unfinished restore recorded for {state}",
                          hint="nothing to resume; `zcnb restore` starts a new one", path=str(state))
@@ -231,7 +179,7 @@ def _execute(j: dict[str, Any], plan: Plan, started: datetime, *, service: Any, 
         raise _start_again_after_failure(j, service, _abort_before_swap(j, exc)) from None
     except StateError as exc:
         raise _start_again_after_failure(j, service, exc) from None
-    details = {**details, **done, "quarantine": j["quarantine"], "journal": str(journal_path(Path(j["state_dir"])))}
+    details = {**details, **done, "quarantine": j["quarantine"], "journal": str(crash_log_path(Path(j["state_dir"])))}
     ok = done["verified"]
     msg = (f"restored {j['backup']} into {j['state_dir']}; previous state kept in {j['quarantine']}/state" if ok else
            f"restore finished but {j['state_dir']} does not match the backup: {done['mismatch'][:5]}; undo with `zcnb restore undo`")
@@ -259,9 +207,9 @@ def _start_again_after_failure(j: dict[str, Any], service: Any, err: StateError)
         except (ZcnbError, OSError) as exc:
             extra = f" {unit} was stopped by this restore and could NOT be started again ({exc}): start it by hand."
         try:
-            save_journal(j)
+            save_crash_log(j)
         except OSError:
-            pass  # a full disk: the journal keeps its last state; the message says what happened
+            pass  # a full disk: the crash log keeps its last state; the message says what happened
     return StateError(err.message + extra, hint=err.hint, path=j["state_dir"], unit=unit)
 
 
@@ -275,9 +223,9 @@ def _abort_before_swap(j: dict[str, Any], exc: OSError) -> StateError:
             shutil.rmtree(staging, ignore_errors=True)  # only zcnb's copy of the backup: frees the space it took
         j["status"], j["error"] = "failed", reason
         try:
-            save_journal(j, step="aborted")
+            save_crash_log(j, step="aborted")
         except OSError:
-            pass  # the journal says in_progress at worst; resume/undo handle that
+            pass  # the crash log says in_progress at worst; resume/undo handle that
         return StateError(f"restore stopped before touching the state: {reason}. {j['state_dir']} is unchanged",
                           hint="free space / fix the cause, then run the restore again", path=j["state_dir"])
     return StateError(f"restore interrupted after the swap: {reason}. The new state is in place, the previous one in {j['staging'] if ph == 'swapped' else j['quarantine']}",
@@ -309,21 +257,21 @@ def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_st
             out = service.stop(unit)
             commands += list(getattr(out, "commands", ()))
             j["stopped_gateway"] = True
-            save_journal(j, step="stopped_gateway")
+            save_crash_log(j, step="stopped_gateway")
         step("stage")
         if os.path.lexists(staging) and hash_tree(staging) != expected:
             shutil.rmtree(staging)  # zcnb's own unfinished copy of the backup; the backup still has it all
         if not os.path.lexists(staging):
             copy_tree(Path(j["content"]), staging, copy_file=copy_file, after_first_file=lambda: step("stage.partial"))
         j["staging_ino"] = os.lstat(staging).st_ino
-        save_journal(j, step="staged")
+        save_crash_log(j, step="staged")
         step("verify_staging")
         got = hash_tree(staging)
         if got != expected:
             raise StateError("the staging copy does not match the backup (did the backup change?)",
                              hint="verify the backup again, then retry", path=str(staging))
         step("swap")
-        save_journal(j, step="swapping")
+        save_crash_log(j, step="swapping")
         exchanged = exchange_paths(staging, state)
         if not exchanged:
             # No RENAME_EXCHANGE here: two renames; phase() repairs a crash between them.
@@ -332,13 +280,13 @@ def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_st
             os.rename(staging, state)
         fsync_dir(state.parent)
         ph = phase(j)
-        save_journal(j, step="swapped")
+        save_crash_log(j, step="swapped")
     if ph == "swapped":
         step("quarantine")
         ensure_private_dir(qdir)
         os.rename(staging, qdir / "state")
         fsync_dir(qdir)
-        save_journal(j, step="quarantined")
+        save_crash_log(j, step="quarantined")
     if not os.path.lexists(state) and os.path.lexists(staging):
         os.rename(staging, state)  # crash between the two fallback renames
     step("chmod")
@@ -354,7 +302,7 @@ def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_st
         started_again = j["started_again"] = True
     step("done")
     j["status"] = "done" if not mismatch else "in_progress"
-    save_journal(j, step="verified" if not mismatch else "verify_failed")
+    save_crash_log(j, step="verified" if not mismatch else "verify_failed")
     write_json(qdir / "restore-journal.json", j)
     return {"verified": not mismatch, "mismatch": mismatch, "files": sum(1 for h in got.values() if h.startswith("f:")),
             "exchange": exchanged, "gateway_stopped": bool(j.get("stopped_gateway")), "gateway_started": started_again,

@@ -18,6 +18,7 @@ __all__ = [
     "copy_file_durable",
     "copy_tree",
     "exchange_paths",
+    "file_sha256",
     "fsync_dir",
     "hash_tree",
     "nearest_existing",
@@ -58,7 +59,7 @@ def same_filesystem(a: Path, b: Path) -> bool:
     return os.stat(nearest_existing(a)).st_dev == os.stat(nearest_existing(b)).st_dev
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -84,7 +85,7 @@ def hash_tree(root: Path) -> dict[str, str]:
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = "d"
             elif stat.S_ISREG(st.st_mode):
-                out[rel] = "f:" + _file_sha256(p)
+                out[rel] = "f:" + file_sha256(p)
             else:
                 raise StateError(f"{p} is not a regular file, folder or symlink", hint="remove it from the tree first", path=str(p))
     return out

@@ -12,17 +12,10 @@ from ..actions import ActionResult, Plan, apply_hint, require_confirmation
 from ..config import Settings
 from ..exceptions import StateError, ZcnbError
 from ..files import ensure_private_dir, write_json
-from .backups import _state_dir
-from .crashlog import JOURNAL_VERSION, check_gateway, phase, read_journal, save_journal
-from .restore import (
-    DEFAULT_UNIT,
-    StepHook,
-    check_state_dir,
-    gateway_notes,
-    gateway_pattern,
-    gateway_step,
-    refuse_if_running,
-)
+from .backups import state_path
+from .crashlog import CRASH_LOG_VERSION, phase, read_crash_log, save_crash_log
+from .gateway import check_gateway, gateway_notes, gateway_pattern, gateway_step, refuse_if_running
+from .restore import DEFAULT_UNIT, StepHook, check_state_dir
 from .tree import exchange_paths, fsync_dir, hash_tree, tree_digest
 
 __all__ = ["undo_restore"]
@@ -43,12 +36,12 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
     Like the restore, it refuses while the gateway runs; without a service manager it looks for a
     process matching ``process_pattern`` (default: the settings').
     """
-    state = _state_dir(state_dir, settings)
-    j = read_journal(state)
+    state = state_path(state_dir, settings)
+    j = read_crash_log(state)
     if quarantine_dir is not None:
         q = Path(os.path.abspath(Path(quarantine_dir).expanduser()))
         if j is None or Path(j["quarantine"]) != q:
-            j = {"version": JOURNAL_VERSION, "action": "restore", "status": "done", "plan_id": "manual",
+            j = {"version": CRASH_LOG_VERSION, "action": "restore", "status": "done", "plan_id": "manual",
                  "state_dir": str(state), "staging": str(state.parent / ".zcnb-staging-none"), "quarantine": str(q),
                  "backup": "", "unit": unit}
     if j is None:
@@ -69,7 +62,7 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
         if os.path.lexists(j["staging"]):
             shutil.rmtree(j["staging"])
         j["status"] = "undone"
-        save_journal(j, step="undone")
+        save_crash_log(j, step="undone")
         return ActionResult("undo-restore", str(state), False, "ok", started_at=started, finished_at=_now(), commands=plan.steps,
                             plan_id=plan.plan_id, message=f"unfinished restore dropped; {state} was never changed", details={"phase": ph})
     qstate = Path(j["quarantine"]) / "state"
@@ -113,7 +106,7 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
                 undo_dir = Path(j["quarantine"]).parent / f"corrupt-{stamp}-undo-{n}"
             undo = {"undo_dir": str(undo_dir), "old_ino": os.lstat(old_src).st_ino, "old_hashes": old_hashes}
             j["undo"], j["status"] = undo, "undoing"
-            save_journal(j, step="undo_planned")
+            save_crash_log(j, step="undo_planned")
         if ph == "swapped" and os.path.lexists(old_src):
             step("undo.quarantine")
             ensure_private_dir(qstate.parent)
@@ -129,7 +122,7 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
                 os.rename(state, moved)
                 os.rename(qstate, state)
             fsync_dir(state.parent)
-            save_journal(j, step="undo_swapped")
+            save_crash_log(j, step="undo_swapped")
         if os.path.lexists(qstate) and not os.path.lexists(moved):
             step("undo.keep_replaced")
             ensure_private_dir(undo_dir)
@@ -140,7 +133,7 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
         got = hash_tree(state)
         ok = got == old_hashes
         j["status"] = "undone" if ok else "undoing"
-        save_journal(j, step="undone" if ok else "undo_verify_failed")
+        save_crash_log(j, step="undone" if ok else "undo_verify_failed")
     except (OSError, StateError) as exc:
         reason = exc.message if isinstance(exc, StateError) else f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
         extra = ""

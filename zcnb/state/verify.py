@@ -159,9 +159,9 @@ def _check_manifest(root: Path, problems: list[str], warnings: list[str]) -> tup
         if not os.path.isfile(p):
             problems.append(f"{rel} is listed in {name} but missing")
             continue
-        from .tree import _file_sha256  # local: keep the helper private to tree.py
+        from .tree import file_sha256  # local: keep the helper private to tree.py
 
-        if _file_sha256(Path(p)) != expected:
+        if file_sha256(Path(p)) != expected:
             problems.append(f"{rel} does not match its checksum in {name} (changed or corrupt)")
         else:
             matched += 1
