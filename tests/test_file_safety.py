@@ -31,7 +31,7 @@ from zcnb.files import ensure_private_dir, make_unique_dir
 from zcnb.incident import new_incident_dir
 from zcnb.ops.rollback import plan_rollback, rollback
 from zcnb.report import write_index
-from zcnb.report.runner import _lock_down
+from zcnb.report.export import lock_down
 from zcnb.service import ProcessSupervisorBackend, SupervisedService, set_debug_logging
 from zcnb.state import copy_sample_data, hash_tree, restore_state, undo_restore, verify_backup
 from zcnb.state.tree import symlink_problems
@@ -44,7 +44,7 @@ def mode(p: Path) -> int:
     return stat.S_IMODE(os.lstat(p).st_mode)
 
 
-# -- H4: folder modes, _lock_down, index.html --------------------------------------------------------------------
+# -- H4: folder modes, lock_down, index.html --------------------------------------------------------------------
 
 def test_existing_folder_keeps_its_mode_new_ones_are_private(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
@@ -73,7 +73,7 @@ def test_lock_down_skips_symlinks_and_never_leaves_the_folder(tmp_path: Path) ->
     (inc / "link-to-file").symlink_to(outside / "tool")
     (inc / "link-to-dir").symlink_to(outside)
     (inc / "figures" / "link").symlink_to("../../outside/sub/f")
-    _lock_down(inc)
+    lock_down(inc)
     assert mode(outside / "tool") == 0o755 and mode(outside) == 0o755 and mode(outside / "sub" / "f") == 0o644
     assert mode(inc) == mode(inc / "figures") == 0o700
     assert mode(inc / "report.html") == mode(inc / "figures" / "a.png") == 0o600
@@ -93,7 +93,7 @@ def test_lock_down_of_a_reused_folder_touches_only_new_files(tmp_path: Path) -> 
     time.sleep(0.05)
     (reused / "samples.csv").write_text("new")
     (reused / "samples.csv").chmod(0o644)
-    _lock_down(reused, since=since)
+    lock_down(reused, since=since)
     assert mode(reused) == 0o755 and mode(reused / "dir") == 0o755 and mode(reused / "theirs.txt") == 0o644
     assert mode(reused / "samples.csv") == 0o600
 

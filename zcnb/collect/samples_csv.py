@@ -7,23 +7,25 @@ See docs/CONTRACTS.md "Samples". ``read_samples`` also reads any CSV with
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SamplesFormatError
+from ..exceptions import ConfigError, OutputWriteError, SamplesFormatError
 from ..files import read_input
 from ..units import format_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMNS", "FLOAT_COLUMNS", "Sample", "read_samples"]
+__all__ = ["COLUMNS", "FLOAT_COLUMNS", "Sample", "SamplesFile", "read_samples"]
 
 FLOAT_COLUMNS = ("rss_bytes", "vms_bytes", "uss_bytes", "pss_bytes", "cgroup_bytes", "metrics_rss_bytes",
                  "metrics_vms_bytes")
@@ -212,3 +214,74 @@ def finite_or_none(value: float | None) -> int | None:
         return None
     f = float(value)
     return int(f) if math.isfinite(f) and f >= 0 else None
+
+
+class SamplesFile:
+    """The sampler's output: an append-only samples CSV written one whole row per ``os.write`` (O_APPEND).
+
+    A killed writer loses at most the row being written; a short write (full disk) is taken back so the
+    file stays a sequence of whole rows. Appending refuses a file that is not a zcnb samples CSV and drops
+    a partial last row left by an interrupted run (and says so).
+    """
+
+    def __init__(self, path: Path, *, append: bool = False, fsync: bool = False,
+                 writer: Callable[[int, bytes], int] = os.write) -> None:
+        self.path, self.append, self.fsync = path, append, fsync
+        self._writer = writer
+        self._fd = -1
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd >= 0
+
+    def open(self) -> tuple[bool, list[str]]:
+        """Open for appending; returns (the file already held rows, notes on what was repaired)."""
+        out, notes = self.path, []
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot create folder {out.parent}: {exc.strerror}", path=str(out),
+                                   hint="choose a writable folder for --out") from None
+        exists = out.exists() and out.stat().st_size > 0
+        if exists and not self.append:
+            raise ConfigError(f"{out} already holds data", path=str(out),
+                              hint="choose a new --out, or pass append=True (--append) to add to it")
+        if exists:
+            raw = out.read_bytes()
+            if not raw.startswith(b"# zcnb samples"):
+                raise ConfigError(f"{out} is not a zcnb samples CSV: refusing to append", path=str(out),
+                                  hint="choose a new --out")
+            if not raw.endswith(b"\n"):
+                notes.append("dropped a partial last row left by an interrupted run")
+                try:
+                    os.truncate(out, raw.rfind(b"\n") + 1)
+                except OSError as exc:
+                    raise OutputWriteError(f"cannot repair {out}: {exc.strerror}", path=str(out),
+                                           hint="choose a writable --out") from None
+        try:
+            self._fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot open {out} for writing: {exc.strerror}", path=str(out),
+                                   hint="choose a writable folder for --out") from None
+        return exists, notes
+
+    def write(self, text: str) -> None:
+        """Append ``text`` (whole rows) in one write; :class:`OutputWriteError` when it cannot be written whole."""
+        data = text.encode("utf-8")
+        try:
+            n = self._writer(self._fd, data)
+            if n != len(data):
+                if n > 0:  # take the partial row back so the file stays a sequence of whole rows
+                    os.ftruncate(self._fd, os.fstat(self._fd).st_size - n)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC) + " (short write)")
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot write to {self.path}: {exc.strerror or exc}; rows written before are intact",
+                                   path=str(self.path), hint="free space or choose another --out, then sample again "
+                                   "with --append") from None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -15,13 +15,12 @@ psutil/cgroup sampling goes on in every case.
 
 from __future__ import annotations
 
-import errno
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from ..exceptions import ConfigError, EndpointAuthError, OutputWriteError, Proce
 from ..units import format_bytes
 from .metrics import MetricsClient, parse_metrics
 from .process import MemoryReading, ProcessInfo, ProcessQuery, find_by_query, read_memory
-from .samples_csv import COLUMNS, Sample, finite_or_none, read_samples
+from .samples_csv import COLUMNS, Sample, SamplesFile, finite_or_none, read_samples
 
 __all__ = ["SOURCES", "Sample", "Sampler", "SamplingSummary", "read_samples", "sample"]
 
@@ -76,6 +75,22 @@ class SamplingSummary:
                   f"{self.missed_ticks} missed ticks; sources {'+'.join(self.sources)}; stopped by {self.stopped_by}"),
                  "", f"{self.started} -> {self.ended}; pids {', '.join(map(str, self.pids)) or '-'}"]
         return "\n".join(lines + [f"- {n}" for n in self.notes])
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one :meth:`Sampler.run` keeps between ticks."""
+
+    metrics_off: bool = False  # scraping stopped for good (no memory metrics, 401/403, no token)
+    said_off_row: bool = False  # the gap row saying so was written
+    proc: ProcessInfo | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # rows by event ("sample" for plain samples)
+    pids: list[int] = field(default_factory=list)
+    ticks: int = 0
+    missed: int = 0
+    pending_missed: int = 0  # missed ticks not yet noted on a row
+    next_scrape: float = 0.0  # inline scraping (no metrics thread): when the next scrape is due
+    stopped_by: str = "stop"
 
 
 def _safe_url(url: str) -> str:
@@ -134,7 +149,7 @@ class Sampler:
         self._token_hint = token_hint or "set the gateway token (env var named by token_env, or token_file)"
         self._fetch_text = metrics_fetcher or (lambda: self._client.fetch().text)  # type: ignore[union-attr]
         self._metrics_in_thread = metrics_in_thread
-        self._mono, self._wall, self._writer, self._tick_hook = monotonic, wall_clock, writer, tick_hook
+        self._mono, self._wall, self._tick_hook = monotonic, wall_clock, tick_hook
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
         self._finder = finder or (lambda: find_by_query(self.query))  # type: ignore[arg-type]
@@ -143,7 +158,7 @@ class Sampler:
         self._results: queue.SimpleQueue[MetricsResult] = queue.SimpleQueue()
         self._notes: list[str] = []
         self._first_gap = ""  # reason of the first process gap row (said when no sample is taken at all)
-        self._fd = -1
+        self._file = SamplesFile(self.out, append=append, fsync=fsync, writer=writer)
         self._started = ""
 
     def stop(self) -> None:
@@ -185,32 +200,9 @@ class Sampler:
 
     # -- output --------------------------------------------------------------------------------------------
     def _open(self) -> None:
-        try:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputWriteError(f"cannot create folder {self.out.parent}: {exc.strerror}", path=str(self.out),
-                                   hint="choose a writable folder for --out") from None
-        exists = self.out.exists() and self.out.stat().st_size > 0
-        if exists and not self.append:
-            raise ConfigError(f"{self.out} already holds data", path=str(self.out),
-                              hint="choose a new --out, or pass append=True (--append) to add to it")
-        if exists:
-            raw = self.out.read_bytes()
-            if not raw.startswith(b"# zcnb samples"):
-                raise ConfigError(f"{self.out} is not a zcnb samples CSV: refusing to append", path=str(self.out),
-                                  hint="choose a new --out")
-            if not raw.endswith(b"\n"):
-                self._notes.append("dropped a partial last row left by an interrupted run")
-                try:
-                    os.truncate(self.out, raw.rfind(b"\n") + 1)
-                except OSError as exc:
-                    raise OutputWriteError(f"cannot repair {self.out}: {exc.strerror}", path=str(self.out),
-                                           hint="choose a writable --out") from None
-        try:
-            self._fd = os.open(self.out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise OutputWriteError(f"cannot open {self.out} for writing: {exc.strerror}", path=str(self.out),
-                                   hint="choose a writable folder for --out") from None
+        """Open the CSV (see :class:`SamplesFile`) and write this run's header block."""
+        exists, repaired = self._file.open()
+        self._notes += repaired
         target = self.query.describe() if self.query else "custom"
         started = self._started = self._wall().isoformat(timespec="seconds")
         head = [] if exists else ["# zcnb samples v1"]
@@ -220,28 +212,13 @@ class Sampler:
         head += [f"# note: {n}" for n in self._notes]
         if not exists:
             head.append(",".join(COLUMNS))
-        self._write("\n".join(head) + "\n")
-
-    def _write(self, text: str) -> None:
-        data = text.encode("utf-8")
-        try:
-            n = self._writer(self._fd, data)
-            if n != len(data):
-                if n > 0:  # take the partial row back so the file stays a sequence of whole rows
-                    os.ftruncate(self._fd, os.fstat(self._fd).st_size - n)
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC) + " (short write)")
-            if self.fsync:
-                os.fsync(self._fd)
-        except OSError as exc:
-            raise OutputWriteError(f"cannot write to {self.out}: {exc.strerror or exc}; rows written before are intact",
-                                   path=str(self.out), hint="free space or choose another --out, then sample again "
-                                   "with --append") from None
+        self._file.write("\n".join(head) + "\n")
 
     def _row(self, counts: dict[str, int], **kw: Any) -> Sample:
         kw.setdefault("timestamp", self._wall())
         kw["note"] = str(kw.get("note", "")).replace("\n", " ").replace("\r", " ")
         row = Sample(**kw)
-        self._write(row.csv_line())
+        self._file.write(row.csv_line())
         key = kw.get("event") or "sample"
         counts[key] = counts.get(key, 0) + 1
         return row
@@ -278,160 +255,189 @@ class Sampler:
 
     def run(self) -> SamplingSummary:
         """Sample until duration/max_samples/stop()/Ctrl-C; returns the summary. Data is kept in every case."""
+        first = self._first_scrape()  # before the header, so the header can say what /metrics offers
+        self._open()
+        run = _Run(metrics_off=first is not None and first.final)  # final: no more /metrics requests
+        bar = self._progress_bar()
+        poller = self._start_metrics_thread(run)
+        try:
+            run.stopped_by = self._tick_loop(run, bar)
+        except KeyboardInterrupt:
+            run.stopped_by = "interrupt"
+        except OutputWriteError:
+            run.stopped_by = "error"
+            raise
+        finally:
+            self._finish(run, bar, poller)
+        return self._summary(run)
+
+    # -- the run's steps -----------------------------------------------------------------------------------
+    def _first_scrape(self) -> MetricsResult | None:
+        """The first /metrics result (or why there is none); refuses when /metrics is the only source and fails."""
+        if "metrics" not in self.sources:
+            return None
+        if self._no_token:
+            first = MetricsResult(error=f"no token configured: not scraping /metrics ({NO_TOKEN_LEAK}); "
+                                        f"{self._token_hint}, or opt in with unauth_metrics=True "
+                                        "(--unauth-metrics) for a gateway that serves /metrics openly",
+                                  final=True)
+        else:
+            first = self._scrape()
+        if first.final and self.sources == ("metrics",):
+            if first.error.startswith("no memory metrics"):
+                raise ConfigError(f"{self._url} exports no memory metrics, and 'metrics' is the only source",
+                                  hint="add --sources psutil (the process) or cgroup")
+            raise ConfigError(f"/metrics cannot be sampled and 'metrics' is the only source: {first.error}",
+                              hint=f"{self._token_hint}, or add --sources psutil (the process) or cgroup")
+        self._notes.append(f"metrics: {first.error}" if first.error else "metrics: exports process memory metrics")
+        self._results.put(first)
+        return first
+
+    def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
 
-        first: MetricsResult | None = None
-        if "metrics" in self.sources:
-            if self._no_token:
-                first = MetricsResult(error=f"no token configured: not scraping /metrics ({NO_TOKEN_LEAK}); "
-                                            f"{self._token_hint}, or opt in with unauth_metrics=True "
-                                            "(--unauth-metrics) for a gateway that serves /metrics openly",
-                                      final=True)
-            else:
-                first = self._scrape()  # before the header, so the header can say what /metrics offers
-            if first.final and self.sources == ("metrics",):
-                if first.error.startswith("no memory metrics"):
-                    raise ConfigError(f"{self._url} exports no memory metrics, and 'metrics' is the only source",
-                                      hint="add --sources psutil (the process) or cgroup")
-                raise ConfigError(f"/metrics cannot be sampled and 'metrics' is the only source: {first.error}",
-                                  hint=f"{self._token_hint}, or add --sources psutil (the process) or cgroup")
-            self._notes.append(f"metrics: {first.error}" if first.error else
-                               "metrics: exports process memory metrics")
-            self._results.put(first)
-        self._open()
-        counts: dict[str, int] = {}
-        pids: list[int] = []
-        missed = k = ticks = 0
-        stopped_by = "stop"
         total = None
         if self.duration_s is not None:
             total = max(1, int(-(-self.duration_s // self.interval_s)))
         if self.max_samples is not None:
             total = min(total or self.max_samples, self.max_samples)
-        bar = tqdm(total=total, disable=not self.progress, unit="sample", desc="sampling", leave=True)
-        poller = None
-        metrics_off = first is not None and first.final  # no more /metrics requests
-        if "metrics" in self.sources and self._metrics_in_thread and not metrics_off:
-            poller = threading.Thread(target=self._metrics_loop, name="zcnb-metrics", daemon=True)
-            poller.start()
+        return tqdm(total=total, disable=not self.progress, unit="sample", desc="sampling", leave=True)
+
+    def _start_metrics_thread(self, run: _Run) -> threading.Thread | None:
+        if "metrics" not in self.sources or not self._metrics_in_thread or run.metrics_off:
+            return None
+        poller = threading.Thread(target=self._metrics_loop, name="zcnb-metrics", daemon=True)
+        poller.start()
+        return poller
+
+    def _tick_loop(self, run: _Run, bar: Any) -> str:
+        """Tick ``k`` at ``start + k * interval`` until a limit or stop(); returns what stopped it."""
         start = self._mono()
-        next_scrape = start + self.metrics_interval_s
-        proc: ProcessInfo | None = None
-        pending_missed = 0
-        said_off_row = False
-        try:
-            while True:
-                if self.duration_s is not None and k * self.interval_s >= self.duration_s:
-                    stopped_by = "duration"
-                    break
-                if self.max_samples is not None and ticks >= self.max_samples:
-                    stopped_by = "max_samples"
-                    break
-                due = start + k * self.interval_s
+        run.next_scrape = start + self.metrics_interval_s
+        k = 0
+        while True:
+            if self.duration_s is not None and k * self.interval_s >= self.duration_s:
+                return "duration"
+            if self.max_samples is not None and run.ticks >= self.max_samples:
+                return "max_samples"
+            due = start + k * self.interval_s
+            now = self._mono()
+            if now < due:
+                if self._wait(due - now):
+                    return "stop"
                 now = self._mono()
-                if now < due:
-                    if self._wait(due - now):
-                        break
-                    now = self._mono()
-                if self._stop.is_set():
-                    break
-                if self._tick_hook is not None:
-                    self._tick_hook(k, now - due)
-                ticks += 1
-                # metrics: drain what the thread scraped, or scrape inline when it is due
-                results: list[MetricsResult] = []
-                if "metrics" in self.sources:
-                    while not self._results.empty():
-                        results.append(self._results.get_nowait())
-                    if not self._metrics_in_thread and now >= next_scrape and not metrics_off:
-                        results.append(self._scrape())
-                        next_scrape = max(next_scrape + self.metrics_interval_s, now)
-                prev_pid = proc.pid if proc else None
-                proc, reading, reason = self._measure(proc)
-                ok = [r for r in results if not r.error]
-                for r in results:
-                    if r.final:
-                        metrics_off = True
-                        if not said_off_row:  # once is enough: scraping has stopped
-                            said_off_row = True
-                            self._row(counts, pid=proc.pid if proc else None, source="metrics", event="gap",
-                                      note=f"metrics: {r.error}")
-                            if f"metrics: {r.error}" not in self._notes:
-                                self._notes.append(f"metrics: {r.error}")
-                    elif r.error:
-                        self._row(counts, pid=proc.pid if proc else None, source="metrics", event="gap",
-                                  note=f"metrics: {r.error}")
-                m = ok[-1] if ok else None
-                if reading is None and m is None:
-                    if reason:
-                        self._first_gap = self._first_gap or reason
-                        self._row(counts, pid=prev_pid, event="gap", note=reason)
-                else:
-                    srcs = []
-                    kw: dict[str, Any] = {}
-                    if reading is not None:
-                        if "psutil" in self.sources:
-                            srcs.append("psutil")
-                            kw.update(rss_bytes=reading.rss_bytes, vms_bytes=reading.vms_bytes,
-                                      uss_bytes=reading.uss_bytes, pss_bytes=reading.pss_bytes)
-                        if "cgroup" in self.sources and reading.cgroup_bytes is not None:
-                            srcs.append("cgroup")
-                            kw["cgroup_bytes"] = reading.cgroup_bytes
-                    if m is not None:
-                        srcs.append("metrics")
-                        kw.update(metrics_rss_bytes=m.rss, metrics_vms_bytes=m.vms)
-                    notes = []
-                    event = ""
-                    pid = proc.pid if proc else None
-                    if pid is not None and pid not in pids:
-                        event = "restart" if pids else "start"
-                        if pids:
-                            notes.append(f"pid {pids[-1]} -> {pid}")
-                        pids.append(pid)
-                    elif not pids and counts.get("start", 0) == 0:
-                        event = "start"
-                    if reading is not None and reading.notes and event in ("start", "restart"):
-                        notes.extend(reading.notes)
-                    if reason:
-                        notes.append(reason)
-                    if pending_missed:
-                        notes.append(f"skipped {pending_missed} missed tick(s)")
-                        pending_missed = 0
-                    row = self._row(counts, pid=pid, source="+".join(srcs), event=event, note="; ".join(notes), **kw)
-                    if row.rss_bytes is not None:
-                        bar.set_postfix_str(f"rss {format_bytes(row.rss_bytes, unit='MiB')}", refresh=False)
-                bar.update(1)
-                # next tick = the first one still in the future: ticks that passed while this one ran are
-                # skipped and counted, never made up in a burst
-                nxt = max(k + 1, int((self._mono() - start) // self.interval_s) + 1)
-                missed += nxt - k - 1
-                pending_missed += nxt - k - 1
-                k = nxt
-        except KeyboardInterrupt:
-            stopped_by = "interrupt"
-        except OutputWriteError:
-            stopped_by = "error"
-            raise
-        finally:
-            self._stop.set()
-            if poller is not None:
-                poller.join(timeout=1.0)
-            bar.close()
-            if self._fd >= 0:
-                if stopped_by != "error":
-                    try:
-                        self._row(counts, event="stop", note=stopped_by)
-                    except OutputWriteError:
-                        stopped_by = "error"
-                os.close(self._fd)
-                self._fd = -1
-        measured = sum(v for key, v in counts.items() if key in ("sample", "start", "restart"))
+            if self._stop.is_set():
+                return "stop"
+            if self._tick_hook is not None:
+                self._tick_hook(k, now - due)
+            run.ticks += 1
+            self._tick(run, now, bar)
+            bar.update(1)
+            # next tick = the first one still in the future: ticks that passed while this one ran are
+            # skipped and counted, never made up in a burst
+            nxt = max(k + 1, int((self._mono() - start) // self.interval_s) + 1)
+            run.missed += nxt - k - 1
+            run.pending_missed += nxt - k - 1
+            k = nxt
+
+    def _tick(self, run: _Run, now: float, bar: Any) -> None:
+        """One tick: the /metrics results so far, one process reading, then a gap row or a sample row."""
+        results = self._metrics_results(run, now)
+        prev_pid = run.proc.pid if run.proc else None
+        run.proc, reading, reason = self._measure(run.proc)
+        self._metrics_gap_rows(run, results)
+        ok = [r for r in results if not r.error]
+        m = ok[-1] if ok else None
+        if reading is None and m is None:
+            if reason:
+                self._first_gap = self._first_gap or reason
+                self._row(run.counts, pid=prev_pid, event="gap", note=reason)
+            return
+        row = self._sample_row(run, reading, m, reason)
+        if row.rss_bytes is not None:
+            bar.set_postfix_str(f"rss {format_bytes(row.rss_bytes, unit='MiB')}", refresh=False)
+
+    def _metrics_results(self, run: _Run, now: float) -> list[MetricsResult]:
+        """Drain what the metrics thread scraped, or scrape inline when it is due."""
+        results: list[MetricsResult] = []
+        if "metrics" in self.sources:
+            while not self._results.empty():
+                results.append(self._results.get_nowait())
+            if not self._metrics_in_thread and now >= run.next_scrape and not run.metrics_off:
+                results.append(self._scrape())
+                run.next_scrape = max(run.next_scrape + self.metrics_interval_s, now)
+        return results
+
+    def _metrics_gap_rows(self, run: _Run, results: list[MetricsResult]) -> None:
+        """A gap row per failed scrape; once only when scraping stops for good."""
+        pid = run.proc.pid if run.proc else None
+        for r in results:
+            if r.final:
+                run.metrics_off = True
+                if not run.said_off_row:  # once is enough: scraping has stopped
+                    run.said_off_row = True
+                    self._row(run.counts, pid=pid, source="metrics", event="gap", note=f"metrics: {r.error}")
+                    if f"metrics: {r.error}" not in self._notes:
+                        self._notes.append(f"metrics: {r.error}")
+            elif r.error:
+                self._row(run.counts, pid=pid, source="metrics", event="gap", note=f"metrics: {r.error}")
+
+    def _sample_row(self, run: _Run, reading: MemoryReading | None, m: MetricsResult | None, reason: str) -> Sample:
+        """The measured values, their sources, and a start/restart event when the pid is new."""
+        srcs = []
+        kw: dict[str, Any] = {}
+        if reading is not None:
+            if "psutil" in self.sources:
+                srcs.append("psutil")
+                kw.update(rss_bytes=reading.rss_bytes, vms_bytes=reading.vms_bytes, uss_bytes=reading.uss_bytes,
+                          pss_bytes=reading.pss_bytes)
+            if "cgroup" in self.sources and reading.cgroup_bytes is not None:
+                srcs.append("cgroup")
+                kw["cgroup_bytes"] = reading.cgroup_bytes
+        if m is not None:
+            srcs.append("metrics")
+            kw.update(metrics_rss_bytes=m.rss, metrics_vms_bytes=m.vms)
+        notes = []
+        event = ""
+        pid = run.proc.pid if run.proc else None
+        if pid is not None and pid not in run.pids:
+            event = "restart" if run.pids else "start"
+            if run.pids:
+                notes.append(f"pid {run.pids[-1]} -> {pid}")
+            run.pids.append(pid)
+        elif not run.pids and run.counts.get("start", 0) == 0:
+            event = "start"
+        if reading is not None and reading.notes and event in ("start", "restart"):
+            notes.extend(reading.notes)
+        if reason:
+            notes.append(reason)
+        if run.pending_missed:
+            notes.append(f"skipped {run.pending_missed} missed tick(s)")
+            run.pending_missed = 0
+        return self._row(run.counts, pid=pid, source="+".join(srcs), event=event, note="; ".join(notes), **kw)
+
+    def _finish(self, run: _Run, bar: Any, poller: threading.Thread | None) -> None:
+        """Stop the metrics thread and the bar; end the file with a ``stop`` row (unless writing failed)."""
+        self._stop.set()
+        if poller is not None:
+            poller.join(timeout=1.0)
+        bar.close()
+        if self._file.is_open:
+            if run.stopped_by != "error":
+                try:
+                    self._row(run.counts, event="stop", note=run.stopped_by)
+                except OutputWriteError:
+                    run.stopped_by = "error"
+            self._file.close()
+
+    def _summary(self, run: _Run) -> SamplingSummary:
+        measured = sum(v for key, v in run.counts.items() if key in ("sample", "start", "restart"))
         if not measured and self._first_gap:
             self._notes.append(f"no memory sample was taken: {self._first_gap}")
-        return SamplingSummary(path=str(self.out), samples=measured, gaps=counts.get("gap", 0),
-                               restarts=counts.get("restart", 0), missed_ticks=missed, pids=tuple(pids),
-                               started=self._started, ended=self._wall().isoformat(timespec="seconds"), stopped_by=stopped_by,
-                               sources=self.sources, notes=tuple(self._notes))
+        return SamplingSummary(path=str(self.out), samples=measured, gaps=run.counts.get("gap", 0),
+                               restarts=run.counts.get("restart", 0), missed_ticks=run.missed, pids=tuple(run.pids),
+                               started=self._started, ended=self._wall().isoformat(timespec="seconds"),
+                               stopped_by=run.stopped_by, sources=self.sources, notes=tuple(self._notes))
 
 
 def sample(out: str | os.PathLike[str], *, pid: int | None = None, pid_file: str | None = None,

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -201,62 +202,93 @@ def rollback(manager: ServiceManager, *, backup: str, backups_dir: str | os.Path
         record(incident, res)
         return res
     bdir = resolve_rollback_backup(backup, backups_dir)
-    base = bdir.parent
     bins, commit = _check_backup(bdir)
-    dest = Path(bin_dir).expanduser()
-    done: list[str] = []
-    details: dict[str, Any] = {"backup": str(bdir), "commit": commit, "health": {}}
-    outcome, message = "ok", ""
-    replaced_dir = base / f"replaced-{started.strftime('%Y%m%d-%H%M%S')}"
-    installed: list[Path] = []
+    run = _Rollback(bdir, commit, replaced_dir=bdir.parent / f"replaced-{started.strftime('%Y%m%d-%H%M%S')}")
     try:
-        for u in reversed(units):
-            out = manager.stop(u, timeout_s=timeout_s)
-            done += list(out.commands) + [f"WARNING: {w}" for w in out.warnings]
+        _stop_all(manager, units, run, timeout_s=timeout_s)
         # Named per second: a second rollback in the same second gets replaced-<ts>-2, never the first one's folder.
-        replaced_dir = make_unique_dir(replaced_dir)
-        details["replaced_dir"] = str(replaced_dir)
-        try:
-            for b in bins:
-                target = dest / b.name
-                if os.path.lexists(target):
-                    done.append(_keep(target, replaced_dir / b.name))
-                _install(b, target)
-                installed.append(target)
-                done.append(f"installed {b} -> {target}")
-        except OSError as exc:
-            for t in installed:  # put the kept binaries back: never leave a mix of versions
-                if os.path.lexists(replaced_dir / t.name):
-                    _put_back(replaced_dir / t.name, t)
-            raise StateError(f"binary restore failed ({exc.strerror or exc}); the previous binaries were put back, "
-                             "services are stopped", hint="fix the cause, then rerun the rollback", path=str(dest)) from None
+        run.replaced_dir = make_unique_dir(run.replaced_dir)
+        run.details["replaced_dir"] = str(run.replaced_dir)
+        _install_binaries(bins, Path(bin_dir).expanduser(), run)
         if restore_state and (bdir / "state").is_dir():
-            sres = _restore_state(bdir.name, base, Path(state_dir) if state_dir else None, manager, units[0])
-            details["state_restore"] = sres.to_dict()
-            done.append(f"state restored from {bdir.name}: {sres.outcome}")
-            if not sres.ok:
-                raise StateError(f"state restore {sres.outcome}: {sres.message}; binaries ARE rolled back, services stopped",
-                                 hint="see zcnb restore / stage 04, then start the services")
-        for u in units:
-            out = manager.start(u, timeout_s=timeout_s)
-            done += list(out.commands)
-            h = check_health(manager, u, token=token, timeout_s=health_timeout_s)
-            if h is not None:
-                details["health"][u] = h.to_dict()
-                if not h.healthy:
-                    outcome, message = "partial", f"rolled back, but {u} is {h.state} after start ({h.detail}). {h.advice}"
-                    break
+            _restore_backup_state(bdir, Path(state_dir) if state_dir else None, manager, units[0], run)
+        _start_all(manager, units, run, token=token, timeout_s=timeout_s, health_timeout_s=health_timeout_s)
     except (ServiceError, StateError) as exc:
-        outcome = "failed" if not installed else "partial"
-        message = f"{exc}. Done so far: {'; '.join(done) or 'nothing'}"
-    after = details["health"].get(units[0])
-    res = ActionResult("rollback", plan.target, False, outcome, started_at=started, finished_at=_now(),
-                       commands=tuple(done), plan_id=plan.plan_id, health_before=before,
+        run.outcome = "failed" if not run.installed else "partial"
+        run.message = f"{exc}. Done so far: {'; '.join(run.done) or 'nothing'}"
+    after = run.details["health"].get(units[0])
+    res = ActionResult("rollback", plan.target, False, run.outcome, started_at=started, finished_at=_now(),
+                       commands=tuple(run.done), plan_id=plan.plan_id, health_before=before,
                        health_after=f"{after['state']} after {after['elapsed_s']:.1f} s" if after else None,
-                       message=message or f"rolled back to {bdir.name} (commit {commit}); replaced binaries kept in "
-                                          f"{replaced_dir}", details=details)
+                       message=run.message or f"rolled back to {bdir.name} (commit {commit}); replaced binaries kept in "
+                                              f"{run.replaced_dir}", details=run.details)
     record(incident, res)
     return res
+
+
+@dataclass
+class _Rollback:
+    """What an applied rollback did so far (for its result, also when it stops half-way)."""
+
+    backup: Path
+    commit: str
+    replaced_dir: Path  # where the replaced binaries are kept
+    done: list[str] = field(default_factory=list)
+    installed: list[Path] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "ok"
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        self.details.update(backup=str(self.backup), commit=self.commit, health={})
+
+
+def _stop_all(manager: ServiceManager, units: Sequence[str], run: _Rollback, *, timeout_s: float) -> None:
+    for u in reversed(units):
+        out = manager.stop(u, timeout_s=timeout_s)
+        run.done += list(out.commands) + [f"WARNING: {w}" for w in out.warnings]
+
+
+def _install_binaries(bins: Sequence[Path], dest: Path, run: _Rollback) -> None:
+    """Keep each live binary, install the backup's; on an error put the kept ones back (never a mix of versions)."""
+    try:
+        for b in bins:
+            target = dest / b.name
+            if os.path.lexists(target):
+                run.done.append(_keep(target, run.replaced_dir / b.name))
+            _install(b, target)
+            run.installed.append(target)
+            run.done.append(f"installed {b} -> {target}")
+    except OSError as exc:
+        for t in run.installed:
+            if os.path.lexists(run.replaced_dir / t.name):
+                _put_back(run.replaced_dir / t.name, t)
+        raise StateError(f"binary restore failed ({exc.strerror or exc}); the previous binaries were put back, "
+                         "services are stopped", hint="fix the cause, then rerun the rollback", path=str(dest)) from None
+
+
+def _restore_backup_state(bdir: Path, state_dir: Path | None, manager: ServiceManager, unit: str,
+                          run: _Rollback) -> None:
+    sres = _restore_state(bdir.name, bdir.parent, state_dir, manager, unit)
+    run.details["state_restore"] = sres.to_dict()
+    run.done.append(f"state restored from {bdir.name}: {sres.outcome}")
+    if not sres.ok:
+        raise StateError(f"state restore {sres.outcome}: {sres.message}; binaries ARE rolled back, services stopped",
+                         hint="see zcnb restore / stage 04, then start the services")
+
+
+def _start_all(manager: ServiceManager, units: Sequence[str], run: _Rollback, *, token: Secret | None,
+               timeout_s: float, health_timeout_s: float) -> None:
+    """Start in order and check each unit's health; stop at the first unhealthy one (outcome ``partial``)."""
+    for u in units:
+        out = manager.start(u, timeout_s=timeout_s)
+        run.done += list(out.commands)
+        h = check_health(manager, u, token=token, timeout_s=health_timeout_s)
+        if h is not None:
+            run.details["health"][u] = h.to_dict()
+            if not h.healthy:
+                run.outcome, run.message = "partial", f"rolled back, but {u} is {h.state} after start ({h.detail}). {h.advice}"
+                return
 
 
 def rollback_demo_tree(dest: str | os.PathLike[str] | None = None) -> dict[str, Path]:

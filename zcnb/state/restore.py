@@ -33,7 +33,7 @@ from .gateway import (
     refuse_if_running,
 )
 from .tree import CopyFile, copy_tree, exchange_paths, fsync_dir, hash_tree, same_filesystem, symlink_problems
-from .verify import verify_backup
+from .verify import VerifyResult, verify_backup
 
 __all__ = ["DEFAULT_UNIT", "StepHook", "restore_state", "resume_restore"]
 
@@ -86,8 +86,32 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     if settings is None and (state_dir is None or backups_dir is None or not process_pattern):
         settings = load_settings()  # once, for whichever folder (or the process pattern) was not given
     pattern = gateway_pattern(process_pattern, settings)
-    state = state_path(state_dir, settings)
-    base = backups_path(backups_dir, settings)
+    state, base = state_path(state_dir, settings), backups_path(backups_dir, settings)
+    info, vr = _usable_backup(backup, base, state)
+    qbase, qtext = _quarantine_base(quarantine_dir, base, state)
+    plan = _restore_plan(info, vr, state, qtext, service, unit, pattern, stop_gateway=stop_gateway)
+    started = _now()
+    details: dict[str, Any] = {"backup": info.to_dict(), "verify": vr.to_dict(), "state_dir": str(state),
+                               "quarantine": qtext}
+    if not require_confirmation(plan, execute=execute, confirm=confirm):
+        return _dry_run(plan, started, details, service, unit, pattern, stop_gateway=stop_gateway)
+    details["gateway_active"] = refuse_if_running(service, unit, pattern, stop_gateway=stop_gateway)
+    _check_space(state, vr.size_bytes)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    j: dict[str, Any] = {
+        "version": CRASH_LOG_VERSION, "action": "restore", "status": "in_progress", "plan_id": plan.plan_id,
+        "state_dir": str(state), "backup": str(info.path), "content": str(info.content_path),
+        "staging": str(state.parent / f".zcnb-staging-{stamp}"),
+        "quarantine": str(qbase if qbase is not None else _quarantine_for(base, stamp)),
+        "hashes": dict(vr.hashes), "digest": vr.digest, "stop_gateway": stop_gateway, "unit": unit,
+        "stopped_gateway": False, "started_at": started.isoformat(), "process_pattern": pattern,
+    }
+    save_crash_log(j, step="planned")
+    return _execute(j, plan, started, service=service, copy_file=copy_file, on_step=on_step, details=details)
+
+
+def _usable_backup(backup: str | os.PathLike[str] | BackupInfo, base: Path, state: Path) -> tuple[BackupInfo, VerifyResult]:
+    """The backup to restore, verified; refuses while an unfinished restore of ``state`` is recorded."""
     info = resolve_backup(backup, backups_dir=base)
     check_state_dir(state)
     j_old = read_crash_log(state)
@@ -102,6 +126,11 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     if not vr.ok:
         raise BackupInvalid(f"backup {info.name} failed verification: {'; '.join(vr.problems)}",
                             hint="pick another backup (`zcnb backup list`, `zcnb backup verify NAME`)", path=str(info.path))
+    return info, vr
+
+
+def _quarantine_base(quarantine_dir: str | os.PathLike[str] | None, base: Path, state: Path) -> tuple[Path | None, str]:
+    """The quarantine folder given (None: a dated one in the backups folder) and how the plan names it."""
     qbase = Path(quarantine_dir).expanduser() if quarantine_dir is not None else None
     if qbase is not None and os.path.lexists(qbase / "state"):
         raise StateError(f"quarantine folder {qbase} already holds a state/", hint="pass a new quarantine folder", path=str(qbase))
@@ -109,7 +138,11 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     if not same_filesystem(qparent, state.parent):
         raise StateError(f"quarantine {qbase or base} is on another filesystem than the state dir {state}: moving the state aside would be a copy, not a rename",
                          hint="pass --quarantine-dir on the state dir's filesystem", path=str(qparent))
-    qtext = str(qbase) if qbase is not None else f"{base}/corrupt-<YYYYmmdd-HHMMSS>"
+    return qbase, str(qbase) if qbase is not None else f"{base}/corrupt-<YYYYmmdd-HHMMSS>"
+
+
+def _restore_plan(info: BackupInfo, vr: VerifyResult, state: Path, qtext: str, service: Any, unit: str, pattern: str,
+                  *, stop_gateway: bool) -> Plan:
     staging_text = f"{state.parent}/.zcnb-staging-<YYYYmmdd-HHMMSS>"
     steps = [f"verify backup {info.path} ({vr.file_count} files, sha256 tree {vr.digest[:12]})",
              gateway_step(service, unit, pattern, stop_gateway=stop_gateway)]
@@ -119,34 +152,25 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
               f"chmod 700 {state}", f"verify {state} matches the backup (sha256)"]
     if stop_gateway and service is not None:
         steps.append(f"start {unit} again if this restore stopped it (also when the restore fails)")
-    plan = Plan("restore-state", str(state), tuple(steps))
-    started = _now()
-    details: dict[str, Any] = {"backup": info.to_dict(), "verify": vr.to_dict(), "state_dir": str(state),
-                               "quarantine": qtext}
-    if not require_confirmation(plan, execute=execute, confirm=confirm):
-        gw = check_gateway(service, unit, pattern, fallback=True)
-        details.update(gateway_active=gw.running, gateway_check=gw.to_dict())
-        notes = gateway_notes(gw, service, unit, stop_gateway=stop_gateway)
-        return ActionResult("restore-state", str(state), True, "planned", started_at=started, finished_at=_now(),
-                            commands=plan.steps, plan_id=plan.plan_id, details=details,
-                            message=" ".join([f"dry run: nothing was changed. {apply_hint(plan.plan_id)}."] + notes))
-    details["gateway_active"] = refuse_if_running(service, unit, pattern, stop_gateway=stop_gateway)
-    need = vr.size_bytes + _SPACE_MARGIN
+    return Plan("restore-state", str(state), tuple(steps))
+
+
+def _dry_run(plan: Plan, started: datetime, details: dict[str, Any], service: Any, unit: str, pattern: str, *,
+             stop_gateway: bool) -> ActionResult:
+    gw = check_gateway(service, unit, pattern, fallback=True)
+    details.update(gateway_active=gw.running, gateway_check=gw.to_dict())
+    notes = gateway_notes(gw, service, unit, stop_gateway=stop_gateway)
+    return ActionResult("restore-state", plan.target, True, "planned", started_at=started, finished_at=_now(),
+                        commands=plan.steps, plan_id=plan.plan_id, details=details,
+                        message=" ".join([f"dry run: nothing was changed. {apply_hint(plan.plan_id)}."] + notes))
+
+
+def _check_space(state: Path, size_bytes: int) -> None:
+    need = size_bytes + _SPACE_MARGIN
     free = shutil.disk_usage(state.parent).free
     if free < need:
         raise StateError(f"not enough free space next to {state}: the staging copy needs ~{need} bytes, {free} are free",
                          hint="free some space, then retry; nothing was changed", path=str(state))
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    j: dict[str, Any] = {
-        "version": CRASH_LOG_VERSION, "action": "restore", "status": "in_progress", "plan_id": plan.plan_id,
-        "state_dir": str(state), "backup": str(info.path), "content": str(info.content_path),
-        "staging": str(state.parent / f".zcnb-staging-{stamp}"),
-        "quarantine": str(qbase if qbase is not None else _quarantine_for(base, stamp)),
-        "hashes": dict(vr.hashes), "digest": vr.digest, "stop_gateway": stop_gateway, "unit": unit,
-        "stopped_gateway": False, "started_at": started.isoformat(), "process_pattern": pattern,
-    }
-    save_crash_log(j, step="planned")
-    return _execute(j, plan, started, service=service, copy_file=copy_file, on_step=on_step, details=details)
 
 
 def resume_restore(*, state_dir: str | os.PathLike[str] | None = None, service: Any = None, execute: bool = False,
@@ -239,46 +263,14 @@ def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_st
             on_step(name)
 
     state, staging, qdir = Path(j["state_dir"]), Path(j["staging"]), Path(j["quarantine"])
-    expected: dict[str, str] = j["hashes"]
     commands: list[str] = []
-    unit = j.get("unit", DEFAULT_UNIT)
     exchanged = None
     ph = phase(j)
     if ph == "start":
         step("stop_gateway")
-        if service is None and j.get("process_pattern"):
-            gw = process_running(j["process_pattern"])
-            if gw.running:
-                raise StateError(f"the gateway is running ({gw.detail}; found in {gw.how}): nothing was changed",
-                                 hint="stop the gateway first, or pass a service manager with stop_gateway=True", unit=unit)
-        if gateway_active(service, unit):
-            if not j.get("stop_gateway"):
-                raise StateError(f"{unit} is running", hint="stop it or resume with the service manager and stop_gateway", unit=unit)
-            out = service.stop(unit)
-            commands += list(getattr(out, "commands", ()))
-            j["stopped_gateway"] = True
-            save_crash_log(j, step="stopped_gateway")
-        step("stage")
-        if os.path.lexists(staging) and hash_tree(staging) != expected:
-            shutil.rmtree(staging)  # zcnb's own unfinished copy of the backup; the backup still has it all
-        if not os.path.lexists(staging):
-            copy_tree(Path(j["content"]), staging, copy_file=copy_file, after_first_file=lambda: step("stage.partial"))
-        j["staging_ino"] = os.lstat(staging).st_ino
-        save_crash_log(j, step="staged")
-        step("verify_staging")
-        got = hash_tree(staging)
-        if got != expected:
-            raise StateError("the staging copy does not match the backup (did the backup change?)",
-                             hint="verify the backup again, then retry", path=str(staging))
-        step("swap")
-        save_crash_log(j, step="swapping")
-        exchanged = exchange_paths(staging, state)
-        if not exchanged:
-            # No RENAME_EXCHANGE here: two renames; phase() repairs a crash between them.
-            ensure_private_dir(qdir)
-            os.rename(state, qdir / "state")
-            os.rename(staging, state)
-        fsync_dir(state.parent)
+        commands += _stop_for_restore(j, service)
+        _stage(j, copy_file, step)
+        exchanged = _swap(j, step)
         ph = phase(j)
         save_crash_log(j, step="swapped")
     if ph == "swapped":
@@ -291,19 +283,75 @@ def _drive(j: dict[str, Any], *, service: Any, copy_file: CopyFile | None, on_st
         os.rename(staging, state)  # crash between the two fallback renames
     step("chmod")
     os.chmod(state, 0o700)
+    return _verify_and_start(j, service, step, commands, exchanged)
+
+
+def _stop_for_restore(j: dict[str, Any], service: Any) -> list[str]:
+    """Refuse a running gateway without a manager; stop it through the manager when asked to."""
+    unit = j.get("unit", DEFAULT_UNIT)
+    if service is None and j.get("process_pattern"):
+        gw = process_running(j["process_pattern"])
+        if gw.running:
+            raise StateError(f"the gateway is running ({gw.detail}; found in {gw.how}): nothing was changed",
+                             hint="stop the gateway first, or pass a service manager with stop_gateway=True", unit=unit)
+    if not gateway_active(service, unit):
+        return []
+    if not j.get("stop_gateway"):
+        raise StateError(f"{unit} is running", hint="stop it or resume with the service manager and stop_gateway", unit=unit)
+    out = service.stop(unit)
+    j["stopped_gateway"] = True
+    save_crash_log(j, step="stopped_gateway")
+    return list(getattr(out, "commands", ()))
+
+
+def _stage(j: dict[str, Any], copy_file: CopyFile | None, step: StepHook) -> None:
+    """Copy the backup next to the state dir and check it against the backup's hashes."""
+    staging, expected = Path(j["staging"]), j["hashes"]
+    step("stage")
+    if os.path.lexists(staging) and hash_tree(staging) != expected:
+        shutil.rmtree(staging)  # zcnb's own unfinished copy of the backup; the backup still has it all
+    if not os.path.lexists(staging):
+        copy_tree(Path(j["content"]), staging, copy_file=copy_file, after_first_file=lambda: step("stage.partial"))
+    j["staging_ino"] = os.lstat(staging).st_ino
+    save_crash_log(j, step="staged")
+    step("verify_staging")
+    if hash_tree(staging) != expected:
+        raise StateError("the staging copy does not match the backup (did the backup change?)",
+                         hint="verify the backup again, then retry", path=str(staging))
+
+
+def _swap(j: dict[str, Any], step: StepHook) -> bool:
+    """Put the staging copy in place of the state: one rename exchange, or two renames where there is none."""
+    state, staging, qdir = Path(j["state_dir"]), Path(j["staging"]), Path(j["quarantine"])
+    step("swap")
+    save_crash_log(j, step="swapping")
+    exchanged = exchange_paths(staging, state)
+    if not exchanged:
+        # No RENAME_EXCHANGE here: two renames; phase() repairs a crash between them.
+        ensure_private_dir(qdir)
+        os.rename(state, qdir / "state")
+        os.rename(staging, state)
+    fsync_dir(state.parent)
+    return exchanged
+
+
+def _verify_and_start(j: dict[str, Any], service: Any, step: StepHook, commands: list[str],
+                      exchanged: bool | None) -> dict[str, Any]:
+    """Check the state against the backup, start a gateway this restore stopped, and close the crash log."""
+    expected: dict[str, str] = j["hashes"]
     step("verify")
-    got = hash_tree(state)
+    got = hash_tree(Path(j["state_dir"]))
     mismatch = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))
     started_again = False
     if j.get("stopped_gateway") and service is not None:
         step("start_gateway")
-        out = service.start(unit)
+        out = service.start(j.get("unit", DEFAULT_UNIT))
         commands += list(getattr(out, "commands", ()))
         started_again = j["started_again"] = True
     step("done")
     j["status"] = "done" if not mismatch else "in_progress"
     save_crash_log(j, step="verified" if not mismatch else "verify_failed")
-    write_json(qdir / "restore-journal.json", j)
+    write_json(Path(j["quarantine"]) / "restore-journal.json", j)
     return {"verified": not mismatch, "mismatch": mismatch, "files": sum(1 for h in got.values() if h.startswith("f:")),
             "exchange": exchanged, "gateway_stopped": bool(j.get("stopped_gateway")), "gateway_started": started_again,
             "commands": commands}
