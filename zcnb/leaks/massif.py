@@ -134,8 +134,8 @@ class MassifReport:
 
     @property
     def summary(self) -> str:
-        text = (f"massif: peak {self.peak_bytes / 1048576:.1f} MiB at t={self.peak_time} {self.time_unit}, "
-                f"growth {self.growth_bytes / 1048576:+.1f} MiB over {len(self.snapshots)} snapshots")
+        text = (f"massif: peak {format_bytes(self.peak_bytes, unit='MiB')} at t={self.peak_time} {self.time_unit}, "
+                f"growth {format_bytes(self.growth_bytes, unit='MiB', signed=True)} over {len(self.snapshots)} snapshots")
         if self.growth_sites:
             g = self.growth_sites[0]
             text += f"; top growth {g.function} ({g.file or '?'}:{g.line or '?'}) {format_bytes(g.growth_bytes, unit='MiB', digits=2, signed=True)}"
