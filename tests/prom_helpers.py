@@ -40,10 +40,11 @@ def stop(proc: subprocess.Popen[bytes], *, timeout_s: float = 15.0) -> None:
 
 
 @contextmanager
-def running_prometheus(tmp: Path, config: Callable[[int], str], *, ready_timeout_s: float = 60.0) -> Iterator[str]:
+def running_prometheus(tmp: Path, config: Callable[[int], str], *, ready_timeout_s: float = 60.0,
+                       port: int | None = None) -> Iterator[str]:
     """Start Prometheus with ``config(port)`` as its YAML, wait for /-/ready, yield its URL, stop it on exit."""
     exe = prometheus_exe()
-    port = free_port()
+    port = port or free_port()
     (tmp / "prometheus.yml").write_text(config(port))
     log_path = tmp / "prometheus.log"
     with log_path.open("wb") as log:
