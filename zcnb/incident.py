@@ -12,6 +12,8 @@ Layout of ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (folder 0700, files 0
     actions.jsonl        ActionResult lines (stages 02, 04, 06)
     escalation.json      escalation decision (stage 06)
     fleet.json           fleet view (stage 01 in Prometheus mode)
+    alert.json           the alert that started the incident (zcnb receiver)
+    alerts.jsonl         alert events for the timeline: firing, resolved, data collected (zcnb receiver)
     commit.txt           the gateway's commit (when known)
     figures/             PNG figures
     summary.json         written by the report stage
@@ -57,6 +59,8 @@ FILES = {
     "fleet": "fleet.json",
     "oom": "oom.json",
     "after_restart": "after_restart.json",
+    "alert": "alert.json",
+    "alerts": "alerts.jsonl",
 }
 
 

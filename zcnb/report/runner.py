@@ -217,11 +217,12 @@ def run_incident(
     incident = open_incident(folder)
     if commit:
         write_private(incident.path("commit"), commit.strip() + "\n")
-    started = datetime.now(UTC)
+    earlier = _earlier_record(incident, stages)
+    started = datetime.fromisoformat(earlier["started_at"]) if earlier.get("started_at") else datetime.now(UTC)
     results = _run_stages(nb_dir, folder, stages, params, stage_parameters or {}, progress=progress,
                           kernel_name=kernel_name, timeout_s=timeout_s)
-    summary = build_incident_summary(incident, stages=[r.to_dict() for r in results], started_at=started,
-                                     parameters=dict(params))
+    summary = build_incident_summary(incident, stages=[*earlier.get("stages", []), *(r.to_dict() for r in results)],
+                                     started_at=started, parameters=earlier.get("parameters") or dict(params))
     incident.write_json("summary", summary)
     report = _execute(nb_dir / REPORT_NOTEBOOK, folder / REPORT_NOTEBOOK, {"incident_dir": str(folder)},
                       progress=progress, cwd=folder, kernel_name=kernel_name, timeout_s=timeout_s)
@@ -255,6 +256,15 @@ def _incident_folder(incident_dir: str | os.PathLike[str] | None, incidents_dir:
         return folder, created
     base = Path(incidents_dir) if incidents_dir else load_settings().incidents_path
     return new_incident_dir(base, slug), True
+
+
+def _earlier_record(incident: Incident, stages: Sequence[str]) -> dict[str, Any]:
+    """A report-only run (no stages) on a folder that has a summary keeps what the stages did, when, and with
+    which parameters: the earlier summary. Any run with stages starts a fresh record."""
+    if stages:
+        return {}
+    earlier = incident.read_json_or_none("summary")
+    return earlier if isinstance(earlier, dict) else {}
 
 
 def _run_stages(nb_dir: Path, folder: Path, stages: Sequence[str], params: dict[str, Any],

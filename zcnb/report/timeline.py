@@ -67,6 +67,7 @@ def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
     if samples is not None and len(samples):
         out += _restart_entries(samples, a.get("column") or "rss_bytes")
     out += _oom_entries(incident)
+    out += _alert_entries(incident)
     return Timeline(tuple(sorted(out, key=lambda e: e.time)))
 
 
@@ -125,3 +126,23 @@ def _oom_entries(incident: Incident) -> list[TimelineEntry]:
     return [TimelineEntry(e.timestamp, "oom-kill", f"OOM kill ({e.source}" + (f", pid {e.pid})" if e.pid else ")"),
                           "oom.json; 03_diagnose.ipynb > OOM kills")
             for e in OomScan(events, "").kills if e.timestamp is not None]
+
+
+def _alert_entries(incident: Incident) -> list[TimelineEntry]:
+    """Alert events the receiver recorded (alerts.jsonl): firing, resolved, where the data came from."""
+    if not incident.has("alerts"):
+        return []
+    import json
+
+    out: list[TimelineEntry] = []
+    for line in incident.path("alerts").read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        t = _ts(obj.get("time")) if isinstance(obj, dict) else None
+        if t is not None:
+            out.append(TimelineEntry(t, str(obj.get("kind", "alert")), str(obj.get("what", "")),
+                                     str(obj.get("evidence", "alerts.jsonl"))))
+    return out
+

@@ -122,6 +122,8 @@ class IncidentReport:
 
     def skills(self) -> Any:
         skills = self.summary.get("skills") or {}
+        if not skills and self.incident.has("log_summary"):
+            return _HTML("<p>No skill invocations in the gateway's logs.</p>")
         if not skills:
             return _missing("skill invocations", "03")
         items = sorted(skills.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -19,7 +19,7 @@ __all__ = ["Timeline", "TimelineEntry", "plot_timeline"]
 @dataclass(frozen=True)
 class TimelineEntry:
     time: datetime
-    kind: str  # onset | detectable | detection | action | restart | recovery | oom-kill
+    kind: str  # onset | detectable | detection | action | restart | recovery | oom-kill | alert | alert-resolved | collected
     what: str
     evidence: str
 
@@ -51,7 +51,7 @@ def plot_timeline(timeline: Timeline, samples: pd.DataFrame | None = None, *, co
     fig = Figure(figsize=(11, 3.6))
     ax = fig.add_subplot(1, 1, 1)
     colors = {"onset": "tab:orange", "detectable": "tab:pink", "detection": "tab:red", "action": "tab:purple", "restart": "black",
-              "recovery": "tab:green", "oom-kill": "darkred"}
+              "recovery": "tab:green", "oom-kill": "darkred", "alert": "tab:red", "alert-resolved": "tab:green"}
     if samples is not None and column in samples and samples[column].notna().any():
         s = samples[samples["event"] != "gap"]
         ax.plot(s["timestamp"], s[column] / 2**20, color="0.6", lw=1, label=f"{column} (MiB)")
