@@ -20,11 +20,15 @@ from typing import Any
 from .exceptions import ConfigError
 from .files import read_input
 
-__all__ = ["DEFAULT_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token", "load_settings", "read_token", "token_source",
+__all__ = ["DEFAULT_FLEET_QUERY", "EXPORTER_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token", "load_settings", "read_token", "token_source",
            "xdg_data_dir"]
 
 DEFAULT_FLEET_QUERY = 'process_resident_memory_bytes{job="zeptoclaw-gateway"}'
 """The memory query of ``zcnb fleet`` and of notebook 01's fleet mode when none is given."""
+
+EXPORTER_FLEET_QUERY = "max without (pid) (zcnb_gateway_resident_memory_bytes)"
+"""What they read instead when that has no series (the real gateway exports no memory): ``zcnb exporter``'s RSS,
+one series per gateway across restarts."""
 
 DEFAULT_UNITS = (
     "zeptoclaw-gateway.service",

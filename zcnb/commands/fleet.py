@@ -20,10 +20,11 @@ def register(subparsers: Any) -> None:
                     "rank the fleet; shows the equivalent predict_linear alert rule and which instances it flags.",
     )
     p.add_argument("--prometheus-url", required=True, help="Prometheus server root, e.g. http://127.0.0.1:9090")
-    from ..config import DEFAULT_FLEET_QUERY
+    from ..config import DEFAULT_FLEET_QUERY, EXPORTER_FLEET_QUERY
 
-    p.add_argument("--query", default=DEFAULT_FLEET_QUERY,
-                   help="PromQL giving one memory series per instance (default: %(default)s)")
+    p.add_argument("--query", default=None,
+                   help=f"PromQL giving one memory series per instance (default: {DEFAULT_FLEET_QUERY}, or, when "
+                        f"that has no series, zcnb exporter's {EXPORTER_FLEET_QUERY}; the output says which)")
     p.add_argument("--since", default="1h", help="start: a duration before --until (1h, 90m) or an ISO time (default 1h)")
     p.add_argument("--until", default=None, help="end: ISO time (default: now)")
     p.add_argument("--step", default="15s", help="query resolution (default 15s)")
@@ -76,9 +77,12 @@ def run(args: argparse.Namespace) -> int:
     if args.bearer_token_env or args.basic_user_env or args.basic_password_env:
         auth = PrometheusAuth(bearer_token_env=args.bearer_token_env, basic_user_env=args.basic_user_env,
                               basic_password_env=args.basic_password_env)
-    view = fleet_from_prometheus(args.prometheus_url, args.query, start=start, end=end, step=args.step,
-                                 limit_bytes=limit, auth=auth, evaluate_rule=not args.no_rule,
-                                 instance_label=args.instance_label, timeout_s=args.timeout, retries=args.retries)
+    from ..config import DEFAULT_FLEET_QUERY, EXPORTER_FLEET_QUERY
+
+    view = fleet_from_prometheus(args.prometheus_url, args.query or DEFAULT_FLEET_QUERY, start=start, end=end,
+                                 step=args.step, limit_bytes=limit, auth=auth, evaluate_rule=not args.no_rule,
+                                 instance_label=args.instance_label, timeout_s=args.timeout, retries=args.retries,
+                                 fallback_query=None if args.query else EXPORTER_FLEET_QUERY)
     if not json_to_stdout(args):
         print(view.summary())
         table = view.to_frame()

@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -320,12 +320,24 @@ def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = 
 def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str, end: datetime | float | str,
                           step: float | str = "15s", limit_bytes: float | None = None,
                           auth: PrometheusAuth | None = None, evaluate_rule: bool = True,
-                          instance_label: str = "instance", timeout_s: float = 30.0, retries: int = 3) -> FleetView:
-    """Query Prometheus, assess every instance, and (with a limit) evaluate the alert rule at ``end``."""
+                          instance_label: str = "instance", timeout_s: float = 30.0, retries: int = 3,
+                          fallback_query: str | None = None) -> FleetView:
+    """Query Prometheus, assess every instance, and (with a limit) evaluate the alert rule at ``end``.
+
+    ``fallback_query`` is read when ``query`` has no series (e.g. ``EXPORTER_FLEET_QUERY`` when the gateways'
+    own metrics have no memory); the view's notes then say which query was used and why.
+    """
     from ..collect.prometheus import query_instant, query_range
 
     df = query_range(url, query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s, retries=retries,
                      instance_label=instance_label)
+    used_note = None
+    if df.empty and fallback_query:
+        df = query_range(url, fallback_query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s,
+                         retries=retries, instance_label=instance_label)
+        used_note = (f"{query} has no series (the gateways' own metrics have no memory): read the zcnb exporter's "
+                     f"series instead, {fallback_query}")
+        query = fallback_query
     if df.empty:
         raise AnalysisError(f"the query returned no data between {start} and {end}",
                             hint="check the query in the Prometheus UI and that the time range covers scraped data")
@@ -334,4 +346,5 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
         rule = alert_rule(query, limit_bytes=limit_bytes)
         flagged = list(query_instant(url, rule.expr, at=end, auth=auth, timeout_s=timeout_s, retries=retries,
                                      instance_label=instance_label))
-    return fleet_view(df, limit_bytes=limit_bytes, by="instance", query=query, rule_flagged=flagged)
+    view = fleet_view(df, limit_bytes=limit_bytes, by="instance", query=query, rule_flagged=flagged)
+    return replace(view, notes=(used_note, *view.notes)) if used_note else view

@@ -153,19 +153,20 @@ def fleet(incident: Incident, *, prometheus_url: str, promql: str, since: str, s
           limit_bytes: float = 0) -> Any:
     """Fleet mode: assess every instance from Prometheus history (skipped when no URL is given).
 
-    An empty ``promql`` is ``zcnb fleet``'s default query, ``zcnb.config.DEFAULT_FLEET_QUERY``.
+    An empty ``promql`` is ``zcnb fleet``'s default query, ``zcnb.config.DEFAULT_FLEET_QUERY``, or the exporter's
+    ``EXPORTER_FLEET_QUERY`` when that has no series (the view's notes say which).
     """
     if not prometheus_url:
         return _Note("Fleet mode off (set prometheus_url to read many gateways' history from Prometheus).")
-    from ..config import DEFAULT_FLEET_QUERY
+    from ..config import DEFAULT_FLEET_QUERY, EXPORTER_FLEET_QUERY
     from ..fleet.view import fleet_from_prometheus
     from ..units import parse_duration
 
-    promql = promql.strip() or DEFAULT_FLEET_QUERY
-
     end = datetime.now(UTC).timestamp()
-    view = fleet_from_prometheus(prometheus_url, promql, start=end - parse_duration(since), end=end, step=step,
-                                 limit_bytes=float(limit_bytes) if limit_bytes else None)
+    query = promql.strip()
+    view = fleet_from_prometheus(prometheus_url, query or DEFAULT_FLEET_QUERY, start=end - parse_duration(since),
+                                 end=end, step=step, limit_bytes=float(limit_bytes) if limit_bytes else None,
+                                 fallback_query=None if query else EXPORTER_FLEET_QUERY)
     incident.write_json("fleet", view.to_dict())
     return view
 
