@@ -49,7 +49,7 @@ class ExporterOptions:
     """How the exporter reads logs and processes."""
 
     log_start: str = "end"  # "end": count from now on; "all": the whole journal / file
-    max_log_bytes: int = 8 << 20  # per log file per scrape
+    max_log_bytes: int = 2 << 20  # per log file per scrape (memory: a few times this, briefly)
     resolve_interval_s: float = 1.0  # least time between two searches for a process that is gone
     uss_pss: bool = True  # smaps_rollup per scrape (a few hundred µs for a small process)
     journalctl: str = "journalctl"

@@ -107,7 +107,7 @@ class FileTail:
     """Read what a log file gained since the last :meth:`poll`, at most ``max_bytes`` per call."""
 
     def __init__(self, path: str | os.PathLike[str], counts: LogCounts, *, from_start: bool = False,
-                 max_bytes: int = 8 << 20) -> None:
+                 max_bytes: int = 2 << 20) -> None:
         self.path = os.fspath(path)
         self.counts = counts
         self.max_bytes = max_bytes

@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
     p.add_argument("--listen", default="127.0.0.1:9840", help="address:port to serve /metrics on (default %(default)s)")
     p.add_argument("--log-start", choices=("end", "all"), default="end",
                    help="count log lines from now on (end, default) or the whole journal/file (all)")
-    p.add_argument("--max-log-bytes", default="8MiB", help="log-file bytes read per scrape at most (default 8MiB)")
+    p.add_argument("--max-log-bytes", default="2MiB",
+                   help="log-file bytes read per scrape at most; the rest waits for the next scrape (default 2MiB)")
     p.add_argument("--no-uss-pss", action="store_true", help="skip USS/PSS (smaps_rollup) for the cheapest scrape")
     p.add_argument("--once", action="store_true", help="print one exposition to stdout and exit")
     p.set_defaults(handler=_exporter)
