@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from alerting_helpers import real_gateway, wait_until, zcnb_server
-from zcnb.alerting.exporter import Exporter, ExporterOptions, GatewayWatch, read_cgroup_limit
+from zcnb.alerting.exporter import Exporter, ExporterOptions, GatewayCollector, GatewayWatch, read_cgroup_limit
 from zcnb.alerting.logcount import FileTail, JournalFollower, LogCounts
 from zcnb.alerting.targets import parse_target, parse_targets
 from zcnb.exceptions import ConfigError
@@ -391,9 +391,18 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         assert 'zcnb_gateway_crashes_total{instance="me",unit=""} 1.0' in httpx.get(url, timeout=5).text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    assert "process by pid" in (tmp_path / "exporter.log").read_text()
+    log_text = (tmp_path / "exporter.log").read_text()
+    assert "process by pid" in log_text and f"zcnb exporter: me: watching pid {os.getpid()}" in log_text
 
 
-def test_watch_of_a_missing_unit_is_down_not_an_error() -> None:
-    w = GatewayWatch(parse_target("unit=zcnb-test-no-such.service"), ExporterOptions(resolve_interval_s=0))
-    assert w.process() is None and w.error
+def test_a_missing_process_or_log_is_said_once_not_silently() -> None:
+    said: list[str] = []
+    w = GatewayWatch(parse_target("instance=gw,pattern=zcnb-test-no-such-gateway-[0-9]+,log_file=/nonexistent/gw.log"),
+                     ExporterOptions(resolve_interval_s=0), said.append)
+    exp_collector = GatewayCollector([w])
+    for _ in range(3):
+        text = "".join(str(m) for m in exp_collector.collect())
+    assert "zcnb_gateway_up" in text
+    assert len(said) == 2, said  # said once each, not at every scrape
+    assert said[0].startswith("zcnb exporter: gw: no process (zcnb_gateway_up 0): no process matches pattern")
+    assert said[1].startswith("zcnb exporter: gw: log file not read (zcnb_exporter_log_source_up 0)")

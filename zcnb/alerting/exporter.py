@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,9 +102,12 @@ def read_cgroup_limit(pid: int, *, cgroup_root: str = "/sys/fs/cgroup", proc_roo
 class GatewayWatch:
     """One target: its current process (found again when it is gone), restarts, and log counters."""
 
-    def __init__(self, target: GatewayTarget, options: ExporterOptions) -> None:
+    def __init__(self, target: GatewayTarget, options: ExporterOptions,
+                 report: Callable[[str], None] | None = None) -> None:
         self.target = target
         self.options = options
+        self.report = report
+        self._said: dict[str, str] = {}
         self.counts = LogCounts()
         self.restarts = 0
         self.error = ""
@@ -118,7 +121,15 @@ class GatewayWatch:
         elif target.unit:
             self.log = JournalFollower(target.unit, self.counts, start=options.log_start,
                                        files=target.journal_files, directory=target.journal_dir,
-                                       journalctl=options.journalctl)
+                                       journalctl=options.journalctl, on_error=lambda m: self.say("log", m))
+
+    def say(self, topic: str, text: str) -> None:
+        """Report a state (a missing series and why) once, when it changes: nothing degrades silently."""
+        if self._said.get(topic, "") == text:
+            return
+        self._said[topic] = text
+        if text and self.report is not None:
+            self.report(f"zcnb exporter: {self.target.instance}: {text}")
 
     def start(self) -> None:
         if isinstance(self.log, JournalFollower):
@@ -157,10 +168,12 @@ class GatewayWatch:
             key = (new.pid, new.create_time())
         except (ZcnbError, psutil.Error) as exc:
             self.error = str(exc)
+            self.say("process", f"no process (zcnb_gateway_up 0): {exc}")
             return None
         if self._last_key is not None and key != self._last_key:
             self.restarts += 1
         self._last_key, self._proc, self.error = key, new, ""
+        self.say("process", f"watching pid {new.pid} (found by {self.target.find_by()})")
         return new
 
     def _still_current(self, p: psutil.Process) -> bool:
@@ -191,6 +204,8 @@ class GatewayWatch:
                         rss, uss, pss = int(full.rss), int(full.uss), getattr(full, "pss", None)
                     except psutil.AccessDenied:
                         rss, uss, pss = int(p.memory_info().rss), None, None
+                        self.say("smaps", "USS and PSS not readable (access denied to smaps_rollup): those series "
+                                          "are absent; run the exporter as the gateway's user")
                 else:
                     rss, uss, pss = int(p.memory_info().rss), None, None
                 try:
@@ -199,7 +214,8 @@ class GatewayWatch:
                     fds = None
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             return None
-        cg, _path, _note = read_cgroup_memory(p.pid)
+        cg, _path, note = read_cgroup_memory(p.pid)
+        self.say("cgroup", f"no cgroup memory series: {note}" if note else "")
         return ProcessReading(p.pid, start, rss, uss, None if pss is None else int(pss), cg,
                               read_cgroup_limit(p.pid) if cg is not None else None, fds)
 
@@ -234,6 +250,7 @@ class GatewayCollector:
             for w in self.watches:
                 if isinstance(w.log, FileTail):
                     w.log.poll()
+                    w.say("log", w.log.error and f"log file not read (zcnb_exporter_log_source_up 0): {w.log.error}")
         up = GaugeMetricFamily("zcnb_gateway_up", "1 when the gateway process was found at this scrape.",
                                labels=["instance", "unit"])
         gauges = {key: GaugeMetricFamily(f"zcnb_gateway_{name}", doc, labels=["instance", "unit", "pid"])
@@ -292,9 +309,10 @@ class Exporter:
     """The collector behind an HTTP server on ``host:port`` (0 = a free port); a context manager."""
 
     def __init__(self, targets: tuple[GatewayTarget, ...] | list[GatewayTarget], *, host: str = "127.0.0.1",
-                 port: int = 9840, options: ExporterOptions | None = None) -> None:
+                 port: int = 9840, options: ExporterOptions | None = None,
+                 report: Callable[[str], None] | None = None) -> None:
         self.options = options or ExporterOptions()
-        self.watches = [GatewayWatch(t, self.options) for t in targets]
+        self.watches = [GatewayWatch(t, self.options, report) for t in targets]
         self.collector = GatewayCollector(self.watches)
         self.host, self.port = host, port
         self._server: Any = None

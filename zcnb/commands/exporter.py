@@ -39,7 +39,8 @@ def _exporter(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
     opts = ExporterOptions(log_start=args.log_start, max_log_bytes=parse_size(args.max_log_bytes),
                            uss_pss=not args.no_uss_pss)
-    exp = Exporter(targets, host=host, port=port, options=opts)
+    exp = Exporter(targets, host=host, port=port, options=opts,
+                   report=lambda line: print(line, file=sys.stderr, flush=True))
     if args.once:
         for w in exp.watches:
             w.start()
