@@ -138,6 +138,7 @@ def test_dedup_per_fingerprint_and_one_incident_per_gateway(tmp_path: Path) -> N
         held.release.set()
         wait_until(lambda: q.runs()[0].status == "done", timeout_s=10, what="the run to finish")
         assert q.firing(a).action == "duplicate"  # finished, but within rerun_after: still no second run
+        assert q.firing(fast).action == "duplicate"  # the attached alert's repeats too
         again = parse_webhook(_body(_alert("f1", starts="2026-12-04T11:00:00Z")))[0]
         assert q.firing(again).action == "duplicate"
     finally:
@@ -145,7 +146,7 @@ def test_dedup_per_fingerprint_and_one_incident_per_gateway(tmp_path: Path) -> N
     runs = q.runs()
     assert len(runs) == 1 and len(held.calls) == 1
     r = runs[0]
-    assert (r.deliveries, r.attached, r.verdict, r.status) == (4, ("f2",), "leak", "done")
+    assert (r.deliveries, r.attached, r.verdict, r.status) == (5, ("f2",), "leak", "done")
     events = [json.loads(ln) for ln in (Path(r.folder) / "alerts.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in events] == ["alert", "alert", "alert"]
     assert events[0]["time"].startswith("2026-12-04T10:00:00.123456")  # the alert's own startsAt
@@ -175,6 +176,23 @@ def test_one_run_per_gateway_at_a_time_and_a_bounded_queue(tmp_path: Path) -> No
     finally:
         q.stop()
     assert held.max_running <= 2 and len(q.runs()) == 5
+
+
+def test_a_failed_run_is_retried_after_retry_after(tmp_path: Path) -> None:
+    def broken(folder: Path, alert: Alert) -> Any:
+        raise RuntimeError("prometheus unreachable")
+
+    q = RunQueue(tmp_path / "incidents", broken, HeldRuns().refresh, retry_after_s=600, log=lambda _l: None).start()
+    try:
+        a = parse_webhook(_body(_alert("fa")))[0]
+        q.firing(a)
+        wait_until(lambda: q.runs()[0].status == "failed", timeout_s=10, what="the run to fail")
+        assert "prometheus unreachable" in q.runs()[0].error
+        assert q.firing(a).action == "duplicate"  # not again at once
+        q.retry_after_s = 0
+        assert q.firing(a).action == "queued"
+    finally:
+        q.stop()
 
 
 def test_resolved_goes_on_the_timeline_and_rebuilds_the_report(tmp_path: Path) -> None:

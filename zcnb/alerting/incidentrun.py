@@ -86,53 +86,49 @@ def _matcher(alert: Alert) -> str:
 
 def collect_samples(folder: Path, alert: Alert, cfg: RunConfig, *, now: float | None = None) -> tuple[int, int | None]:
     """Write ``samples.csv`` from Prometheus; returns (sample rows, the last memory.max seen or None)."""
-    import pandas as pd
-
-    from ..files import write_private
     from ..prometheus import query_instant, query_range
-    from ..samples_csv import Sample
 
     base = prometheus_base(alert, cfg.prometheus_url)
     end = time.time() if now is None else now
     start = end - cfg.history_s
     sel = _matcher(alert)
-    frames = []
+    merged = None
     for column, metric in _SERIES:
+        # instance_label="pid": one series per process, keyed by its pid
         df = query_range(base, metric + sel, start=start, end=end, step=cfg.step, instance_label="pid",
-                         value_column=column)
-        frames.append(df[["instance", "timestamp", column]])
-    merged = frames[0]
-    for f in frames[1:]:
-        merged = merged.merge(f, on=["instance", "timestamp"], how="outer")
+                         value_column=column)[["instance", "timestamp", column]]
+        merged = df if merged is None else merged.merge(df, on=["instance", "timestamp"], how="outer")
+    assert merged is not None
     merged = _one_process_at_a_time(merged.sort_values("timestamp", kind="stable"))
     if merged.empty or merged["rss_bytes"].notna().sum() == 0:
         raise ZcnbError(f"Prometheus at {base} has no zcnb_gateway_resident_memory_bytes{sel} in the last "
                         f"{cfg.history_s:g} s", hint="is `zcnb exporter` scraped (job with honor_labels: true)?")
-    lines = ["# zcnb samples v1",
-             f"# target: instance={alert.instance} unit={alert.unit} (zcnb exporter series from Prometheus {base})",
-             f"# sources: prometheus   interval_s: {_step_s(cfg.step):g}   "
-             f"started: {datetime.fromtimestamp(start, UTC).isoformat()}",
-             "timestamp,pid,source,rss_bytes,vms_bytes,uss_bytes,pss_bytes,cgroup_bytes,metrics_rss_bytes,"
-             "metrics_vms_bytes,event,note"]
-    prev: int | None = None
-    for row in merged.itertuples(index=False):
-        pid = int(row.instance) if str(row.instance).isdigit() else None
-        event, note = "", ""
-        if prev is not None and pid is not None and pid != prev:
-            event, note = "restart", f"pid {prev} -> {pid}"
-        prev = pid if pid is not None else prev
-
-        def val(name: str) -> int | None:
-            v = getattr(row, name)
-            return None if pd.isna(v) else int(v)
-
-        lines.append(Sample(row.timestamp.to_pydatetime(), pid, "prometheus", rss_bytes=val("rss_bytes"),
-                            uss_bytes=val("uss_bytes"), pss_bytes=val("pss_bytes"), cgroup_bytes=val("cgroup_bytes"),
-                            event=event, note=note).csv_line().rstrip("\n"))
-    write_private(folder / "samples.csv", "\n".join(lines) + "\n")
+    header = [f"# target: instance={alert.instance} unit={alert.unit} (zcnb exporter series from Prometheus {base})",
+              f"# sources: prometheus   interval_s: {_step_s(cfg.step):g}   "
+              f"started: {datetime.fromtimestamp(start, UTC).isoformat()}"]
+    _write_samples(folder / "samples.csv", merged, header)
     limits = query_instant(base, f"max(zcnb_gateway_cgroup_memory_max_bytes{sel})", at=end)
     limit = int(next(iter(limits.values()))) if limits else None
     return len(merged), limit
+
+
+def _write_samples(path: Path, merged: Any, header: list[str]) -> None:
+    """The samples CSV (docs/CONTRACTS.md); a pid change is a ``restart`` row."""
+    import pandas as pd
+
+    from ..files import write_private
+    from ..samples_csv import COLUMNS, Sample
+
+    lines = ["# zcnb samples v1", *header, ",".join(COLUMNS)]
+    prev: int | None = None
+    for row in merged.itertuples(index=False):
+        pid = int(row.instance) if str(row.instance).isdigit() else None
+        event, note = ("restart", f"pid {prev} -> {pid}") if prev is not None and pid not in (None, prev) else ("", "")
+        prev = pid if pid is not None else prev
+        vals = {c: (None if pd.isna(getattr(row, c)) else int(getattr(row, c))) for c, _m in _SERIES}
+        lines.append(Sample(row.timestamp.to_pydatetime(), pid, "prometheus", **vals, event=event,
+                            note=note).csv_line().rstrip("\n"))
+    write_private(path, "\n".join(lines) + "\n")
 
 
 def _one_process_at_a_time(df: Any) -> Any:

@@ -2,9 +2,10 @@
 
 A firing leak alert:
 
-- whose fingerprint already has a run that is queued, running, or finished less than ``rerun_after_s`` ago is
-  a *duplicate*: counted on that run (Alertmanager repeats notifications), nothing started; a new firing
-  episode (another ``startsAt``) of it goes on that incident's timeline;
+- whose fingerprint already has a run (its own, or one it was attached to) that is queued, running, or finished
+  less than ``rerun_after_s`` ago (failed: ``retry_after_s``) is a *duplicate*: counted on that run
+  (Alertmanager repeats notifications), nothing started; a new firing episode (another ``startsAt``) of it goes
+  on that incident's timeline;
 - for a gateway that already has a queued or running run is *attached* to it (e.g. the fast-leak and the leak
   alert of one gateway): one incident, both alerts on its timeline;
 - otherwise gets a new dated incident folder (``alert.json``, the firing on the timeline) and a queued run,
@@ -92,12 +93,12 @@ class RunQueue:
 
     def __init__(self, incidents_dir: Path, runner: Runner, refresher: Callable[[Path], Any], *,
                  max_queue: int = 8, workers: int = 1, rerun_after_s: float = 6 * 3600.0,
-                 log: Callable[[str], None] = print) -> None:
+                 retry_after_s: float = 600.0, log: Callable[[str], None] = print) -> None:
         from ..files import ensure_private_dir
 
         self.dir = ensure_private_dir(incidents_dir)
         self.runner, self.refresher, self.log = runner, refresher, log
-        self.max_queue, self.rerun_after_s = max_queue, rerun_after_s
+        self.max_queue, self.rerun_after_s, self.retry_after_s = max_queue, rerun_after_s, retry_after_s
         self._cv = threading.Condition()
         self._runs: dict[int, RunRecord] = {}
         self._jobs: list[_Job] = []
@@ -150,9 +151,7 @@ class RunQueue:
     def firing(self, alert: Alert) -> Decision:
         """Decide what to do with a firing leak alert (see the module docstring)."""
         with self._cv:
-            now = time.time()
-            same = [r for r in self._runs.values() if r.fingerprint == alert.fingerprint and
-                    (r.status in ACTIVE or (r.finished_at or now) > now - self.rerun_after_s)]
+            same = [r for r in self._runs.values() if self._covers(r, alert.fingerprint)]
             if same:
                 rec = max(same, key=lambda r: r.id)
                 if alert.starts_at and alert.starts_at != rec.starts_at:
@@ -172,6 +171,16 @@ class RunQueue:
             self._jobs.append(_Job("run", rec.id, alert))
             self._cv.notify_all()
             return Decision("queued", rec)
+
+    def _covers(self, r: RunRecord, fingerprint: str) -> bool:
+        """Whether run ``r`` already answers this alert: its own or attached, and not too old to count."""
+        if fingerprint != r.fingerprint and fingerprint not in r.attached:
+            return False
+        if r.status in ACTIVE:
+            return True
+        # A failed or interrupted run is tried again sooner than a finished one is repeated.
+        wait = self.rerun_after_s if r.status == "done" else min(self.retry_after_s, self.rerun_after_s)
+        return r.finished_at is not None and r.finished_at > time.time() - wait
 
     def resolved(self, alert: Alert) -> Decision:
         """Put a resolved alert on its incident's timeline (and rebuild a finished report)."""

@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
     v.add_argument("--max-queue", type=int, default=8, help="runs waiting at most (default 8; more: 503)")
     v.add_argument("--workers", type=int, default=1, help="runs at the same time, each for another gateway (default 1)")
     v.add_argument("--rerun-after", default="6h", help="a fingerprint runs again only this long after its last run")
+    v.add_argument("--retry-after", default="10m", help="... or this long after its last run failed")
     v.add_argument("--stage-timeout", type=float, default=600.0, help="seconds per stage (default 600)")
     v.add_argument("--external-url", default=None, help="URL the status page and log lines use for report links")
     v.set_defaults(handler=_receiver)
@@ -75,6 +76,7 @@ def _receiver(args: argparse.Namespace) -> int:
     queue = RunQueue(base, lambda folder, alert: run_alert(folder, alert, cfg),
                      lambda folder: refresh_report(folder, cfg), max_queue=args.max_queue, workers=args.workers,
                      rerun_after_s=duration_seconds(args.rerun_after, what="--rerun-after"),
+                     retry_after_s=duration_seconds(args.retry_after, what="--retry-after"),
                      log=lambda line: print(line, flush=True))
     rx = Receiver(queue, token=token, host=host, port=port, match=(label, value),
                   status_without_token=args.status_without_token, external_url=args.external_url,
