@@ -14,10 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from alerting_helpers import backfill
 from prom_helpers import running_prometheus
 from zcnb.config import DEFAULT_FLEET_QUERY, EXPORTER_FLEET_QUERY
 from zcnb.fleet import fleet_from_prometheus
+
+pytestmark = pytest.mark.slow  # a real Prometheus each (a few seconds)
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
