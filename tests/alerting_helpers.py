@@ -48,6 +48,7 @@ class RealGateway:
     port: int
     log_path: Path
     pid_file: Path
+    token: str  # throwaway; the startup banner prints it, so nothing zcnb writes may hold it
 
     @property
     def pid(self) -> int:
@@ -61,10 +62,10 @@ def real_gateway(tmp: Path, *, name: str = "gw") -> Iterator[RealGateway]:
     home = tmp / f"{name}-home"
     (home / ".zeptoclaw").mkdir(parents=True)
     (home / "workspace").mkdir()
-    port = free_port()
+    port, token = free_port(), secrets.token_hex(16)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "WORKSPACE": str(home / "workspace"),
            "NVIDIA_API_KEY": "unused", "GATEWAY_BIND": "127.0.0.1", "GATEWAY_PORT": str(port),
-           "GATEWAY_AUTH_TOKEN": secrets.token_hex(16), "ZEPTO_MEMORY_SECS": "0"}
+           "GATEWAY_AUTH_TOKEN": token, "ZEPTO_MEMORY_SECS": "0"}
     log_path, pid_file = tmp / f"{name}.log", tmp / f"{name}.pid"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([exe], cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -76,7 +77,7 @@ def real_gateway(tmp: Path, *, name: str = "gw") -> Iterator[RealGateway]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("the real gateway did not start: " + log_path.read_text(errors="replace")[-1500:])
             time.sleep(0.05)
-        yield RealGateway(proc, port, log_path, pid_file)
+        yield RealGateway(proc, port, log_path, pid_file, token)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -105,5 +105,8 @@ def test_leak_alert_to_one_incident_report(tmp_path: Path) -> None:
     assert report_page.status_code == 200 and report_page.text == html
     assert unauth.status_code == 401
     assert token not in (tmp_path / "receiver.log").read_text() and token not in html
+    written = "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file() and p.suffix != ".png")
+    assert gw.token in gw.log_path.read_text() and gw.token not in written  # the banner's token is redacted
+    assert "Main Token: [REDACTED]" in (folder / "journal.jsonl").read_text()
     assert f'zcnb_gateway_resident_memory_bytes{{instance="e2e-gw",pid="{gw.pid}",unit=""}}' in metrics
     assert f"report {run['report']}" in (tmp_path / "receiver.log").read_text()

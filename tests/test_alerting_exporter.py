@@ -342,10 +342,9 @@ def test_real_gateway_crash_and_restart_are_counted(tmp_path: Path) -> None:
             w.start()
         first = _series(exp.scrape().decode())
         assert first[f'zcnb_gateway_resident_memory_bytes{{instance="real",pid="{gw.pid}",unit=""}}'] > 1 << 20
-        token = [ln for ln in gw.log_path.read_text().splitlines() if "Main Token:" in ln][0].split(": ", 1)[1]
         for _ in range(101):
             try:
-                httpx.get(f"http://127.0.0.1:{gw.port}/health", headers={"X-Auth-Token": token.strip()}, timeout=5)
+                httpx.get(f"http://127.0.0.1:{gw.port}/health", headers={"X-Auth-Token": gw.token}, timeout=5)
             except httpx.HTTPError:
                 break
         gw.proc.wait(timeout=20)
