@@ -75,9 +75,12 @@ class Receiver:
         return f"{self.url}/incidents/{Path(rec.folder).name}/report.html" if rec.report else None
 
     def start(self) -> Receiver:
-        handler = _handler(self)
+        import socket
+
+        server_class = type("ReceiverServer", (ThreadingHTTPServer,),
+                            {"address_family": socket.AF_INET6 if ":" in self.host else socket.AF_INET})
         try:
-            self._server = ThreadingHTTPServer((self.host, self.port), handler)
+            self._server = server_class((self.host, self.port), _handler(self))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}",
                               hint="choose another --listen address or port (port 0 picks a free one)") from None
