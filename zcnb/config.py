@@ -20,8 +20,8 @@ from typing import Any
 from .exceptions import ConfigError
 from .files import read_input
 
-__all__ = ["DEFAULT_FLEET_QUERY", "EXPORTER_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token", "load_settings", "read_token", "token_source",
-           "xdg_data_dir"]
+__all__ = ["DEFAULT_FLEET_QUERY", "EXPORTER_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token",
+           "load_settings", "read_token", "token_source", "xdg_data_dir"]
 
 DEFAULT_FLEET_QUERY = 'process_resident_memory_bytes{job="zeptoclaw-gateway"}'
 """The memory query of ``zcnb fleet`` and of notebook 01's fleet mode when none is given."""
