@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from alerting_helpers import need
-from zcnb.alerting.rules import rules_yaml
+from zcnb.monitor.rules import rules_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"

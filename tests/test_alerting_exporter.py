@@ -21,11 +21,12 @@ import psutil
 import pytest
 
 from alerting_helpers import real_gateway, wait_until, zcnb_server
-from zcnb.alerting.exporter import Exporter, ExporterOptions, GatewayCollector, GatewayWatch, read_cgroup_limit
-from zcnb.alerting.logcount import FileTail, JournalFollower, LogCounts
-from zcnb.alerting.targets import parse_target, parse_targets
+from zcnb.collect.process import read_cgroup_limit
+from zcnb.monitor.exporter import Exporter, ExporterOptions, GatewayCollector, GatewayWatch
+from zcnb.monitor.logcount import FileTail, JournalFollower, LogCounts
+from zcnb.monitor.targets import parse_target, parse_targets
 from zcnb.exceptions import ConfigError
-from zcnb.journal import JOURNAL_REMOTE, write_journal
+from zcnb.logs.journal import JOURNAL_REMOTE, write_journal
 from zcnb.logs import summarize_logs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ def test_counts_follow_the_log_rules_and_agree_with_stage_03() -> None:
     assert snap.skills == {"git-workflow": 2, "web-qa": 1}
     assert snap.tools == {"skill": 3, "web_fetch": 1}
     assert (snap.errors, snap.crashes, snap.warnings) == (4, 1, 2)
-    from zcnb.logs import make_entry
+    from zcnb.logs.entries import make_entry
 
     summary = summarize_logs([make_entry(ln) for ln in LINES])
     assert summary.skill_counts == snap.skills  # the exporter counts skills exactly as stage 03 does
@@ -155,7 +156,19 @@ def test_file_tail_is_incremental_bounded_and_survives_rotation(tmp_path: Path) 
     assert counts.snapshot().warnings == 3 and tail.rotations == 2
     log.unlink()
     tail.poll()
-    assert not tail.ok and "No such file" in tail.error
+    assert not tail.ok and tail.error == f"log file {log} does not exist"
+
+
+def test_file_tail_reads_a_file_that_appears_later_from_its_start(tmp_path: Path) -> None:
+    """A log file created after the exporter started holds only new lines: none is skipped."""
+    log = tmp_path / "later.log"
+    counts = LogCounts()
+    tail = FileTail(log, counts)
+    tail.poll()
+    assert not tail.ok and "does not exist" in tail.error
+    log.write_text("\n".join(LINES) + "\n")
+    tail.poll()
+    assert tail.ok and tail.error == "" and counts.snapshot().lines == len(LINES)
 
 
 def test_file_tail_cuts_a_line_without_end(tmp_path: Path) -> None:

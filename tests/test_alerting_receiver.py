@@ -27,10 +27,10 @@ from zcnb.alerting.alerts import Alert, parse_webhook
 from zcnb.alerting.incidentrun import RunConfig, prometheus_base, refresh_report, run_alert
 from zcnb.alerting.receiver import Receiver, read_receiver_token
 from zcnb.alerting.runs import STATE_FILE, RunQueue
-from zcnb.alerting.targets import parse_target
+from zcnb.monitor.targets import parse_target
 from zcnb.config import Secret
 from zcnb.exceptions import ConfigError, ZcnbError
-from zcnb.journal import JOURNAL_REMOTE, write_journal
+from zcnb.logs.journal import JOURNAL_REMOTE, write_journal
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = "zeptoclaw-gateway.service"
@@ -214,7 +214,7 @@ def test_resolved_goes_on_the_timeline_and_rebuilds_the_report(tmp_path: Path) -
     assert events[-1]["kind"] == "alert-resolved" and events[-1]["time"].startswith("2026-12-04T10:30:00")
     assert r.resolved and held.refreshes == [Path(r.folder).name]
     from zcnb.incident import open_incident
-    from zcnb.timeline import build_timeline
+    from zcnb.report.timeline import build_timeline
 
     kinds = [e.kind for e in build_timeline(open_incident(r.folder)).entries]
     assert kinds == ["alert", "alert-resolved"]

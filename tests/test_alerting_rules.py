@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from zcnb.alerting.rules import RuleOptions, duration_seconds, rules_yaml
+from zcnb.monitor.rules import RuleOptions, duration_seconds, rules_yaml
 from zcnb.exceptions import ConfigError
 
 MiB = 1 << 20
@@ -177,7 +177,7 @@ def test_bad_options_say_what_is_wrong(kwargs: dict[str, object], needle: str) -
 
 
 def test_duration_seconds() -> None:
-    assert duration_seconds("1h30m") == 5400 and duration_seconds("250ms") == 0.25
+    assert duration_seconds("1h30m") == 5400 and duration_seconds("250ms") == 0.25 and duration_seconds("0s") == 0
     with pytest.raises(ConfigError):
         duration_seconds("1.5h")
 

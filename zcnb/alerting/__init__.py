@@ -1,13 +1,13 @@
-"""From alert to report: a Prometheus exporter for gateways, alert rules, and an Alertmanager receiver.
+"""From alert to report: ``zcnb receiver``, the Alertmanager webhook that runs the runbook's first stages.
 
-- :mod:`zcnb.alerting.targets`: which gateways on this host, how to find each process and its log.
-- :mod:`zcnb.alerting.logcount`: incremental log counting (journal follower, log-file tail).
-- :mod:`zcnb.alerting.exporter`: the ``zcnb exporter`` collector and server (reads /proc and logs only).
-- :mod:`zcnb.alerting.rules`: the ``zcnb alert-rules`` rules file.
-- :mod:`zcnb.alerting.runs`, :mod:`zcnb.alerting.incidentrun`, :mod:`zcnb.alerting.receiver`: the
-  ``zcnb receiver`` webhook, its run queue, and the non-destructive stages it runs on a leak alert.
+- :mod:`zcnb.alerting.alerts`: webhook payloads, and the alert events an incident's timeline shows.
+- :mod:`zcnb.alerting.runs`: the run queue (dedup per fingerprint, one run per gateway, a bounded queue).
+- :mod:`zcnb.alerting.incidentrun`: what one run does: collect from Prometheus and the log, then ``zcnb
+  report`` with the non-destructive stages.
+- :mod:`zcnb.alerting.receiver`: the HTTP server and its status page.
 
-Nothing is imported here: ``import zcnb.alerting`` stays cheap.
+The series and rules it acts on are :mod:`zcnb.monitor`'s. Nothing is imported here: ``import zcnb.alerting``
+stays cheap.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The webhook body (Alertmanager ``webhook_configs``, version 4) carries ``alerts`
 (``firing``/``resolved``), ``labels``, ``annotations``, ``startsAt``, ``endsAt``, ``generatorURL`` and
 ``fingerprint``. An incident folder started by an alert holds ``alert.json`` (the alert that started it) and
 ``alerts.jsonl`` (one line per event: firing, more alerts for the same gateway, resolved, where the data came
-from), which :func:`zcnb.timeline.build_timeline` puts on the evidence timeline.
+from), which :func:`zcnb.report.timeline.build_timeline` puts on the evidence timeline.
 """
 
 from __future__ import annotations

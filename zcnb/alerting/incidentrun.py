@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError, ZcnbError
 from .alerts import Alert, record_event
-from .targets import GatewayTarget
+from ..monitor.targets import GatewayTarget
 
 __all__ = ["RunConfig", "RunOutcome", "collect_logs", "collect_samples", "prometheus_base", "run_alert",
            "refresh_report"]
@@ -61,7 +61,7 @@ class RunOutcome:
 
 def prometheus_base(alert: Alert, configured: str | None) -> str:
     """The Prometheus server to read: the configured one, else the origin of the alert's ``generatorURL``."""
-    from ..prometheus import check_url
+    from ..collect.prometheus import check_url
 
     if configured:
         return check_url(configured)
@@ -86,7 +86,7 @@ def _matcher(alert: Alert) -> str:
 
 def collect_samples(folder: Path, alert: Alert, cfg: RunConfig, *, now: float | None = None) -> tuple[int, int | None]:
     """Write ``samples.csv`` from Prometheus; returns (sample rows, the last memory.max seen or None)."""
-    from ..prometheus import query_instant, query_range
+    from ..collect.prometheus import query_instant, query_range
 
     base = prometheus_base(alert, cfg.prometheus_url)
     end = time.time() if now is None else now
@@ -117,7 +117,7 @@ def _write_samples(path: Path, merged: Any, header: list[str]) -> None:
     import pandas as pd
 
     from ..files import write_private
-    from ..samples_csv import COLUMNS, Sample
+    from ..collect.samples_csv import COLUMNS, Sample
 
     lines = ["# zcnb samples v1", *header, ",".join(COLUMNS)]
     prev: int | None = None
@@ -144,7 +144,7 @@ def _one_process_at_a_time(df: Any) -> Any:
 
 
 def _step_s(step: str) -> float:
-    from ..prometheus import parse_duration
+    from ..units import parse_duration
 
     return parse_duration(step)
 
@@ -163,11 +163,17 @@ def _entry_json(e: Any) -> str:
 
 
 def _tail_lines(path: str, max_bytes: int) -> tuple[list[str], bool]:
-    with open(path, "rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        cut = size > max_bytes
-        fh.seek(max(0, size - max_bytes))
-        data = fh.read(max_bytes)
+    """The last ``max_bytes`` of a log file as lines, and whether its start was cut off."""
+    from ..files import open_input
+
+    with open_input(path, what="log file", error=ZcnbError, hint="check the receiver's --gateway log_file=") as fh:
+        try:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read(max_bytes)
+        except OSError as exc:
+            raise ZcnbError(f"cannot read log file {path}: {exc.strerror or exc}", path=path) from None
+    cut = size > max_bytes
     lines = data.split(b"\n")
     if cut:
         lines = lines[1:]  # the first line was cut in the middle
@@ -177,8 +183,8 @@ def _tail_lines(path: str, max_bytes: int) -> tuple[list[str], bool]:
 def collect_logs(folder: Path, alert: Alert, cfg: RunConfig, *, since: float, until: float) -> str:
     """Write ``journal.jsonl`` (redacted) for the alerted gateway; returns what was collected, for the timeline."""
     from ..files import write_private
-    from ..journal import read_journal
-    from ..logs import make_entry
+    from ..logs.journal import read_journal
+    from ..logs.entries import make_entry
     from ..redact import default_redactor
 
     target = next((t for t in cfg.targets if t.instance == alert.instance), None)
@@ -273,7 +279,7 @@ def refresh_report(folder: Path, cfg: RunConfig) -> RunOutcome:
 
 
 def _write_index(base: Path) -> None:
-    from ..report import write_index
+    from ..report.export import write_index
 
     try:
         write_index(base)

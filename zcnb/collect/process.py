@@ -22,8 +22,8 @@ from ..exceptions import ConfigError, ProcessAccessDenied, ProcessNotFound
 from ..files import read_input
 from ..units import format_bytes
 
-__all__ = ["MemoryReading", "ProcessInfo", "ProcessQuery", "find_process", "read_cgroup_memory", "read_memory",
-           "unit_main_pid"]
+__all__ = ["MemoryReading", "ProcessInfo", "ProcessQuery", "find_process", "read_cgroup_limit", "read_cgroup_memory",
+           "read_memory", "unit_main_pid"]
 
 _SELF_MARKERS = re.compile(r"(^|[\s/])(py\.?test|pytest)(\s|$)|-m\s+pytest|(^|[\s/])zcnb(\s|$)|-m\s+zcnb(\s|$)")
 
@@ -251,6 +251,33 @@ def read_cgroup_memory(pid: int, *, cgroup_root: str | os.PathLike[str] = "/sys/
         except (OSError, ValueError):
             continue
     return None, candidates[0][0], f"cgroup memory of {candidates[0][0]} is not readable"
+
+
+_NO_LIMIT = 1 << 62  # cgroup v1 writes "no limit" as a page-rounded 2^63-1
+
+
+def read_cgroup_limit(pid: int, *, cgroup_root: str | os.PathLike[str] = "/sys/fs/cgroup",
+                      proc_root: str | os.PathLike[str] = "/proc") -> int | None:
+    """The memory limit of the process's memory cgroup (the one :func:`read_cgroup_memory` reads): v2
+    ``memory.max``, v1 ``memory.limit_in_bytes``; None when it has none or it cannot be read."""
+    root = os.fspath(cgroup_root)
+    v2, v1 = _cgroup_rel(pid, os.fspath(proc_root))
+    paths: list[str] = []
+    if v2 is not None and v2 != "/":
+        paths += [os.path.join(root, v2.lstrip("/"), "memory.max"),
+                  os.path.join(root, "unified", v2.lstrip("/"), "memory.max")]
+    if v1 is not None and v1 != "/":
+        paths.append(os.path.join(root, "memory", v1.lstrip("/"), "memory.limit_in_bytes"))
+    for path in paths:
+        try:
+            value = _read_text(path).strip()
+        except OSError:
+            continue
+        if value == "max":
+            return None
+        if value.isdigit():
+            return int(value) if int(value) < _NO_LIMIT else None
+    return None
 
 
 def read_memory(pid: int, *, process: psutil.Process | None = None, full: bool = True,

@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
                                    "threshold is an option (reasoning in docs/alerting.md).")
     r.add_argument("--out", default="-", help="rules file to write (default: stdout)")
     r.add_argument("--check", action="store_true", help="run `promtool check rules` on the result")
-    from ..alerting.rules import RuleOptions
+    from ..monitor.rules import RuleOptions
 
     defaults = RuleOptions()
     for name, flag, text in _RULE_FLAGS:
@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    from ..alerting.rules import RuleOptions, rules_yaml
+    from ..monitor.rules import RuleOptions, rules_yaml
     from ..files import write_private
 
     values: dict[str, Any] = {}

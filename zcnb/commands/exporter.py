@@ -10,7 +10,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    from ._serve import GATEWAY_HELP
+    from .serving import GATEWAY_HELP
 
     p = sub.add_parser("exporter", help="Prometheus exporter: gateway memory, restarts, fds and log counters",
                        description="Serve per-gateway RSS, USS, PSS, cgroup memory and memory.max, start time, "
@@ -29,11 +29,11 @@ def register(sub: Any) -> None:
 
 
 def _exporter(args: argparse.Namespace) -> int:
-    from ..alerting.exporter import Exporter, ExporterOptions
-    from ..alerting.logcount import describe
-    from ..alerting.targets import parse_targets
+    from ..monitor.exporter import Exporter, ExporterOptions
+    from ..monitor.logcount import describe
+    from ..monitor.targets import parse_targets
     from ..units import parse_size
-    from ._serve import parse_listen, wait_for_signal, warn_if_open
+    from .serving import parse_listen, wait_for_signal, warn_if_open
 
     targets = parse_targets(args.gateway)
     host, port = parse_listen(args.listen)

@@ -10,7 +10,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    from ._serve import GATEWAY_HELP
+    from .serving import GATEWAY_HELP
 
     v = sub.add_parser("receiver", help="Alertmanager webhook: run stages 01, 03 and the report on a leak alert",
                        description="Receive Alertmanager webhooks; on a firing leak alert collect the gateway's "
@@ -47,12 +47,11 @@ def _receiver(args: argparse.Namespace) -> int:
 
     from ..alerting.incidentrun import RunConfig, refresh_report, run_alert
     from ..alerting.receiver import Receiver, read_receiver_token
-    from ..alerting.rules import duration_seconds
     from ..alerting.runs import RunQueue
-    from ..alerting.targets import parse_target
     from ..config import load_settings
     from ..exceptions import ConfigError
-    from ._serve import parse_listen, wait_for_signal, warn_if_open
+    from ..monitor.targets import parse_target
+    from .serving import parse_listen, wait_for_signal, warn_if_open
 
     token = read_receiver_token(token_env=args.token_env, token_file=args.token_file)
     if token is None and not args.no_auth:
@@ -67,16 +66,16 @@ def _receiver(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
     base = Path(args.incidents_dir).expanduser() if args.incidents_dir else load_settings().incidents_path
     cfg = RunConfig(incidents_dir=base, prometheus_url=args.prometheus_url,
-                    history_s=duration_seconds(args.history, what="--history"), step=args.step,
+                    history_s=_seconds(args.history, "--history"), step=args.step,
                     targets=tuple(parse_target(s) for s in args.gateway), stage_timeout_s=args.stage_timeout)
     if cfg.prometheus_url:
-        from ..prometheus import check_url
+        from ..collect.prometheus import check_url
 
         check_url(cfg.prometheus_url)
     queue = RunQueue(base, lambda folder, alert: run_alert(folder, alert, cfg),
                      lambda folder: refresh_report(folder, cfg), max_queue=args.max_queue, workers=args.workers,
-                     rerun_after_s=duration_seconds(args.rerun_after, what="--rerun-after"),
-                     retry_after_s=duration_seconds(args.retry_after, what="--retry-after"),
+                     rerun_after_s=_seconds(args.rerun_after, "--rerun-after", zero_ok=True),
+                     retry_after_s=_seconds(args.retry_after, "--retry-after", zero_ok=True),
                      log=lambda line: print(line, flush=True))
     rx = Receiver(queue, token=token, host=host, port=port, match=(label, value),
                   status_without_token=args.status_without_token, external_url=args.external_url,
@@ -89,3 +88,16 @@ def _receiver(args: argparse.Namespace) -> int:
         print(f"zcnb receiver: listening on {rx.url}/alerts", flush=True)
         wait_for_signal()
     return 0
+
+
+def _seconds(text: str, flag: str, *, zero_ok: bool = False) -> float:
+    """A duration option in seconds (``zcnb.units.parse_duration``); the error names the option."""
+    from ..exceptions import ConfigError
+    from ..units import parse_duration
+
+    if zero_ok and text.strip().rstrip("mshdwy") == "0":
+        return 0.0  # e.g. --rerun-after 0s: every new firing may run again once the last run ended
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{flag}: {exc.message}", hint=exc.hint) from None

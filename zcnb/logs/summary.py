@@ -13,7 +13,7 @@ from .scan import Acc
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LogSummary", "summary_from_tallies"]
+__all__ = ["LogSummary", "skill_totals", "summary_from_tallies"]
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -118,8 +118,12 @@ class LogSummary:
         return "\n".join(parts)
 
 
-def _skill_totals(acc: Acc) -> tuple[Counter[str], Counter[tuple[int, str]]]:
-    """Skill calls, each invocation once: a skill logged in both forms in one bucket counts max(token, tool)."""
+def skill_totals(acc: Acc) -> tuple[Counter[str], Counter[tuple[int, str]]]:
+    """Skill calls, each invocation once: a skill logged in both forms in one bucket counts max(token, tool).
+
+    Returns (calls per skill, calls per (bucket, skill)); lines without a timestamp (or a scan without
+    buckets) count max(token, tool) over all of them.
+    """
     per: dict[tuple[int, str], list[int]] = {}
     for (b, name, form), n in acc.bucket_skill_forms.items():
         per.setdefault((b, name), [0, 0])[0 if form == "token" else 1] += n
@@ -152,7 +156,7 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
     """Turn the tallies of a scan into a :class:`LogSummary`."""
     import pandas as pd
 
-    totals, skill_buckets = _skill_totals(acc)
+    totals, skill_buckets = skill_totals(acc)
     skills = pd.DataFrame(
         [{"skill": k, "count": n, "token_form": acc.skills_token[k], "tool_form": acc.skills_tool[k]}
          for k, n in totals.items()], columns=["skill", "count", "token_form", "tool_form"])

@@ -3,17 +3,19 @@
 Two sources, both incremental and bounded:
 
 - :class:`JournalFollower`: one ``journalctl -f -o json`` per unit (matched with ``_SYSTEMD_USER_UNIT=``,
-  as :mod:`zcnb.journal` does; one entry per line, so an entry is counted as soon as journalctl writes it), read
+  as :mod:`zcnb.logs.journal` does; one entry per line, so an entry is counted as soon as journalctl writes it), read
   in blocks of at most 1 MiB by a reader thread. It remembers the cursor of
   the last entry it counted and, when journalctl exits, starts again ``--after-cursor`` it (nothing counted
   twice, nothing skipped). Work follows the journal's volume, not the scrape rate.
 - :class:`FileTail`: a log file a gateway not under systemd writes to, read from where the last scrape stopped,
   at most ``max_bytes`` per scrape (the rest waits for the next scrape and is shown as a backlog). A file that
-  shrank or was replaced (rotation) is read again from its start.
+  shrank or was replaced (rotation), or that did not exist yet when the exporter started, is read from its
+  start.
 
-Skill and tool calls are counted with the stage-03 scanner (:func:`zcnb.logscan.scan_messages`), so the exporter
-and ``zcnb logs`` agree: a skill counts once per call even when the line shows both the ``skill:NAME`` and the
-``tool skill args={"name":...}`` form. Errors are lines at Zig level ``error``, ``Connection error: ...`` lines
+Skill and tool calls are counted with the stage-03 scanner (:func:`zcnb.logs.scan.scan_messages`) and its
+rule for the two forms (:func:`zcnb.logs.summary.skill_totals`), so the exporter and ``zcnb logs`` agree: a
+skill counts once per call even when the line shows both the ``skill:NAME`` and the ``tool skill
+args={"name":...}`` form. Errors are lines at Zig level ``error``, ``Connection error: ...`` lines
 and crashes; warnings are Zig ``warning`` and ``Warn:`` lines; a crash is the real binary's ``thread N panic:``
 line. Only counts and skill/tool names (checked, at most ``max_names`` each) leave this module: never log text.
 """
@@ -27,7 +29,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = ["CountsSnapshot", "FileTail", "JournalFollower", "LogCounts"]
 
@@ -78,15 +80,15 @@ class LogCounts:
         """Count a batch of complete log lines (messages without a trailing newline)."""
         if not lines:
             return
-        from ..logscan import Acc, scan_messages
+        from ..logs.scan import Acc, scan_messages
+        from ..logs.summary import skill_totals
 
         lines = [ln[:MAX_LINE] for ln in lines]
         acc = Acc()
         scan_messages(acc, lines, [None] * len(lines), bucket=None, redact=_keep)
         blob = b"\n".join(lines)
         errors, warnings, crashes = len(_ERROR.findall(blob)), len(_WARNING.findall(blob)), len(_PANIC.findall(blob))
-        skills = {n: max(acc.skills_token.get(n, 0), acc.skills_tool.get(n, 0))
-                  for n in set(acc.skills_token) | set(acc.skills_tool)}
+        skills, _by_bucket = skill_totals(acc)
         with self._lock:
             self._lines += len(lines)
             self._errors += errors
@@ -121,11 +123,31 @@ class FileTail:
         self._from_start = from_start
 
     def poll(self) -> None:
+        from ..exceptions import ZcnbError
+        from ..files import open_input
+
         try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            self.ok, self.error, self.backlog = False, f"{self.path}: {exc.strerror}", 0
+            fh = open_input(self.path, what="log file", error=ZcnbError, hint="check the gateway's log_file=")
+        except ZcnbError as exc:
+            self.ok, self.error, self.backlog = False, exc.message, 0
+            self._from_start |= self._id is None  # a file that appears later is new since the start: read it all
             return
+        with fh:
+            data, size = self._read_new(fh)
+        if data is None:
+            return
+        self.ok, self.error = True, ""
+        self._pos += len(data)
+        self.backlog = max(size - self._pos, 0)
+        if data:
+            parts = (self._carry + data).split(b"\n")
+            carry = parts.pop()
+            self._carry = carry if len(carry) <= MAX_LINE else carry[:MAX_LINE]  # a newline-less flood stays bounded
+            self.counts.feed([p.rstrip(b"\r") for p in parts])
+
+    def _read_new(self, fh: BinaryIO) -> tuple[bytes | None, int]:
+        """(what the open file gained since the last poll, at most ``max_bytes``; None when unreadable), size."""
+        st = os.fstat(fh.fileno())
         ident = (st.st_dev, st.st_ino)
         if self._id is None:  # first look: start at the end (like tail -n0) unless asked for the whole file
             self._id, self._pos = ident, (0 if self._from_start else st.st_size)
@@ -133,23 +155,14 @@ class FileTail:
             self._id, self._pos, self._carry = ident, 0, b""
             self.rotations += 1
         want = min(st.st_size - self._pos, self.max_bytes)
-        data = b""
-        if want > 0:
-            try:
-                with open(self.path, "rb") as fh:
-                    fh.seek(self._pos)
-                    data = fh.read(want)
-            except OSError as exc:
-                self.ok, self.error = False, f"{self.path}: {exc.strerror}"
-                return
-        self.ok, self.error = True, ""
-        self._pos += len(data)
-        self.backlog = max(st.st_size - self._pos, 0)
-        if data:
-            parts = (self._carry + data).split(b"\n")
-            carry = parts.pop()
-            self._carry = carry if len(carry) <= MAX_LINE else carry[:MAX_LINE]  # a newline-less flood stays bounded
-            self.counts.feed([p.rstrip(b"\r") for p in parts])
+        if want <= 0:
+            return b"", st.st_size
+        try:
+            fh.seek(self._pos)
+            return fh.read(want), st.st_size
+        except OSError as exc:
+            self.ok, self.error = False, f"cannot read log file {self.path}: {exc.strerror or exc}"
+            return None, st.st_size
 
 
 class JournalFollower:

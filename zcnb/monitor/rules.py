@@ -28,17 +28,21 @@ __all__ = ["LEAK_RUNBOOK_LABEL", "RuleOptions", "duration_seconds", "rules_yaml"
 
 LEAK_RUNBOOK_LABEL = "memory-leak"  # the `runbook` label value of the alerts the receiver acts on
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
-_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _SELECTOR = re.compile(r'^\{[^{}]*\}$|^$')
 
 
 def duration_seconds(text: str, *, what: str = "duration") -> float:
-    """Seconds in a Prometheus duration (``90s``, ``10m``, ``1h30m``)."""
+    """Seconds in a Prometheus duration (``90s``, ``10m``, ``1h30m``).
+
+    The rules file needs Prometheus's own syntax (whole numbers with units), so that is checked here; the
+    seconds come from :func:`zcnb.units.parse_duration`. ``0s`` is 0 (a valid ``for:``).
+    """
+    from ..units import parse_duration
+
     if not isinstance(text, str) or not _DURATION.match(text):
         raise ConfigError(f"{what} {text!r} is not a Prometheus duration", hint="e.g. 30s, 10m, 1h, 1h30m")
-    return float(sum(int(n) * _UNIT_S[u] for n, u in _PART.findall(text)))
+    return parse_duration(text) if any(int(n) for n in re.findall(r"\d+", text)) else 0.0
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ is invisible to ``increase()``, so counters are per gateway and exist, at 0, fro
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,10 +38,7 @@ from ..exceptions import ZcnbError
 from .logcount import FileTail, JournalFollower, LogCounts
 from .targets import GatewayTarget
 
-__all__ = ["ExporterOptions", "GatewayCollector", "GatewayWatch", "ProcessReading", "read_cgroup_limit"]
-
-_NO_LIMIT = 1 << 62  # cgroup v1 writes "no limit" as a page-rounded 2^63-1
-
+__all__ = ["Exporter", "ExporterOptions", "GatewayCollector", "GatewayWatch", "ProcessReading"]
 
 @dataclass(frozen=True)
 class ExporterOptions:
@@ -67,36 +63,6 @@ class ProcessReading:
     cgroup: int | None
     cgroup_max: int | None
     fds: int | None
-
-
-def read_cgroup_limit(pid: int, *, cgroup_root: str = "/sys/fs/cgroup", proc_root: str = "/proc") -> int | None:
-    """The memory limit of the process's cgroup (v2 ``memory.max``, v1 ``memory.limit_in_bytes``); None = none."""
-    try:
-        with open(os.path.join(proc_root, str(pid), "cgroup"), encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    paths: list[str] = []
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3 or parts[2] == "/":
-            continue
-        rel = parts[2].lstrip("/")
-        if parts[0] == "0" and parts[1] == "":
-            paths += [os.path.join(cgroup_root, rel, "memory.max"), os.path.join(cgroup_root, "unified", rel, "memory.max")]
-        elif "memory" in parts[1].split(","):
-            paths.append(os.path.join(cgroup_root, "memory", rel, "memory.limit_in_bytes"))
-    for path in paths:
-        try:
-            with open(path, encoding="ascii", errors="replace") as fh:
-                value = fh.read().strip()
-        except OSError:
-            continue
-        if value == "max":
-            return None
-        if value.isdigit():
-            return int(value) if int(value) < _NO_LIMIT else None
-    return None
 
 
 class GatewayWatch:
@@ -142,7 +108,7 @@ class GatewayWatch:
             self.log.stop()
 
     def _find(self) -> psutil.Process:
-        from ..process import find_process
+        from ..collect.process import find_process
 
         t = self.target
         info = find_process(pid=t.pid, pid_file=t.pid_file, pattern=t.pattern,
@@ -185,15 +151,17 @@ class GatewayWatch:
             return False
 
     def _pid_file_moved(self, p: psutil.Process) -> bool:
+        """Whether the pid file names another process now (a missing or unreadable one: not moved yet)."""
+        from ..files import read_input
+
         try:
-            with open(self.target.pid_file or "", encoding="utf-8", errors="replace") as fh:
-                first = fh.read(64).split()
-        except OSError:
+            first = read_input(self.target.pid_file or "", what="pid file", error=ZcnbError)[:64].split()
+        except ZcnbError:
             return False
         return bool(first) and first[0].isdigit() and int(first[0]) != p.pid
 
     def read(self, p: psutil.Process) -> ProcessReading | None:
-        from ..process import read_cgroup_memory
+        from ..collect.process import read_cgroup_limit, read_cgroup_memory
 
         try:
             with p.oneshot():
