@@ -56,8 +56,14 @@ class RealGateway:
 
 
 @contextmanager
-def real_gateway(tmp: Path, *, name: str = "gw") -> Iterator[RealGateway]:
-    """The real gateway binary on 127.0.0.1 (see the module docstring); killed by pid at the end."""
+def real_gateway(tmp: Path, *, name: str = "gw", log_path: Path | None = None,
+                 pid_file: Path | None = None) -> Iterator[RealGateway]:
+    """The real gateway binary on 127.0.0.1 (see the module docstring); killed by pid at the end.
+
+    Its stderr goes to ``log_path`` (default ``tmp/NAME.log``), opened for appending, so a test may append lines
+    too without the gateway writing over them; its pid is written to ``pid_file`` (default ``tmp/NAME.pid``) as
+    soon as it is started, before it listens.
+    """
     exe = need(REAL_GATEWAY, "the real zeptoclaw-gateway binary (set ZCNB_REAL_GATEWAY)")
     home = tmp / f"{name}-home"
     (home / ".zeptoclaw").mkdir(parents=True)
@@ -66,16 +72,17 @@ def real_gateway(tmp: Path, *, name: str = "gw") -> Iterator[RealGateway]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "WORKSPACE": str(home / "workspace"),
            "NVIDIA_API_KEY": "unused", "GATEWAY_BIND": "127.0.0.1", "GATEWAY_PORT": str(port),
            "GATEWAY_AUTH_TOKEN": token, "ZEPTO_MEMORY_SECS": "0"}
-    log_path, pid_file = tmp / f"{name}.log", tmp / f"{name}.pid"
-    with log_path.open("wb") as log:
+    log_path, pid_file = log_path or tmp / f"{name}.log", pid_file or tmp / f"{name}.pid"
+    with log_path.open("ab") as log:
         proc = subprocess.Popen([exe], cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=log)
     pid_file.write_text(f"{proc.pid}\n")
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while b"listening on" not in log_path.read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the real gateway did not start: " + log_path.read_text(errors="replace")[-1500:])
+                pytest.fail(f"the real gateway did not print 'listening on' within 30 s (exit code {proc.poll()}); "
+                            "its log: " + log_path.read_text(errors="replace")[-1500:])
             time.sleep(0.05)
         yield RealGateway(proc, port, log_path, pid_file, token)
     finally:
@@ -146,11 +153,11 @@ def zcnb_server(args: list[str], log_path: Path, *, env: dict[str, str] | None =
 
 
 @contextmanager
-def running_alertmanager(tmp: Path, webhook_url: str, token_file: Path, *,
-                         repeat_interval: str = "2s") -> Iterator[str]:
+def running_alertmanager(tmp: Path, webhook_url: str, token_file: Path, *, repeat_interval: str = "2s",
+                         port: int | None = None) -> Iterator[str]:
     """A real Alertmanager routing every alert to ``webhook_url`` with a bearer token file; yields its URL."""
     exe = need(ALERTMANAGER, "prometheus-alertmanager (apt-get install prometheus-alertmanager)")
-    port = free_port()
+    port = port or free_port()
     cfg = tmp / "alertmanager.yml"
     cfg.write_text(f"""route:
   receiver: zcnb
@@ -190,15 +197,18 @@ receivers:
         stop(proc)
 
 
-def wait_until(pred: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.25) -> T:
-    """Poll ``pred()`` until it returns something truthy (and return that); fail with ``what`` after ``timeout_s``."""
+def wait_until(pred: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.25,
+               context: Callable[[], str] | None = None) -> T:
+    """Poll ``pred()`` until it returns something truthy (and return that); fail with ``what`` after ``timeout_s``,
+    adding ``context()`` (what the parts say) to the message."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = pred()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}" + (f"\n{context()}" if context else ""),
+                        pytrace=False)
         time.sleep(interval_s)
 
 

@@ -6,7 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,15 +41,17 @@ def stop(proc: subprocess.Popen[bytes], *, timeout_s: float = 15.0) -> None:
 
 @contextmanager
 def running_prometheus(tmp: Path, config: Callable[[int], str], *, ready_timeout_s: float = 60.0,
-                       port: int | None = None) -> Iterator[str]:
-    """Start Prometheus with ``config(port)`` as its YAML, wait for /-/ready, yield its URL, stop it on exit."""
+                       port: int | None = None, extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """Start Prometheus with ``config(port)`` as its YAML (and ``extra_args`` flags), wait for /-/ready, yield its
+    URL, stop it on exit."""
     exe = prometheus_exe()
     port = port or free_port()
     (tmp / "prometheus.yml").write_text(config(port))
     log_path = tmp / "prometheus.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([exe, f"--config.file={tmp / 'prometheus.yml'}",
-                                 f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp / 'data'}"],
+                                 f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp / 'data'}",
+                                 *extra_args],
                                 stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

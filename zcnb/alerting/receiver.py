@@ -29,6 +29,7 @@ from typing import Any
 
 from ..config import Secret
 from ..exceptions import ConfigError
+from ..monitor.rules import LEAK_RUNBOOK_LABEL
 from .alerts import Alert, parse_webhook
 from .runs import Decision, RunQueue, RunRecord
 
@@ -54,7 +55,7 @@ class Receiver:
     """The webhook HTTP server over a :class:`RunQueue`; ``start()``/``stop()`` or a context manager."""
 
     def __init__(self, queue: RunQueue, *, token: Secret | None, host: str = "127.0.0.1", port: int = 9841,
-                 match: tuple[str, str] = ("runbook", "memory-leak"), status_without_token: bool = False,
+                 match: tuple[str, str] = ("runbook", LEAK_RUNBOOK_LABEL), status_without_token: bool = False,
                  external_url: str | None = None, log: Callable[[str], None] = print) -> None:
         self.queue, self.token, self.match, self.log = queue, token, match, log
         self.status_without_token = status_without_token

@@ -10,6 +10,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
+    from ..monitor.rules import LEAK_RUNBOOK_LABEL
     from .serving import GATEWAY_HELP
 
     v = sub.add_parser("receiver", help="Alertmanager webhook: run stages 01, 03 and the report on a leak alert",
@@ -31,7 +32,7 @@ def register(sub: Any) -> None:
     v.add_argument("--step", default="15s", help="resolution of that history (default 15s: the scrape interval)")
     v.add_argument("--gateway", action="append", default=[], metavar="SPEC",
                    help=GATEWAY_HELP + " (needed for log files and journal files only)")
-    v.add_argument("--match", default="runbook=memory-leak",
+    v.add_argument("--match", default=f"runbook={LEAK_RUNBOOK_LABEL}",
                    help="LABEL=VALUE of the alerts to act on (default %(default)s)")
     v.add_argument("--max-queue", type=int, default=8, help="runs waiting at most (default 8; more: 503)")
     v.add_argument("--workers", type=int, default=1, help="runs at the same time, each for another gateway (default 1)")
