@@ -59,11 +59,7 @@ def _receiver(args: argparse.Namespace) -> int:
         raise ConfigError(f"no token for the webhook: ${args.token_env} is empty and no --token-file was given",
                           hint="openssl rand -hex 32 > FILE; chmod 600 FILE; give --token-file FILE (Alertmanager: "
                                "http_config.authorization.credentials_file), or --no-auth to accept anyone")
-    label, sep, value = args.match.partition("=")
-    if not sep or not label or not value:
-        raise ConfigError(f"--match {args.match!r} is not LABEL=VALUE", hint="e.g. runbook=memory-leak")
-    if args.max_queue < 1 or args.workers < 1:
-        raise ConfigError("--max-queue and --workers must be at least 1", hint="e.g. --max-queue 8 --workers 1")
+    label, value = _match(args)
     host, port = parse_listen(args.listen)
     base = Path(args.incidents_dir).expanduser() if args.incidents_dir else load_settings().incidents_path
     cfg = RunConfig(incidents_dir=base, prometheus_url=args.prometheus_url,
@@ -89,6 +85,18 @@ def _receiver(args: argparse.Namespace) -> int:
         print(f"zcnb receiver: listening on {rx.url}/alerts", flush=True)
         wait_for_signal()
     return 0
+
+
+def _match(args: argparse.Namespace) -> tuple[str, str]:
+    """``--match`` as (label, value); also checks ``--max-queue`` and ``--workers``."""
+    from ..exceptions import ConfigError
+
+    label, sep, value = args.match.partition("=")
+    if not sep or not label or not value:
+        raise ConfigError(f"--match {args.match!r} is not LABEL=VALUE", hint="e.g. runbook=memory-leak")
+    if args.max_queue < 1 or args.workers < 1:
+        raise ConfigError("--max-queue and --workers must be at least 1", hint="e.g. --max-queue 8 --workers 1")
+    return label, value
 
 
 def _seconds(text: str, flag: str, *, zero_ok: bool = False) -> float:
