@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from ..config import Settings, load_settings
 from ..exceptions import BackupInvalid, StateError, UnsafePath
 from ..files import ensure_private_dir, write_private
 from ..units import format_duration
-from .tree import copy_tree, fsync_dir, hash_tree, safe_child
+from .crashlog import lock_state
+from .staging import stage_copy
+from .tree import file_sha256, fsync_dir, safe_child
 from .verify import MANIFEST_NAMES, content_root, detect_layout
 
 if TYPE_CHECKING:
@@ -101,12 +104,18 @@ class BackupList(list[BackupInfo]):
 
 def _tree_size(path: Path) -> tuple[int, int]:
     size = count = 0
-    for dirpath, _, filenames in os.walk(path, followlinks=False):
-        for name in filenames:
-            p = Path(dirpath) / name
-            if not p.is_symlink():
-                size += p.stat().st_size
-                count += 1
+    stack = [os.fspath(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        size += e.stat(follow_symlinks=False).st_size
+                        count += 1
+        except OSError:
+            continue  # an unreadable folder: verify_backup reports it
     return size, count
 
 
@@ -190,9 +199,10 @@ def resolve_backup(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
     return info
 
 
-def _manifest_text(root: Path) -> str:
-    hashes = hash_tree(root)
-    return "".join(f"{h[2:]}  {rel}\n" for rel, h in sorted(hashes.items()) if h.startswith("f:"))
+def _manifest_bytes(hashes: dict[str, str], prefix: str = "") -> bytes:
+    """``sha256sum`` lines for every file of ``hashes`` (names kept byte for byte, even when not UTF-8)."""
+    text = "".join(f"{h[2:]}  {prefix}{rel}\n" for rel, h in sorted(hashes.items()) if h.startswith("f:"))
+    return text.encode("utf-8", "surrogateescape")
 
 
 def make_backup(state_dir: str | os.PathLike[str] | None = None, *, backups_dir: str | os.PathLike[str] | None = None,
@@ -223,25 +233,37 @@ def make_backup(state_dir: str | os.PathLike[str] | None = None, *, backups_dir:
         return ActionResult("make-backup", str(src), True, "planned", started_at=started, finished_at=started,
                             commands=plan.steps, message=f"dry run: nothing was changed. {apply_hint(plan.plan_id)} (creates the backup).",
                             plan_id=plan.plan_id)
+    with lock_state(Path(os.path.abspath(src)), action="backup"):
+        final, files = _write_backup(src, base, bins, commit, now)
+    return ActionResult("make-backup", str(src), False, "ok", started_at=started, finished_at=datetime.now(UTC),
+                        commands=plan.steps, message=f"backup written to {final}", plan_id=plan.plan_id,
+                        details={"backup": str(final), "files": files})
+
+
+def _write_backup(src: Path, base: Path, bins: list[Path], commit: str | None, now: datetime | None) -> tuple[Path, int]:
+    """Build the backup in a hidden ``.zcnb-partial-*`` folder and rename it when complete; a failed one is removed
+    (it is only a copy: the state it was copied from is untouched)."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     ensure_private_dir(base)
     final = base / stamp
     if os.path.lexists(final):
         raise StateError(f"backup {final} already exists", hint="wait a second and retry (names are per second)", path=str(final))
-    partial = base / f".zcnb-partial-{stamp}"
+    partial = base / f".zcnb-partial-{stamp}-{secrets.token_hex(3)}"
     try:
         os.mkdir(partial, 0o700)
-        copy_tree(src, partial / "state")
+        copied = stage_copy(src, partial / "state", expected=None)
+        hashes = {f"state/{rel}": h for rel, h in copied.hashes.items()}
         for b in bins:
             shutil.copy2(b, partial / b.name)
+            hashes[b.name] = "f:" + file_sha256(partial / b.name)
         write_private(partial / "commit.txt", (commit or "unknown") + "\n")
-        write_private(partial / "MANIFEST.sha256", _manifest_text(partial))
+        hashes["commit.txt"] = "f:" + file_sha256(partial / "commit.txt")
+        write_private(partial / "MANIFEST.sha256", _manifest_bytes(hashes))
         os.rename(partial, final)
         fsync_dir(base)
-    except OSError as exc:
-        # The partial folder is kept (hidden, never listed) so nothing half-written is ever taken for a backup.
-        raise StateError(f"backup failed: {exc.strerror or exc} ({exc.filename or ''})",
-                         hint=f"free space or fix permissions; the incomplete copy is in {partial}", path=str(partial)) from None
-    return ActionResult("make-backup", str(src), False, "ok", started_at=started, finished_at=datetime.now(UTC),
-                        commands=plan.steps, message=f"backup written to {final}", plan_id=plan.plan_id,
-                        details={"backup": str(final), "files": len(_manifest_text(final).splitlines())})
+    except (OSError, StateError) as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        reason = exc.message if isinstance(exc, StateError) else f"{exc.strerror or exc} ({exc.filename or ''})"
+        raise StateError(f"backup failed: {reason}; the incomplete copy was removed ({src} was not changed)",
+                         hint="free space or fix permissions, then retry", path=str(partial)) from None
+    return final, sum(1 for h in hashes.values() if h.startswith("f:"))

@@ -10,8 +10,10 @@ from typing import Any
 
 from ..exceptions import StateError
 from ..files import read_json, write_json
+from ..locks import HeldLock, acquire_lock, lock_holder
 
-__all__ = ["CRASH_LOG_VERSION", "crash_log_path", "phase", "read_crash_log", "save_crash_log"]
+__all__ = ["CRASH_LOG_VERSION", "crash_log_path", "lock_path", "lock_state", "phase", "read_crash_log", "refuse_if_locked",
+           "save_crash_log"]
 
 CRASH_LOG_VERSION = 1
 
@@ -62,3 +64,25 @@ def phase(j: dict[str, Any]) -> str:
     if staging_ino is not None and _ino(state) == staging_ino:
         return "quarantined"
     return "start"
+
+
+def lock_path(state_dir: Path) -> Path:
+    """The lock of restores of ``state_dir``, next to its crash log: ``.zcnb-lock-<name>``."""
+    return state_dir.parent / f".zcnb-lock-{state_dir.name}"
+
+
+def lock_state(state_dir: Path, *, action: str) -> HeldLock:
+    """Hold the lock of ``state_dir`` for a whole restore, resume, undo or backup; :class:`StateError` when
+    another process holds it ("another restore (pid N, started T) holds the lock on ...")."""
+    return acquire_lock(lock_path(state_dir), action=action, target=str(state_dir), error=StateError,
+                        hint="wait until it has finished (its result is then in the restore journal), then run "
+                             "the command again")
+
+
+def refuse_if_locked(state_dir: Path) -> None:
+    """Dry runs: refuse to plan while another process restores ``state_dir`` (the plan would be of a moving target)."""
+    holder = lock_holder(lock_path(state_dir))
+    if holder is not None:
+        raise StateError(f"another {holder.describe()} holds the lock on {state_dir}: it is changing the state now",
+                         hint="wait until it has finished, then run the dry run again", path=str(state_dir),
+                         holder_pid=holder.pid)

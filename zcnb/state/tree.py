@@ -7,20 +7,27 @@ import errno
 import hashlib
 import os
 import shutil
-import stat
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..exceptions import StateError, UnsafePath
 
 __all__ = [
     "CopyFile",
+    "Entry",
     "copy_file_durable",
-    "copy_tree",
     "exchange_paths",
     "file_sha256",
     "fsync_dir",
+    "hash_entries",
     "hash_tree",
+    "read_hash",
+    "run_parallel",
+    "sync_filesystem",
+    "walk_tree",
+    "workers_for",
     "nearest_existing",
     "safe_child",
     "same_filesystem",
@@ -32,6 +39,7 @@ __all__ = [
 CopyFile = Callable[[Path, Path], None]
 
 _RENAME_EXCHANGE = 2
+_CHUNK = 1 << 20
 _AT_FDCWD = -100
 
 
@@ -62,9 +70,94 @@ def same_filesystem(a: Path, b: Path) -> bool:
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a tree walk: relative POSIX path, kind (``f`` file, ``d`` folder, ``l`` symlink), size."""
+
+    rel: str
+    path: str
+    kind: str
+    size: int = 0
+    target: str = ""  # a symlink's text
+    ino: int = 0
+    mtime_ns: int = 0  # files only
+
+
+def walk_tree(root: str | os.PathLike[str]) -> list[Entry]:
+    """Every entry under ``root`` (not ``root`` itself), parents before children, names sorted; links not followed.
+
+    Raises :class:`StateError` for special files (sockets, devices, FIFOs), which no state should hold, and
+    ``OSError`` for an unreadable folder.
+    """
+    out: list[Entry] = []
+    _walk(os.fspath(root), "", out)
+    return out
+
+
+def _walk(folder: str, rel_dir: str, out: list[Entry]) -> None:
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    subdirs = []
+    for e in entries:
+        rel = f"{rel_dir}{e.name}"
+        if e.is_symlink():
+            out.append(Entry(rel, e.path, "l", target=os.readlink(e.path), ino=e.inode()))
+        elif e.is_dir(follow_symlinks=False):
+            out.append(Entry(rel, e.path, "d", ino=e.inode()))
+            subdirs.append((e.path, rel + "/"))
+        elif e.is_file(follow_symlinks=False):
+            st = e.stat(follow_symlinks=False)
+            out.append(Entry(rel, e.path, "f", st.st_size, ino=e.inode(), mtime_ns=st.st_mtime_ns))
+        else:
+            raise StateError(f"{e.path} is not a regular file, folder or symlink", hint="remove it from the tree first",
+                             path=e.path)
+    for path, rel in subdirs:
+        _walk(path, rel, out)
+
+
+def read_hash(path: str, *, keep: bool = False) -> tuple[str, bytes | None]:
+    """sha256 of the file at ``path`` (never following a symlink) and, with ``keep``, its bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        h, parts = hashlib.sha256(), []
+        while True:
+            buf = os.read(fd, _CHUNK)
+            if not buf:
+                break
+            h.update(buf)
+            if keep:
+                parts.append(buf)
+    finally:
+        os.close(fd)
+    return h.hexdigest(), (b"".join(parts) if keep else None)
+
+
+def hash_entries(entries: list[Entry], *, on_bytes: Callable[[Entry, bytes], None] | None = None,
+                 want: Callable[[Entry], bool] | None = None) -> dict[str, str]:
+    """:func:`hash_tree`'s map for walked ``entries``; files are read once, in parallel when there is much to read.
+
+    ``on_bytes(entry, data)`` receives the bytes of the files ``want(entry)`` selects (e.g. JSON to parse).
+    """
+    out = {e.rel: ("d" if e.kind == "d" else "l:" + e.target) for e in entries if e.kind != "f"}
+    files = [e for e in entries if e.kind == "f"]
+
+    def one(e: Entry) -> tuple[str, str, bytes | None]:
+        keep = on_bytes is not None and want is not None and want(e)
+        digest, data = read_hash(e.path, keep=keep)
+        return e.rel, digest, data
+
+    results = run_parallel(one, files, total_bytes=sum(e.size for e in files))
+    by_rel = {e.rel: e for e in files}
+    for rel, digest, data in results:
+        out[rel] = "f:" + digest
+        if data is not None and on_bytes is not None:
+            on_bytes(by_rel[rel], data)
+    return out
 
 
 def hash_tree(root: Path) -> dict[str, str]:
@@ -72,39 +165,52 @@ def hash_tree(root: Path) -> dict[str, str]:
 
     Raises :class:`StateError` for special files (sockets, devices, FIFOs), which no state should hold.
     """
-    root = Path(root)
-    out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=_raise):
-        rel_dir = Path(dirpath).relative_to(root)
-        for name in sorted(dirnames + filenames):
-            p = Path(dirpath) / name
-            rel = (rel_dir / name).as_posix()
-            st = os.lstat(p)
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = "l:" + os.readlink(p)
-            elif stat.S_ISDIR(st.st_mode):
-                out[rel] = "d"
-            elif stat.S_ISREG(st.st_mode):
-                out[rel] = "f:" + file_sha256(p)
-            else:
-                raise StateError(f"{p} is not a regular file, folder or symlink", hint="remove it from the tree first", path=str(p))
+    return hash_entries(walk_tree(root))
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def workers_for(count: int, total_bytes: int) -> int:
+    """Threads worth using for ``count`` files of ``total_bytes`` (file I/O and sha256 release the GIL)."""
+    if count < 64 and total_bytes < 8 * _CHUNK:
+        return 1
+    return max(1, min(4, (os.cpu_count() or 1) * 2, count))
+
+
+def run_parallel(fn: Callable[[_T], _R], items: list[_T], *, total_bytes: int) -> list[_R]:
+    """``[fn(x) for x in items]``, spread over a few threads in batches; every call has ended when it returns.
+
+    The first exception is raised only after all batches finished, so no thread still writes when the
+    caller cleans up.
+    """
+    workers = workers_for(len(items), total_bytes)
+    if workers == 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    step = max(1, min(256, len(items) // (workers * 4) or 1))
+    batches = [items[i:i + step] for i in range(0, len(items), step)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zcnb-tree") as pool:
+        futures = [pool.submit(lambda b: [fn(x) for x in b], b) for b in batches]
+        wait(futures)
+    out: list[_R] = []
+    for f in futures:
+        out.extend(f.result())  # re-raises the first failure, in order
     return out
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
 
 
 def tree_digest(hashes: Mapping[str, str]) -> str:
     """One sha256 over a :func:`hash_tree` map: equal digests = equal trees."""
     h = hashlib.sha256()
     for rel in sorted(hashes):
-        h.update(f"{rel}\0{hashes[rel]}\n".encode())
+        h.update(f"{rel}\0{hashes[rel]}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
-def symlink_problems(root: Path) -> list[str]:
-    """Symlinks under ``root`` that are absolute or resolve outside ``root``.
+def symlink_problems(root: Path, *, entries: list[Entry] | None = None) -> list[str]:
+    """Symlinks under ``root`` that are absolute or resolve outside ``root`` (``entries``: its walk, if made).
 
     Each link is checked twice: its text taken literally (``a/../..``), and fully resolved the way the
     kernel would (``os.path.realpath`` from the link's folder, following chains of links), so
@@ -112,26 +218,33 @@ def symlink_problems(root: Path) -> list[str]:
     """
     root_abs = os.path.abspath(root)
     root_real = os.path.realpath(root)
+    links = [(e.path, e.target) for e in entries if e.kind == "l"] if entries is not None else _links(root)
     problems = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            if not os.path.islink(p):
-                continue
-            target = os.readlink(p)
-            rel = os.path.relpath(p, root_abs)
-            if os.path.isabs(target):
-                problems.append(f"symlink {rel} -> {target} is absolute (it would point outside the restored state)")
-                continue
-            literal = os.path.normpath(os.path.join(os.path.abspath(dirpath), target))
-            if os.path.commonpath([literal, root_abs]) != root_abs:
-                problems.append(f"symlink {rel} -> {target} points outside the backup")
-                continue
-            resolved = os.path.realpath(os.path.join(os.path.realpath(dirpath), target))
-            if os.path.commonpath([resolved, root_real]) != root_real:
-                problems.append(f"symlink {rel} -> {target} resolves outside the backup (through other links, "
-                                f"to {os.path.relpath(resolved, root_real)})")
+    for p, target in links:
+        dirpath = os.path.dirname(p)
+        rel = os.path.relpath(p, root_abs)
+        if os.path.isabs(target):
+            problems.append(f"symlink {rel} -> {target} is absolute (it would point outside the restored state)")
+            continue
+        literal = os.path.normpath(os.path.join(os.path.abspath(dirpath), target))
+        if os.path.commonpath([literal, root_abs]) != root_abs:
+            problems.append(f"symlink {rel} -> {target} points outside the backup")
+            continue
+        resolved = os.path.realpath(os.path.join(os.path.realpath(dirpath), target))
+        if os.path.commonpath([resolved, root_real]) != root_real:
+            problems.append(f"symlink {rel} -> {target} resolves outside the backup (through other links, "
+                            f"to {os.path.relpath(resolved, root_real)})")
     return problems
+
+
+def _links(root: Path) -> list[tuple[str, str]]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p):
+                out.append((p, os.readlink(p)))
+    return out
 
 
 def copy_file_durable(src: Path, dst: Path) -> None:
@@ -148,39 +261,6 @@ def copy_file_durable(src: Path, dst: Path) -> None:
     shutil.copystat(src, dst)
 
 
-def copy_tree(src: Path, dst: Path, *, copy_file: CopyFile | None = None,
-              after_first_file: Callable[[], None] | None = None) -> int:
-    """Copy ``src`` into the new folder ``dst`` (must not exist); symlinks stay symlinks. Returns files copied."""
-    copy = copy_file or copy_file_durable
-    os.mkdir(dst, 0o700)
-    count = 0
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=False, onerror=_raise):
-        rel_dir = Path(dirpath).relative_to(src)
-        for name in sorted(dirnames):
-            s, d = Path(dirpath) / name, dst / rel_dir / name
-            if os.path.islink(s):
-                os.symlink(os.readlink(s), d)
-            else:
-                os.mkdir(d, 0o700)
-        for name in sorted(filenames):
-            s, d = Path(dirpath) / name, dst / rel_dir / name
-            if os.path.islink(s):
-                os.symlink(os.readlink(s), d)
-                continue
-            copy(s, d)
-            count += 1
-            if count == 1 and after_first_file is not None:
-                after_first_file()
-    # Folder modes last: a read-only folder in the source must not block the copy into it.
-    for dirpath, dirnames, _ in os.walk(src, followlinks=False):
-        for name in dirnames:
-            s = Path(dirpath) / name
-            if not os.path.islink(s):
-                shutil.copystat(s, dst / Path(dirpath).relative_to(src) / name)
-    fsync_dir(dst)
-    return count
-
-
 def fsync_dir(path: Path) -> None:
     """Flush a folder's entries (renames, creations) to disk."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -188,6 +268,28 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_filesystem(path: str | os.PathLike[str]) -> bool:
+    """Flush everything written to ``path``'s filesystem (Linux ``syncfs``): one call instead of an fsync per file.
+
+    Returns False where ``syncfs`` is missing (the caller then fsyncs file by file); an I/O error raises ``OSError``.
+    """
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int]
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if fn(fd) != 0:
+            err = ctypes.get_errno()
+            if err in (errno.ENOSYS, errno.EOPNOTSUPP):
+                return False
+            raise OSError(err, os.strerror(err), os.fspath(path))
+    finally:
+        os.close(fd)
+    return True
 
 
 def exchange_paths(a: Path, b: Path) -> bool:

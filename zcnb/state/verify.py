@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StateError
-from .tree import hash_tree, symlink_problems, tree_digest
+from .tree import Entry, file_sha256, hash_entries, symlink_problems, tree_digest, walk_tree
 
 __all__ = ["MANIFEST_NAMES", "VerifyResult", "check_state", "content_root", "detect_layout", "read_manifest",
            "verify_backup"]
@@ -42,7 +42,7 @@ def content_root(path: Path, layout: str) -> Path:
 def read_manifest(path: Path) -> dict[str, str]:
     """Parse a ``sha256sum``-style manifest: ``<hex>  <relpath>`` per line."""
     out: dict[str, str] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="surrogateescape").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split(maxsplit=1)
@@ -68,6 +68,7 @@ class VerifyResult:
     manifest_checked: int = 0
     digest: str = ""
     hashes: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    link_problems: tuple[str, ...] = ()  # also in ``problems``: symlinks that are absolute or lead outside
 
     @property
     def ok(self) -> bool:
@@ -93,38 +94,56 @@ class VerifyResult:
         return "".join(rows)
 
 
-def _check_tree(root: Path, content: Path, layout: str) -> tuple[list[str], list[str], dict[str, Any]]:
-    problems: list[str] = []
-    warnings: list[str] = []
-    info: dict[str, Any] = {"files": 0, "bytes": 0, "json": 0, "hashes": {}}
-    if not content.is_dir():
-        return [f"{content} is missing or not a folder"], warnings, info
-    problems += symlink_problems(content)
+def _json_problem(e: Entry, data: bytes) -> str | None:
     try:
-        hashes = hash_tree(content)
+        json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"{e.rel} is not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]}); truncated or corrupt"
+    return None
+
+
+def _scan(content: Path) -> tuple[list[str], list[str], dict[str, Any]]:
+    """One pass over ``content``: symlinks checked, every file read once (hashed; JSON files also parsed)."""
+    info: dict[str, Any] = {"files": 0, "bytes": 0, "json": 0, "hashes": {}, "links": []}
+    problems: list[str] = []
+    try:
+        entries = walk_tree(content)
     except OSError as exc:
-        return problems + [f"cannot read {exc.filename}: {exc.strerror}"], warnings, info
+        return [f"cannot read {exc.filename}: {exc.strerror}"], [], {**info, "failed": True}
     except StateError as exc:
-        return problems + [exc.message], warnings, info
-    info["hashes"] = hashes
-    files = [rel for rel, h in hashes.items() if h.startswith("f:")]
-    info["files"] = len(files)
-    if not files:
+        return [exc.message], [], {**info, "failed": True}
+    info["links"] = symlink_problems(content, entries=entries)
+    problems += info["links"]
+    json_problems: list[str] = []
+
+    def on_bytes(e: Entry, data: bytes) -> None:
+        info["json"] += 1
+        bad = _json_problem(e, data)
+        if bad:
+            json_problems.append(bad)
+
+    try:
+        info["hashes"] = hash_entries(entries, on_bytes=on_bytes, want=lambda e: e.rel.endswith(".json"))
+    except OSError as exc:
+        return problems + [f"cannot read {exc.filename}: {exc.strerror}"], [], {**info, "failed": True}
+    files = [e for e in entries if e.kind == "f"]
+    info["files"], info["bytes"] = len(files), sum(e.size for e in files)
+    return problems + sorted(json_problems), [], info
+
+
+def _check_tree(root: Path, content: Path, layout: str) -> tuple[list[str], list[str], dict[str, Any]]:
+    if not content.is_dir():
+        return [f"{content} is missing or not a folder"], [], {"files": 0, "bytes": 0, "json": 0, "hashes": {}, "links": []}
+    problems, warnings, info = _scan(content)
+    if info.get("failed"):
+        return problems, warnings, info
+    if not info["files"]:
         problems.append(f"{content} holds no files (empty)")
-    for rel in files:
-        p = content / rel
-        info["bytes"] += p.stat().st_size
-        if p.suffix == ".json":
-            info["json"] += 1
-            try:
-                json.loads(p.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                problems.append(f"{rel} is not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]}); truncated or corrupt")
     if layout == "runbook":
         if not (root / "commit.txt").is_file():
             warnings.append("commit.txt is missing: the backup's gateway version is unknown")
         missing = [e for e in _STATE_ENTRIES if not os.path.lexists(content / e)]
-        if missing and files:
+        if missing and info["files"]:
             warnings.append(f"state/ lacks the usual entries: {', '.join(missing)}")
     elif layout == "zeptoclaw-home":
         missing = [e for e in _HOME_ENTRIES if not os.path.lexists(content / e)]
@@ -159,8 +178,6 @@ def _check_manifest(root: Path, problems: list[str], warnings: list[str]) -> tup
         if not os.path.isfile(p):
             problems.append(f"{rel} is listed in {name} but missing")
             continue
-        from .tree import file_sha256  # local: keep the helper private to tree.py
-
         if file_sha256(Path(p)) != expected:
             problems.append(f"{rel} does not match its checksum in {name} (changed or corrupt)")
         else:
@@ -182,6 +199,7 @@ def verify_backup(path: str | os.PathLike[str], *, layout: str | None = None) ->
         path=root, layout=layout, content_path=content, problems=tuple(problems), warnings=tuple(warnings),
         file_count=info["files"], size_bytes=info["bytes"], json_checked=info["json"], manifest=manifest,
         manifest_checked=matched, digest=tree_digest(hashes) if hashes else "", hashes=hashes,
+        link_problems=tuple(info["links"]),
     )
 
 

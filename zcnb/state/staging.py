@@ -1,0 +1,248 @@
+"""The staging copy of a restore, and the only way zcnb ever gets rid of one.
+
+:func:`stage_copy` copies a verified backup in one pass: every file is read once, hashed while it is
+copied (the bytes written are the bytes hashed) and checked against the backup's verified hashes; files
+are copied by a few threads; one ``syncfs`` makes the whole copy durable (an fsync per file where there is
+no ``syncfs``). :func:`fingerprint` records what was staged (names, kinds, sizes, mtimes, inodes), so the
+state can be checked after the swap without reading every byte again.
+
+:func:`discard_copy` deletes a tree only when its content proves the backup holds all of it (every file
+equal to, or a truncated start of, the backup's file); anything else (which may be the only copy of an old
+state) is moved aside, never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..exceptions import StateError
+from .tree import CopyFile, Entry, file_sha256, fsync_dir, run_parallel, sync_filesystem, walk_tree
+
+__all__ = ["Fingerprint", "StagedCopy", "discard_copy", "fingerprint", "stage_copy", "staged_matches"]
+
+_CHUNK = 1 << 20
+#: rel -> (kind, size, inode, mtime_ns, link target): equal fingerprints = the very same, unchanged entries.
+Fingerprint = dict[str, tuple[str, int, int, int, str]]
+
+
+@dataclass(frozen=True)
+class StagedCopy:
+    """What :func:`stage_copy` wrote: hashes (``hash_tree`` format) of the bytes written, file count and bytes."""
+
+    hashes: dict[str, str]
+    files: int
+    bytes: int
+    mtimes: dict[str, int]  # rel -> source mtime_ns given to the copy
+
+
+def stage_copy(src: Path, dst: Path, *, expected: Mapping[str, str] | None, copy_file: CopyFile | None = None,
+               after_first_file: Callable[[], None] | None = None,
+               on_created: Callable[[], None] | None = None) -> StagedCopy:
+    """Copy ``src`` into the new folder ``dst``, hashing while copying; raise :class:`StateError` when the copy's
+    hashes differ from ``expected`` (the backup changed since it was verified; None: nothing to compare).
+
+    ``on_created()`` runs right after ``dst`` is made (the caller records its inode); ``after_first_file()``
+    after the first file (fault tests stop there). ``copy_file(src, dst)`` replaces the built-in copy of one
+    file (tests fill the disk with it); the copy is then hashed by reading it back.
+    """
+    entries = walk_tree(src)
+    os.mkdir(dst, 0o700)
+    if on_created is not None:
+        on_created()
+    hashes: dict[str, str] = {}
+    for e in entries:
+        d = os.path.join(dst, e.rel)
+        if e.kind == "d":
+            os.mkdir(d, 0o700)
+            hashes[e.rel] = "d"
+        elif e.kind == "l":
+            os.symlink(e.target, d)
+            hashes[e.rel] = "l:" + e.target
+    files = [e for e in entries if e.kind == "f"]
+    synced = copy_file is None and _has_syncfs()
+    one = _copier(dst, copy_file, fsync_each=not synced)
+    results = []
+    if files:
+        results.append(one(files[0]))
+        if after_first_file is not None:
+            after_first_file()
+        results += run_parallel(one, files[1:], total_bytes=sum(e.size for e in files))
+    total = 0
+    for rel, digest, size in results:
+        hashes[rel] = "f:" + digest
+        total += size
+    _folder_modes(src, dst, entries)
+    if not (synced and sync_filesystem(dst)):
+        for folder in [dst, *(Path(dst, e.rel) for e in entries if e.kind == "d")]:
+            fsync_dir(folder)
+    bad = [] if expected is None else sorted(k for k in set(hashes) | set(expected) if hashes.get(k) != expected.get(k))
+    if bad:
+        raise StateError(f"the staging copy does not match the backup (did the backup change?): {', '.join(bad[:5])}",
+                         hint="verify the backup again, then retry", path=str(dst))
+    return StagedCopy(hashes, len(files), total, {e.rel: e.mtime_ns for e in files})
+
+
+def _has_syncfs() -> bool:
+    import ctypes
+
+    try:
+        return hasattr(ctypes.CDLL(None), "syncfs")
+    except OSError:
+        return False
+
+
+def _copier(dst: Path, copy_file: CopyFile | None, *, fsync_each: bool) -> Callable[[Entry], tuple[str, str, int]]:
+    def injected(e: Entry) -> tuple[str, str, int]:
+        d = Path(dst, e.rel)
+        assert copy_file is not None
+        copy_file(Path(e.path), d)
+        return e.rel, file_sha256(d), os.lstat(d).st_size
+
+    def builtin(e: Entry) -> tuple[str, str, int]:
+        digest, size = copy_hashed(e.path, os.path.join(dst, e.rel), fsync=fsync_each)
+        return e.rel, digest, size
+
+    return injected if copy_file is not None else builtin
+
+
+def copy_hashed(src: str, dst: str, *, fsync: bool = False) -> tuple[str, int]:
+    """Copy one regular file to the new path ``dst`` (never overwriting, never following links), keeping mode,
+    times and extended attributes; returns the sha256 and size of the bytes written. A failed copy is removed."""
+    fi = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fi)
+        fo = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            h, size = hashlib.sha256(), 0
+            while True:
+                buf = os.read(fi, _CHUNK if st.st_size >= _CHUNK else st.st_size + 1)
+                if not buf:
+                    break
+                h.update(buf)
+                size += len(buf)
+                view = memoryview(buf)
+                while view:
+                    view = view[os.write(fo, view):]
+            _copy_xattrs(fi, fo)
+            os.fchmod(fo, stat.S_IMODE(st.st_mode))
+            os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))
+            if fsync:
+                os.fsync(fo)
+        except BaseException:
+            os.close(fo)
+            fo = -1
+            os.unlink(dst)
+            raise
+        finally:
+            if fo >= 0:
+                os.close(fo)
+    finally:
+        os.close(fi)
+    return h.hexdigest(), size
+
+
+def _copy_xattrs(fi: int, fo: int) -> None:
+    try:
+        names = os.listxattr(fi)
+    except OSError:
+        return  # a filesystem without extended attributes
+    for name in names:
+        try:
+            os.setxattr(fo, name, os.getxattr(fi, name))
+        except OSError:
+            pass  # e.g. security.* not settable by this user: the bytes are what a restore must keep
+
+
+def _folder_modes(src: Path, dst: Path, entries: list[Entry]) -> None:
+    """Folder modes and times last (deepest first): a read-only folder must not block the copy into it."""
+    for e in reversed(entries):
+        if e.kind == "d":
+            st = os.lstat(e.path)
+            d = os.path.join(dst, e.rel)
+            os.chmod(d, stat.S_IMODE(st.st_mode))
+            os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def fingerprint(root: Path) -> Fingerprint:
+    """Names, kinds, sizes, inodes and mtimes of every entry under ``root`` (one lstat each, no reading)."""
+    return {e.rel: (e.kind, e.size, e.ino, e.mtime_ns, e.target) for e in walk_tree(root)}
+
+
+def staged_matches(fp: Fingerprint, copy: StagedCopy) -> list[str]:
+    """Entries of a staged tree's fingerprint that differ from what :func:`stage_copy` wrote (sizes, mtimes,
+    links, names): a file changed or was added or removed after its bytes were hashed."""
+    bad = []
+    for rel in sorted(set(fp) | set(copy.hashes)):
+        h, got = copy.hashes.get(rel), fp.get(rel)
+        if h is None or got is None:
+            bad.append(rel)
+        elif h.startswith("f:"):
+            if got[0] != "f" or got[3] != copy.mtimes.get(rel):
+                bad.append(rel)
+        elif h != ("d" if got[0] == "d" else "l:" + got[4]):
+            bad.append(rel)
+    return bad
+
+
+def discard_copy(path: Path, *, expected: Mapping[str, str], source: Path, aside: Path,
+                 never: set[int]) -> tuple[str, Path | None]:
+    """Get rid of zcnb's copy of a backup at ``path``: ``("removed", None)`` when proven a copy, else
+    ``("moved", where)`` (moved into the new folder ``aside``/…); ``("absent", None)`` when there is nothing.
+
+    Proven = not one of the inodes in ``never`` (the live and the old state), and every entry matches
+    ``expected`` (the backup's verified hashes) or, for a file cut short by a crash, is the start of the
+    backup's file at ``source``/rel.
+    """
+    if not os.path.lexists(path):
+        return "absent", None
+    if os.lstat(path).st_ino not in never and _proven(path, expected, source):
+        shutil.rmtree(path)
+        return "removed", None
+    os.makedirs(aside, mode=0o700, exist_ok=True)
+    where = aside / f"{path.name}-{secrets.token_hex(3)}"
+    os.rename(path, where)
+    return "moved", where
+
+
+def _proven(path: Path, expected: Mapping[str, str], source: Path) -> bool:
+    try:
+        entries = walk_tree(path)
+    except (OSError, StateError):
+        return False
+    for e in entries:
+        want = expected.get(e.rel)
+        if want is None:
+            return False
+        if e.kind == "d":
+            if want != "d":
+                return False
+        elif e.kind == "l":
+            if want != "l:" + e.target:
+                return False
+        elif not want.startswith("f:") or not _same_or_prefix(e, want[2:], source / e.rel):
+            return False
+    return True
+
+
+def _same_or_prefix(e: Entry, digest: str, original: Path) -> bool:
+    try:
+        if e.size == os.lstat(original).st_size:
+            return file_sha256(Path(e.path)) == digest
+        if e.size > os.lstat(original).st_size:
+            return False
+        with open(e.path, "rb") as a, open(original, "rb") as b:
+            while True:
+                x = a.read(_CHUNK)
+                if not x:
+                    return True
+                if b.read(len(x)) != x:
+                    return False
+    except OSError:
+        return False
