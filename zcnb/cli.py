@@ -56,8 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_output() -> None:
+    """File names that are not UTF-8 (surrogate escapes) are printed as ``\\udcXX`` instead of ending the run
+    with a UnicodeEncodeError on a strict UTF-8 terminal."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # e.g. a stream that is already closed
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zcnb`` console script; returns the exit code."""
+    _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:

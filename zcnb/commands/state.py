@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
 
     r = sub.add_parser("restore", help="restore the state from a backup (dry run unless --execute --confirm)",
                        description="Stage, verify, swap; the current state is moved to backups/corrupt-<ts>/state, never deleted.")
-    r.add_argument("--backup", default="latest", help="backup folder name or 'latest' (default)")
+    r.add_argument("--backup", help="backup folder name or 'latest' (default)")
     r.add_argument("--quarantine-dir", help="where the current state goes (default backups/corrupt-<ts>)")
     _common(r)
     _action_opts(r)
@@ -68,6 +68,27 @@ def register(sub: Any) -> None:
     _common(p)
     _action_opts(p)
     p.set_defaults(handler=_undo)
+    for sp in rsub.choices.values():
+        _keep_parent_values(sp)
+
+
+def _keep_parent_values(p: argparse.ArgumentParser) -> None:
+    """Options of ``restore`` given before ``resume``/``undo`` stay in force: the sub-command's own copies of
+    the options do not put their defaults over them (argparse would, silently)."""
+    for action in p._actions:
+        if action.option_strings and action.dest != "help":
+            action.default = argparse.SUPPRESS
+
+
+def _not_for(args: argparse.Namespace, action: str, names: tuple[str, ...]) -> None:
+    """Refuse options that ``restore ACTION`` does not use, rather than ignore them."""
+    given = [n for n in names if getattr(args, n.lstrip("-").replace("-", "_"), None) not in (None, False)]
+    if given:
+        from ..exceptions import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} does not apply to `zcnb restore {action}`",
+                          hint="resume finishes the recorded restore with its own backup and options; undo takes "
+                               "--quarantine-dir, --state-dir, --stop-gateway and the service options")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -155,7 +176,7 @@ def _create(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from ..state import restore_state
 
-    res = restore_state(args.backup, state_dir=_state_dir(args), backups_dir=_backups_dir(args),
+    res = restore_state(args.backup or "latest", state_dir=_state_dir(args), backups_dir=_backups_dir(args),
                         quarantine_dir=args.quarantine_dir, service=_service(args), unit=args.unit or _settings(args).unit,
                         stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm,
                         process_pattern=args.process_pattern)
@@ -165,6 +186,7 @@ def _restore(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from ..state import resume_restore
 
+    _not_for(args, "resume", ("--backup", "--quarantine-dir", "--stop-gateway", "--unit", "--process-pattern"))
     res = resume_restore(state_dir=_state_dir(args), service=_service(args), execute=args.execute, confirm=args.confirm)
     return _print_result(res, args)
 
@@ -172,6 +194,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _undo(args: argparse.Namespace) -> int:
     from ..state import undo_restore
 
+    _not_for(args, "undo", ("--backup",))
     res = undo_restore(state_dir=_state_dir(args), quarantine_dir=args.quarantine_dir, service=_service(args),
                        unit=args.unit or _settings(args).unit, stop_gateway=args.stop_gateway, execute=args.execute, confirm=args.confirm,
                        process_pattern=args.process_pattern)

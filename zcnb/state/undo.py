@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,12 +11,13 @@ from typing import Any
 
 from ..actions import ActionResult, Plan, apply_hint, require_confirmation
 from ..config import Settings
-from ..exceptions import StateError, ZcnbError
+from ..exceptions import StateError, UnsafePath, ZcnbError
 from ..files import ensure_private_dir, write_json
 from .backups import state_path
-from .crashlog import CRASH_LOG_VERSION, phase, read_crash_log, save_crash_log
+from .apply import discard_staging
+from .crashlog import CRASH_LOG_VERSION, lock_state, phase, read_crash_log, refuse_if_locked, save_crash_log
 from .gateway import check_gateway, gateway_notes, gateway_pattern, gateway_step, refuse_if_running
-from .restore import DEFAULT_UNIT, StepHook, check_state_dir
+from .restore import DEFAULT_UNIT, StepHook, check_state_dir, unique_stamp
 from .tree import exchange_paths, fsync_dir, hash_tree, tree_digest
 
 __all__ = ["undo_restore"]
@@ -35,9 +36,24 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
     Whatever is live is kept in ``<quarantine's parent>/corrupt-<YYYYmmdd-HHMMSS>-undo/state``.
     An interrupted restore is reverted too: before its swap only the staging copy is dropped.
     Like the restore, it refuses while the gateway runs; without a service manager it looks for a
-    process matching ``process_pattern`` (default: the settings').
+    process matching ``process_pattern`` (default: the settings'), and while another process holds the
+    state dir's lock.
     """
     state = state_path(state_dir, settings)
+    if not execute:
+        refuse_if_locked(state)
+        return _undo(state, quarantine_dir, service, unit, stop_gateway=stop_gateway, execute=False, confirm=confirm,
+                     settings=settings, on_step=on_step, now=now, process_pattern=process_pattern)
+    with lock_state(state, action="restore undo") as held:
+        res = _undo(state, quarantine_dir, service, unit, stop_gateway=stop_gateway, execute=True, confirm=confirm,
+                    settings=settings, on_step=on_step, now=now, process_pattern=process_pattern)
+        note = held.stale_note()
+        return res if not note else dataclasses.replace(res, message=f"{res.message} ({note})")
+
+
+def _undo(state: Path, quarantine_dir: str | os.PathLike[str] | None, service: Any, unit: str, *, stop_gateway: bool,
+          execute: bool, confirm: str | None, settings: Settings | None, on_step: StepHook | None,
+          now: datetime | None, process_pattern: str | None) -> ActionResult:
     j = _restore_to_undo(state, quarantine_dir, unit)
     ph = phase(j) if j.get("status") == "in_progress" else "quarantined"
     started = _now()
@@ -68,6 +84,11 @@ def _restore_to_undo(state: Path, quarantine_dir: str | os.PathLike[str] | None,
     j = read_crash_log(state)
     if quarantine_dir is not None:
         q = Path(os.path.abspath(Path(quarantine_dir).expanduser()))
+        real_q, real_state = os.path.realpath(q), os.path.realpath(state)
+        if os.path.commonpath([real_q, real_state]) == real_state:
+            raise UnsafePath(f"quarantine folder {q} is inside the state dir {state}",
+                             hint="pass the corrupt-* folder in the backups folder that the restore moved the state to",
+                             path=str(q))
         if j is None or Path(j["quarantine"]) != q:
             j = {"version": CRASH_LOG_VERSION, "action": "restore", "status": "done", "plan_id": "manual",
                  "state_dir": str(state), "staging": str(state.parent / ".zcnb-staging-none"), "quarantine": str(q),
@@ -90,12 +111,17 @@ def _drop_unfinished_restore(j: dict[str, Any], state: Path, started: datetime, 
                                              "mark the restore as undone"))
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         return _planned(plan, started, {"phase": "start"})
-    if os.path.lexists(j["staging"]):
-        shutil.rmtree(j["staging"])
+    kept = discard_staging(j)  # deleted only when proven a copy of the backup, else moved into the quarantine folder
+    if j.get("quarantine_made"):
+        try:
+            os.rmdir(j["quarantine"])  # the folder reserved for that restore, when still empty
+        except OSError:
+            pass
     j["status"] = "undone"
     save_crash_log(j, step="undone")
     return ActionResult("undo-restore", str(state), False, "ok", started_at=started, finished_at=_now(), commands=plan.steps,
-                        plan_id=plan.plan_id, message=f"unfinished restore dropped; {state} was never changed", details={"phase": "start"})
+                        plan_id=plan.plan_id, message=f"unfinished restore dropped; {state} was never changed.{kept}",
+                        details={"phase": "start"})
 
 
 @dataclass
@@ -124,7 +150,7 @@ class _Undo:
             undo_dir, undo_text = Path(undo["undo_dir"]), str(undo["undo_dir"])
         else:
             check_state_dir(state)
-            undo_dir, undo_text = Path(), f"{Path(j['quarantine']).parent}/corrupt-<YYYYmmdd-HHMMSS>-undo"
+            undo_dir, undo_text = Path(), f"{Path(j['quarantine']).parent}/corrupt-<YYYYmmdd-HHMMSS>-<id>-undo"
         return cls(j, state, ph, qstate, old_src, undo, undo_dir, undo_text, undo.get("old_hashes") or hash_tree(old_src),
                    pattern)
 
@@ -144,11 +170,7 @@ def _swap_back(u: _Undo, step: StepHook, *, now: datetime | None) -> bool:
     """Put the quarantined state back and keep the replaced one; every step is idempotent. True = verified."""
     j, state, qstate = u.j, u.state, u.qstate
     if not u.undo:
-        stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-        undo_dir, n = Path(j["quarantine"]).parent / f"corrupt-{stamp}-undo", 1
-        while os.path.lexists(undo_dir):
-            n += 1
-            undo_dir = Path(j["quarantine"]).parent / f"corrupt-{stamp}-undo-{n}"
+        undo_dir = Path(j["quarantine"]).parent / f"corrupt-{unique_stamp(now)}-undo"
         u.undo_dir = undo_dir
         u.undo = {"undo_dir": str(undo_dir), "old_ino": os.lstat(u.old_src).st_ino, "old_hashes": u.old_hashes}
         j["undo"], j["status"] = u.undo, "undoing"
