@@ -20,8 +20,8 @@ from typing import Any
 from .exceptions import ConfigError
 from .files import read_input
 
-__all__ = ["DEFAULT_FLEET_QUERY", "EXPORTER_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "gateway_token",
-           "load_settings", "read_token", "token_source", "xdg_data_dir"]
+__all__ = ["DEFAULT_FLEET_QUERY", "EXPORTER_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "check_token",
+           "gateway_token", "load_settings", "read_token", "token_source", "token_values", "xdg_data_dir"]
 
 DEFAULT_FLEET_QUERY = 'process_resident_memory_bytes{job="zeptoclaw-gateway"}'
 """The memory query of ``zcnb fleet`` and of notebook 01's fleet mode when none is given."""
@@ -196,16 +196,36 @@ def load_settings(
     return Settings(**values)
 
 
+def check_token(value: str, source: str, *, ascii_only: bool = True) -> str:
+    """``value`` stripped, or :class:`ConfigError` naming ``source`` (never the value) when an HTTP header cannot
+    carry it: a control character (newline, tab, NUL...) or, with ``ascii_only``, any non-ASCII character."""
+    v = value.strip()
+    for ch in v:
+        if ch < " " or "\x7f" <= ch <= "\x9f":
+            what = "a control character (e.g. a newline or tab)"
+        elif ch > "~" and ascii_only:
+            what = "a non-ASCII character"
+        else:
+            continue
+        raise ConfigError(f"the token in {source} holds {what}: an HTTP header cannot carry it, so it is not used",
+                          hint=f"fix {source}: a token is printable ASCII on one line (e.g. the value printed by "
+                               "the gateway's onboarding, without quotes or line breaks)", source=source)
+    return v
+
+
 def read_token(env_var: str | None = "GATEWAY_AUTH_TOKEN", *, file: str | os.PathLike[str] | None = None,
-               env: Mapping[str, str] | None = None) -> Secret | None:
+               env: Mapping[str, str] | None = None, ascii_only: bool = True) -> Secret | None:
     """Read a token from the environment variable ``env_var`` or from ``file``.
 
-    A token file must not be readable by group or others (mode 0600 or stricter).
+    A token file must not be readable by group or others (mode 0600 or stricter). The value must be
+    printable ASCII (``ascii_only=False``: any printable text, for values that are encoded before they are
+    sent, like basic-auth credentials); otherwise :class:`ConfigError` names where it came from, never the value.
     Returns None when neither source is set.
     """
     env = os.environ if env is None else env
     if env_var and env.get(env_var):
-        return Secret(env[env_var].strip())
+        value = check_token(env[env_var], f"env var {env_var}", ascii_only=ascii_only)
+        return Secret(value) if value else None
     if file:
         p = Path(file)
         raw = read_input(p, what="token file", hint="create it with mode 0600 or set the env var")
@@ -216,9 +236,32 @@ def read_token(env_var: str | None = "GATEWAY_AUTH_TOKEN", *, file: str | os.Pat
                 hint=f"run: chmod 600 {p}",
                 path=str(p),
             )
-        value = raw.decode("utf-8").strip()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"the token in token file {p} is not UTF-8 text (binary data?)",
+                              hint=f"fix token file {p}: one line of printable ASCII", path=str(p)) from None
+        value = check_token(text, f"token file {p}", ascii_only=ascii_only)
         return Secret(value) if value else None
     return None
+
+
+def token_values(token_env: str | None = None, *, settings: Settings | None = None) -> list[str]:
+    """The gateway token's raw values, unchecked (also when :func:`gateway_token` refuses them), for redaction
+    only: a value zcnb will not send may still appear in text that other programs wrote."""
+    s = settings if settings is not None else load_settings()
+    out = []
+    value = os.environ.get(token_env or s.token_env)
+    if value and value.strip():
+        out.append(value.strip())
+    if s.token_file:
+        try:
+            text = Path(s.token_file).read_bytes().decode("utf-8", "surrogateescape").strip()
+        except OSError:
+            text = ""
+        if text:
+            out.append(text)
+    return out
 
 
 def gateway_token(token_env: str | None = None, *, settings: Settings | None = None) -> Secret | None:

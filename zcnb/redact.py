@@ -21,6 +21,7 @@ One set of rules for all of zcnb (log parsing, service log tails, leak-capture o
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 from .config import Secret
 from .exceptions import ConfigError
 
-__all__ = ["REDACTED", "Redactor", "default_redactor", "redact", "safe_url"]
+__all__ = ["REDACTED", "Redactor", "credential_kinds", "default_redactor", "redact", "safe_url", "secret_forms"]
 
 REDACTED = "[REDACTED]"
 
@@ -134,11 +135,11 @@ class Redactor:
             except re.error as exc:
                 raise ConfigError(f"redaction pattern {p!r} is not a valid regular expression ({exc})",
                                   hint="fix redact_patterns in the zcnb config") from None
-        values = [s.reveal() if isinstance(s, Secret) else s for s in secrets]
-        literal = sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
-        if literal:  # explicit values first: they may not look like any known token format
-            extra.insert(0, re.compile("|".join(re.escape(v) for v in literal)))
-        return cls(patterns=pats, secret_count=len(literal), mask=mask, _compiled=_rules(mask), _extra=tuple(extra))
+        values = {v for v in (s.reveal() if isinstance(s, Secret) else s for s in secrets) if v and len(v) >= 4}
+        literal = sorted({f for v in values for f in secret_forms(v)}, key=len, reverse=True)
+        if literal:  # explicit values first (in every form they take in messages), in any letter case
+            extra.insert(0, re.compile("|".join(re.escape(v) for v in literal), re.IGNORECASE))
+        return cls(patterns=pats, secret_count=len(values), mask=mask, _compiled=_rules(mask), _extra=tuple(extra))
 
     def __call__(self, text: str) -> str:
         return self.redact(text)
@@ -171,6 +172,33 @@ class Redactor:
                 f"{self.secret_count} known secret values")
 
 
+_RULE_NAMES = ("credentials in a URL (user:password@ or token@)", "a secret-named field (token=..., password: ...)",
+               "a Bearer token", "a JWT (eyJ...)", "an NVIDIA API key (nvapi-...)", "an API key (sk-...)")
+
+
+def credential_kinds(text: str) -> list[str]:
+    """What secret-shaped things ``text`` holds, by the built-in rules (``[]``: none); never the values."""
+    if not _may_hold_secret(text.lower()):
+        return []
+    return [name for (rx, _), name in zip(_rules(REDACTED), _RULE_NAMES, strict=True) if rx.search(text)]
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every form a secret value takes in messages: as is, Python ``repr`` (``\\n``, ``\\x..``) of the text and
+    of its bytes (httpx's "Illegal header value b'...'"), JSON-escaped, URL-encoded, each of those escaped once
+    more, and, for a value with line breaks or other control characters, the pieces between them (a
+    line-oriented file splits it there; pieces of 8 characters or more). The redactor also ignores letter case.
+    """
+    from urllib.parse import quote, quote_plus
+
+    raw = value.encode("utf-8", "surrogateescape")
+    forms = {value, repr(value)[1:-1], repr(raw)[2:-1], json.dumps(value)[1:-1],
+             json.dumps(value, ensure_ascii=False)[1:-1], quote(raw, safe=""), quote_plus(raw, safe=""), quote(raw)}
+    forms |= {json.dumps(f)[1:-1] for f in list(forms)} | {repr(f)[1:-1] for f in list(forms)}
+    forms |= {piece for piece in re.split(r"[\x00-\x1f\x7f]+", value) if len(piece) >= 8}
+    return {f for f in forms if len(f) >= 4}
+
+
 def _restore_redactor(patterns: tuple[str, ...], secret_count: int, mask: str,
                       extra: tuple[re.Pattern[str], ...]) -> Redactor:
     return Redactor(patterns=patterns, secret_count=secret_count, mask=mask, _compiled=_rules(mask), _extra=extra)
@@ -182,17 +210,16 @@ def default_redactor(*, secrets: Iterable[str | Secret | None] = (), mask: str =
     A config that cannot be read, or a token file that cannot be used, never stops redaction: the rules
     that could be loaded still apply.
     """
-    from .config import gateway_token, load_settings
+    from .config import load_settings, token_values
 
     extra = list(secrets)
     try:
         settings = load_settings()
     except ConfigError:
         return Redactor.create(secrets=extra, mask=mask)
-    try:
-        extra.append(gateway_token(settings=settings))
-    except ConfigError:
-        pass  # e.g. a token file with loose permissions: its value is not ours to read
+    # the raw values, also those zcnb refuses to send (a token with a newline, a token file with loose
+    # permissions): text other programs wrote may still hold them
+    extra += token_values(settings=settings)
     try:
         return Redactor.create(patterns=settings.redact_patterns, secrets=extra, mask=mask)
     except ConfigError:

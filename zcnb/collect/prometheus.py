@@ -70,15 +70,15 @@ class PrometheusAuth:
             token = self._read(self.bearer_token_env, env)
             return {"Authorization": f"Bearer {token.reveal()}"}
         if self.basic_user_env and self.basic_password_env:
-            user = self._read(self.basic_user_env, env)
-            password = self._read(self.basic_password_env, env)
+            user = self._read(self.basic_user_env, env, ascii_only=False)  # sent base64-encoded
+            password = self._read(self.basic_password_env, env, ascii_only=False)
             raw = f"{user.reveal()}:{password.reveal()}".encode()
             return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
         return {}
 
     @staticmethod
-    def _read(name: str, env: Mapping[str, str] | None) -> Secret:
-        secret = read_token(name, env=env)
+    def _read(name: str, env: Mapping[str, str] | None, *, ascii_only: bool = True) -> Secret:
+        secret = read_token(name, env=env, ascii_only=ascii_only)
         if secret is None:
             raise ConfigError(f"environment variable {name} (named for Prometheus auth) is not set or empty",
                               hint=f"export {name}=... before running, or drop the auth option")

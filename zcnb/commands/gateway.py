@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import signal
 import sys
@@ -48,15 +47,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import Secret
+    from ..config import Secret, read_token
     from ..demo import SimulatedGateway, TrafficGenerator
     from ..exceptions import ConfigError
     from ..files import write_private
 
     if args.leak == "per_request" and not args.leak_kind:
         raise ConfigError("--leak per_request needs --leak-kind", hint="e.g. --leak-kind unauth")
-    value = os.environ.get(args.token_env, "").strip()
-    token = Secret(value or secrets.token_urlsafe(24))
+    given = read_token(args.token_env)
+    token = given or Secret(secrets.token_urlsafe(24))
     if args.token_file:
         write_private(args.token_file, token.reveal() + "\n")
     log_file = args.log_file
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of this command also stops cleanly
     try:
         gw.start()
-        origin = f"from ${args.token_env}" if value else (
+        origin = f"from ${args.token_env}" if given else (
             f"generated, saved to {args.token_file}" if args.token_file else "generated (pass --token-file to save it)")
         print(f"simulated gateway ({args.profile} profile, leak {args.leak}) at {gw.url}  pid {gw.pid}")
         print(f"token: {origin}; send it as X-Auth-Token (env var name: {args.token_env})")

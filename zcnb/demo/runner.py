@@ -165,13 +165,14 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
     from .traffic import TrafficGenerator
 
     opt = options or DemoOptions()
+    # The simulator's token: $GATEWAY_AUTH_TOKEN when set (so a caller can check it never leaks), else random.
+    # Read (and checked) first: a value that cannot be sent stops the demo before anything is created.
+    token = read_token("GATEWAY_AUTH_TOKEN") or Secret(secrets.token_urlsafe(24))
     base = Path(incidents_dir) if incidents_dir else load_settings().incidents_path
     folder = new_incident_dir(base, "demo")
     incident = open_incident(folder)
     work = Path(tempfile.mkdtemp(prefix="zcnb-demo-"))
     os.chmod(work, 0o700)
-    # The simulator's token: $GATEWAY_AUTH_TOKEN when set (so a caller can check it never leaks), else random.
-    token = read_token("GATEWAY_AUTH_TOKEN") or Secret(secrets.token_urlsafe(24))
     svc = simulator_service(
         UNIT, run_dir=work, token=token, profile="real", leak="per_request",
         extra_args=["--leak-kind", opt.leak_kind, "--leak-bytes", str(opt.leak_bytes), "--seed", str(opt.seed),

@@ -25,6 +25,7 @@ from typing import Any
 from ..exceptions import ConfigError, OutputWriteError, ReportError
 from ..files import make_private_dir, write_json, write_private
 from ..incident import Incident, new_incident_dir, open_incident
+from ..redact import credential_kinds
 from .export import export_html, index_is_ours, lock_down, write_index
 from .summary import build_incident_summary
 
@@ -134,19 +135,44 @@ def _current_token(params: Mapping[str, Any]) -> str | None:
     return tok.reveal() if tok else None
 
 
-def _check_parameters(params: Mapping[str, Any]) -> None:
-    """Refuse parameters that would put a secret into a notebook (only env-var *names* are allowed)."""
+def _check_parameters(params: Mapping[str, Any], where: str = "") -> None:
+    """Refuse parameters that would put a secret into a notebook (only env-var *names* are allowed).
+
+    Papermill stores every parameter in the executed notebook (its injected cell and metadata), so a key
+    that names a secret, or a value holding credentials of any kind (URL ``user:password@``, ``sk-``/
+    ``nvapi-`` keys, ``Bearer``, JWTs, ``token=...``, the gateway token itself), is refused before anything runs.
+    """
+    env_secret = _current_token(params)
     for key, value in params.items():
+        name = f"{where}{key}"
         if _SECRET_KEY.search(key) and not key.endswith("_env"):
             raise ConfigError(
-                f"parameter {key!r} looks like a secret; notebooks must never receive tokens",
+                f"parameter {name!r} looks like a secret; notebooks must never receive tokens",
                 hint="pass the NAME of the environment variable instead (e.g. token_env='GATEWAY_AUTH_TOKEN')",
-                parameter=key,
+                parameter=name,
             )
-        if isinstance(value, str):
-            env_secret = _current_token(params)
-            if env_secret and env_secret in value:
-                raise ConfigError(f"parameter {key!r} contains the gateway token", hint="never pass token values as parameters")
+        for text in _strings(value):
+            kinds = credential_kinds(text)
+            if env_secret and env_secret in text:
+                kinds.insert(0, "the gateway token")
+            if kinds:
+                raise ConfigError(
+                    f"parameter {name!r} holds {', '.join(kinds)}: papermill would store it in the executed "
+                    "notebook and the report, so it is refused (the value is not shown)",
+                    hint="put credentials in environment variables and pass their names (token_env=..., for "
+                         "Prometheus basic_user_env/basic_password_env/bearer_token_env); give URLs without user:password@",
+                    parameter=name)
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a parameter value (lists and dicts included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 def _stage_error(exc: BaseException) -> tuple[str, int | None]:
@@ -209,8 +235,9 @@ def run_incident(
     """
     _check_stages(stages)
     params = dict(parameters or {})
-    for p in (params, *(stage_parameters or {}).values()):
-        _check_parameters(p)
+    _check_parameters(params)
+    for stage, p in (stage_parameters or {}).items():
+        _check_parameters(p, where=f"{stage}.")
     nb_dir = notebooks_dir()
     run_started = time.time()
     folder, created = _incident_folder(incident_dir, incidents_dir, slug)
