@@ -15,7 +15,25 @@ from fractions import Fraction
 
 from .exceptions import ConfigError
 
-__all__ = ["BYTE_UNITS", "format_bytes", "format_duration", "parse_duration", "parse_size", "to_epoch"]
+__all__ = ["BYTES_MAX", "BYTE_UNITS", "EPOCH_MAX", "EPOCH_MIN", "format_bytes", "format_duration", "parse_duration",
+           "parse_size", "plausible_epoch", "time_range_text", "to_epoch"]
+
+#: Times zcnb takes from data: 1970-01-01 .. 2200-01-01 UTC. Anything outside is a broken clock or a typo (and
+#: beyond pandas' nanosecond range, 1677-2262, computing with it would overflow).
+EPOCH_MIN, EPOCH_MAX = 0.0, 7_258_118_400.0
+#: The largest memory size zcnb accepts as a reading: 2**53 bytes (8 PiB), far above any machine and still exact
+#: in float64; a bigger value (1e300) is a corrupt cell, not a measurement.
+BYTES_MAX = float(2**53)
+
+
+def plausible_epoch(seconds: float) -> bool:
+    """True for a finite time between :data:`EPOCH_MIN` and :data:`EPOCH_MAX` (epoch seconds)."""
+    return math.isfinite(seconds) and EPOCH_MIN <= seconds < EPOCH_MAX
+
+
+def time_range_text() -> str:
+    """The accepted time range, for hints."""
+    return "times must lie between 1970-01-01 and 2200-01-01 (UTC); check the clock of the machine that wrote them"
 
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -117,15 +135,19 @@ def to_epoch(value: datetime | str | float | None, *, now: datetime | None = Non
     if isinstance(value, bool):
         raise ConfigError(f"time {value!r} is not a time", hint="give an ISO time, epoch seconds or e.g. '2h'")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ConfigError(f"time {value!r} is not a number of seconds", hint="give an ISO time, epoch seconds or e.g. '2h'")
         return float(value)
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     text = str(value).strip()
     text = text.removeprefix("@")
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return to_epoch(number)
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import AnalysisError
+from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, time_range_text
 
 __all__ = ["COLUMN_ORDER", "Prepared", "pick_column", "prepare"]
 
@@ -52,13 +53,19 @@ def _timestamps(df: pd.DataFrame) -> pd.DatetimeIndex:
             ts = pd.DatetimeIndex(pd.to_datetime(raw, utc=True))
         else:
             ts = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601"))
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise AnalysisError(f"column 'timestamp' holds values that are not times ({exc})",
-                            hint="use ISO 8601 timestamps with an offset, e.g. 2026-11-28T10:00:00+00:00") from None
+    except (ValueError, TypeError, OverflowError, NotImplementedError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise AnalysisError(f"column 'timestamp' holds values that are not times ({type(exc).__name__}: {str(exc)[:120]})",
+                            hint="use ISO 8601 timestamps with an offset, e.g. 2026-11-28T10:00:00+00:00; "
+                                 + time_range_text()) from None
     missing = np.flatnonzero(ts.isna())
     if len(missing):
         raise AnalysisError(f"{len(missing)} row(s) have no timestamp (first at row {int(missing[0])})",
                             hint="drop or repair those rows; every sample needs a time", row=int(missing[0]))
+    epoch = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    outside = np.flatnonzero(~((epoch >= EPOCH_MIN) & (epoch < EPOCH_MAX)))
+    if len(outside):
+        raise AnalysisError(f"{len(outside)} timestamp(s) are out of range (first at row {int(outside[0])}: "
+                            f"{ts[int(outside[0])].isoformat()})", hint=time_range_text(), row=int(outside[0]))
     return ts
 
 
@@ -109,6 +116,9 @@ def prepare(df: object, column: str | None = None) -> Prepared:
         raise AnalysisError(f"column {name!r} holds infinite values", hint="repair the file", column=name)
     if (values < 0).any():
         raise AnalysisError(f"column {name!r} holds negative byte counts", hint="repair the file", column=name)
+    if (values > BYTES_MAX).any():
+        raise AnalysisError(f"column {name!r} holds values above 8 PiB (e.g. {float(values[values > BYTES_MAX][0]):.3g}): "
+                            "not memory sizes", hint="repair the data: a real reading is far below 8 PiB", column=name)
     boundary = event == "restart"
     if "pid" in df.columns:
         pid = pd.to_numeric(df["pid"], errors="coerce")

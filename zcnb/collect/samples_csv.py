@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, OutputWriteError, SamplesFormatError
 from ..files import read_input
-from ..units import format_bytes
+from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, format_bytes, time_range_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,6 +133,36 @@ def _csv_rows(path: Path, data: list[tuple[int, str]]) -> list[dict[str, str]]:
     return rows
 
 
+def parse_times(p: Path, raw: pd.Series) -> pd.Series:
+    """ISO 8601 texts -> UTC times (NaT where unreadable); :class:`SamplesFormatError` for times outside
+    1970..2200 (year 9999, year 0, negative years), which are a broken clock, not samples."""
+    import pandas as pd
+
+    years = pd.to_numeric(raw.str.extract(r"^\s*([+-]?\d{4,})-", expand=False), errors="coerce")
+    outside = (years < 1970) | (years >= 2200)
+    if not outside.any():
+        try:
+            ts = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
+        except (ValueError, OverflowError, NotImplementedError, pd.errors.OutOfBoundsDatetime) as exc:
+            raise _bad(p, f"timestamps cannot be read ({type(exc).__name__})", time_range_text()) from None
+        epoch = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        outside = ts.notna() & ~((epoch >= EPOCH_MIN) & (epoch < EPOCH_MAX))
+        if not outside.any():
+            return ts
+    bad = raw[outside].head(_MAX_BAD_LINES_SHOWN).tolist()
+    raise _bad(p, f"{int(outside.sum())} timestamp(s) are out of range, e.g. {bad}",
+               time_range_text() + "; fix or remove those rows")
+
+
+def check_byte_counts(p: Path, col: str, raw: pd.Series, vals: pd.Series) -> None:
+    """Memory cells above 8 PiB (1e300...) are corrupt, not readings: refused, never analysed as a leak."""
+    huge = vals > BYTES_MAX
+    if huge.any():
+        raise _bad(p, f"column {col} has {int(huge.sum())} value(s) above 8 PiB, e.g. "
+                      f"{raw[huge].head(_MAX_BAD_LINES_SHOWN).tolist()}: not a memory size",
+                   "memory cells are byte counts (a real reading is far below 8 PiB); fix or remove those rows")
+
+
 def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a samples CSV into the contract's DataFrame (``df.attrs['notes']``, ``df.attrs['header']``)."""
     import numpy as np
@@ -150,7 +180,7 @@ def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
     ts_raw = df["timestamp"].astype(str)
     naive = ~ts_raw.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
-    ts = pd.to_datetime(ts_raw, utc=True, format="ISO8601", errors="coerce")
+    ts = parse_times(p, ts_raw)
     if ts.isna().any():
         bad = ts_raw[ts.isna()].head(_MAX_BAD_LINES_SHOWN).tolist()
         raise _bad(p, f"{int(ts.isna().sum())} timestamp(s) are not ISO 8601, e.g. {bad}",
@@ -172,6 +202,7 @@ def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
                        "memory cells must be whole byte counts (empty = not measured)")
         if np.isinf(vals).any() or (vals < 0).any():
             raise _bad(p, f"column {col} has negative or infinite values", "memory cells must be byte counts >= 0")
+        check_byte_counts(p, col, raw, vals)
         nan_text = int((raw.str.lower().isin(["nan", "na", "null", "none"])).sum())
         if nan_text:
             notes.append(f"{nan_text} '{col}' cell(s) were NaN/null: treated as not measured")

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..files import open_input
+from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, time_range_text
 
 __all__ = ["read_fleet_csv", "write_fleet_csv"]
 
@@ -58,10 +59,21 @@ def read_fleet_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     ts = raw["timestamp"]
     if not pd.api.types.is_numeric_dtype(ts):
         try:
-            ts = pd.to_datetime(ts, utc=True, format="ISO8601").astype("int64") / 1e9
-        except (ValueError, TypeError):
-            raise DataError(f"fleet file {p} has unreadable timestamps", hint="use epoch seconds or ISO 8601",
-                            path=str(p)) from None
+            parsed = pd.to_datetime(ts, utc=True, format="ISO8601")
+            ts = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        except (ValueError, TypeError, OverflowError, NotImplementedError, pd.errors.OutOfBoundsDatetime):
+            raise DataError(f"fleet file {p} has unreadable timestamps", hint="use epoch seconds or ISO 8601; "
+                            + time_range_text(), path=str(p)) from None
+    epoch = np.asarray(ts, dtype=np.float64)
+    outside = ~((epoch >= EPOCH_MIN) & (epoch < EPOCH_MAX))
+    if outside.any():
+        raise DataError(f"fleet file {p} has {int(outside.sum())} timestamp(s) out of range (NaN, negative, or beyond "
+                        f"2200), e.g. {raw['timestamp'][outside].head(3).tolist()}", hint=time_range_text(), path=str(p))
     values = pd.to_numeric(raw[cols[0]], errors="coerce")
-    return samples_frame(raw["instance"].to_numpy(), np.asarray(ts, dtype=np.float64), values.to_numpy(),
+    huge = (values > BYTES_MAX) | (values < 0) | np.isinf(values)
+    if huge.any():
+        raise DataError(f"fleet file {p} has {int(huge.sum())} {cols[0]} value(s) that are not memory sizes (negative, "
+                        f"infinite or above 8 PiB), e.g. {raw[cols[0]][huge].head(3).tolist()}",
+                        hint="memory cells are byte counts; fix or remove those rows", path=str(p))
+    return samples_frame(raw["instance"].to_numpy(), epoch, values.to_numpy(),
                          value_column=cols[0], source="prometheus")
