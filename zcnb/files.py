@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 from .exceptions import ConfigError, ZcnbError
 
 __all__ = ["dumps_json", "ensure_private_dir", "make_private_dir", "make_unique_dir", "open_input", "read_input",
-           "read_json", "unique_path", "write_json", "write_private"]
+           "read_json", "scratch_dir", "unique_path", "write_json", "write_private"]
 
 
 def make_private_dir(path: str | os.PathLike[str]) -> bool:
@@ -77,6 +77,20 @@ def make_unique_dir(path: str | os.PathLike[str]) -> Path:
             continue
         os.chmod(candidate, 0o700)
         return candidate
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new private (0700) temp folder that is removed when the interpreter exits (a notebook kernel included).
+
+    For throwaway copies (replays of the bundled samples, simulated gateways' run folders): nothing of them
+    is left in ``$TMPDIR``. Anything worth keeping belongs in the incident folder instead.
+    """
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:

@@ -21,7 +21,8 @@ Layout of ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (folder 0700, files 0
 
 Notebooks take ``incident_dir`` as a parameter; empty means "replay the bundled
 sample incident", which :func:`open_incident` copies into a fresh temporary folder
-so nothing in the package is ever modified.
+so nothing in the package is ever modified (removed again when the interpreter exits).
+An incident folder that is a symlink is refused, and so is a ``figures`` symlink inside one.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError
-from .files import ensure_private_dir, read_json, write_json
+from .files import ensure_private_dir, read_json, scratch_dir, write_json
 
 __all__ = ["Incident", "bundled_sample_dir", "new_incident_dir", "open_incident"]
 
@@ -111,7 +111,13 @@ class Incident:
 
     @property
     def figures(self) -> Path:
-        return ensure_private_dir(self.root / "figures")
+        """``figures/`` (made 0700 when missing); a symlink there is refused, never written through."""
+        folder = self.root / "figures"
+        if folder.is_symlink():
+            raise ConfigError(f"{folder} is a symlink (to {os.readlink(folder)}): zcnb never writes through links "
+                              "in an incident folder", hint=f"remove the link (rm {folder}); zcnb then makes a private "
+                              "figures folder", path=str(folder))
+        return ensure_private_dir(folder)
 
     def has(self, key: str) -> bool:
         return self.path(key).exists()
@@ -139,7 +145,7 @@ class Incident:
 def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: bool = True) -> Incident:
     """Open an incident folder; empty/None copies the bundled sample into a temp folder."""
     if not incident_dir:
-        tmp = Path(tempfile.mkdtemp(prefix="zcnb-replay-"))
+        tmp = scratch_dir("zcnb-replay-")  # removed when the interpreter (the notebook kernel) exits
         dest = tmp / "sample-incident"
         shutil.copytree(bundled_sample_dir(), dest)
         for folder, _dirs, files in os.walk(dest):
@@ -148,6 +154,10 @@ def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: b
                 os.chmod(os.path.join(folder, f), 0o600)
         return Incident(dest, replay=True)
     root = Path(incident_dir).expanduser()
+    if root.is_symlink():
+        raise ConfigError(f"incident folder {root} is a symlink (to {os.readlink(root)}): zcnb does not follow it, so "
+                          "that files meant for the incident cannot land somewhere else",
+                          hint=f"pass the real folder: {os.path.realpath(root)}", path=str(root))
     if not root.exists():
         if not create:
             raise ConfigError(f"incident folder {root} does not exist",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +57,14 @@ class DemoTarget:
     url: str
     token: Secret
     run_dir: Path
+    shutdown: Callable[[], object] | None = None  # a weakref.finalize: stops the units once
 
     def close(self) -> None:
-        self.manager.close()
+        """Stop the units (and remove the temp run folder zcnb made for them); runs once."""
+        if self.shutdown is not None:
+            self.shutdown()
+        else:
+            self.manager.close()
 
     def _repr_markdown_(self) -> str:
         return f"supervised simulated gateway `{self.unit}` at `{self.url}` (run dir `{self.run_dir}`)"
@@ -68,15 +74,26 @@ def mitigation_demo_target(run_dir: str | os.PathLike[str] | None = None, *, pro
                            leak: str = "linear", units: Sequence[str] = ("zeptoclaw-gateway.service",
                                                                          "zeptoclaw-webhook.service")) -> DemoTarget:
     """Start simulated units under the supervisor in a temp folder (cleanup registered for interpreter exit)."""
+    # A temp run folder (its logs hold the simulator's throwaway token) is removed after the units stop:
+    # by close(), or at interpreter exit.
     d = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="zcnb-mitigate-"))
     token = Secret(secrets.token_urlsafe(24))
     services = [simulator_service(u, run_dir=d, token=token, profile=profile, leak=leak if i == 0 else "none",
                                   exit_with_parent=True)
                 for i, u in enumerate(units)]
     manager = ProcessSupervisorBackend(services, run_dir=d)
-    weakref.finalize(manager, ProcessSupervisorBackend.close, manager)
+    done = weakref.finalize(manager, _shutdown, manager, None if run_dir else d)
     for u in units:
         manager.start(u, timeout_s=10.0)
         check_health(manager, u, token=token, timeout_s=10.0)
     hc = services[0].health
-    return DemoTarget(manager, units[0], hc.url if hc else "", token, d)
+    return DemoTarget(manager, units[0], hc.url if hc else "", token, d, done)
+
+
+def _shutdown(manager: ProcessSupervisorBackend, scratch: Path | None) -> None:
+    """Stop the simulated units, then remove the temp run folder zcnb made for them (None: not ours)."""
+    try:
+        manager.close()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -277,7 +277,9 @@ def _incident_folder(incident_dir: str | os.PathLike[str] | None, incidents_dir:
     if incident_dir:
         # A folder zcnb creates is 0700; an existing one keeps its mode (it may be shared on purpose) and
         # only the files this run writes are locked down; a group/world-accessible one gets a warning.
-        folder = Path(incident_dir).expanduser()
+        folder = Path(os.path.abspath(Path(incident_dir).expanduser()))  # the stages run with another cwd
+        if folder.is_symlink():
+            open_incident(folder)  # raises: a symlinked incident folder is refused, not followed
         created = make_private_dir(folder)
         _warn_if_open(folder, created)
         return folder, created

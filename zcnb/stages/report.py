@@ -141,7 +141,7 @@ class IncidentReport:
         from ..viz.display import PngImage
 
         path = self.incident.root / "figures" / name
-        if not path.is_file():
+        if path.parent.is_symlink() or path.is_symlink() or not path.is_file():  # links are never followed
             return _missing(alt, stage)
         return PngImage(path, alt=alt)
 

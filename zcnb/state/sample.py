@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tempfile
 from importlib import resources
 from pathlib import Path
+
+from ..files import scratch_dir
 
 __all__ = ["copy_sample_data", "sample_data_dir"]
 
@@ -18,8 +19,8 @@ def sample_data_dir() -> Path:
 
 
 def copy_sample_data(dest: str | os.PathLike[str] | None = None) -> Path:
-    """Copy the sample tree into ``dest`` (default: a new temp folder) and return the copy's path."""
-    root = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="zcnb-state-")) / "zeptoclaw"
+    """Copy the sample tree into ``dest`` (default: a new temp folder, removed when the interpreter exits)."""
+    root = Path(dest) if dest else scratch_dir("zcnb-state-") / "zeptoclaw"
     shutil.copytree(sample_data_dir(), root)
     for p in root.glob("backups/*/zeptoclaw-gateway"):
         # Package installs may drop the exec bit; the sample binary is a shell script meant to run.
