@@ -120,8 +120,11 @@ def test_argv_matching_rules() -> None:
     argv = journal_argv(UNIT, files=["a.journal"], since=1700000000, until="2026-11-28T10:00:00Z")
     assert f"_SYSTEMD_USER_UNIT={UNIT}" in argv and "--file=a.journal" in argv
     assert "--since=@1700000000.000000" in argv and any(a.startswith("--until=@17") for a in argv)
-    assert "-u" in journal_argv("nginx", user=False) and "nginx.service" in journal_argv("nginx", user=False)
-    assert "--user-unit" in journal_argv(UNIT, match_user_unit=False)
+    assert "--unit=nginx.service" in journal_argv("nginx", user=False)  # value attached: never read as an option
+    assert f"--user-unit={UNIT}" in journal_argv(UNIT, match_user_unit=False)
+    assert argv[argv.index("--") + 1:] == [f"_SYSTEMD_USER_UNIT={UNIT}"]  # matches only after "--"
+    with pytest.raises(ConfigError, match="starts with '-'"):
+        journal_argv("--since=2000-01-01")
     if os.geteuid() == 0:  # --user-unit would add _UID=0 and miss the gateway user's entries
         assert f"_SYSTEMD_USER_UNIT={UNIT}" in journal_argv(UNIT)
 

@@ -61,7 +61,7 @@ def test_stage02_live_through_papermill_plans_systemctl_not_the_simulator(tmp_pa
     run = run_incident(incidents_dir=tmp_path, stages=["02"], parameters={"live": True}, progress=False)
     actions = [json.loads(line) for line in (run.folder / "actions.jsonl").read_text().splitlines()]
     restart = next(a for a in actions if a["action"] == "restart")
-    assert restart["dry_run"] and restart["commands"][0] == "systemctl --user restart zeptoclaw-gateway.service"
+    assert restart["dry_run"] and restart["commands"][0] == "systemctl --user restart -- zeptoclaw-gateway.service"
     nb = json.loads((run.folder / "02_mitigate.ipynb").read_text())
     outputs = json.dumps([c.get("outputs", []) for c in nb["cells"] if c["cell_type"] == "code"])
     assert "systemctl --user restart" in outputs

@@ -54,7 +54,7 @@ def test_status_parses_show_output(tmp_path: Path) -> None:
     st = backend(r, tmp_path).status(GW)
     assert r.calls[0] == ["systemctl", "--user", "show", "-p",
                           ("MainPID,ActiveState,SubState,MemoryCurrent,MemoryMax,ActiveEnterTimestamp,NRestarts,"
-                           "LoadState,FragmentPath,Result"), GW]
+                           "LoadState,FragmentPath,Result"), "--", GW]  # the unit after "--": never an option
     assert (st.active, st.pid, st.memory_bytes, st.memory_max_bytes, st.restarts) == (True, 4242, 56623104, None, 2)
     assert st.active_since == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     assert st.memory_source.startswith("cgroup")
@@ -118,9 +118,9 @@ def test_missing_systemctl_is_a_clear_error(tmp_path: Path) -> None:
 def test_restart_hang_falls_back_to_kill_then_start_with_warning(tmp_path: Path) -> None:
     r = Runner(hang=["restart"])
     out = backend(r, tmp_path).restart(GW, timeout_s=3)
-    assert r.calls == [["systemctl", "--user", "restart", GW],
-                       ["systemctl", "--user", "kill", "-s", "SIGKILL", GW],
-                       ["systemctl", "--user", "start", GW]]
+    assert r.calls == [["systemctl", "--user", "restart", "--", GW],
+                       ["systemctl", "--user", "kill", "-s", "SIGKILL", "--", GW],
+                       ["systemctl", "--user", "start", "--", GW]]
     assert out.details["kill_fallback"] is True
     assert "leak report" in out.warnings[0] and "lost" in out.warnings[0]
 
@@ -135,12 +135,12 @@ def test_restart_action_dry_run_then_execute(tmp_path: Path) -> None:
     m = backend(r, tmp_path)
     dry = restart_service(m, unit=GW)
     assert dry.dry_run and dry.outcome == "planned" and dry.plan_id
-    assert f"systemctl --user restart {GW}" in dry.commands
+    assert f"systemctl --user restart -- {GW}" in dry.commands
     assert not any(c[2] == "restart" for c in r.calls)  # nothing ran
     with pytest.raises(PlanError):
         restart_service(m, unit=GW, execute=True, confirm="wrong")
     done = restart_service(m, unit=GW, execute=True, confirm=dry.plan_id)
-    assert done.outcome == "ok" and done.commands == (f"systemctl --user restart {GW}",)
+    assert done.outcome == "ok" and done.commands == (f"systemctl --user restart -- {GW}",)
 
 
 def test_full_restart_order_and_wait(tmp_path: Path) -> None:
@@ -149,7 +149,7 @@ def test_full_restart_order_and_wait(tmp_path: Path) -> None:
                            units=(GW, "zeptoclaw-webhook.service", "zeptoclaw-shell2http.service"))
     plan = restart_service(m, full=True, wait_s=0).plan_id
     res = restart_service(m, full=True, wait_s=0, execute=True, confirm=plan)
-    verbs = [(c[2], c[3]) for c in r.calls if c[2] in ("stop", "start")]
+    verbs = [(c[2], c[4]) for c in r.calls if c[2] in ("stop", "start")]
     assert verbs == [("stop", "zeptoclaw-shell2http.service"), ("stop", "zeptoclaw-webhook.service"), ("stop", GW),
                      ("start", GW), ("start", "zeptoclaw-webhook.service"), ("start", "zeptoclaw-shell2http.service")]
     assert res.outcome == "ok"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from .exceptions import ConfigError
 from .files import read_input
 
 __all__ = ["DEFAULT_FLEET_QUERY", "EXPORTER_FLEET_QUERY", "NO_TOKEN_LEAK", "Secret", "Settings", "check_token",
-           "gateway_token", "load_settings", "read_token", "token_source", "token_values", "xdg_data_dir"]
+           "check_unit", "gateway_token", "load_settings", "read_token", "token_source", "token_values", "xdg_data_dir"]
 
 DEFAULT_FLEET_QUERY = 'process_resident_memory_bytes{job="zeptoclaw-gateway"}'
 """The memory query of ``zcnb fleet`` and of notebook 01's fleet mode when none is given."""
@@ -37,6 +38,20 @@ DEFAULT_UNITS = (
     "gateway-watchdog.service",
     "whatsapp-responder.service",
 )
+
+
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@\\-]{1,255}")
+
+
+def check_unit(name: str) -> str:
+    """A systemd unit name as given, or :class:`ConfigError`: never empty, never starting with ``-`` (which
+    ``systemctl``/``journalctl`` would take as an option), only the characters systemd allows."""
+    if not isinstance(name, str) or not _UNIT_NAME.fullmatch(name) or name.startswith("-"):
+        raise ConfigError(f"{name!r} is not a unit name" + (" (it starts with '-', which systemctl and journalctl "
+                          "would read as an option)" if str(name).startswith("-") else ""),
+                          hint="give a unit name like zeptoclaw-gateway.service (letters, digits and :_.@\\- only)",
+                          unit=str(name))
+    return name
 
 
 class Secret:
@@ -130,8 +145,12 @@ def _coerce(name: str, value: Any, ftype: str) -> Any:
             return Path(os.path.expanduser(str(value)))
         if name in _TUPLE_FIELDS:
             if isinstance(value, str):
-                return tuple(v.strip() for v in value.split(",") if v.strip())
-            return tuple(str(v) for v in value)
+                items = tuple(v.strip() for v in value.split(",") if v.strip())
+            else:
+                items = tuple(str(v) for v in value)
+            return tuple(check_unit(v) for v in items) if name == "units" else items
+        if name == "unit":
+            return check_unit(str(value))
         if "int" in ftype:
             return int(value)
         if "float" in ftype:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import check_unit
 from ..actions import apply_hint
 from ..exceptions import DataError
 from ..units import format_bytes, format_duration
@@ -38,7 +39,7 @@ def _friendly_interval(seconds: float) -> float:
 
 def _cron_line(seconds: float, unit: str) -> tuple[str, str]:
     minutes = int(seconds // 60)
-    cmd = f"XDG_RUNTIME_DIR=/run/user/$(id -u) systemctl --user restart {unit}"
+    cmd = f"XDG_RUNTIME_DIR=/run/user/$(id -u) systemctl --user restart -- {check_unit(unit)}"
     if minutes < 60:
         m = max(d for d in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) if d <= max(minutes, 1))
         return f"*/{m} * * * * {cmd}", f"every {m} min"
@@ -88,7 +89,7 @@ def restart_schedule(interval_s: float, *, unit: str = "zeptoclaw-gateway.servic
         basis = (basis or f"interval {format_duration(interval_s)}") + "; capped at 90 d (quarterly maintenance, as the runbook says)"
     stem = unit.removesuffix(".service")
     service = (f"[Unit]\nDescription=Scheduled restart of {unit} (memory-leak mitigation, from zcnb)\n\n"
-               f"[Service]\nType=oneshot\nExecStart=/usr/bin/systemctl --user restart {unit}\n")
+               f"[Service]\nType=oneshot\nExecStart=/usr/bin/systemctl --user restart -- {check_unit(unit)}\n")
     timer = (f"[Unit]\nDescription=Restart {unit} every {format_duration(iv)}\n\n"
              f"[Timer]\nOnActiveSec={int(iv)}s\nOnUnitActiveSec={int(iv)}s\nAccuracySec=1min\nUnit={stem}-restart.service\n\n"
              "[Install]\nWantedBy=timers.target\n")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import NO_TOKEN_LEAK, Secret, Settings, gateway_token, load_settings, token_source
+from ..config import NO_TOKEN_LEAK, Secret, Settings, check_unit, gateway_token, load_settings, token_source
 from ..exceptions import ConfigError, EndpointAuthError, TargetError, ZcnbError
 from ..files import read_input
 from ..logs.skills import detect_skill_form
@@ -294,7 +294,7 @@ def _systemd_checks(unit: str, units: Sequence[str], timeout_s: float, enabled: 
         why = "disabled" if not enabled else "systemctl not installed"
         checks += [Check("units", "skip", why), Check("MemoryMax", "skip", why)]
     else:
-        rc, out, err = _run([systemctl, "--user", "show", "-p", ",".join(_SHOW_PROPS), *units], timeout_s)
+        rc, out, err = _run([systemctl, "--user", "show", "-p", ",".join(_SHOW_PROPS), "--", *map(check_unit, units)], timeout_s)
         if rc != 0:
             why = (err.strip().splitlines() or [f"exit {rc}"])[-1]
             checks += [Check("units", "skip", f"no systemd user manager reachable ({why})"),
@@ -320,7 +320,7 @@ def _systemd_checks(unit: str, units: Sequence[str], timeout_s: float, enabled: 
         checks.append(Check("journal", "skip", "journalctl not installed" if enabled else "disabled"))
         return memory_max, False, []
     # As root, `--user -u` adds _UID=<caller> and misses the gateway user's entries: match the field instead.
-    rc, out, err = _run([journalctl, "--no-pager", "-o", "cat", "-n", "2000", f"_SYSTEMD_USER_UNIT={unit}"], timeout_s)
+    rc, out, err = _run([journalctl, "--no-pager", "-o", "cat", "-n", "2000", "--", f"_SYSTEMD_USER_UNIT={unit}"], timeout_s)
     if rc != 0:
         checks.append(Check("journal", "warn", f"journalctl failed: {(err.strip().splitlines() or [str(rc)])[-1]}"))
         return memory_max, False, []

@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from ..config import check_unit
 from ..exceptions import ConfigError, ProcessAccessDenied, ProcessNotFound
 from ..files import read_input
 from ..units import format_bytes
@@ -101,7 +102,7 @@ def unit_main_pid(unit: str, *, timeout_s: float = 5.0) -> int:
         raise ProcessNotFound(f"cannot resolve unit {unit}: systemctl is not installed", unit=unit,
                               hint="give --pid, --pid-file or --pattern instead")
     try:
-        proc = subprocess.run([exe, "--user", "show", "-p", "MainPID", "--value", unit], capture_output=True,
+        proc = subprocess.run([exe, "--user", "show", "-p", "MainPID", "--value", "--", check_unit(unit)], capture_output=True,
                               text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise ProcessNotFound(f"systemctl --user show {unit} did not answer in {timeout_s:g} s", unit=unit,

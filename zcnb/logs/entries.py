@@ -101,9 +101,13 @@ def unit_identifier(unit: str | None) -> str | None:
 
 
 def full_unit(unit: str | None) -> str | None:
-    """``zeptoclaw-gateway`` -> ``zeptoclaw-gateway.service`` (other suffixes kept)."""
+    """``zeptoclaw-gateway`` -> ``zeptoclaw-gateway.service`` (other suffixes kept); a name starting with ``-``
+    or holding characters systemd does not allow is refused (:func:`zcnb.config.check_unit`)."""
     if not unit:
         return None
+    from ..config import check_unit
+
+    check_unit(unit)
     return unit if re.search(r"\.(service|scope|socket|timer|slice)$", unit) else unit + ".service"
 
 

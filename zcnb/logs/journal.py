@@ -67,16 +67,20 @@ def journal_argv(unit: str | None, *, user: bool = True, since: Any = None, unti
     if u is not None:
         argv.append(f"--until=@{u:.6f}")
     unit = full_unit(unit)
+    positional = []  # matches, after "--": a value starting with "-" is never read as an option
     if unit:
         match = match_user_unit if match_user_unit is not None else (offline or _is_root())
         if not user:
-            argv += ["-u", unit] if not offline else [f"_SYSTEMD_UNIT={unit}"]
+            if offline:
+                positional.append(f"_SYSTEMD_UNIT={unit}")
+            else:
+                argv.append(f"--unit={unit}")
         elif match:
-            argv.append(f"_SYSTEMD_USER_UNIT={unit}")
+            positional.append(f"_SYSTEMD_USER_UNIT={unit}")
         else:
-            argv += ["--user-unit", unit]
-    argv += list(matches)
-    return argv
+            argv.append(f"--user-unit={unit}")
+    positional += list(matches)
+    return argv + ["--", *positional] if positional else argv
 
 
 def _is_root() -> bool:

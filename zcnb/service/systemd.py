@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_UNITS
+from ..config import DEFAULT_UNITS, check_unit
 from ..exceptions import ActionTimeout, CommandFailed, ServiceError, ServicePermissionError, UnitNotFound
 from .base import CommandRunner, HealthCheck, ServiceStatus, StepOutcome, format_command, redact_line, run_command
 
@@ -175,18 +175,22 @@ class SystemdUserBackend:
 
     # -- command construction ------------------------------------------------------------------
     def argv(self, verb: str, unit: str = "", *extra: str) -> list[str]:
-        """The argv of one systemctl verb (``show``/``status``/``start``/``stop``/``restart``/``kill``/``daemon-reload``)."""
-        if verb == "show":
-            return ["systemctl", "--user", "show", "-p", ",".join(SHOW_PROPERTIES), unit]
-        if verb == "status":
-            return ["systemctl", "--user", "status", "--no-pager", "--lines=20", unit]
-        if verb == "kill":
-            return ["systemctl", "--user", "kill", "-s", "SIGKILL", unit]
+        """The argv of one systemctl verb (``show``/``status``/``start``/``stop``/``restart``/``kill``/``daemon-reload``).
+
+        The unit (checked: never starting with ``-``) always follows ``--``, so it cannot be read as an option.
+        """
         if verb == "daemon-reload":
             return ["systemctl", "--user", "daemon-reload"]
+        unit = check_unit(unit)
+        if verb == "show":
+            return ["systemctl", "--user", "show", "-p", ",".join(SHOW_PROPERTIES), "--", unit]
+        if verb == "status":
+            return ["systemctl", "--user", "status", "--no-pager", "--lines=20", "--", unit]
+        if verb == "kill":
+            return ["systemctl", "--user", "kill", "-s", "SIGKILL", "--", unit]
         if verb == "journal":
-            return ["journalctl", "--no-pager", "-o", "json", *extra, f"_SYSTEMD_USER_UNIT={unit}"]
-        return ["systemctl", "--user", verb, unit]
+            return ["journalctl", "--no-pager", "-o", "json", *extra, "--", f"_SYSTEMD_USER_UNIT={unit}"]
+        return ["systemctl", "--user", verb, "--", unit]
 
     def commands_for(self, verb: str, unit: str) -> tuple[str, ...]:
         if verb == "reload":
