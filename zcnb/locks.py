@@ -23,7 +23,7 @@ from typing import Any
 
 from .exceptions import ZcnbError
 
-__all__ = ["HeldLock", "LockHolder", "acquire_lock", "lock_holder"]
+__all__ = ["HeldLock", "LockHolder", "acquire_lock", "lock_holder", "lock_open_file"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,48 @@ def _wait_for_holder(p: Path, timeout_s: float = 1.0) -> LockHolder | None:
         if holder is not None or time.monotonic() >= deadline:
             return holder
         time.sleep(0.01)
+
+
+def lock_open_file(fd: int, path: str | os.PathLike[str], *, action: str, error: type[ZcnbError],
+                   hint: str = "wait until it has finished, then run the command again") -> None:
+    """Take the exclusive lock of the open file ``fd`` itself (no lock file: nothing extra on a full disk), or
+    raise ``error`` naming the holder, found in ``/proc/locks`` ("another sample (pid N, started T) ...").
+    The lock lasts until ``fd`` is closed."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _flock_holder(fd)
+        who = f"zcnb {action} process"
+        if pid is not None:
+            who = f"{action} (pid {pid}, started {_started(pid)})"
+        raise error(f"another {who} holds the lock on {path}; nothing was written", hint=hint, path=str(path),
+                    holder_pid=pid) from None
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The pid holding a flock on ``fd``'s file, from ``/proc/locks`` (None when it cannot be told)."""
+    st = os.fstat(fd)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                parts = line.split()
+                if "->" in parts:
+                    continue  # a waiter, not a holder
+                if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == dev and parts[4].isdigit():
+                    return int(parts[4])
+    except OSError:
+        pass
+    return None
+
+
+def _started(pid: int) -> str:
+    import psutil
+
+    try:
+        return datetime.fromtimestamp(psutil.Process(pid).create_time(), UTC).isoformat(timespec="seconds")
+    except (psutil.Error, OSError, ValueError):
+        return "at an unknown time"
 
 
 def _lock_fd(p: Path, target: str, error: type[ZcnbError]) -> int | None:

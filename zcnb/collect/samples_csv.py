@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, OutputWriteError, SamplesFormatError
 from ..files import read_input
+from ..locks import lock_open_file
 from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, format_bytes, time_range_text
 
 if TYPE_CHECKING:
@@ -267,17 +268,36 @@ class SamplesFile:
 
     def open(self) -> tuple[bool, list[str]]:
         """Open for appending; returns (the file already held rows, notes on what was repaired)."""
-        out, notes = self.path, []
+        out, notes = self.path, list[str]()
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputWriteError(f"cannot create folder {out.parent}: {exc.strerror}", path=str(out),
                                    hint="choose a writable folder for --out") from None
-        exists = out.exists() and out.stat().st_size > 0
-        if exists and not self.append:
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot open {out} for writing: {exc.strerror}", path=str(out),
+                                   hint="choose a writable folder for --out") from None
+        try:
+            # One writer per CSV at a time (two samplers would interleave their rows and header blocks): the
+            # file itself is locked until close(); a second writer is refused, naming the holder.
+            lock_open_file(fd, out, action="sample", error=OutputWriteError,
+                           hint="let it finish (or stop it), or write to another --out")
+            exists = self._check_existing(out, fd, notes)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return exists, notes
+
+    def _check_existing(self, out: Path, fd: int, notes: list[str]) -> bool:
+        """True when the file already holds rows; refuses what must not be appended to; drops a partial row."""
+        size = os.fstat(fd).st_size
+        if size and not self.append:
             raise ConfigError(f"{out} already holds data", path=str(out),
                               hint="choose a new --out, or pass append=True (--append) to add to it")
-        if exists:
+        if size:
             raw = out.read_bytes()
             if not raw.startswith(b"# zcnb samples"):
                 raise ConfigError(f"{out} is not a zcnb samples CSV: refusing to append", path=str(out),
@@ -285,16 +305,11 @@ class SamplesFile:
             if not raw.endswith(b"\n"):
                 notes.append("dropped a partial last row left by an interrupted run")
                 try:
-                    os.truncate(out, raw.rfind(b"\n") + 1)
+                    os.ftruncate(fd, raw.rfind(b"\n") + 1)
                 except OSError as exc:
                     raise OutputWriteError(f"cannot repair {out}: {exc.strerror}", path=str(out),
                                            hint="choose a writable --out") from None
-        try:
-            self._fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise OutputWriteError(f"cannot open {out} for writing: {exc.strerror}", path=str(out),
-                                   hint="choose a writable folder for --out") from None
-        return exists, notes
+        return bool(size)
 
     def write(self, text: str) -> None:
         """Append ``text`` (whole rows) in one write; :class:`OutputWriteError` when it cannot be written whole."""
@@ -316,3 +331,4 @@ class SamplesFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+

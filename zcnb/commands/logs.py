@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from . import unit_arg
 from .json_option import add_json_option
 
 __all__ = ["register"]
@@ -17,7 +18,7 @@ def register(subparsers: Any) -> None:
         description="Read the unit's journal (journalctl -o json), journal files, a saved JSON export or a text "
                     "log, and print the skill table like the runbook's grep | sort | uniq -c | sort -nr, "
                     "top errors and restarts. Secrets in messages are redacted.")
-    p.add_argument("--unit", default=None, help="unit (default: the configured gateway unit)")
+    p.add_argument("--unit", type=unit_arg, default=None, help="unit (default: the configured gateway unit)")
     p.add_argument("--since", help="start: ISO time, epoch seconds, or a duration back from now (2h)")
     p.add_argument("--until", help="end: ISO time, epoch seconds, or a duration back from now")
     src = p.add_mutually_exclusive_group()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import unit_arg
+
 
 def register(sub: Any) -> None:
     from .json_option import add_json_option
@@ -19,7 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("--url", help="gateway base URL (default from settings, http://127.0.0.1:18789)")
     p.add_argument("--token-env", help="NAME of the env var holding the token (default: the token_env setting, "
                    "GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
-    p.add_argument("--unit", help="systemd user unit (default: the unit setting, zeptoclaw-gateway.service)")
+    p.add_argument("--unit", type=unit_arg, help="systemd user unit (default: the unit setting, zeptoclaw-gateway.service)")
     p.add_argument("--pid", type=int, help="gateway pid")
     p.add_argument("--pid-file", help="file holding the gateway pid")
     p.add_argument("--pattern", help="regex on the command line (default: the process_pattern setting, "

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from . import unit_arg
 from ..units import format_bytes
 
 
@@ -19,7 +20,7 @@ def register(sub: Any) -> None:
     target = p.add_argument_group("target (first given wins)")
     target.add_argument("--pid", type=int, help="process id")
     target.add_argument("--pid-file", help="file holding the pid (re-read after a restart)")
-    target.add_argument("--unit", help="systemd user unit (MainPID)")
+    target.add_argument("--unit", type=unit_arg, help="systemd user unit (MainPID)")
     target.add_argument("--pattern", help="regex on the full command line, like pgrep -f (default: zeptoclaw-gateway "
                         "when no other target is given)")
     p.add_argument("--url", help="gateway base URL for /metrics (default from settings, http://127.0.0.1:18789)")

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from . import unit_arg
 from ..units import format_bytes
 from .json_option import add_json_option, emit_json, json_to_stdout
 
@@ -18,7 +19,7 @@ def _common(p: argparse.ArgumentParser, *, unit: bool = True) -> None:
                    help="systemd --user units (default) or the process supervisor (needs --supervisor-file)")
     p.add_argument("--supervisor-file", help="JSON services file of the supervisor backend")
     if unit:
-        p.add_argument("--unit", help="unit / service name (default: the gateway, first in the order)")
+        p.add_argument("--unit", type=unit_arg, help="unit / service name (default: the gateway, first in the order)")
     p.add_argument("--token-env", help="env var holding the gateway token, name only (default: the token_env "
                    "setting, GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
     p.add_argument("--port", type=_port, default=None,
@@ -246,7 +247,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--assessment", required=True, help="assessment.json from stage 01")
     p.add_argument("--persisted-after-restart", choices=("yes", "no"))
     p.add_argument("--persisted-after-restore", choices=("yes", "no"))
-    p.add_argument("--unit", help="unit the restart schedule targets (default: the unit setting, "
+    p.add_argument("--unit", type=unit_arg, help="unit the restart schedule targets (default: the unit setting, "
                    "zeptoclaw-gateway.service)")
     p.add_argument("--incident", help="incident folder: write escalation.json")
     add_json_option(p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import unit_arg
 from .json_option import add_json_option, emit_json, json_to_stdout
 
 
@@ -28,7 +29,7 @@ def _action_opts(p: argparse.ArgumentParser, *, service: bool = True) -> None:
         p.add_argument("--process-pattern", help="regex for the gateway's command line, checked when there is no "
                        "service manager (default: the settings' process_pattern, zeptoclaw-gateway)")
         p.add_argument("--supervisor-file", help="services JSON for --backend supervisor")
-        p.add_argument("--unit", help="the gateway's unit name (default: the unit setting, zeptoclaw-gateway.service)")
+        p.add_argument("--unit", type=unit_arg, help="the gateway's unit name (default: the unit setting, zeptoclaw-gateway.service)")
 
 
 def register(sub: Any) -> None:
