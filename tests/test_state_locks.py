@@ -194,3 +194,56 @@ def test_a_copy_is_deleted_only_when_its_content_proves_the_backup_holds_it(tmp_
     _tree(same, {"a.json": b'{"a": 1}', "s/b.txt": b"0123456789" * 100})
     assert discard_copy(same, expected=expected, source=src, aside=aside,
                         never={os.lstat(same).st_ino})[0] == "moved"
+
+
+@pytest.mark.slow
+def test_two_samplers_appending_to_one_csv_do_not_interleave(tmp_path: Path) -> None:
+    """Real `zcnb sample --append` processes on one CSV: the second is refused (exit 2, holder named) while the
+    first runs; after it finished, appending works and the file holds whole runs, one after the other."""
+    csv = tmp_path / "samples.csv"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    args = [sys.executable, "-m", "zcnb", "sample", "--pid", str(os.getpid()), "--sources", "psutil", "--interval", "0.2",
+            "--out", str(csv), "--append", "--no-progress", "--no-verdict"]
+    first = subprocess.Popen([*args, "--duration", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (csv.exists() and csv.read_text().count("\n") >= 5):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.run([*args, "--duration", "1"], env=env, capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert second.returncode == 2, second.stderr
+        assert f"another sample (pid {first.pid}, started " in second.stderr and "holds the lock on" in second.stderr
+        assert first.wait(timeout=60) == 0, first.communicate()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    third = subprocess.run([*args, "--duration", "0.6"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert third.returncode == 0, third.stderr
+    from zcnb.collect.samples_csv import read_samples
+
+    text = csv.read_text()
+    assert text.count("# sources:") == 2 and text.count("timestamp,pid,source") == 1
+    blocks = text.split("# target:")[1:]
+    assert all(b.count("started") == 1 for b in blocks)  # each run's rows follow its own header block
+    assert len(read_samples(csv)) >= 10
+
+
+@pytest.mark.slow
+def test_a_report_run_leaves_no_temp_folders(tmp_path: Path) -> None:
+    """Stages 02 and 04 replay on throwaway copies (a simulated gateway whose logs hold its token, a copy of the
+    sample state); the report run removes them: nothing named zcnb-* stays in $TMPDIR."""
+    import shutil
+
+    from zcnb.incident import bundled_sample_dir
+
+    tmpdir, inc = tmp_path / "tmp", tmp_path / "incident"
+    tmpdir.mkdir()
+    shutil.copytree(bundled_sample_dir(), inc)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), TMPDIR=str(tmpdir))
+    r = subprocess.run([sys.executable, "-m", "zcnb", "report", "--incident-dir", str(inc), "--stages", "02,04",
+                        "--no-progress"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in tmpdir.iterdir() if p.name.startswith("zcnb-")) == []

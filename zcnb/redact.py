@@ -196,6 +196,7 @@ def secret_forms(value: str) -> set[str]:
              json.dumps(value, ensure_ascii=False)[1:-1], quote(raw, safe=""), quote_plus(raw, safe=""), quote(raw)}
     forms |= {json.dumps(f)[1:-1] for f in list(forms)} | {repr(f)[1:-1] for f in list(forms)}
     forms |= {piece for piece in re.split(r"[\x00-\x1f\x7f]+", value) if len(piece) >= 8}
+    forms |= {f.lower() for f in forms} | {f.upper() for f in forms}  # where case folding changes the length (ß)
     return {f for f in forms if len(f) >= 4}
 
 

@@ -12,10 +12,11 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["BYTES_MAX", "BYTE_UNITS", "EPOCH_MAX", "EPOCH_MIN", "format_bytes", "format_duration", "parse_duration",
+__all__ = ["BYTES_MAX", "BYTE_UNITS", "EPOCH_MAX", "EPOCH_MIN", "epoch_seconds", "format_bytes", "format_duration", "parse_duration",
            "parse_size", "plausible_epoch", "time_range_text", "to_epoch"]
 
 #: Times zcnb takes from data: 1970-01-01 .. 2200-01-01 UTC. Anything outside is a broken clock or a typo (and
@@ -29,6 +30,15 @@ BYTES_MAX = float(2**53)
 def plausible_epoch(seconds: float) -> bool:
     """True for a finite time between :data:`EPOCH_MIN` and :data:`EPOCH_MAX` (epoch seconds)."""
     return math.isfinite(seconds) and EPOCH_MIN <= seconds < EPOCH_MAX
+
+
+def epoch_seconds(ts: Any) -> Any:
+    """Seconds since 1970 of a tz-aware pandas datetime Series or Index, in its own unit (no nanosecond overflow
+    for year 9999); NaT gives NaN."""
+    import pandas as pd
+
+    unit = getattr(ts.dtype, "unit", "ns")
+    return (ts - pd.Timestamp(0, tz="UTC").as_unit(unit)) / pd.Timedelta(1, "s")
 
 
 def time_range_text() -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import AnalysisError
-from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, time_range_text
+from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, epoch_seconds, time_range_text
 
 __all__ = ["COLUMN_ORDER", "Prepared", "pick_column", "prepare"]
 
@@ -61,7 +61,7 @@ def _timestamps(df: pd.DataFrame) -> pd.DatetimeIndex:
     if len(missing):
         raise AnalysisError(f"{len(missing)} row(s) have no timestamp (first at row {int(missing[0])})",
                             hint="drop or repair those rows; every sample needs a time", row=int(missing[0]))
-    epoch = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    epoch = np.asarray(epoch_seconds(ts), dtype=float)
     outside = np.flatnonzero(~((epoch >= EPOCH_MIN) & (epoch < EPOCH_MAX)))
     if len(outside):
         raise AnalysisError(f"{len(outside)} timestamp(s) are out of range (first at row {int(outside[0])}: "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ConfigError, OutputWriteError, SamplesFormatError
 from ..files import read_input
 from ..locks import lock_open_file
-from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, format_bytes, time_range_text
+from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, epoch_seconds, format_bytes, time_range_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,7 +146,7 @@ def parse_times(p: Path, raw: pd.Series) -> pd.Series:
             ts = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
         except (ValueError, OverflowError, NotImplementedError, pd.errors.OutOfBoundsDatetime) as exc:
             raise _bad(p, f"timestamps cannot be read ({type(exc).__name__})", time_range_text()) from None
-        epoch = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        epoch = epoch_seconds(ts)
         outside = ts.notna() & ~((epoch >= EPOCH_MIN) & (epoch < EPOCH_MAX))
         if not outside.any():
             return ts

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..files import open_input
-from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, time_range_text
+from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, epoch_seconds, time_range_text
 
 __all__ = ["read_fleet_csv", "write_fleet_csv"]
 
@@ -59,8 +59,7 @@ def read_fleet_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     ts = raw["timestamp"]
     if not pd.api.types.is_numeric_dtype(ts):
         try:
-            parsed = pd.to_datetime(ts, utc=True, format="ISO8601")
-            ts = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+            ts = epoch_seconds(pd.to_datetime(ts, utc=True, format="ISO8601"))
         except (ValueError, TypeError, OverflowError, NotImplementedError, pd.errors.OutOfBoundsDatetime):
             raise DataError(f"fleet file {p} has unreadable timestamps", hint="use epoch seconds or ISO 8601; "
                             + time_range_text(), path=str(p)) from None
