@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from ..config import check_unit
+
 __all__ = ["CountsSnapshot", "FileTail", "JournalFollower", "LogCounts"]
 
 _ERROR = re.compile(rb"^(?:error(?:\([^)\n]*\))?: |Connection error: |thread \d+ panic: )", re.MULTILINE)
@@ -210,7 +212,7 @@ class JournalFollower:
             argv += ["-n", "all"]
         else:
             argv += ["-n", "all", f"--since=@{float(self.start_at):.6f}"]
-        argv.append(f"_SYSTEMD_USER_UNIT={self.unit}")
+        argv += ["--", f"_SYSTEMD_USER_UNIT={check_unit(self.unit)}"]  # a match, never read as an option
         return argv
 
     def start(self) -> JournalFollower:
