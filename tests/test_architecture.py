@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "zcnb"
-FOUNDATION = {"__init__", "__main__", "actions", "cli", "config", "exceptions", "files", "incident", "redact", "units"}
+FOUNDATION = {"__init__", "__main__", "actions", "cli", "config", "exceptions", "files", "incident", "locks", "redact",
+              "units"}
 
 
 def _modules() -> Iterator[tuple[str, Path]]:
