@@ -33,7 +33,7 @@ def undo_restore(*, state_dir: str | os.PathLike[str] | None = None, quarantine_
                  now: datetime | None = None, process_pattern: str | None = None) -> ActionResult:
     """Undo the last restore of ``state_dir`` (or put ``quarantine_dir``/state back).
 
-    Whatever is live is kept in ``<quarantine's parent>/corrupt-<YYYYmmdd-HHMMSS>-undo/state``.
+    Whatever is live is kept in ``<quarantine's parent>/corrupt-<YYYYmmdd-HHMMSS>-<id>-undo/state``.
     An interrupted restore is reverted too: before its swap only the staging copy is dropped.
     Like the restore, it refuses while the gateway runs; without a service manager it looks for a
     process matching ``process_pattern`` (default: the settings'), and while another process holds the
