@@ -78,7 +78,7 @@ def test_secret_looking_parameters_are_refused(params: dict[str, str], tmp_path:
 
 def test_token_value_in_any_parameter_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_AUTH_TOKEN", "s3cr3t-token-value")
-    with pytest.raises(ConfigError, match="contains the gateway token"):
+    with pytest.raises(ConfigError, match="holds the gateway token"):
         run_incident(incidents_dir=tmp_path, stages=["01"], parameters={"url": "http://x/?t=s3cr3t-token-value"},
                      progress=False)
 
