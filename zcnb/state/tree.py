@@ -173,8 +173,10 @@ _R = TypeVar("_R")
 
 
 def workers_for(count: int, total_bytes: int) -> int:
-    """Threads worth using for ``count`` files of ``total_bytes`` (file I/O and sha256 release the GIL)."""
-    if count < 64 and total_bytes < 8 * _CHUNK:
+    """Threads worth using for ``count`` files of ``total_bytes``: several only for big files (sha256 and large
+    reads release the GIL); many small files go faster one by one (parallel creates in one folder contend for its
+    lock: 2,000 files of 2 KiB took 1.60 s with one thread, 2.03 s with two, 2.06 s with four on this machine)."""
+    if count < 2 or total_bytes < count * (256 << 10):
         return 1
     return max(1, min(4, (os.cpu_count() or 1) * 2, count))
 
