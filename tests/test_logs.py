@@ -66,8 +66,20 @@ def test_parse_message_levels_scopes_tags() -> None:
     assert parse_message("info: [agent] tool skill args={}") == ("info", None, "agent", "tool skill args={}")
     assert parse_message("error(gpa): memory address 0x1 leaked:")[:2] == ("error", "gpa")
     assert parse_message("warning(gateway): unauthorized GET /health")[:3] == ("warning", "gateway", None)
-    assert parse_message("Connection error: error.RateLimitExceeded")[0] == "none"
     assert parse_message("Main Token: x")[0] == "none"
+    # the real gateway's lines without a Zig level keep a level of their own
+    assert parse_message("Connection error: error.RateLimitExceeded") == (
+        "error", None, None, "Connection error: error.RateLimitExceeded")
+    assert parse_message("thread 4242 panic: reached unreachable code")[0] == "error"
+    assert parse_message("panic: integer overflow")[0] == "error"
+    assert parse_message("Error: Failed to load configuration")[0] == "error"
+    assert parse_message("Warn: MOLTBOOK_API_KEY not set (EnvironmentVariableNotFound)")[0] == "warning"
+    assert parse_message("Warning: x")[0] == "warning"
+    for plain in ("  Main Token: x", "==============================", "Gateway server listening on .{ .ip4 = .{} }",
+                  "/src/gateway/http_server.zig:102:33: 0x12827ef in start (root.zig)", "                ^",
+                  "stack trace:", "(additional stack frames may have been skipped...)", "connection error: x",
+                  "Connection Error: x", "thread x panic: y", "Warn:x", ""):
+        assert parse_message(plain)[0] == "none", plain
 
 
 @pytest.mark.parametrize("bucket,expected", [("1min", 60), ("30s", 30), (5, 5), ("2h", 7200)])
@@ -169,7 +181,8 @@ def test_corpus_raw_lines_restarts_from_banner() -> None:
     assert s.requests.get("GET /health") == 1
     assert s.alloc_mentions == {"free": 2, "deinit": 1, "alloc": 1}  # "Allocation:" in the double-free line
     entries = list(read_log_file(DATA / "raw_restarts.log"))
-    assert entries[0].timestamp is None and entries[3].level == "none"
+    assert entries[0].timestamp is None and entries[0].level == "none"
+    assert entries[3].level == "error"  # "Connection error: error.RateLimitExceeded"
     assert all("0123456789abcdef" not in e.message for e in entries)
 
 
@@ -244,7 +257,7 @@ def test_cli_text_and_json_export(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["logs", "--text", str(path), "--unit", "zeptoclaw-gateway", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     top = truth.most_common(1)[0]
-    assert f"{top[1]:7d} skill:{top[0]}" in text and "Restarts: 1" in text and "Top errors" in text
+    assert f"{top[1]:7d} skill:{top[0]}" in text and "Restarts and crashes: 1" in text and "Top errors" in text
     assert json.loads(out.read_text())["skills"][0]["count"] == top[1]
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     assert main(["logs", "--json-export", str(DATA / "journal_bad.jsonl")]) == 0

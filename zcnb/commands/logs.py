@@ -91,7 +91,8 @@ def render(summary: Any, *, top: int = 10) -> str:
     if s.requests:
         out.append("Requests: " + ", ".join(f"{k} {v}" for k, v in s.requests.items()))
     lv = s.levels
-    out.append(f"Levels: error {lv['error']}, warning {lv['warning']}, debug {lv['debug']}, other {lv['other']}")
+    out.append(f"Levels: error {lv['error']}, warning {lv['warning']}, info {lv['info']}, debug {lv['debug']}, "
+               f"no level {lv['none']}")
     if s.priorities:
         out.append("journald PRIORITY: " + ", ".join(f"{k}: {v}" for k, v in s.priorities.items()))
     out += ["", "Top errors and warnings:"]
@@ -102,10 +103,15 @@ def render(summary: Any, *, top: int = 10) -> str:
             out.append(f"{int(r.count):7d}  {first} .. {last}  {r.message[:160]}")
     else:
         out.append("      (none)")
-    out += ["", f"Restarts: {len(s.restarts)}"]
+    out += ["", f"Crashes: {len(s.crashes)}"]
+    for r in s.crashes.itertuples():
+        ts = r.timestamp.isoformat() if r.timestamp is not None else "-"
+        out.append(f"  {ts}  pid {r.pid if r.pid is not None else '-'}: {r.message[:160]}")
+    out += [f"Restarts and crashes: {len(s.restarts)}"]
     for r in s.restarts.itertuples():
         ts = r.timestamp.isoformat() if r.timestamp is not None else "-"
-        out.append(f"  {ts}  {r.reason}: pid {r.old_pid} -> {r.new_pid}")
+        pids = f"pid {r.old_pid if r.old_pid is not None else '-'} -> {r.new_pid if r.new_pid is not None else '-'}"
+        out.append(f"  {ts}  {r.reason}: {pids}" + (f"  ({r.detail[:160]})" if r.detail else ""))
     if s.allocator:
         out.append("Allocator reports: " + ", ".join(f"{k} {v}" for k, v in s.allocator.items()))
     if s.alloc_mentions:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .scan import ISO_LINE, Acc, bucket_of, line_ts, parse_iso, scan_block, scan_messages
+from .scan import ISO_LINE, Acc, LineSeq, Where, bucket_of, line_ts, parse_iso, scan_block, scan_messages
 
 __all__ = ["CHUNK", "ScanConfig", "iter_chunks", "scan_range", "sniff_format"]
 
@@ -23,22 +23,29 @@ _BANNER = b"Main Token:"
 class ScanConfig:
     """What to count in a text log: format, bucket width (s), syslog identifier of the unit."""
 
-    fmt: str  # "short-iso" | "raw"
+    fmt: str  # "short-iso" | "raw" | "json"
     width: int
     ident: bytes | None
-    redact: Callable[[str], str]
+    unit: bytes | None = None  # json: the full unit name entries must have (with ``ident`` for entries without one)
 
 
 def sniff_format(head: bytes) -> str:
-    """``short-iso`` when most of the first lines carry a journalctl short-iso prefix, else ``raw``."""
+    """``json`` (a saved ``journalctl -o json``), ``short-iso`` when most of the first lines carry a journalctl
+    short-iso prefix, else ``raw``."""
     parts = head.split(b"\n")
     if len(parts) > 1:
         parts = parts[:-1]  # the last one may be cut; a single giant first line is judged by its head
     lines = [ln for ln in parts[:200] if ln.strip() and not ln.startswith(b"-- ")]
     if not lines:
         return "raw"
+    journal = sum(1 for ln in lines if ln.lstrip().startswith(b"{") and any(k in ln for k in _JOURNAL_KEYS))
+    if journal * 2 >= len(lines):
+        return "json"
     hits = sum(1 for ln in lines if ISO_LINE.match(ln))
     return "short-iso" if hits * 2 >= len(lines) else "raw"
+
+
+_JOURNAL_KEYS = (b'"__REALTIME_TIMESTAMP"', b'"__CURSOR"', b'"MESSAGE"')
 
 
 def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
@@ -46,6 +53,8 @@ def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
     cur: int | None = None
     msgs: list[bytes] = []
     tss: list[float | None] = []
+    seqs: list[int] = []
+    pids: list[int | None] = []
     for m in ISO_LINE.finditer(buf):
         ts_b, _host, ident, pid_b, msg = m.groups()
         if cfg.ident is not None and ident != cfg.ident:
@@ -54,18 +63,21 @@ def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
         if ts is None:
             continue
         pid = int(pid_b) if pid_b and len(pid_b) < 12 else None
+        seq = acc.lines
         acc.lines += 1
         acc.see_time(ts)
-        acc.see_pid(ts, pid)
+        acc.see_pid(ts, pid, seq)
         if pid is None and _BANNER in msg:
-            acc.banners.append(ts)
+            acc.banners.append((ts, seq))
         bb = bucket_of(ts, cfg.width)
         if bb != cur:
-            scan_messages(acc, msgs, tss, bucket=cur, redact=cfg.redact)
-            msgs, tss, cur = [], [], bb
+            scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
+            msgs, tss, seqs, pids, cur = [], [], [], [], bb
         msgs.append(msg)
         tss.append(ts)
-    scan_messages(acc, msgs, tss, bucket=cur, redact=cfg.redact)
+        seqs.append(seq)
+        pids.append(pid)
+    scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
 
 
 def _line_start(buf: bytes, x: int) -> int:
@@ -172,27 +184,37 @@ def scan_iso_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
     except _Unordered:
         return scan_lines_slow(acc, buf, cfg)
     pid = int(pid_b) if pid_b and len(pid_b) < 12 else None
+    base = acc.lines
     acc.lines += n_lines
     acc.see_time(t0)
     acc.see_time(t1)
-    acc.see_pid(t0, pid)
+    acc.see_pid(t0, pid, base)
     if pid is None:
+        seq = LineSeq(buf, base)
         for bm in re.finditer(rb"(?m)^[^\n]*?" + re.escape(_BANNER), buf):  # one banner per line at most
-            acc.banners.append(line_ts(buf, bm.start()))
+            acc.banners.append((line_ts(buf, bm.start()), seq(bm.start())))
 
     def ts_at(pos: int) -> float | None:
         return line_ts(buf, pos)
 
+    where = Where(ts_at=ts_at, seq_at=LineSeq(buf, base), pid_at=lambda _p: pid)
     for p, q, bb in slices:  # levels only right after the prefix (never "]: error" inside a message)
-        scan_block(acc, buf, p, q, sep=needle, bucket=bb, ts_at=ts_at, redact=cfg.redact)
+        scan_block(acc, buf, p, q, sep=needle, bucket=bb, where=where)
+    return None
 
 
 def scan_raw_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
-    """Lines with no timestamp and no pid: counts only, restarts from startup banners."""
+    """Lines with no timestamp and no pid: counts only, restarts from startup banners (every one counts)."""
     blob = b"\n" + buf
+    base = acc.lines
     acc.lines += buf.count(b"\n")
-    acc.banners.extend(None for _ in range(blob.count(_BANNER)))
-    scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=None, ts_at=lambda p: None, redact=cfg.redact)
+    seq = LineSeq(blob, base - 1)  # a banner's position lies after its line's newline
+    pos = blob.find(_BANNER)
+    while pos >= 0:
+        acc.banners.append((None, seq(pos)))
+        pos = blob.find(_BANNER, pos + len(_BANNER))
+    where = Where(ts_at=lambda _p: None, seq_at=LineSeq(blob, base), pid_at=lambda _p: None)
+    scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=None, where=where)
 
 
 CHUNK = 8 << 20  # per worker: a few copies of this are alive at once

@@ -29,6 +29,7 @@ __all__ = [
     "LogSummary",
     "bucket_seconds",
     "parse_message",
+    "plain_level",
     "read_log_file",
     "summarize_logs",
     "unit_identifier",
@@ -36,6 +37,9 @@ __all__ = [
 
 LEVELS = ("error", "warning", "info", "debug", "none")
 _ZIG = re.compile(r"^(error|warning|info|debug)(?:\(([^)]*)\))?: ?(.*)$", re.DOTALL)
+# lines the gateway prints without a Zig level that still have one (logscan._plain_regex is the bytes twin)
+_PLAIN = re.compile(r"(?:thread [0-9]+ )?panic: |(?:Segmentation fault|Illegal instruction|Bus error) at address "
+                    r"|(Warn(?:ing)?): |(?:Error|[A-Z][a-z]+ error): ")
 _TAG = re.compile(r"^\[([\w.-]+)\]\s*")
 _BANNER = b"Main Token:"
 PARALLEL_MIN_BYTES = 64 << 20  # smaller files are scanned in-process (forking costs more than it saves)
@@ -73,13 +77,26 @@ class LogEntry:
         return f"`{ts}` pid {self.pid} **{self.level}** {self.message}"
 
 
+def plain_level(message: str) -> str:
+    """The level of a line without a Zig prefix: ``thread N panic: ...`` (a crash), ``Error: ...`` and
+    ``Connection error: error.X`` -> ``error``; ``Warn: ...`` -> ``warning``; anything else ``none``."""
+    m = _PLAIN.match(message)
+    if m is None:
+        return "none"
+    return "warning" if m.group(1) else "error"
+
+
 def parse_message(message: str) -> tuple[str, str | None, str | None, str]:
-    """Split a Zig log line into ``(level, scope, tag, text)``; no level prefix -> level ``none``."""
+    """Split a Zig log line into ``(level, scope, tag, text)``.
+
+    No Zig level prefix: the level of :func:`plain_level` (``none`` for most such lines: banner, stack traces),
+    and the text is the whole line.
+    """
     m = _ZIG.match(message)
     if m:
         level, scope, rest = m.group(1), m.group(2), m.group(3)
     else:
-        level, scope, rest = "none", None, message
+        level, scope, rest = plain_level(message), None, message
     t = _TAG.match(rest)
     return level, scope or None, (t.group(1) if t else None), (rest[t.end():] if t else rest)
 
@@ -132,7 +149,8 @@ def _open_checked(path: str | os.PathLike[str]) -> Path:
 
 def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
                   redact: Callable[[str], str] | None = None) -> Iterator[LogEntry]:
-    """Stream entries of a ``journalctl -o short-iso`` text log or a raw log (no timestamps).
+    """Stream entries of a ``journalctl -o short-iso`` text log, a raw log (no timestamps) or a saved
+    ``journalctl -o json`` (read by :func:`zcnb.logs.journal.read_journal_json`).
 
     Invalid UTF-8 is decoded with replacement; lines of other units are skipped when ``unit`` is given
     (short-iso only: raw lines carry no unit). Memory stays bounded: one line at a time.
@@ -142,7 +160,12 @@ def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
     ident = unit_identifier(unit)
     with open(p, "rb") as fh:
         fmt = sniff_format(fh.read(65536))
-        fh.seek(0)
+    if fmt == "json":  # a saved journalctl -o json
+        from .journal import read_journal_json
+
+        yield from read_journal_json(p, unit=unit, redact=red)
+        return
+    with open(p, "rb") as fh:
         for raw in fh:
             line = raw.rstrip(b"\r\n")[:1 << 20]
             if fmt == "raw":
@@ -169,13 +192,14 @@ def _entry_matches(entry: LogEntry, unit: str, ident: str | None) -> bool:
     return entry.identifier == ident
 
 
-def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | None,
-                       redact: Callable[[str], str]) -> Acc:
+def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | None) -> Acc:
     acc = Acc()
     ident = unit_identifier(unit)
     cur: int | None = None
     msgs: list[bytes] = []
     tss: list[float | None] = []
+    seqs: list[int] = []
+    pids: list[int | None] = []
     for e in entries:
         if not isinstance(e, LogEntry):
             raise ConfigError(f"summarize_logs got a {type(e).__name__}, not a LogEntry",
@@ -184,36 +208,44 @@ def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | N
             continue
         ts = e.timestamp.timestamp() if e.timestamp is not None else None
         msg = e.message.encode("utf-8", "replace")
-        acc.lines += 1
+        seq = acc.lines
+        acc.lines += 1 + msg.count(b"\n")  # each line of a multi-line message is a line
         acc.see_time(ts)
-        acc.see_pid(ts, e.pid)
+        acc.see_pid(ts, e.pid, seq)
         if e.priority is not None:
             acc.priorities[e.priority] += 1
         if e.pid is None and _BANNER in msg:
-            acc.banners.append(ts)
+            acc.banners += [(ts, seq + k) for k, part in enumerate(msg.split(b"\n")) if _BANNER in part]
         bb = bucket_of(ts, width) if ts is not None else None
         if bb != cur or len(msgs) >= 50_000:  # bounded block size
-            scan_messages(acc, msgs, tss, bucket=cur, redact=redact)
-            msgs, tss, cur = [], [], bb
+            scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
+            msgs, tss, seqs, pids, cur = [], [], [], [], bb
         msgs.append(msg)
         tss.append(ts)
-    scan_messages(acc, msgs, tss, bucket=cur, redact=redact)
+        seqs.append(seq)
+        pids.append(e.pid)
+    scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
     return acc
+
+
+def _unredacted(text: str) -> str:
+    """Counting reads what the gateway wrote; only what is shown (error examples, crashes) is redacted."""
+    return text
 
 
 ENGINES = ("auto", "native", "python")
 
 
-def _summarize_file(path: Path, *, width: int, unit: str | None, redact: Callable[[str], str],
-                    workers: int | None, engine: str) -> tuple[Acc, str]:
+def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | None,
+                    engine: str) -> tuple[Acc, str]:
     """Scan a text log; returns the tallies and a note saying which engine ran (and why)."""
     from .native import NativeGaveWay, native_status, scan_file_native
 
     with open(path, "rb") as fh:
         fmt = sniff_format(fh.read(65536))
     ident = unit_identifier(unit)
-    cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt == "short-iso" else None,
-                     redact=redact)
+    cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt != "raw" else None,
+                     unit=unit.encode() if unit and fmt == "json" else None)
     size = path.stat().st_size
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
@@ -235,6 +267,11 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, redact: Callabl
 
 
 def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) -> Acc:
+    if cfg.fmt == "json":  # a saved journalctl -o json: its entries, as read_journal_json gives them
+        from .journal import read_journal_json
+
+        unit = cfg.unit.decode() if cfg.unit is not None else None
+        return _summarize_entries(read_journal_json(path, redact=_unredacted), width=cfg.width, unit=unit)
     if size < PARALLEL_MIN_BYTES or n <= 1:
         return scan_range(str(path), 0, size, cfg)
     import multiprocessing
@@ -254,8 +291,8 @@ def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucke
                    workers: int | None = None, engine: str = "auto") -> LogSummary:
     """Summarise a log: skills, tools, levels, top errors, restarts, allocator reports, per-bucket counts.
 
-    ``source`` is a text log path (``journalctl -o short-iso`` or raw lines; read in large chunks,
-    in ``workers`` processes for big files) or an iterable of :class:`LogEntry` (e.g. from
+    ``source`` is a log file path (``journalctl -o short-iso`` text, raw lines or a saved ``journalctl -o json``;
+    read in large chunks, in ``workers`` threads/processes for big files) or an iterable of :class:`LogEntry` (e.g. from
     :func:`zcnb.logs.journal.read_journal`). Only ``unit``'s lines count when it is given.
     ``engine`` (text logs): ``"auto"`` (the C scanner when built, else Python), ``"native"``, ``"python"``;
     both give identical results, and the summary's notes say which one ran.
@@ -267,10 +304,10 @@ def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucke
     unit_full = full_unit(unit)
     if isinstance(source, (str, os.PathLike)):
         path = _open_checked(source)
-        acc, note = _summarize_file(path, width=width, unit=unit_full, redact=red, workers=workers, engine=engine)
+        acc, note = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine)
         label = str(path)
     else:
-        acc = _summarize_entries(source, width=width, unit=unit_full, redact=red)
+        acc = _summarize_entries(source, width=width, unit=unit_full)
         label, note = "entries", "engine: python (log entries)"
-    summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label)
+    summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label, redact=red)
     return dataclasses.replace(summary, notes=(*summary.notes, note))

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from operator import methodcaller
 
+from .entries import LogEntry, plain_level
 from ..redact import Redactor
-from .entries import LogEntry
 
 __all__ = ["EXPORT_BLOCK", "EntryBuilder", "export_records", "parse_int", "split_line", "usec_datetime"]
 
@@ -61,7 +61,7 @@ def split_line(message: str) -> tuple[str, str | None, str | None]:
     m = _LINE.match(message)
     assert m is not None  # every part is optional: it always matches
     level, scope, tag = m.groups()
-    return level or "none", scope or None, tag
+    return level or plain_level(message), scope or None, tag
 
 
 def _first_wins(lines: list[bytes]) -> dict[bytes, bytes]:

@@ -1,8 +1,9 @@
-"""The native engine behind :func:`zcnb.logs.summarize_logs`: the C scanner ``zcnb.logs._scan`` over text logs.
+"""The native engine behind :func:`zcnb.logs.summarize_logs`: the C scanner ``zcnb.logs._scan`` over log files
+(short-iso text, raw lines, saved ``journalctl -o json``).
 
 One pass over the file through 32 MiB mmap windows (same line and byte-range rules as
 :func:`zcnb.logs.chunks.iter_chunks`), with the GIL released, so byte ranges of a big file run in threads at once. The C
-side only counts raw bytes; names are normalised, messages redacted and errors grouped here, with the very
+side only counts raw bytes; names are normalised and error groups turned into tallies here, with the very
 functions the Python engine uses, so both engines give identical summaries. When the C scanner meets input
 whose Python result it cannot reproduce for sure (e.g. a timestamp with 7+ fraction digits) it gives way
 and the caller runs the Python engine instead, saying so in the summary's notes.
@@ -11,7 +12,6 @@ and the caller runs the Python engine instead, saying so in the summary's notes.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,7 +39,8 @@ def native_status() -> tuple[bool, str]:
 
 
 def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, Any]:
-    sc = importlib.import_module(NATIVE_MODULE).Scanner(iso=cfg.fmt == "short-iso", ident=cfg.ident, width=cfg.width)
+    mode = {"short-iso": "iso", "raw": "raw", "json": "json"}[cfg.fmt]
+    sc = importlib.import_module(NATIVE_MODULE).Scanner(mode=mode, ident=cfg.ident, unit=cfg.unit, width=cfg.width)
     try:
         ok = sc.scan_file(path, start, end)  # mmap windows, GIL released: ranges run in parallel threads
     except OSError as exc:
@@ -53,6 +54,8 @@ def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, A
 
 def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int) -> Acc:
     """Scan a text log with the C scanner in ``threads`` byte ranges; raises :class:`NativeGaveWay`."""
+    if cfg.unit is not None and "\ufffd" in cfg.unit.decode("utf-8", "replace"):
+        raise NativeGaveWay("a unit name that is not valid UTF-8")
     n = max(1, threads)
     bounds = [size * i // n for i in range(n + 1)]
     if n == 1:
@@ -61,61 +64,60 @@ def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int) -> 
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="zcnb-scan") as pool:
             parts = list(pool.map(_scan_range, [path] * n, bounds[:-1], bounds[1:], [cfg] * n))
     acc = Acc()
-    for part in parts:  # in file order: pid changes and first-seen examples depend on it
-        acc.merge(to_acc(part, cfg.redact))
+    for part in parts:  # in file order: pid changes, line numbers and first-seen examples depend on it
+        acc.merge(to_acc(part))
     return acc
 
 
-def to_acc(res: dict[str, Any], redact: Callable[[str], str]) -> Acc:
+def _column_key(cat: str, raw: bytes) -> tuple[str, ...]:
+    """The activity key of a C column: ``("skill", name, form)`` or ``(activity,)`` as in ``Acc.buckets``."""
+    if cat == "T":  # skill:NAME token (ASCII by construction)
+        return ("skill", canonical_skill(raw.decode("ascii")), "token")
+    if cat == "S":  # [agent] tool skill args={"name": ...}
+        return ("skill", canonical_skill(raw.decode("utf-8", "replace")), "tool")
+    name = raw.decode("utf-8", "replace")
+    if cat == "O":
+        return (f"tool:{name}",)
+    if cat == "L":  # error / warning / unauth lines per bucket
+        return (name,)
+    return (f"request:{name}",)  # "K" [heartbeat]/[ws] tag, "R" debug request line ([gateway] GET /path)
+
+
+def to_acc(res: dict[str, Any]) -> Acc:
     """Turn the C scanner's raw tallies into an :class:`Acc`, with the Python engine's naming rules."""
+    import numpy as np
+
     acc = Acc()
     acc.lines = res["lines"]
     acc.first_ts, acc.last_ts = res["first"], res["last"]
-    acc.pids = [(ts, pid) for ts, pid in res["pids"]]
-    acc.banners = list(res["banners"])
-    names: dict[tuple[str, bytes], str] = {}  # the same few names come back once per bucket: convert each once
-    tok, tool_skill, tools, reqs = acc.skills_token, acc.skills_tool, acc.tools, acc.requests
-    forms, buckets = acc.bucket_skill_forms, acc.buckets
-    for cat, b, raw, n in res["counts"]:
-        name = names.get((cat, raw))
-        if name is None:
-            if cat == "T":  # skill:NAME token (ASCII by construction)
-                name = canonical_skill(raw.decode("ascii"))
-            elif cat == "S":  # [agent] tool skill args={"name": ...}
-                name = canonical_skill(raw.decode("utf-8", "replace"))
-            else:  # "O" tool name, "K" [heartbeat]/[ws] tag, "R" debug request line ([gateway] GET /path)
-                name = raw.decode("utf-8", "replace")
-            names[(cat, raw)] = name
+    acc.pids = [(ts, pid, seq) for ts, pid, seq in res["pids"]]
+    acc.banners = [(ts, seq) for ts, seq in res["banners"]]
+    keys: list[tuple[str, ...]] = []
+    for cat, raw, total in res["columns"]:
+        key = _column_key(cat, raw) if cat != "P" else ("priority",)
+        keys.append(key)
         if cat == "T":
-            tok[name] += n
-            if b is not None:
-                forms[(b, name, "token")] += n
+            acc.skills_token[key[1]] += total
         elif cat == "S":
-            tool_skill[name] += n
-            tools["skill"] += n
-            if b is not None:
-                forms[(b, name, "tool")] += n
+            acc.skills_tool[key[1]] += total
+            acc.tools["skill"] += total
         elif cat == "O":
-            tools[name] += n
-            if b is not None:
-                buckets[(b, f"tool:{name}")] += n
-        else:
-            reqs[name] += n
-            if b is not None:
-                buckets[(b, f"request:{name}")] += n
-    if res["debug"]:
-        acc.levels["debug"] += res["debug"]
+            acc.tools[key[0][5:]] += total
+        elif cat in "KR":
+            acc.requests[key[0][8:]] += total
+        elif cat == "P":
+            acc.priorities[int(raw)] += total
+    if res["bucket_n"]:
+        acc.bucket_arrays.append((np.frombuffer(res["bucket_b"], dtype=np.int64),
+                                  np.frombuffer(res["bucket_c"], dtype=np.int32),
+                                  np.frombuffer(res["bucket_n"], dtype=np.int64), keys))
+    for level, n in (("debug", res["debug"]), ("info", res["info"])):
+        if n:
+            acc.levels[level] += n
     for word, n in zip(("alloc", "free", "deinit"), res["alloc"]):
         if n:
             acc.alloc_mentions[word] += n
-    cleaned: dict[str, str] = {}  # one message shape recurs in every bucket: redact each text once
-
-    def red(text: str) -> str:
-        out = cleaned.get(text)
-        if out is None:
-            out = cleaned[text] = redact(text)
-        return out
-
-    for b, level, n, scope, example, first, last in res["groups"]:
-        add_level_group(acc, level, scope.decode("utf-8", "replace"), example, n, b, first, last, red)
+    for kind, level, n, scope, norm, flags, example, first, last, seq in res["groups"]:
+        add_level_group(acc, (level, scope, norm, flags, kind), n, None, first, last, example, seq)
+    acc.crashes = [(ts, pid, seq, msg.decode("utf-8", "replace")) for ts, pid, seq, msg in res["crashes"]]
     return acc

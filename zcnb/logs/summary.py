@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import html
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .scan import Acc
+from .scan import Acc, normalise_message
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 __all__ = ["LogSummary", "skill_totals", "summary_from_tallies"]
+
+_CRASH_COLUMNS = ["timestamp", "pid", "message"]
+_RESTART_COLUMNS = ["timestamp", "old_pid", "new_pid", "reason", "detail"]
+_MAX_ROWS = 500_000  # buckets between the first and the last: beyond this only buckets with activity are rows
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -47,19 +55,20 @@ class LogSummary:
     tools: pd.DataFrame  # tool, count
     levels: dict[str, int]
     priorities: dict[int, int] | None  # only when journald PRIORITY varies (i.e. means something)
-    top_errors: pd.DataFrame  # level, message, count, first_seen, last_seen
-    restarts: pd.DataFrame  # timestamp, old_pid, new_pid, reason
+    top_errors: pd.DataFrame  # level, message, count, first_seen, last_seen (crashes always listed, first)
+    restarts: pd.DataFrame  # timestamp, old_pid, new_pid, reason (pid change | startup banner | crash), detail
     pids: tuple[int, ...]
     requests: dict[str, int]
     alloc_mentions: dict[str, int]
     allocator: dict[str, int]
     buckets: pd.DataFrame  # index bucket start (UTC), one column per activity
     notes: tuple[str, ...] = field(default=())
+    crashes: pd.DataFrame = field(default_factory=lambda: _frame([], _CRASH_COLUMNS))  # timestamp, pid, message
 
     def __repr__(self) -> str:
         return (f"LogSummary(unit={self.unit!r}, lines={self.n_lines}, skills={self.skill_counts}, "
                 f"errors={self.levels.get('error', 0)}, warnings={self.levels.get('warning', 0)}, "
-                f"restarts={len(self.restarts)})")
+                f"restarts={len(self.restarts)}, crashes={len(self.crashes)})")
 
     @property
     def skill_counts(self) -> dict[str, int]:
@@ -77,9 +86,11 @@ class LogSummary:
         ]
         restarts = [
             {"timestamp": _iso(r.timestamp), "old_pid": None if r.old_pid is None else int(r.old_pid),
-             "new_pid": None if r.new_pid is None else int(r.new_pid), "reason": r.reason}
+             "new_pid": None if r.new_pid is None else int(r.new_pid), "reason": r.reason, "detail": r.detail}
             for r in self.restarts.itertuples()
         ]
+        crashes = [{"timestamp": _iso(r.timestamp), "pid": None if r.pid is None else int(r.pid), "message": r.message}
+                   for r in self.crashes.itertuples()]
         return {
             "unit": self.unit, "source": self.source, "bucket_s": self.bucket_s, "n_lines": self.n_lines,
             "start": _iso(self.start), "end": _iso(self.end),
@@ -88,7 +99,8 @@ class LogSummary:
             "tools": {str(r.tool): int(r.count) for r in self.tools.itertuples()},
             "levels": dict(self.levels), "priorities": ({str(k): v for k, v in self.priorities.items()}
                                                         if self.priorities else None),
-            "top_errors": errors, "restarts": restarts, "pids": list(self.pids), "requests": dict(self.requests),
+            "top_errors": errors, "restarts": restarts, "crashes": crashes, "pids": list(self.pids),
+            "requests": dict(self.requests),
             "alloc_mentions": dict(self.alloc_mentions), "allocator": dict(self.allocator),
             "n_buckets": len(self.buckets), "activities": [str(c) for c in self.buckets.columns],
             "notes": list(self.notes),
@@ -99,7 +111,7 @@ class LogSummary:
         span = f"{_iso(self.start) or '-'} .. {_iso(self.end) or '-'}"
         head = (f"<h4>Log summary: {e(self.unit or 'all units')}</h4><p>{self.n_lines} lines, {e(span)}; "
                 f"errors {self.levels.get('error', 0)}, warnings {self.levels.get('warning', 0)}, "
-                f"debug {self.levels.get('debug', 0)}; restarts {len(self.restarts)}</p>")
+                f"debug {self.levels.get('debug', 0)}; restarts {len(self.restarts)}, crashes {len(self.crashes)}</p>")
         parts = [head]
         if len(self.skills):
             parts.append("<b>Skills</b>" + self.skills.head(20).to_html(index=False))
@@ -107,6 +119,8 @@ class LogSummary:
             parts.append("<b>Tools</b>" + self.tools.head(20).to_html(index=False))
         if len(self.top_errors):
             parts.append("<b>Top errors and warnings</b>" + self.top_errors.head(10).to_html(index=False))
+        if len(self.crashes):
+            parts.append("<b>Crashes</b>" + self.crashes.to_html(index=False))
         if len(self.restarts):
             parts.append("<b>Restarts</b>" + self.restarts.to_html(index=False))
         extra = {**{f"requests {k}": v for k, v in self.requests.items()}, **self.allocator,
@@ -116,6 +130,81 @@ class LogSummary:
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def _bucket_counts(acc: Acc) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[str, ...]]]:
+    """All per-bucket counts (Python engine counters and native arrays) as flat (bucket, key index, count)."""
+    import numpy as np
+
+    ids: dict[tuple[str, ...], int] = {}
+    rows = [(b, ids.setdefault((a,), len(ids)), n) for (b, a), n in acc.buckets.items()]
+    rows += [(b, ids.setdefault(("skill", name, form), len(ids)), n)
+             for (b, name, form), n in acc.bucket_skill_forms.items()]
+    parts = [np.array(rows, dtype=np.int64).reshape(-1, 3)]
+    bs, ks, ns = [parts[0][:, 0]], [parts[0][:, 1]], [parts[0][:, 2]]
+    for b_arr, c_arr, n_arr, keys in acc.bucket_arrays:
+        remap = np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
+        bs.append(b_arr)
+        ks.append(remap[c_arr])
+        ns.append(n_arr)
+    return np.concatenate(bs), np.concatenate(ks), np.concatenate(ns), list(ids)
+
+
+def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
+    """The bucket frame (a skill counts max(token, tool) per bucket: each invocation once) and skill totals."""
+    import numpy as np
+    import pandas as pd
+
+    b, k, n, keys = _bucket_counts(acc)
+    ub, inv = np.unique(b, return_inverse=True)
+    nk = len(keys)
+    mat = np.bincount(inv * nk + k, weights=n, minlength=len(ub) * nk).reshape(len(ub), nk).round().astype(np.int64)
+    cols: dict[str, np.ndarray] = {}
+    forms: dict[str, dict[str, int]] = {}
+    present = np.zeros(nk, dtype=bool)
+    present[k] = True  # a native column may have counts outside buckets only (lines without a timestamp)
+    for i, key in enumerate(keys):
+        if not present[i]:
+            continue
+        if key[0] == "skill":
+            forms.setdefault(key[1], {})[key[2]] = i
+        elif key[0] != "tool:skill":
+            cols[key[0]] = mat[:, i]
+    zero = np.zeros(len(ub), dtype=np.int64)
+    totals: Counter[str] = Counter()
+    for name, idx in forms.items():
+        tok = mat[:, idx["token"]] if "token" in idx else zero
+        tool = mat[:, idx["tool"]] if "tool" in idx else zero
+        cols[f"skill:{name}"] = np.maximum(tok, tool)
+        totals[name] = int(cols[f"skill:{name}"].sum())
+        totals[name] += max(acc.skills_token[name] - int(tok.sum()), acc.skills_tool[name] - int(tool.sum()))
+    for name in set(acc.skills_token) | set(acc.skills_tool):  # never in a bucket: lines without a timestamp
+        if name not in forms:
+            totals[name] = max(acc.skills_token[name], acc.skills_tool[name])
+    names = sorted(cols)
+    if not len(ub) and acc.first_ts is None:
+        return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket")), totals
+    starts = [int(x) for x in ub[:1]]
+    ends = [int(x) for x in ub[-1:]]
+    if acc.first_ts is not None and acc.last_ts is not None:  # the whole time range, idle buckets included
+        starts.append(int(acc.first_ts // width) * width)
+        ends.append(int(acc.last_ts // width) * width)
+    lo, hi = min(starts), max(ends)
+    rows = np.arange(lo, hi + width, width, dtype=np.int64) if (hi - lo) // width < _MAX_ROWS else ub
+    data = np.zeros((len(rows), len(names)), dtype=np.int64)
+    at = np.searchsorted(rows, ub)
+    for j, name in enumerate(names):
+        data[at, j] = cols[name]
+    index = pd.to_datetime(rows, unit="s", utc=True)
+    index.name = "bucket"
+    return pd.DataFrame(data, index=index, columns=names), totals
 
 
 def skill_totals(acc: Acc) -> tuple[Counter[str], Counter[tuple[int, str]]]:
@@ -142,38 +231,91 @@ def skill_totals(acc: Acc) -> tuple[Counter[str], Counter[tuple[int, str]]]:
     return totals, by_bucket
 
 
-def _restarts(acc: Acc) -> list[dict[str, Any]]:
-    out = []
-    for (_ts0, old), (ts, new) in zip(acc.pids, acc.pids[1:]):
-        out.append({"timestamp": _dt(ts), "old_pid": old, "new_pid": new, "reason": "pid change"})
-    if not acc.pids:  # no pids (raw text): every startup banner after the first is a restart
-        for ts in acc.banners[1:]:
-            out.append({"timestamp": _dt(ts), "old_pid": None, "new_pid": None, "reason": "startup banner"})
+def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]) -> list[dict[str, Any]]:
+    """Each process change (a pid change, or a startup banner with no pid change since the previous one) is a
+    restart; a crash (``thread N panic``) before it makes its reason ``crash``; a crash with no restart after it
+    in the log is a row of its own (``new_pid`` None)."""
+    change_seqs = [s for _t, _p, s in acc.pids]
+
+    def pid_at(seq: int) -> int | None:
+        i = bisect.bisect_right(change_seqs, seq) - 1
+        return acc.pids[i][1] if i >= 0 else None
+
+    bounds: list[tuple[int, float | None, int | None, int | None, str]]
+    bounds = [(s1, ts1, p0, p1, "pid change") for (_t, p0, _s), (ts1, p1, s1) in itertools.pairwise(acc.pids)]
+    banners = sorted(acc.banners, key=lambda x: x[1])
+    for (_t0, s0), (ts, s) in itertools.pairwise(banners):
+        if bisect.bisect_right(change_seqs, s) == bisect.bisect_right(change_seqs, s0):  # no pid change between
+            bounds.append((s, ts, pid_at(s), pid_at(s), "startup banner"))
+    bounds.sort(key=lambda x: x[0])
+    out: list[dict[str, Any]] = []
+    i = 0
+    for seq, ts, old, new, reason in bounds:
+        crash = crashes[i] if i < len(crashes) and crashes[i][2] < seq else None
+        while i < len(crashes) and crashes[i][2] < seq:  # one restart per process: later crashes of it are in crashes
+            i += 1
+        out.append({"timestamp": _dt(ts), "old_pid": old, "new_pid": new, "reason": "crash" if crash else reason,
+                    "detail": crash[3] if crash else ""})
+    if i < len(crashes):
+        ts, pid, seq, msg = crashes[i]
+        out.append({"timestamp": _dt(ts), "old_pid": pid if pid is not None else pid_at(seq), "new_pid": None,
+                    "reason": "crash", "detail": f"{msg} (no restart after it in this log)"})
     return out
 
 
-def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str, top: int = 20) -> LogSummary:
-    """Turn the tallies of a scan into a :class:`LogSummary`."""
+def _top_errors(acc: Acc, redact: Callable[[str], str], top: int) -> list[list[Any]]:
+    """Error groups as shown: each group's first line redacted, groups alike once redacted (numbers as N) joined,
+    sorted by count; crashes are never cut. Rows: [count, first, last, level, message, kind]."""
+    shown: dict[str, list[Any]] = {}
+    cache: dict[bytes, str] = {}
+    for (level_b, scope_b, _norm, _flags, kind), (n, first, last, example, seq) in sorted(
+            acc.errors.items(), key=lambda kv: kv[1][4]):  # in file order: the first line is the example
+        level, scope = level_b.decode("ascii"), scope_b.decode("utf-8", "replace")
+        clean = cache.get(example)
+        if clean is None:
+            clean = cache[example] = redact(example.decode("utf-8", "replace"))
+        key = f"{level}\x00{scope}\x00{kind}\x00{normalise_message(clean)}"
+        row = shown.get(key)
+        if row is None:
+            prefix = (f"{level}({scope}): " if scope else f"{level}: ") if kind == "z" else ""
+            shown[key] = [n, first, last, level, prefix + clean[:500], kind]
+        else:
+            row[0] += n
+            row[1] = _min(row[1], first)
+            row[2] = _max(row[2], last)
+    errs = sorted(shown.values(), key=lambda v: (v[5] != "c", -v[0], v[4]))
+    return errs[:max(top, sum(1 for v in errs if v[5] == "c"))]
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str, redact: Callable[[str], str],
+                  top: int = 20) -> LogSummary:
+    """Turn the tallies of a scan into a :class:`LogSummary` (error examples and crashes redacted here)."""
     import pandas as pd
 
-    totals, skill_buckets = skill_totals(acc)
+    buckets, totals = _bucket_table(acc, width)
     skills = pd.DataFrame(
         [{"skill": k, "count": n, "token_form": acc.skills_token[k], "tool_form": acc.skills_tool[k]}
          for k, n in totals.items()], columns=["skill", "count", "token_form", "tool_form"])
     skills = skills.sort_values(["count", "skill"], ascending=[False, True], ignore_index=True)
     tools = pd.DataFrame(sorted(acc.tools.items(), key=lambda kv: (-kv[1], kv[0])), columns=["tool", "count"])
-    errs = sorted(acc.errors.values(), key=lambda v: (-v[0], v[4]))[:top]
+    errs = _top_errors(acc, redact, top)
     top_errors = pd.DataFrame(
         [{"level": v[3], "message": v[4], "count": v[0], "first_seen": _dt(v[1]), "last_seen": _dt(v[2])} for v in errs],
         columns=["level", "message", "count", "first_seen", "last_seen"])
-    restarts = pd.DataFrame(_restarts(acc), columns=["timestamp", "old_pid", "new_pid", "reason"])
-    restarts = restarts.astype(object).where(restarts.notna(), None)
-    counts: Counter[tuple[int, str]] = Counter({k: v for k, v in acc.buckets.items() if k[1] != "tool:skill"})
-    for (b, name), n in skill_buckets.items():
-        counts[(b, f"skill:{name}")] += n
-    buckets = _bucket_frame(counts, width, acc.first_ts, acc.last_ts)
-    levels = {"error": acc.levels["error"], "warning": acc.levels["warning"], "debug": acc.levels["debug"]}
-    levels["other"] = max(acc.lines - sum(levels.values()), 0)
+    shown_crashes = sorted(((ts, pid, seq, redact(msg)) for ts, pid, seq, msg in acc.crashes), key=lambda c: c[2])
+    restarts = _frame(_restarts(acc, shown_crashes), _RESTART_COLUMNS)
+    crashes = _frame([{"timestamp": _dt(ts), "pid": pid, "message": msg} for ts, pid, _s, msg in shown_crashes],
+                     _CRASH_COLUMNS)
+    levels = {k: acc.levels[k] for k in ("error", "warning", "info", "debug")}
+    levels["none"] = max(acc.lines - sum(levels.values()), 0)
     meaningful = len(acc.priorities) > 1
     notes = []
     if not len(skills):
@@ -182,31 +324,18 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
         notes.append("skills logged in both forms: each invocation counted once (max of the forms per bucket)")
     if acc.priorities and not meaningful:
         notes.append(f"journald PRIORITY is {next(iter(acc.priorities))} for every entry: levels parsed from the text")
+    if acc.banners:
+        ts, seq = min(acc.banners, key=lambda x: x[1])
+        notes.append(f"startup banner: the gateway starts at {_iso(_dt(ts)) or f'line {seq + 1}'}"
+                     + (f" ({len(acc.banners)} banners)" if len(acc.banners) > 1 else ""))
+    if len(crashes):
+        notes.append(f"{len(crashes)} crash(es): {crashes.iloc[0]['message'][:120]}")
     notes.append(f"{levels['debug']} debug lines" + ("" if levels["debug"] else ": debug logging is not active (LOG_LEVEL is not read by the real gateway)"))
     if acc.lines == 0:
         notes.append("no lines of this unit: is the unit name right?")
     return LogSummary(
         unit=unit, source=source, bucket_s=width, n_lines=acc.lines, start=_dt(acc.first_ts), end=_dt(acc.last_ts),
         skills=skills, tools=tools, levels=levels, priorities=dict(sorted(acc.priorities.items())) if meaningful else None,
-        top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p in acc.pids),
+        top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p, _s in acc.pids),
         requests=dict(sorted(acc.requests.items())), alloc_mentions=dict(acc.alloc_mentions),
-        allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes))
-
-
-def _bucket_frame(counts: Counter[tuple[int, str]], width: int, first: float | None,
-                  last: float | None) -> pd.DataFrame:
-    import pandas as pd
-
-    if not counts and first is None:
-        return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket"))
-    frame = pd.Series(counts, dtype="int64").unstack(fill_value=0) if counts else pd.DataFrame(index=[first])
-    frame = frame.sort_index()
-    lo, hi = int(frame.index.min()), int(frame.index.max())
-    if first is not None and last is not None:  # the whole time range of the log, idle buckets included
-        lo, hi = min(lo, int(first // width) * width), max(hi, int(last // width) * width)
-    if (hi - lo) // width < 500_000:  # empty buckets are data too (zero activity)
-        frame = frame.reindex(range(lo, hi + width, width), fill_value=0)
-    frame.index = pd.to_datetime(frame.index, unit="s", utc=True)
-    frame.index.name = "bucket"
-    frame = frame[sorted(frame.columns)]
-    return frame.astype("int64")
+        allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes), crashes=crashes)
