@@ -92,7 +92,7 @@ _ERROR_BODIES = (
     (3, "warning: [agent] tool {s} took {m}ms, over budget {k}00ms"),
     (3, "error: [whatsapp] send to +4915{n} failed: error.{e}"),
     (2, "debug: [gateway] GET /metrics freed {m} bytes"),
-    (0.3, "thread {n} panic: reached unreachable code"),
+    (0.002, "thread {n} panic: reached unreachable code"),
     (0.3, "error(gpa): Double free detected. Allocation: 0x7f{x} free: 0x7f{x}"),
 )
 _ERRNAMES = ("RateLimitExceeded", "ConnectionResetByPeer", "BrokenPipe", "Timeout", "OutOfMemory", "Unexpected")

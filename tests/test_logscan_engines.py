@@ -229,7 +229,7 @@ def test_bench_shapes_identical(tmp_path: Path, shape: str, monkeypatch: pytest.
     assert _engine(c) == "engine: native (C scanner, 3 threads)"
     assert c.n_lines > 1000 and sum(c.skill_counts.values()) > 50 and c.levels["info"] > 100
     if shape == "error-heavy":
-        assert len(c.crashes) > 0 and c.allocator["leak reports"] > 0 and c.levels["error"] > c.n_lines // 10
+        assert c.allocator["leak reports"] > 0 and c.levels["error"] > c.n_lines // 10 and c.levels["none"] > 100
     if shape == "journal":
         assert c.pids == (4100, 4101) and list(c.restarts["reason"]) == ["pid change"]
 

@@ -76,13 +76,38 @@ static uint64_t hash_mem(uint64_t seed, const char *s, size_t n) { /* 8 bytes a 
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
-        h = (h ^ mix64(w)) * 0x9E3779B97F4A7C15ULL;
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 32;
         s += 8;
         n -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, s, n);
     return mix64(h ^ w ^ ((uint64_t)n << 56));
+}
+
+static inline int eq_bytes(const char *a, const char *b, size_t n) { /* memcmp(a, b, n) == 0, inlined */
+    uint64_t x, y;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8); /* the last 8 bytes (overlapping) */
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    while (n--) if (*a++ != *b++) return 0;
+    return 1;
+}
+
+static inline int two(const char *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+static inline long long floor_div(long long a, long long b) {
+    long long q = a / b;
+    if (a % b != 0 && ((a < 0) != (b < 0))) q--;
+    return q;
 }
 
 static char *dup_bytes(const char *p, Py_ssize_t n) {
@@ -103,25 +128,27 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) { /* capacity
 }
 
 /* ---------------------------------------------------------------- the scanner state */
-typedef struct { int hasb; long long b; int hasts; double ts; int haspid; long long pid; } Ctx;
+/* a line's context: bucket, time (microseconds since the epoch: the float seconds Python sees are us / 1e6), pid */
+typedef struct { int hasb; long long b; int hasts; long long us; int haspid; long long pid; } Ctx;
 
 typedef struct { uint64_t h; char *s; Py_ssize_t n; long long total; char cat; } Col;
 
 typedef struct {
-    uint64_t h; long long count, seq; double first, last;
+    uint64_t h; long long count, seq, first, last;
     char *scope; Py_ssize_t scope_n; char *norm; Py_ssize_t norm_n; char *ex; Py_ssize_t ex_n;
     int flags; char level; char kind; char hasts;
 } Grp;
 
-typedef struct { double ts; long long pid; long long seq; char *msg; Py_ssize_t msg_n; char hasts, haspid; } Crash;
+typedef struct { long long us; long long pid; long long seq; char *msg; Py_ssize_t msg_n; char hasts, haspid; } Crash;
 
 typedef struct {
     PyObject_HEAD
     int mode, width;
     char *ident; Py_ssize_t ident_n; int has_ident;
     char *unit; Py_ssize_t unit_n; int has_unit;
-    /* activity columns: (category, raw name) -> index, with totals */
+    /* activity columns: (category, raw name) -> index, with totals; the fixed ones */
     Col *cols; size_t ncols, capcols;
+    int32_t c_error, c_warning, c_unauth, c_heartbeat, c_ws;
     int32_t *colidx; size_t colcap;
     /* per-bucket counts: the current bucket's dense row, flushed as (bucket, column, count) triples */
     long long *bacc; size_t bacc_cap; int32_t *touched; size_t ntouched, touched_cap; int bopen; long long bcur;
@@ -131,17 +158,21 @@ typedef struct {
     int32_t *gidx; size_t gcap;
     char *norm; size_t norm_cap;
     /* events, in file order, with their line number ("seq") */
-    double *pid_ts; long long *pid_v, *pid_seq; char *pid_hasts; size_t npids, cap_pts, cap_pv, cap_ps, cap_ph;
-    double *ban_ts; long long *ban_seq; char *ban_hasts; size_t nban, cap_bt, cap_bs, cap_bh;
+    long long *pid_ts, *pid_v, *pid_seq; char *pid_hasts; size_t npids, cap_pts, cap_pv, cap_ps, cap_ph;
+    long long *ban_ts, *ban_seq; char *ban_hasts; size_t nban, cap_bt, cap_bs, cap_bh;
     Crash *crashes; size_t ncrash, capcrash;
     long long lines, debug, info, alloc_w, free_w, deinit_w;
-    int has_first; double first, last;
+    int has_first; long long first, last;
     int has_pid; long long last_pid;
     /* short-iso: the previous line's second and syslog prefix, and what they meant */
-    int c_valid, c_skip, c_haspid; char c_sec[19]; char c_tail[160]; Py_ssize_t c_tail_n;
-    long long c_secs, c_b, c_pid;
-    /* json: decoded values */
+    int c_valid, c_skip, c_haspid; /* c_skip: 1 another unit's line, 2 an invalid time */
+    char c_sec[19]; char c_tail[160]; Py_ssize_t c_tail_n;
+    long long c_secs, c_hour, c_b, c_pid;
+    /* json: decoded values; the bucket of the last second seen */
     char *jbuf[4]; size_t jcap[4];
+    const char *rlim; /* bytes up to here may be read (past a message's end) by the vector loops */
+    uint64_t *jq, *jsp; size_t jq_cap, jsp_cap; /* json: bit maps of a line's quotes and backslash/control bytes */
+    int j_bvalid; long long j_sec, j_b;
     char reason[200]; int failed;
 } Scanner;
 
@@ -200,10 +231,8 @@ static int flush_bucket(Scanner *s) {
     return 0;
 }
 
-/* count one event of column (cat, name) in the line's bucket (and in the total) */
-static int count(Scanner *s, const Ctx *cx, char cat, const char *name, Py_ssize_t n) {
-    int32_t c = col_of(s, cat, name, n);
-    if (c < 0) return -1;
+/* count one event of column c in the line's bucket (and in the total) */
+static int count_col(Scanner *s, const Ctx *cx, int32_t c) {
     s->cols[c].total++;
     if (!cx->hasb) return 0;
     if (!s->bopen || s->bcur != cx->b) {
@@ -216,6 +245,11 @@ static int count(Scanner *s, const Ctx *cx, char cat, const char *name, Py_ssize
         s->touched[s->ntouched++] = c;
     }
     return 0;
+}
+
+static int count(Scanner *s, const Ctx *cx, char cat, const char *name, Py_ssize_t n) { /* by name */
+    int32_t c = col_of(s, cat, name, n);
+    return c < 0 ? -1 : count_col(s, cx, c);
 }
 
 /* ---------------------------------------------------------------- error/warning groups */
@@ -232,43 +266,171 @@ static inline int word_at(const char *p, const char *e, int k) {
     return 1;
 }
 
-static int flags_of(const char *m, Py_ssize_t n) {
-    int flags = 0;
-    const char *e = m + n;
-    for (const char *p = m; p < e; p++) {
-        switch (lower((unsigned char)*p)) {
-        case 'a': if (word_at(p, e, 0)) flags |= F_ALLOC; break;
-        case 'f': if (word_at(p, e, 1)) flags |= F_FREE; break;
-        case 'd': if (word_at(p, e, 2)) flags |= F_DEINIT; if (word_at(p, e, 5)) flags |= F_DFREE; break;
-        case 'l': if (word_at(p, e, 3)) flags |= F_LEAKED; break;
-        case 'm': if (word_at(p, e, 4)) flags |= F_MEMADDR; break;
-        case 'u': if (word_at(p, e, 6)) flags |= F_UNAUTH; break;
-        default: break;
-        }
+static inline int word_at_any(const char *p, const char *e, int k) { /* word k at p, first letter included */
+    return lower((unsigned char)*p) == (unsigned char)WORDS[k][0] && word_at(p, e, k);
+}
+
+static inline int words_at(const char *p, const char *e) { /* the flag words starting at p */
+    switch (lower((unsigned char)*p)) {
+    case 'a': return word_at(p, e, 0) ? F_ALLOC : 0;
+    case 'f': return word_at(p, e, 1) ? F_FREE : 0;
+    case 'd': return (word_at(p, e, 2) ? F_DEINIT : 0) | (word_at(p, e, 5) ? F_DFREE : 0);
+    case 'l': return word_at(p, e, 3) ? F_LEAKED : 0;
+    case 'm': return word_at(p, e, 4) ? F_MEMADDR : 0;
+    case 'u': return word_at(p, e, 6) ? F_UNAUTH : 0;
+    default: return 0;
     }
+}
+
+static int flags_base(const char *m, Py_ssize_t n, const char *rlim) {
+    (void)rlim;
+    int flags = 0;
+    for (const char *p = m, *e = m + n; p < e; p++) flags |= words_at(p, e);
     return flags;
 }
+
+static const char *digit_base(const char *p, const char *e, const char *rlim) {
+    (void)rlim;
+    while (p < e && !is_digit((unsigned char)*p)) p++;
+    return p;
+}
+
+/* a string's stop: '"', '\\' or a control character (< 0x20) */
+static const char *str_stop_base(const char *p, const char *e) {
+    while (p < e && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\') p++;
+    return p;
+}
+
+#ifdef ZC_X86
+/* the words found through a rare two-letter anchor each: alloc "oc"@3, free "ee"@2, double free "ee"@9,
+ * deinit "ei"@1, leaked "ke"@3, memory address "dd"@8, unauthori "au"@2 (case-insensitive) */
+__attribute__((target("avx2"))) static int flags_avx2(const char *m, Py_ssize_t n, const char *rlim) {
+    const char *p = m, *e = m + n;
+    int flags = 0;
+    const __m256i c20 = _mm256_set1_epi8(0x20);
+#define ZC_EQ(x, ch) _mm256_cmpeq_epi8(x, _mm256_set1_epi8(ch))
+#define ZC_PAIR(x, y) (uint32_t)_mm256_movemask_epi8(_mm256_and_si256(ZC_EQ(a, x), ZC_EQ(b, y)))
+#define ZC_AT(mask, off, k, bit) \
+    for (uint32_t mm = (mask); mm; mm &= mm - 1) { \
+        const char *w = p + __builtin_ctz(mm) - (off); \
+        if (w >= m && w < e && word_at_any(w, e, k)) flags |= (bit); \
+    }
+    while (p < e && rlim - p >= 33) { /* blocks may run past e: anchors there fail the word check */
+        __m256i a = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)p), c20);
+        __m256i b = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(p + 1)), c20);
+        uint32_t oc = ZC_PAIR('o', 'c'), ee = ZC_PAIR('e', 'e'), ei = ZC_PAIR('e', 'i'), ke = ZC_PAIR('k', 'e'),
+                 dd = ZC_PAIR('d', 'd'), au = ZC_PAIR('a', 'u');
+        if (oc | ee | ei | ke | dd | au) {
+            ZC_AT(oc, 3, 0, F_ALLOC)
+            ZC_AT(ee, 2, 1, F_FREE)
+            ZC_AT(ee, 9, 5, F_DFREE)
+            ZC_AT(ei, 1, 2, F_DEINIT)
+            ZC_AT(ke, 3, 3, F_LEAKED)
+            ZC_AT(dd, 8, 4, F_MEMADDR)
+            ZC_AT(au, 2, 6, F_UNAUTH)
+        }
+        p += 32;
+    }
+#undef ZC_AT
+#undef ZC_PAIR
+#undef ZC_EQ
+    if (p < e) /* near the end of the readable data: the rest letter by letter (and words whose anchor is there) */
+        for (p = p - 9 > m ? p - 9 : m; p < e; p++) flags |= words_at(p, e);
+    return flags;
+}
+
+__attribute__((target("avx2"))) static const char *digit_avx2(const char *p, const char *e, const char *rlim) {
+    const __m256i zero = _mm256_set1_epi8('0'), nine = _mm256_set1_epi8(9);
+    while (p < e && rlim - p >= 32) { /* may look past e (readable): a digit there counts as none */
+        __m256i d = _mm256_sub_epi8(_mm256_loadu_si256((const __m256i *)p), zero);
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d));
+        if (m) return p + __builtin_ctz(m) < e ? p + __builtin_ctz(m) : e;
+        p += 32;
+    }
+    return p < e ? digit_base(p, e, rlim) : e;
+}
+
+__attribute__((target("avx2"))) static const char *str_stop_avx2(const char *p, const char *e) {
+    const __m256i q = _mm256_set1_epi8('"'), bs = _mm256_set1_epi8('\\'), hi = _mm256_set1_epi8((char)0xE0),
+                  z = _mm256_setzero_si256();
+    while (e - p >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)p);
+        __m256i m = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, q), _mm256_cmpeq_epi8(v, bs)),
+                                    _mm256_cmpeq_epi8(_mm256_and_si256(v, hi), z));
+        uint32_t mask = (uint32_t)_mm256_movemask_epi8(m);
+        if (mask) return p + __builtin_ctz(mask);
+        p += 32;
+    }
+    return str_stop_base(p, e);
+}
+#endif
+
+/* bit maps of '"' and of '\\' or control bytes over [p, e) (64 bytes a word; bits past e clear) */
+static void qmask_base(const char *p, const char *e, const char *rlim, uint64_t *q, uint64_t *sp) {
+    (void)rlim;
+    size_t n = (size_t)(e - p);
+    for (size_t w = 0; w * 64 < n; w++) {
+        uint64_t a = 0, b = 0;
+        for (size_t i = 0; i < 64 && w * 64 + i < n; i++) {
+            unsigned char c = (unsigned char)p[w * 64 + i];
+            a |= (uint64_t)(c == '"') << i;
+            b |= (uint64_t)(c == '\\' || c < 0x20) << i;
+        }
+        q[w] = a;
+        sp[w] = b;
+    }
+}
+
+#ifdef ZC_X86
+__attribute__((target("avx2"))) static void qmask_avx2(const char *p, const char *e, const char *rlim, uint64_t *q,
+                                                       uint64_t *sp) {
+    const __m256i dq = _mm256_set1_epi8('"'), bs = _mm256_set1_epi8('\\'), hi = _mm256_set1_epi8((char)0xE0),
+                  z = _mm256_setzero_si256();
+    size_t n = (size_t)(e - p), w = 0;
+    for (; w * 64 < n; w++) {
+        const char *b = p + w * 64;
+        if (rlim - b < 64) break;
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)b), v1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+#define ZC_SP(v) _mm256_or_si256(_mm256_cmpeq_epi8(v, bs), _mm256_cmpeq_epi8(_mm256_and_si256(v, hi), z))
+        q[w] = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v0, dq))
+               | (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v1, dq)) << 32;
+        sp[w] = (uint64_t)(uint32_t)_mm256_movemask_epi8(ZC_SP(v0)) | (uint64_t)(uint32_t)_mm256_movemask_epi8(ZC_SP(v1)) << 32;
+#undef ZC_SP
+        if (n - w * 64 < 64) { /* the line ends in this word */
+            uint64_t keep = ((uint64_t)1 << (n - w * 64)) - 1;
+            q[w] &= keep;
+            sp[w] &= keep;
+        }
+    }
+    if (w * 64 < n) qmask_base(p + w * 64, e, rlim, q + w, sp + w);
+}
+#endif
+
+/* chosen once at import (the CPU does not change) */
+static int (*flags_of)(const char *, Py_ssize_t, const char *) = flags_base;
+static const char *(*next_digit)(const char *, const char *, const char *) = digit_base;
+static const char *(*str_stop)(const char *, const char *) = str_stop_base;
+static void (*qmask)(const char *, const char *, const char *, uint64_t *, uint64_t *) = qmask_base;
 
 /* _NUMB: 0x[0-9a-fA-F]+ -> "N", \d+(?:\.\d+)? -> "N" (left to right, like re.sub) */
 static Py_ssize_t normalise(Scanner *s, const char *m, Py_ssize_t n) {
     if (grow((void **)&s->norm, &s->norm_cap, (size_t)n + 1, 1) < 0) return -1;
     char *o = s->norm;
-    Py_ssize_t i = 0;
-    while (i < n) {
-        Py_ssize_t j = i;
-        while (j < n && !is_digit((unsigned char)m[j])) j++;
-        memcpy(o, m + i, (size_t)(j - i));
-        o += j - i;
-        if (j >= n) break;
-        i = j;
-        if (m[i] == '0' && i + 2 < n && m[i + 1] == 'x' && is_hex((unsigned char)m[i + 2])) {
-            i += 2;
-            while (i < n && is_hex((unsigned char)m[i])) i++;
+    const char *p = m, *e = m + n;
+    while (p < e) {
+        const char *d = next_digit(p, e, s->rlim);
+        memcpy(o, p, (size_t)(d - p));
+        o += d - p;
+        if (d >= e) break;
+        p = d;
+        if (*p == '0' && e - p > 2 && p[1] == 'x' && is_hex((unsigned char)p[2])) {
+            p += 2;
+            while (p < e && is_hex((unsigned char)*p)) p++;
         } else {
-            while (i < n && is_digit((unsigned char)m[i])) i++;
-            if (i + 1 < n && m[i] == '.' && is_digit((unsigned char)m[i + 1])) {
-                i++;
-                while (i < n && is_digit((unsigned char)m[i])) i++;
+            while (p < e && is_digit((unsigned char)*p)) p++;
+            if (e - p > 1 && *p == '.' && is_digit((unsigned char)p[1])) {
+                p++;
+                while (p < e && is_digit((unsigned char)*p)) p++;
             }
         }
         *o++ = 'N';
@@ -282,7 +444,7 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
                      Py_ssize_t mn, const Ctx *cx) {
     Py_ssize_t nn = normalise(s, msg, mn);
     if (nn < 0) return -1;
-    int flags = flags_of(msg, mn);
+    int flags = flags_of(msg, mn, s->rlim);
     uint64_t h = hash_mem(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8)
                                    ^ (uint64_t)flags, scope, (size_t)sn), s->norm, (size_t)nn);
     if ((s->ngroups + 1) * 2 > s->gcap) {
@@ -306,8 +468,8 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
             && g->norm_n == nn && memcmp(g->scope, scope, (size_t)sn) == 0 && memcmp(g->norm, s->norm, (size_t)nn) == 0) {
             g->count++;
             if (cx->hasts) {
-                if (!g->hasts) { g->hasts = 1; g->first = g->last = cx->ts; }
-                else { if (cx->ts < g->first) g->first = cx->ts; if (cx->ts > g->last) g->last = cx->ts; }
+                if (!g->hasts) { g->hasts = 1; g->first = g->last = cx->us; }
+                else { if (cx->us < g->first) g->first = cx->us; if (cx->us > g->last) g->last = cx->us; }
             }
             return flags;
         }
@@ -317,7 +479,7 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
     Grp *g = &s->groups[s->ngroups];
     memset(g, 0, sizeof(Grp));
     g->h = h; g->flags = flags; g->level = level; g->kind = kind; g->count = 1; g->seq = s->lines;
-    g->hasts = (char)cx->hasts; g->first = g->last = cx->ts;
+    g->hasts = (char)cx->hasts; g->first = g->last = cx->us;
     g->scope = dup_bytes(scope, sn); g->scope_n = sn;
     g->norm = dup_bytes(s->norm, nn); g->norm_n = nn;
     g->ex = dup_bytes(msg, mn); g->ex_n = mn;
@@ -329,10 +491,10 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
 /* ---------------------------------------------------------------- events */
 static int push_pid(Scanner *s, const Ctx *cx) {
     size_t k = s->npids + 1;
-    if (grow((void **)&s->pid_ts, &s->cap_pts, k, sizeof(double)) < 0 || grow((void **)&s->pid_v, &s->cap_pv, k, sizeof(long long)) < 0
+    if (grow((void **)&s->pid_ts, &s->cap_pts, k, sizeof(long long)) < 0 || grow((void **)&s->pid_v, &s->cap_pv, k, sizeof(long long)) < 0
         || grow((void **)&s->pid_seq, &s->cap_ps, k, sizeof(long long)) < 0 || grow((void **)&s->pid_hasts, &s->cap_ph, k, 1) < 0)
         return -1;
-    s->pid_ts[s->npids] = cx->ts;
+    s->pid_ts[s->npids] = cx->us;
     s->pid_v[s->npids] = cx->pid;
     s->pid_hasts[s->npids] = (char)cx->hasts;
     s->pid_seq[s->npids++] = s->lines;
@@ -341,10 +503,10 @@ static int push_pid(Scanner *s, const Ctx *cx) {
 
 static int push_banner(Scanner *s, const Ctx *cx) {
     size_t k = s->nban + 1;
-    if (grow((void **)&s->ban_ts, &s->cap_bt, k, sizeof(double)) < 0 || grow((void **)&s->ban_seq, &s->cap_bs, k, sizeof(long long)) < 0
+    if (grow((void **)&s->ban_ts, &s->cap_bt, k, sizeof(long long)) < 0 || grow((void **)&s->ban_seq, &s->cap_bs, k, sizeof(long long)) < 0
         || grow((void **)&s->ban_hasts, &s->cap_bh, k, 1) < 0)
         return -1;
-    s->ban_ts[s->nban] = cx->ts;
+    s->ban_ts[s->nban] = cx->us;
     s->ban_hasts[s->nban] = (char)cx->hasts;
     s->ban_seq[s->nban++] = s->lines;
     return 0;
@@ -354,7 +516,7 @@ static int push_crash(Scanner *s, const Ctx *cx, const char *m, Py_ssize_t n) {
     if (grow((void **)&s->crashes, &s->capcrash, s->ncrash + 1, sizeof(Crash)) < 0) return -1;
     char *copy = dup_bytes(m, n);
     if (!copy) return -1;
-    s->crashes[s->ncrash++] = (Crash){cx->ts, cx->pid, s->lines, copy, n, (char)cx->hasts, (char)cx->haspid};
+    s->crashes[s->ncrash++] = (Crash){cx->us, cx->pid, s->lines, copy, n, (char)cx->hasts, (char)cx->haspid};
     return 0;
 }
 
@@ -364,8 +526,8 @@ static int level_hit(Scanner *s, char kind, char level, const char *sc, Py_ssize
     int flags = add_group(s, kind, level, sc, sn, text, tn, cx);
     if (flags < 0) return -1;
     if (!cx->hasb) return 0;
-    if (count(s, cx, 'L', level == 'e' ? "error" : "warning", level == 'e' ? 5 : 7) < 0) return -1;
-    if (level == 'w' && (flags & F_UNAUTH) && count(s, cx, 'L', "unauth", 6) < 0) return -1;
+    if (count_col(s, cx, level == 'e' ? s->c_error : s->c_warning) < 0) return -1;
+    if (level == 'w' && (flags & F_UNAUTH) && count_col(s, cx, s->c_unauth) < 0) return -1;
     return 0;
 }
 
@@ -489,10 +651,10 @@ static const char *scan_tag(Scanner *s, const char *o, const char *lim, const Ct
             return q + 6;
         }
     } else if (has_prefix(after, e, "heartbeat] ", 11)) {
-        if (count(s, cx, 'K', "heartbeat", 9) < 0) *err = 1;
+        if (count_col(s, cx, s->c_heartbeat) < 0) *err = 1;
         return after + 11;
     } else if (has_prefix(after, e, "ws] ", 4)) {
-        if (count(s, cx, 'K', "ws", 2) < 0) *err = 1;
+        if (count_col(s, cx, s->c_ws) < 0) *err = 1;
         return after + 4;
     }
     return o + 1;
@@ -736,7 +898,7 @@ static inline const char *line_end(const char *p, const char *lim) {
     return nl ? nl : lim;
 }
 
-static void see_time(Scanner *s, double ts) {
+static void see_time(Scanner *s, long long ts) {
     if (!s->has_first) { s->first = s->last = ts; s->has_first = 1; }
     else { if (ts < s->first) s->first = ts; if (ts > s->last) s->last = ts; }
 }
@@ -764,7 +926,7 @@ static int iso_prefix(Scanner *s, const char *p, const char *lim, Ctx *cx, const
     int cache = tn <= (Py_ssize_t)sizeof s->c_tail && x.msg - p >= 2 && x.msg[-2] == ':' && x.msg[-1] == ' ';
     if (cache) { memcpy(s->c_sec, p, 19); memcpy(s->c_tail, tail, (size_t)tn); s->c_tail_n = tn; }
     if (s->has_ident && ((x.ident_end - x.ident) != s->ident_n || memcmp(x.ident, s->ident, (size_t)s->ident_n) != 0)) {
-        if (cache) { s->c_valid = 1; s->c_skip = 1; }
+        if (cache) { s->c_valid = 1; s->c_skip = 1; } /* another unit: whatever the time */
         return 1;
     }
     long long secs;
@@ -772,20 +934,20 @@ static int iso_prefix(Scanner *s, const char *p, const char *lim, Ctx *cx, const
     int r = parse_ts(p, x.ts_end, &secs, &us, s);
     if (r == TS_UNSURE) return 2;
     if (r == TS_INVALID) {
-        if (cache) { s->c_valid = 1; s->c_skip = 1; }
+        if (cache) { s->c_valid = 1; s->c_skip = 2; } /* this very time is invalid */
         return 1;
     }
     cx->hasts = cx->hasb = 1;
-    cx->ts = epoch(secs, us);
-    cx->b = bucket_of(cx->ts, s->width);
+    cx->us = secs * 1000000LL + us;
+    cx->b = bucket_of(epoch(secs, us), s->width); /* the same for the whole second (below SURE_SECS) */
     cx->haspid = x.pid && x.pid_end - x.pid < 12;
     cx->pid = 0;
     if (cx->haspid) for (const char *d = x.pid; d < x.pid_end; d++) cx->pid = cx->pid * 10 + (*d - '0');
     *msg = x.msg;
     if (cache && secs < SURE_SECS && secs > -SURE_SECS) {
-        s->c_valid = 1; s->c_skip = 0; s->c_secs = secs; s->c_b = bucket_of((double)secs, s->width);
+        s->c_valid = 1; s->c_skip = 0; s->c_secs = secs; s->c_b = cx->b;
+        s->c_hour = secs - two(p + 14) * 60 - two(p + 17);
         s->c_haspid = cx->haspid; s->c_pid = cx->pid;
-        if (s->c_b != cx->b) s->c_valid = 0; /* never (same second, same bucket), but be sure */
     } else {
         s->c_valid = 0;
     }
@@ -793,24 +955,38 @@ static int iso_prefix(Scanner *s, const char *p, const char *lim, Ctx *cx, const
 }
 
 /* One short-iso line at p (its end is the next '\n', or lim); *eout = the line end. */
+/* One short-iso line at p (its end is the next '\n', or lim); *eout = the line end. A line whose hour
+ * (14 bytes) and syslog prefix repeat the cached line's needs only its minute, second and fraction read. */
 static int iso_line(Scanner *s, const char *p, const char *lim, const char **eout) {
     Ctx cx;
     const char *msg = NULL;
     int hit = 0;
-    if (s->c_valid && lim - p > 19 && memcmp(p, s->c_sec, 19) == 0) { /* same second as the cached line */
+    if (s->c_valid && lim - p > 19 && eq_bytes(p, s->c_sec, 14)) {
+        int same = eq_bytes(p + 11, s->c_sec + 11, 8), ok = 1, us = 0; /* bytes 14-18 ("MM:SS"), 8 at once */
+        long long secs = s->c_secs;
+        if (!same) { /* another minute or second of the same hour: "MM:SS" */
+            ok = s->c_skip != 2 && is_digit((unsigned char)p[14]) && is_digit((unsigned char)p[15]) && p[16] == ':'
+                 && is_digit((unsigned char)p[17]) && is_digit((unsigned char)p[18]) && two(p + 14) <= 59
+                 && two(p + 17) <= 59;
+            secs = s->c_hour + two(p + 14) * 60 + two(p + 17);
+        }
         const char *r = p + 19;
-        int us = 0, ok = 1;
-        if ((*r == '.' || *r == ',') && r + 1 < lim && is_digit((unsigned char)r[1])) {
+        if (ok && (*r == '.' || *r == ',') && r + 1 < lim && is_digit((unsigned char)r[1])) {
             const char *f = ++r;
             while (r < lim && is_digit((unsigned char)*r)) r++;
             int nd = (int)(r - f);
             if (nd > 6) ok = 0;
             else { digits(f, nd, &us); for (int i = nd; i < 6; i++) us *= 10; }
         }
-        if (ok && lim - r >= s->c_tail_n && memcmp(r, s->c_tail, (size_t)s->c_tail_n) == 0) {
+        if (ok && lim - r >= s->c_tail_n && eq_bytes(r, s->c_tail, (size_t)s->c_tail_n)) {
             if (s->c_skip) { *eout = line_end(r, lim); return 0; }
+            if (!same) { /* a second lies in one bucket; its bucket, exactly as Python's float // gives it */
+                memcpy(s->c_sec + 14, p + 14, 5);
+                s->c_secs = secs;
+                s->c_b = floor_div(secs, s->width) * s->width;
+            }
             cx.hasts = cx.hasb = 1;
-            cx.ts = epoch(s->c_secs, us);
+            cx.us = secs * 1000000LL + us;
             cx.b = s->c_b;
             cx.haspid = s->c_haspid;
             cx.pid = s->c_pid;
@@ -823,15 +999,17 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
         if (r == 2) return R_GAVE_WAY;
         if (r == 1) { *eout = line_end(p, lim); return 0; }
     }
-    see_time(s, cx.ts);
+    see_time(s, cx.us);
     if (see_pid(s, &cx) < 0) return R_NOMEM;
+    s->rlim = lim;
     if (scan_line(s, msg, lim, &cx, cx.haspid ? 0 : 1, eout) < 0) return R_NOMEM;
     s->lines++;
     return 0;
 }
 
 static int raw_line(Scanner *s, const char *p, const char *lim, const char **eout) {
-    static const Ctx none = {0, 0, 0, 0.0, 0, 0};
+    static const Ctx none = {0, 0, 0, 0, 0, 0};
+    s->rlim = lim;
     if (scan_line(s, p, lim, &none, 2, eout) < 0) return R_NOMEM;
     s->lines++;
     return 0;
@@ -847,7 +1025,7 @@ typedef struct { int kind; const char *p; Py_ssize_t n; int esc; } JVal;
 #define JDEPTH 64
 
 static inline const char *j_ws(const char *p, const char *e) {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    while (p < e && (unsigned char)*p <= ' ' && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
     return p;
 }
 
@@ -857,7 +1035,7 @@ static const char *j_string(const char *p, const char *e, const char **a, const 
     *esc = 0;
     *a = q;
     for (;;) {
-        while (q < e && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\') q++;
+        q = str_stop(q, e);
         if (q >= e || (unsigned char)*q < 0x20) return NULL; /* unterminated, or a raw control character */
         if (*q == '"') { *b = q; return q + 1; }
         *esc = 1; /* backslash */
@@ -1011,6 +1189,125 @@ static Py_ssize_t j_unescape(const char *p, Py_ssize_t n, char *buf, int *lone) 
     return o - buf;
 }
 
+/* The bit maps of one line (base: its first byte). */
+typedef struct { const char *base; const uint64_t *q, *sp; size_t nw; } QMap;
+
+/* A string at p ('"') through the bit maps: its end is the next quote unless a backslash or control byte comes
+ * first, in which case j_string reads it (escapes). Same result as j_string. */
+static inline __attribute__((always_inline)) const char *j_string_fast(const QMap *x, const char *p, const char *e, const char **a, const char **b,
+                                        int *esc) {
+    size_t off = (size_t)(p - x->base) + 1, w = off >> 6;
+    if (w >= x->nw) return j_string(p, e, a, b, esc);
+    uint64_t bits = x->q[w] & (~(uint64_t)0 << (off & 63));
+    while (!bits) {
+        if (++w >= x->nw) return j_string(p, e, a, b, esc); /* unterminated: j_string says so */
+        bits = x->q[w];
+    }
+    size_t nq = (w << 6) + (size_t)__builtin_ctzll(bits), v = off >> 6;
+    uint64_t below = (bits & (0 - bits)) - 1; /* bits of word w before the quote */
+    uint64_t m = x->sp[v] & (~(uint64_t)0 << (off & 63)); /* any backslash or control byte inside? */
+    if (v == w) m &= below;
+    else {
+        while (!m && ++v < w) m = x->sp[v];
+        if (!m) m = x->sp[w] & below;
+    }
+    if (m) return j_string(p, e, a, b, esc);
+    *esc = 0;
+    *a = p + 1;
+    *b = x->base + nq;
+    return *b + 1;
+}
+
+static const char *j_object(const char *p, const char *e, int depth, JVal *fields, int *deep);
+
+/* The common line: no backslash or control byte anywhere, every value a string. Then each quote in the map is a
+ * string's start or end, and the object is read pair by pair: {"k":"v",...}. NULL: not such a line (the caller
+ * reads it with j_line_object, which also judges whether it is valid at all). */
+static const char *j_flat_object(const QMap *x, const char *p, const char *e, JVal *fields) {
+    size_t w = 0;
+    uint64_t bits = x->nw ? x->q[0] : 0;
+#define ZC_NEXTQ(out)                                  \
+    do {                                               \
+        while (!bits) {                                \
+            if (++w >= x->nw) return NULL;             \
+            bits = x->q[w];                            \
+        }                                              \
+        out = x->base + (w << 6) + __builtin_ctzll(bits); \
+        bits &= bits - 1;                              \
+    } while (0)
+#define ZC_WS(q) if (q < e && (unsigned char)*q <= ' ') q = j_ws(q, e)
+    const char *q = p + 1, *a, *b;
+    ZC_WS(q);
+    if (q < e && *q == '}') return q + 1;
+    for (;;) {
+        ZC_NEXTQ(a);
+        if (a != q) return NULL; /* something else than a string where a key belongs */
+        ZC_NEXTQ(b);
+        int f = j_field(a + 1, b - (a + 1));
+        q = b + 1;
+        ZC_WS(q);
+        if (q >= e || *q != ':') return NULL;
+        q++;
+        ZC_WS(q);
+        ZC_NEXTQ(a);
+        if (a != q) return NULL; /* not a string value */
+        ZC_NEXTQ(b);
+        if (f >= 0) fields[f] = (JVal){JV_STR, a + 1, b - (a + 1), 0};
+        q = b + 1;
+        ZC_WS(q);
+        if (q < e && *q == ',') {
+            q++;
+            ZC_WS(q);
+            continue;
+        }
+        return q < e && *q == '}' ? q + 1 : NULL;
+    }
+#undef ZC_WS
+#undef ZC_NEXTQ
+}
+
+/* the top-level object of a line, with strings found through the bit maps */
+static const char *j_line_object(const QMap *x, const char *p, const char *e, JVal *fields, int *deep) {
+    const char *q = j_ws(p + 1, e);
+    if (q < e && *q == '}') return q + 1;
+    char kbuf[128];
+    for (;;) {
+        if (q >= e || *q != '"') return NULL;
+        const char *a, *b;
+        int esc;
+        q = j_string_fast(x, q, e, &a, &b, &esc);
+        if (!q) return NULL;
+        int f = -1;
+        if (!esc) f = j_field(a, b - a);
+        else if (b - a <= (Py_ssize_t)sizeof kbuf) { /* an escaped key: the unescaped text is no longer */
+            int lone = 0;
+            Py_ssize_t kn = j_unescape(a, b - a, kbuf, &lone);
+            f = lone ? -1 : j_field(kbuf, kn);
+        }
+        if (q < e && (unsigned char)*q <= ' ') q = j_ws(q, e);
+        if (q >= e || *q != ':') return NULL;
+        q++;
+        if (q < e && (unsigned char)*q <= ' ') q = j_ws(q, e);
+        JVal v = {JV_MISSING, NULL, 0, 0};
+        if (q < e && *q == '"') {
+            q = j_string_fast(x, q, e, &a, &b, &esc);
+            v = (JVal){JV_STR, a, b - a, esc};
+        } else {
+            q = j_value(q, e, 0, f >= 0 ? &v : NULL, deep);
+        }
+        if (!q) return NULL;
+        if (f >= 0) fields[f] = v; /* a repeated key: the last one wins, as in a dict */
+        if (q < e && (unsigned char)*q <= ' ') q = j_ws(q, e);
+        if (q < e && *q == ',') {
+            q++;
+            if (q < e && (unsigned char)*q <= ' ') q = j_ws(q, e);
+            continue;
+        }
+        if (q < e && *q == '}') return q + 1;
+        return NULL;
+    }
+}
+
 static const char *j_object(const char *p, const char *e, int depth, JVal *fields, int *deep) {
     if (depth > JDEPTH) { *deep = 1; return NULL; }
     const char *q = j_ws(p + 1, e);
@@ -1054,7 +1351,7 @@ static int j_text(Scanner *s, const JVal *v, int k, int message, const char **t,
         snprintf(s->reason, sizeof s->reason, "a journal JSON field holding a number, object or mixed array");
         return 1;
     }
-    if (grow((void **)&s->jbuf[k], &s->jcap[k], (size_t)v->n + 1, 1) < 0) return -1;
+    if (grow((void **)&s->jbuf[k], &s->jcap[k], (size_t)v->n + 64, 1) < 0) return -1; /* + room to read past */
     if (v->kind == JV_BYTES) { /* [105, 110, ...]: the bytes themselves */
         char *o = s->jbuf[k];
         const char *p = v->p, *e = v->p + v->n;
@@ -1086,23 +1383,24 @@ static int j_text(Scanner *s, const JVal *v, int k, int message, const char **t,
 static int j_int(Scanner *s, const char *t, Py_ssize_t n, int *has, long long *val) {
     *has = 0;
     if (!t) return 0;
+    long long x = 0;
+    Py_ssize_t i = 0;
+    while (i < n && is_digit((unsigned char)t[i])) x = x * 10 + (t[i++] - '0');
+    if (i == n && n && n <= 17) { /* plain digits: the common case */
+        *has = 1;
+        *val = x;
+        return 0;
+    }
     int digit = 0, other = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
         if (is_digit(c)) digit = 1;
         else if (c >= 0x80) other = 2;
         else other |= 1;
     }
     if (!digit && other < 2) return 0; /* int() fails: None */
-    if (other || n > 17) {
-        snprintf(s->reason, sizeof s->reason, "a journal JSON number field that is not plain digits");
-        return 1;
-    }
-    long long x = 0;
-    for (Py_ssize_t i = 0; i < n; i++) x = x * 10 + (t[i] - '0');
-    *has = 1;
-    *val = x;
-    return 0;
+    snprintf(s->reason, sizeof s->reason, "a journal JSON number field that is not plain digits");
+    return 1;
 }
 
 static int json_line(Scanner *s, const char *p, const char *lim, const char **eout) {
@@ -1116,7 +1414,19 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     JVal f[NFIELDS];
     memset(f, 0, sizeof f);
     int deep = 0;
-    q = j_object(q, e, 0, f, &deep);
+    size_t nw = (size_t)(e - p) / 64 + 1;
+    if (grow((void **)&s->jq, &s->jq_cap, nw, sizeof(uint64_t)) < 0 || grow((void **)&s->jsp, &s->jsp_cap, nw, sizeof(uint64_t)) < 0)
+        return R_NOMEM;
+    qmask(p, e, lim, s->jq, s->jsp);
+    QMap x = {p, s->jq, s->jsp, (size_t)(e - p + 63) / 64};
+    uint64_t special = 0;
+    for (size_t i = 0; i < x.nw; i++) special |= s->jsp[i];
+    const char *end = NULL;
+    if (!special) { /* quotes relative to the line start: the map starts at p, the object at q */
+        end = j_flat_object(&x, q, e, f);
+        if (!end) memset(f, 0, sizeof f);
+    }
+    q = end ? end : j_line_object(&x, q, e, f, &deep);
     if (deep) return gave_way(s, "a journal JSON line nested deeper than 64 levels");
     if (!q || j_ws(q, e) != e) return 0; /* invalid JSON or extra data: skipped */
     const char *uu, *su, *id, *msg, *txt;
@@ -1132,7 +1442,7 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
                             : (id && idn == s->ident_n && memcmp(id, s->ident, (size_t)idn) == 0);
         if (!match) return 0;
     }
-    Ctx cx = {0, 0, 0, 0.0, 0, 0};
+    Ctx cx = {0, 0, 0, 0, 0, 0};
     long long usec = 0, prio = 0;
     int has_ts, has_prio;
     if ((r = j_text(s, &f[F_TS], 0, 0, &txt, &txn)) || (r = j_int(s, txt, txn, &has_ts, &usec))) return r;
@@ -1140,18 +1450,26 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     if ((r = j_text(s, &f[F_PRIORITY], 0, 0, &txt, &txn)) || (r = j_int(s, txt, txn, &has_prio, &prio))) return r;
     if (has_ts) {
         cx.hasts = cx.hasb = 1;
-        cx.ts = (double)usec / 1e6;
-        cx.b = bucket_of(cx.ts, s->width);
-        see_time(s, cx.ts);
+        cx.us = usec;
+        long long sec = usec / 1000000;
+        if (s->j_bvalid && sec == s->j_sec) cx.b = s->j_b; /* a second lies in one bucket (below SURE_SECS) */
+        else {
+            cx.b = bucket_of((double)usec / 1e6, s->width);
+            s->j_bvalid = sec < SURE_SECS;
+            s->j_sec = sec;
+            s->j_b = cx.b;
+        }
+        see_time(s, cx.us);
     }
     if (see_pid(s, &cx) < 0) return R_NOMEM;
     if (has_prio) {
-        static const Ctx none = {0, 0, 0, 0.0, 0, 0};
+        static const Ctx none = {0, 0, 0, 0, 0, 0};
         char d[24];
         int dn = snprintf(d, sizeof d, "%lld", prio);
         if (count(s, &none, 'P', d, dn) < 0) return R_NOMEM;
     }
     if ((r = j_text(s, &f[F_MESSAGE], 3, 1, &msg, &msgn))) return r;
+    s->rlim = msg == s->jbuf[3] ? s->jbuf[3] + s->jcap[3] : lim;
     const char *m = msg ? msg : "", *mend = m + msgn, *le;
     for (;;) { /* each line of a multi-line MESSAGE is a line (with the entry's time and pid) */
         if (scan_line(s, m, mend, &cx, cx.haspid ? 0 : 1, &le) < 0) return R_NOMEM;
@@ -1183,7 +1501,7 @@ static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
 }
 
 #define MAX_LINE ((Py_ssize_t)4 << 20) /* logchunks.MAX_LINE: longer lines are cut there; Python judges those */
-#define WINDOW ((off_t)32 << 20)       /* mapped at a time: bounds the file pages counted in RSS */
+#define WINDOW ((off_t)8 << 20)        /* mapped at a time: bounds the file pages counted in RSS */
 
 /* Lines whose first byte lies in [start, end) of the file (logchunks.iter_chunks' rule), through mmap windows. */
 static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
@@ -1244,6 +1562,7 @@ static void Scanner_dealloc(Scanner *s) {
     for (size_t i = 0; i < s->ncrash; i++) free(s->crashes[i].msg);
     free(s->crashes);
     for (int k = 0; k < 4; k++) free(s->jbuf[k]);
+    free(s->jq); free(s->jsp);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
@@ -1271,6 +1590,12 @@ static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
     s->width = width;
     if (opt_bytes(ident, &s->ident, &s->ident_n, &s->has_ident) < 0) return -1;
     if (opt_bytes(unit, &s->unit, &s->unit_n, &s->has_unit) < 0) return -1;
+    if ((s->c_error = col_of(s, 'L', "error", 5)) < 0 || (s->c_warning = col_of(s, 'L', "warning", 7)) < 0
+        || (s->c_unauth = col_of(s, 'L', "unauth", 6)) < 0 || (s->c_heartbeat = col_of(s, 'K', "heartbeat", 9)) < 0
+        || (s->c_ws = col_of(s, 'K', "ws", 2)) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
     return 0;
 }
 
@@ -1316,7 +1641,7 @@ static PyObject *Scanner_scan_file(Scanner *s, PyObject *args) {
     return finish(s, r);
 }
 
-static PyObject *opt_float(int has, double v) { return has ? PyFloat_FromDouble(v) : Py_NewRef(Py_None); }
+static PyObject *opt_ts(int has, long long us) { return has ? PyFloat_FromDouble((double)us / 1e6) : Py_NewRef(Py_None); }
 static PyObject *opt_int(int has, long long v) { return has ? PyLong_FromLongLong(v) : Py_NewRef(Py_None); }
 
 static int append(PyObject *list, PyObject *item) { /* steals item */
@@ -1339,23 +1664,23 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
         Grp *g = &s->groups[i];
         if (append(groups, Py_BuildValue("(Cy#Ly#y#iy#NNL)", g->kind, g->level == 'e' ? "error" : "warning",
                                          (Py_ssize_t)(g->level == 'e' ? 5 : 7), g->count, g->scope, g->scope_n,
-                                         g->norm, g->norm_n, g->flags, g->ex, g->ex_n, opt_float(g->hasts, g->first),
-                                         opt_float(g->hasts, g->last), g->seq)) < 0)
+                                         g->norm, g->norm_n, g->flags, g->ex, g->ex_n, opt_ts(g->hasts, g->first),
+                                         opt_ts(g->hasts, g->last), g->seq)) < 0)
             goto done;
     }
     for (size_t i = 0; i < s->npids; i++)
-        if (append(pids, Py_BuildValue("(NLL)", opt_float(s->pid_hasts[i], s->pid_ts[i]), s->pid_v[i], s->pid_seq[i])) < 0)
+        if (append(pids, Py_BuildValue("(NLL)", opt_ts(s->pid_hasts[i], s->pid_ts[i]), s->pid_v[i], s->pid_seq[i])) < 0)
             goto done;
     for (size_t i = 0; i < s->nban; i++)
-        if (append(banners, Py_BuildValue("(NL)", opt_float(s->ban_hasts[i], s->ban_ts[i]), s->ban_seq[i])) < 0) goto done;
+        if (append(banners, Py_BuildValue("(NL)", opt_ts(s->ban_hasts[i], s->ban_ts[i]), s->ban_seq[i])) < 0) goto done;
     for (size_t i = 0; i < s->ncrash; i++) {
         Crash *c = &s->crashes[i];
-        if (append(crashes, Py_BuildValue("(NNLy#)", opt_float(c->hasts, c->ts), opt_int(c->haspid, c->pid), c->seq,
+        if (append(crashes, Py_BuildValue("(NNLy#)", opt_ts(c->hasts, c->us), opt_int(c->haspid, c->pid), c->seq,
                                           c->msg, c->msg_n)) < 0)
             goto done;
     }
     out = Py_BuildValue("{sLsNsNsOsOsOsOsOsy#sy#sy#sLsLs(LLL)}", "lines", s->lines,
-                        "first", opt_float(s->has_first, s->first), "last", opt_float(s->has_first, s->last),
+                        "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
                         "bucket_b", (const char *)s->ob, (Py_ssize_t)(s->nout * sizeof(long long)),
                         "bucket_c", (const char *)s->oc, (Py_ssize_t)(s->nout * sizeof(int32_t)),
@@ -1406,7 +1731,13 @@ static struct PyModuleDef scanmodule = {
 PyMODINIT_FUNC PyInit__scan(void) {
 #ifdef ZC_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) scan_line = scan_line_avx2;
+    if (__builtin_cpu_supports("avx2")) {
+        scan_line = scan_line_avx2;
+        flags_of = flags_avx2;
+        next_digit = digit_avx2;
+        str_stop = str_stop_avx2;
+        qmask = qmask_avx2;
+    }
 #endif
     if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&scanmodule);

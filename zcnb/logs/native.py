@@ -96,6 +96,8 @@ def to_acc(res: dict[str, Any]) -> Acc:
     for cat, raw, total in res["columns"]:
         key = _column_key(cat, raw) if cat != "P" else ("priority",)
         keys.append(key)
+        if not total:  # the fixed columns exist from the start
+            continue
         if cat == "T":
             acc.skills_token[key[1]] += total
         elif cat == "S":
