@@ -330,6 +330,9 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
                      + (f" ({len(acc.banners)} banners)" if len(acc.banners) > 1 else ""))
     if len(crashes):
         notes.append(f"{len(crashes)} crash(es): {crashes.iloc[0]['message'][:120]}")
+    if acc.allocator["leak reports"]:
+        notes.append(f"{acc.allocator['leak reports']} leak report records: the debug allocator prints them only at a "
+                     "clean exit (parse them with zcnb leaks)")
     notes.append(f"{levels['debug']} debug lines" + ("" if levels["debug"] else ": debug logging is not active (LOG_LEVEL is not read by the real gateway)"))
     if acc.lines == 0:
         notes.append("no lines of this unit: is the unit name right?")
