@@ -32,13 +32,14 @@ def _plain(s: LogSummary) -> dict[str, Any]:
     return d
 
 
-def both(path: Path, **kw: Any) -> LogSummary:
+def both(path: Path, *, native_reads: bool = True, **kw: Any) -> LogSummary:
     """summarize_logs with the Python engine and (when built) the native one: identical, or the test fails."""
     py = summarize_logs(path, engine="python", **kw)
     if NATIVE:
         c = summarize_logs(path, engine="native", **kw)
         assert _plain(c) == _plain(py) and c.buckets.equals(py.buckets)
-        assert next(n for n in c.notes if n.startswith("engine:")).startswith("engine: native")
+        engine = next(n for n in c.notes if n.startswith("engine:"))
+        assert engine.startswith("engine: native" if native_reads else "engine: python ("), engine
     return py
 
 
@@ -181,3 +182,42 @@ def test_record_script_on_the_real_binary(tmp_path: Path) -> None:
     assert list(crash.restarts["reason"]) == ["crash"] and crash.levels["error"] == 2
     assert both(tmp_path / "clean_exit.log").allocator["leak reports"] > 100
     assert "TOKEN_PLACEHOLDER" in (tmp_path / "start.log").read_text()
+
+
+def test_journalctl_export_and_short_formats(tmp_path: Path) -> None:
+    """``journalctl -o export > F`` and journalctl's default ``short`` text (what the runbook's command prints),
+    exported by journalctl itself from a real journal file: the same counts as the JSON form (the short format has
+    no year: no times there). Both used to be read as raw lines (no level or pid found)."""
+    from zcnb.logs.journal import write_journal
+
+    entries = _entries([("crash.log", 4100), ("start.log", 4101)])
+    entries.append({**entries[-1], "MESSAGE": b"multi skill:git_workflow\nline error: not a level \xff"})
+    files = write_journal(entries, tmp_path / "gw.journal")
+    ref = both(_json_export_bytes(entries, tmp_path / "gw.jsonl"), unit="zeptoclaw-gateway")
+    for output in ("export", "short", "short-precise"):
+        path = tmp_path / f"gw.{output}"
+        with open(path, "wb") as fh:
+            subprocess.run(["journalctl", f"--file={files[0]}", "-o", output, "--all", "--no-pager"], stdout=fh,
+                           check=True, env={**os.environ, "TZ": "UTC"})
+        s = both(path, unit="zeptoclaw-gateway", native_reads=False)
+        if output == "export":
+            assert _plain(s) | {"notes": []} == _plain(ref) | {"notes": []}
+        else:  # no times; short prints a multi-line message's further lines indented: those are not journal lines
+            got, want = s.to_dict(), ref.to_dict()
+            assert got["start"] is None and got["n_buckets"] == 0
+            assert got["levels"]["error"] == want["levels"]["error"] == 2 and got["pids"] == want["pids"]
+            assert [r["reason"] for r in got["restarts"]] == ["crash"] and len(got["crashes"]) == 1
+            assert got["levels"] | {"none": 0} == want["levels"] | {"none": 0} and got["skills"] == want["skills"]
+            assert got["levels"]["none"] == want["levels"]["none"] - 1  # the indented second line of the message
+
+
+def _json_export_bytes(entries: list[dict[str, Any]], path: Path) -> Path:
+    """As journalctl -o json writes them: text fields as strings, a non-UTF-8 or multi-line MESSAGE as bytes."""
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {k: str(v) for k, v in e.items() if k != "MESSAGE"}
+        m = e["MESSAGE"]
+        row["MESSAGE"] = list(m) if isinstance(m, bytes) else m
+        rows.append(json.dumps(row))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path

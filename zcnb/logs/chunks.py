@@ -23,15 +23,19 @@ _BANNER = b"Main Token:"
 class ScanConfig:
     """What to count in a text log: format, bucket width (s), syslog identifier of the unit."""
 
-    fmt: str  # "short-iso" | "raw" | "json"
+    fmt: str  # "short-iso" | "raw" | "json" (the chunk and native engines); "export" | "short" (per entry)
     width: int
     ident: bytes | None
     unit: bytes | None = None  # json: the full unit name entries must have (with ``ident`` for entries without one)
 
 
 def sniff_format(head: bytes) -> str:
-    """``json`` (a saved ``journalctl -o json``), ``short-iso`` when most of the first lines carry a journalctl
-    short-iso prefix, else ``raw``."""
+    """``json`` / ``export`` (a saved ``journalctl -o json`` / ``-o export``), ``short-iso`` / ``short`` when most
+    of the first lines carry that journalctl prefix, else ``raw``."""
+    from .formats import EXPORT_START, SHORT_LINE
+
+    if head.startswith(EXPORT_START):
+        return "export"
     parts = head.split(b"\n")
     if len(parts) > 1:
         parts = parts[:-1]  # the last one may be cut; a single giant first line is judged by its head
@@ -42,7 +46,10 @@ def sniff_format(head: bytes) -> str:
     if journal * 2 >= len(lines):
         return "json"
     hits = sum(1 for ln in lines if ISO_LINE.match(ln))
-    return "short-iso" if hits * 2 >= len(lines) else "raw"
+    if hits * 2 >= len(lines):
+        return "short-iso"
+    short = sum(1 for ln in lines if SHORT_LINE.match(ln))
+    return "short" if short * 2 >= len(lines) else "raw"
 
 
 _JOURNAL_KEYS = (b'"__REALTIME_TIMESTAMP"', b'"__CURSOR"', b'"MESSAGE"')

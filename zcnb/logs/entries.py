@@ -165,6 +165,9 @@ def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
 
         yield from read_journal_json(p, unit=unit, redact=red)
         return
+    if fmt in ("export", "short"):
+        yield from _entry_file(p, fmt, unit=unit, redact=red)
+        return
     with open(p, "rb") as fh:
         for raw in fh:
             line = raw.rstrip(b"\r\n")[:1 << 20]
@@ -228,6 +231,20 @@ def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | N
     return acc
 
 
+def _entry_file(path: Path, fmt: str, *, unit: str | None, redact: Callable[[str], str]) -> Iterator[LogEntry]:
+    from .formats import read_export_file, read_short_file
+
+    if fmt == "export":
+        want = full_unit(unit)
+        return (e for e in read_export_file(path, redact=redact) if want is None or e.unit == want)
+    return read_short_file(path, unit=unit, redact=redact)
+
+
+_ENTRY_FORMATS = {"export": "a journal export file: read entry by entry",
+                  "short": "journalctl's short format (no year: lines read without times, no time buckets; "
+                           "use journalctl -o short-iso or -o json for them)"}
+
+
 def _unredacted(text: str) -> str:
     """Counting reads what the gateway wrote; only what is shown (error examples, crashes) is redacted."""
     return text
@@ -246,6 +263,9 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
     ident = unit_identifier(unit)
     cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt != "raw" else None,
                      unit=unit.encode() if unit and fmt == "json" else None)
+    if fmt in _ENTRY_FORMATS:
+        entries = _entry_file(path, fmt, unit=None, redact=_unredacted)
+        return _summarize_entries(entries, width=width, unit=unit), f"engine: python ({_ENTRY_FORMATS[fmt]})"
     size = path.stat().st_size
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
