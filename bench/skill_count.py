@@ -10,7 +10,8 @@ Shapes (each written to a temporary file of ``--size-mb``):
 - ``error-heavy``: dense timing, 40 % errors and warnings of many shapes (numbers, addresses, leak reports with
   stack traces, ``Connection error: error.X``, ``Warn:``, panics with their traces), 10 % skill lines;
 - ``journal``: a saved ``journalctl -o json`` export (the fields journalctl writes for a user unit, in its
-  hash order) of dense traffic.
+  hash order) of dense traffic;
+- ``journal-export``: the same entries as ``journalctl -o export`` writes them (the form ``read_journal`` reads).
 
 For each shape the pipeline and ``summarize_logs`` (native engine, in a child that only summarises; pandas is
 imported before the clock starts, as in a notebook or the CLI) alternate ``--repeat`` times; medians, the
@@ -188,8 +189,9 @@ def gen_error_heavy(path: Path, size_mb: float, *, seed: int = 0) -> int:
     return _gen_lines(path, size_mb, _ERROR_BODIES, seed=seed)
 
 
-def gen_journal(path: Path, size_mb: float, *, seed: int = 0) -> int:
-    """A saved ``journalctl --user -u zeptoclaw-gateway -o json`` of dense traffic (fields in hash order)."""
+def gen_journal(path: Path, size_mb: float, *, seed: int = 0, form: str = "json") -> int:
+    """A saved ``journalctl --user -u zeptoclaw-gateway -o json`` of dense traffic (fields in hash order), or
+    with ``form="export"`` the same entries as ``-o export`` writes them (what ``read_journal`` reads)."""
     rng = random.Random(seed)
     pool = _pool(_DENSE_BODIES, DENSE_SKILLS, rng)
     target = int(size_mb * 1024 * 1024)
@@ -224,6 +226,11 @@ def gen_journal(path: Path, size_mb: float, *, seed: int = 0) -> int:
                     "__CURSOR": f"s={machine};i={lines:x};b={boot};m={usec % 10**9:x};t={usec:x};x={lines * 7919:016x}",
                     "__REALTIME_TIMESTAMP": str(usec), "__MONOTONIC_TIMESTAMP": str(usec % 10**10),
                 }
+                if form == "export":
+                    order = ["__CURSOR", "__REALTIME_TIMESTAMP", "__MONOTONIC_TIMESTAMP", "_BOOT_ID"]
+                    order += [k for k in keys if k not in order]
+                    chunk.append("".join(f"{k}={fields[k]}\n" for k in order))
+                    continue
                 order = keys[:]
                 rng.shuffle(order)
                 chunk.append(json.dumps({k: fields[k] for k in order}, ensure_ascii=False, separators=(",", ":")))
@@ -233,9 +240,14 @@ def gen_journal(path: Path, size_mb: float, *, seed: int = 0) -> int:
     return lines
 
 
+def gen_journal_export(path: Path, size_mb: float, *, seed: int = 0) -> int:
+    """:func:`gen_journal`'s entries as ``journalctl -o export`` writes them."""
+    return gen_journal(path, size_mb, seed=seed, form="export")
+
+
 SHAPES: dict[str, Callable[..., int]] = {
     "sparse": gen_sparse, "dense": gen_dense, "dense-precise": gen_dense_precise, "error-heavy": gen_error_heavy,
-    "journal": gen_journal,
+    "journal": gen_journal, "journal-export": gen_journal_export,
 }
 
 

@@ -223,14 +223,14 @@ from bench import skill_count  # noqa: E402
 def test_bench_shapes_identical(tmp_path: Path, shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every shape of bench/skill_count.py, in several threads: the native engine runs and agrees with Python."""
     path = tmp_path / f"{shape}.log"
-    skill_count.SHAPES[shape](path, 1.5 if shape == "journal" else 0.4, seed=5)
+    skill_count.SHAPES[shape](path, 1.5 if shape.startswith("journal") else 0.4, seed=5)
     monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
     c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min", workers=3)
     assert _engine(c) == "engine: native (C scanner, 3 threads)"
     assert c.n_lines > 1000 and sum(c.skill_counts.values()) > 50 and c.levels["info"] > 100
     if shape == "error-heavy":
         assert c.allocator["leak reports"] > 0 and c.levels["error"] > c.n_lines // 10 and c.levels["none"] > 100
-    if shape == "journal":
+    if shape.startswith("journal"):
         assert c.pids == (4100, 4101) and list(c.restarts["reason"]) == ["pid change"]
 
 
@@ -317,3 +317,59 @@ def test_journal_json_file_equals_its_entries(tmp_path: Path) -> None:
     assert s.n_lines == len(rows) + 2 and s.levels["error"] == 2 + 3 and s.skill_counts["x"] == 1
     assert s.levels["warning"] == 3 and len(s.crashes) == 3  # the crashes come after the last pid change:
     assert list(s.restarts["reason"]) == ["pid change", "crash"] and s.restarts.iloc[1]["new_pid"] is None
+
+
+# --- saved journalctl -o export: entries with text and binary fields, split across threads ------------------
+_EXPORT_MSG = st.one_of(_JTEXT, st.binary(max_size=30), st.just(b"a\n\n__CURSOR=s=fake\n__REALTIME_TIMESTAMP=1\n\nb"),
+                        _JTEXT.map(lambda t: t.encode("utf-8", "surrogatepass") + b"\n"))
+
+
+def export_entry(fields: dict[str, str | bytes | int]) -> bytes:
+    """As journalctl -o export writes an entry: the binary form for values that are not printable UTF-8."""
+    import struct
+
+    out = b""
+    for key, value in fields.items():
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+        try:
+            printable = data.decode("utf-8").isprintable()
+        except UnicodeDecodeError:
+            printable = False
+        out += (key.encode() + b"=" + data + b"\n" if printable
+                else key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
+    return out + b"\n"
+
+
+@st.composite
+def _export(draw: st.DrawFn) -> bytes:
+    out = []
+    for i in range(draw(st.integers(0, 14))):
+        fields: dict[str, str | bytes | int] = {"__CURSOR": f"s=x;i={i}"}
+        for key in draw(st.lists(st.sampled_from(["__REALTIME_TIMESTAMP", "_PID", "PRIORITY", "_SYSTEMD_USER_UNIT",
+                                                  "SYSLOG_IDENTIFIER", "MESSAGE", "_HOSTNAME"]), unique=True)):
+            fields[key] = draw({"__REALTIME_TIMESTAMP": _DIGITS, "_PID": st.sampled_from(["100", "101", "", "x"]),
+                                "PRIORITY": st.sampled_from(["6", "3", ""]),
+                                "_SYSTEMD_USER_UNIT": st.sampled_from(["zeptoclaw-gateway.service", "other.service"]),
+                                "SYSLOG_IDENTIFIER": st.sampled_from(["zeptoclaw-gateway", "x"]),
+                                "MESSAGE": _EXPORT_MSG, "_HOSTNAME": st.binary(max_size=12)}[key])
+        entry = export_entry(fields)
+        if draw(st.integers(0, 6)) == 0:  # a repeated field: the first one counts
+            entry = entry[:-1] + b"MESSAGE=repeated skill:r\n\n"
+        out.append(entry)
+    data = b"".join(out)
+    return data[:-draw(st.integers(1, 20))] if data and draw(st.integers(0, 5)) == 0 else data  # a cut last entry
+
+
+@needs_native
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_export(), unit=st.sampled_from([None, "zeptoclaw-gateway"]), workers=st.sampled_from([1, 2, 5]))
+def test_property_journal_export_identical(tmp_path: Path, data: bytes, unit: str | None, workers: int) -> None:
+    path = tmp_path / "j.export"
+    path.write_bytes(b"__CURSOR=s=x;i=first\n__REALTIME_TIMESTAMP=1795900000000000\nMESSAGE=first\n\n" + data)
+    logs_native_min = logs.NATIVE_PARALLEL_MIN_BYTES
+    try:
+        logs.NATIVE_PARALLEL_MIN_BYTES = 1
+        c = assert_same(path, unit=unit, bucket="1s", workers=workers)
+    finally:
+        logs.NATIVE_PARALLEL_MIN_BYTES = logs_native_min
+    assert _engine(c).startswith("engine: native")

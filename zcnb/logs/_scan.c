@@ -31,8 +31,9 @@
 #define ZC_X86 1
 #endif
 
-enum { MODE_ISO = 0, MODE_RAW = 1, MODE_JSON = 2 };
-enum { R_OK_ = 0, R_GAVE_WAY = 1, R_NOMEM = -1, R_IO = -2 };
+enum { MODE_ISO = 0, MODE_RAW = 1, MODE_JSON = 2, MODE_EXPORT = 3 };
+#define MAX_LINE ((Py_ssize_t)4 << 20) /* logchunks.MAX_LINE: longer lines are cut there; Python judges those */
+enum { R_OK_ = 0, R_GAVE_WAY = 1, R_INCOMPLETE = 3, R_NOMEM = -1, R_IO = -2 };
 
 /* ---------------------------------------------------------------- small helpers */
 static inline int is_space(unsigned char c) { /* \s of a bytes regex */
@@ -174,6 +175,7 @@ typedef struct {
     uint64_t *jq, *jsp; size_t jq_cap, jsp_cap; /* json: bit maps of a line's quotes and backslash/control bytes */
     int j_bvalid; long long j_sec, j_b;
     char reason[200]; int failed;
+    long long range_start, range_stop; /* scan_file: where the counted lines/entries began, where the scan ended */
 } Scanner;
 
 static int gave_way(Scanner *s, const char *why) {
@@ -1022,6 +1024,8 @@ static int raw_line(Scanner *s, const char *p, const char *lim, const char **eou
 enum { JV_MISSING = 0, JV_NULL, JV_STR, JV_BYTES, JV_OTHER };
 enum { F_MESSAGE = 0, F_PID, F_PRIORITY, F_TS, F_UUNIT, F_UNIT, F_IDENT, NFIELDS };
 typedef struct { int kind; const char *p; Py_ssize_t n; int esc; } JVal;
+typedef struct { const char *p; Py_ssize_t n; } Txt; /* a field's text; p NULL: None */
+static int count_entry(Scanner *s, const Txt *t, const char *rlim);
 #define JDEPTH 64
 
 static inline const char *j_ws(const char *p, const char *e) {
@@ -1429,25 +1433,32 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     q = end ? end : j_line_object(&x, q, e, f, &deep);
     if (deep) return gave_way(s, "a journal JSON line nested deeper than 64 levels");
     if (!q || j_ws(q, e) != e) return 0; /* invalid JSON or extra data: skipped */
-    const char *uu, *su, *id, *msg, *txt;
-    Py_ssize_t uun, sun, idn, msgn, txn;
+    Txt t[NFIELDS];
     int r;
-    if ((r = j_text(s, &f[F_UUNIT], 0, 0, &uu, &uun)) || (r = j_text(s, &f[F_UNIT], 1, 0, &su, &sun))
-        || (r = j_text(s, &f[F_IDENT], 2, 0, &id, &idn)))
-        return r;
-    if (s->has_unit) { /* unit = _SYSTEMD_USER_UNIT or _SYSTEMD_UNIT; with none, the identifier must match */
-        const char *u = uu && uun ? uu : su;
-        Py_ssize_t un = uu && uun ? uun : sun;
-        int match = u && un ? (un == s->unit_n && memcmp(u, s->unit, (size_t)un) == 0)
-                            : (id && idn == s->ident_n && memcmp(id, s->ident, (size_t)idn) == 0);
+    for (int k = 0; k < NFIELDS; k++)
+        if ((r = j_text(s, &f[k], k == F_MESSAGE ? 3 : k == F_UNIT ? 1 : k == F_IDENT ? 2 : 0, k == F_MESSAGE, &t[k].p,
+                        &t[k].n)))
+            return r;
+    return count_entry(s, t, t[F_MESSAGE].p == s->jbuf[3] ? s->jbuf[3] + s->jcap[3] : lim);
+}
+
+/* One journal entry whose fields are texts (p NULL: None), as zcnb.logs._summarize_entries counts it: the unit
+ * filter (_SYSTEMD_USER_UNIT or _SYSTEMD_UNIT; with neither, the identifier), time, pid, PRIORITY, and each line
+ * of MESSAGE. rlim: how far past the message's bytes may be read. */
+static int count_entry(Scanner *s, const Txt *t, const char *rlim) {
+    const Txt *uu = &t[F_UUNIT], *su = &t[F_UNIT], *id = &t[F_IDENT];
+    if (s->has_unit) {
+        const Txt *u = uu->p && uu->n ? uu : su;
+        int match = u->p && u->n ? (u->n == s->unit_n && memcmp(u->p, s->unit, (size_t)u->n) == 0)
+                                 : (id->p && id->n == s->ident_n && memcmp(id->p, s->ident, (size_t)id->n) == 0);
         if (!match) return 0;
     }
     Ctx cx = {0, 0, 0, 0, 0, 0};
     long long usec = 0, prio = 0;
-    int has_ts, has_prio;
-    if ((r = j_text(s, &f[F_TS], 0, 0, &txt, &txn)) || (r = j_int(s, txt, txn, &has_ts, &usec))) return r;
-    if ((r = j_text(s, &f[F_PID], 0, 0, &txt, &txn)) || (r = j_int(s, txt, txn, &cx.haspid, &cx.pid))) return r;
-    if ((r = j_text(s, &f[F_PRIORITY], 0, 0, &txt, &txn)) || (r = j_int(s, txt, txn, &has_prio, &prio))) return r;
+    int has_ts, has_prio, r;
+    if ((r = j_int(s, t[F_TS].p, t[F_TS].n, &has_ts, &usec)) || (r = j_int(s, t[F_PID].p, t[F_PID].n, &cx.haspid, &cx.pid))
+        || (r = j_int(s, t[F_PRIORITY].p, t[F_PRIORITY].n, &has_prio, &prio)))
+        return r;
     if (has_ts) {
         cx.hasts = cx.hasb = 1;
         cx.us = usec;
@@ -1468,9 +1479,8 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
         int dn = snprintf(d, sizeof d, "%lld", prio);
         if (count(s, &none, 'P', d, dn) < 0) return R_NOMEM;
     }
-    if ((r = j_text(s, &f[F_MESSAGE], 3, 1, &msg, &msgn))) return r;
-    s->rlim = msg == s->jbuf[3] ? s->jbuf[3] + s->jcap[3] : lim;
-    const char *m = msg ? msg : "", *mend = m + msgn, *le;
+    s->rlim = rlim;
+    const char *m = t[F_MESSAGE].p ? t[F_MESSAGE].p : "", *mend = m + t[F_MESSAGE].n, *le;
     for (;;) { /* each line of a multi-line MESSAGE is a line (with the entry's time and pid) */
         if (scan_line(s, m, mend, &cx, cx.haspid ? 0 : 1, &le) < 0) return R_NOMEM;
         s->lines++;
@@ -1480,12 +1490,54 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     return 0;
 }
 
+/* ---------------------------------------------------------------- journalctl -o export entries */
+/* NAME=value lines, or NAME\n<le64 size><bytes>\n for a binary field, and an empty line after each entry; the first
+ * of a repeated field counts (zcnb.logs.journal_export). *eout = the empty line. R_INCOMPLETE: the entry goes past lim. */
+static int export_entry(Scanner *s, const char *p, const char *lim, const char **eout) {
+    Txt t[NFIELDS];
+    memset(t, 0, sizeof t);
+    const char *q = p;
+    int nf = 0;
+    while (q < lim && *q != '\n') {
+        const char *nl = memchr(q, '\n', (size_t)(lim - q));
+        if (!nl) return R_INCOMPLETE;
+        const char *eq = memchr(q, '=', (size_t)(nl - q)), *v, *ve;
+        int f;
+        if (eq) {
+            if (memchr(eq, 0, (size_t)(nl - eq))) return gave_way(s, "a journal export text field with a NUL byte");
+            f = j_field(q, eq - q);
+            v = eq + 1;
+            ve = nl;
+            q = nl + 1;
+        } else { /* a binary field: its size's top byte is 0 for any size below 2^56 */
+            if (lim - nl < 9) return R_INCOMPLETE;
+            uint64_t size;
+            memcpy(&size, nl + 1, 8);
+            if (nl[8] != 0) return gave_way(s, "a journal export line that is neither NAME=value nor a binary field");
+            if ((uint64_t)(lim - (nl + 9)) < size + 1) return size > (uint64_t)MAX_LINE ? gave_way(s, "a journal field over 4 MiB") : R_INCOMPLETE;
+            f = j_field(q, nl - q);
+            v = nl + 9;
+            ve = v + size;
+            if (*ve != '\n') return gave_way(s, "a journal export binary field not followed by a newline");
+            q = ve + 1;
+        }
+        if (f >= 0 && !t[f].p) { t[f].p = v; t[f].n = ve - v; }
+        nf++;
+    }
+    if (q >= lim) return R_INCOMPLETE;
+    if (!nf) return gave_way(s, "an empty journal export entry (two empty lines)");
+    *eout = q;
+    if (!t[F_MESSAGE].p) { t[F_MESSAGE].p = ""; t[F_MESSAGE].n = 0; }
+    return count_entry(s, t, lim);
+}
+
 /* ---------------------------------------------------------------- the scan loops */
 static inline int one_line(Scanner *s, const char *p, const char *lim, const char **e) {
     switch (s->mode) {
     case MODE_ISO: return iso_line(s, p, lim, e);
     case MODE_RAW: return raw_line(s, p, lim, e);
-    default: return json_line(s, p, lim, e);
+    case MODE_JSON: return json_line(s, p, lim, e);
+    default: return export_entry(s, p, lim, e);
     }
 }
 
@@ -1500,15 +1552,38 @@ static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
     return 0;
 }
 
-#define MAX_LINE ((Py_ssize_t)4 << 20) /* logchunks.MAX_LINE: longer lines are cut there; Python judges those */
 #define WINDOW ((off_t)8 << 20)        /* mapped at a time: bounds the file pages counted in RSS */
+static int export_start(int fd, off_t *pos);
 
-/* Lines whose first byte lies in [start, end) of the file (logchunks.iter_chunks' rule), through mmap windows. */
+/* The first entry start at or after pos in an export file: the file's start or just after an empty line. The
+ * caller checks it against where the previous range stopped (an empty line can lie inside binary data). */
+static int export_start(int fd, off_t *pos) {
+    if (*pos == 0) return 0;
+    off_t at = *pos >= 2 ? *pos - 2 : 0;
+    char tmp[65536], prev = 0;
+    for (;;) {
+        ssize_t k = pread(fd, tmp, sizeof tmp, at);
+        if (k < 0) return R_IO;
+        if (k == 0) { *pos = at; return 0; } /* no entry starts in the rest of the file */
+        for (ssize_t i = 0; i < k; i++) {
+            off_t x = at + i + 1; /* the position after this byte */
+            if (tmp[i] == '\n' && prev == '\n' && x >= *pos && x >= 2) { *pos = x; return 0; }
+            prev = tmp[i];
+        }
+        at += k;
+    }
+}
+
+/* Lines (export: entries) whose first byte lies in [start, end) of the file (logchunks.iter_chunks' rule), through
+ * mmap windows. s->range_start / range_stop: where the first counted one started and where the scan stopped. */
 static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
     long page = sysconf(_SC_PAGESIZE);
     if (end > size) end = size;
     off_t pos = start;
-    if (pos > 0 && pos < end) { /* the line that started before `start` belongs to the previous range */
+    int exp = s->mode == MODE_EXPORT;
+    if (exp && pos > 0 && pos < end) {
+        if (export_start(fd, &pos) < 0) return R_IO;
+    } else if (pos > 0 && pos < end) { /* the line that started before `start` belongs to the previous range */
         char c;
         if (pread(fd, &c, 1, pos - 1) != 1) return R_IO;
         if (c != '\n') {
@@ -1523,6 +1598,7 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
             }
         }
     }
+    s->range_start = s->range_stop = pos;
     while (pos < end) {
         off_t off = pos - pos % page;
         off_t len = size - off < WINDOW ? size - off : WINDOW;
@@ -1530,7 +1606,7 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
         if (map == MAP_FAILED) return R_IO;
         const char *p = map + (pos - off), *lim = map + len;
         int eof = off + len == size, r = 0;
-        if (!eof) { /* complete lines only: the rest is mapped again with the next window */
+        if (!eof && !exp) { /* complete lines only: the rest is mapped again with the next window */
             const char *last = memrchr(p, '\n', (size_t)(lim - p));
             lim = last ? last + 1 : p;
         }
@@ -1544,13 +1620,18 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
         if (p > lim) p = lim;
         off_t next = off + (p - map);
         munmap(map, (size_t)len);
+        if (r == R_INCOMPLETE) {
+            r = 0;
+            if (eof) { s->range_stop = size; return 0; } /* a cut last entry: dropped, as read_journal drops it */
+            if (next == pos) return gave_way(s, "a journal export entry larger than the read window");
+        }
         if (r) return r;
         if (next == pos && next < end) return gave_way(s, "a line longer than 4 MiB"); /* none complete in a window */
         pos = next;
+        s->range_stop = pos;
     }
     return 0;
 }
-
 /* ---------------------------------------------------------------- Python type */
 static void Scanner_dealloc(Scanner *s) {
     for (size_t i = 0; i < s->ncols; i++) free(s->cols[i].s);
@@ -1586,7 +1667,8 @@ static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
     if (strcmp(mode, "iso") == 0) s->mode = MODE_ISO;
     else if (strcmp(mode, "raw") == 0) s->mode = MODE_RAW;
     else if (strcmp(mode, "json") == 0) s->mode = MODE_JSON;
-    else { PyErr_Format(PyExc_ValueError, "mode %s is not iso, raw or json", mode); return -1; }
+    else if (strcmp(mode, "export") == 0) s->mode = MODE_EXPORT;
+    else { PyErr_Format(PyExc_ValueError, "mode %s is not iso, raw, json or export", mode); return -1; }
     s->width = width;
     if (opt_bytes(ident, &s->ident, &s->ident_n, &s->has_ident) < 0) return -1;
     if (opt_bytes(unit, &s->unit, &s->unit_n, &s->has_unit) < 0) return -1;
@@ -1679,13 +1761,14 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
                                           c->msg, c->msg_n)) < 0)
             goto done;
     }
-    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsy#sy#sy#sLsLs(LLL)}", "lines", s->lines,
+    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsy#sy#sy#sLsLs(LLL)s(LL)}", "lines", s->lines,
                         "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
                         "bucket_b", (const char *)s->ob, (Py_ssize_t)(s->nout * sizeof(long long)),
                         "bucket_c", (const char *)s->oc, (Py_ssize_t)(s->nout * sizeof(int32_t)),
                         "bucket_n", (const char *)s->on, (Py_ssize_t)(s->nout * sizeof(long long)),
-                        "debug", s->debug, "info", s->info, "alloc", s->alloc_w, s->free_w, s->deinit_w);
+                        "debug", s->debug, "info", s->info, "alloc", s->alloc_w, s->free_w, s->deinit_w,
+                        "range", s->range_start, s->range_stop);
 done:
     Py_XDECREF(cols); Py_XDECREF(groups); Py_XDECREF(pids); Py_XDECREF(banners); Py_XDECREF(crashes);
     return out;

@@ -240,8 +240,7 @@ def _entry_file(path: Path, fmt: str, *, unit: str | None, redact: Callable[[str
     return read_short_file(path, unit=unit, redact=redact)
 
 
-_ENTRY_FORMATS = {"export": "a journal export file: read entry by entry",
-                  "short": "journalctl's short format (no year: lines read without times, no time buckets; "
+_ENTRY_FORMATS = {"short": "journalctl's short format (no year: lines read without times, no time buckets; "
                            "use journalctl -o short-iso or -o json for them)"}
 
 
@@ -262,7 +261,7 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
         fmt = sniff_format(fh.read(65536))
     ident = unit_identifier(unit)
     cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt != "raw" else None,
-                     unit=unit.encode() if unit and fmt == "json" else None)
+                     unit=unit.encode() if unit and fmt in ("json", "export") else None)
     if fmt in _ENTRY_FORMATS:
         entries = _entry_file(path, fmt, unit=None, redact=_unredacted)
         return _summarize_entries(entries, width=width, unit=unit), f"engine: python ({_ENTRY_FORMATS[fmt]})"
@@ -287,11 +286,13 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
 
 
 def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) -> Acc:
-    if cfg.fmt == "json":  # a saved journalctl -o json: its entries, as read_journal_json gives them
+    if cfg.fmt in ("json", "export"):  # a saved journalctl -o json / -o export: its entries, as zcnb reads them
         from .journal import read_journal_json
 
         unit = cfg.unit.decode() if cfg.unit is not None else None
-        return _summarize_entries(read_journal_json(path, redact=_unredacted), width=cfg.width, unit=unit)
+        entries = (read_journal_json(path, redact=_unredacted) if cfg.fmt == "json"
+                   else _entry_file(path, "export", unit=None, redact=_unredacted))
+        return _summarize_entries(entries, width=cfg.width, unit=unit)
     if size < PARALLEL_MIN_BYTES or n <= 1:
         return scan_range(str(path), 0, size, cfg)
     import multiprocessing

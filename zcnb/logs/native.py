@@ -39,7 +39,7 @@ def native_status() -> tuple[bool, str]:
 
 
 def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, Any]:
-    mode = {"short-iso": "iso", "raw": "raw", "json": "json"}[cfg.fmt]
+    mode = {"short-iso": "iso", "raw": "raw", "json": "json", "export": "export"}[cfg.fmt]
     sc = importlib.import_module(NATIVE_MODULE).Scanner(mode=mode, ident=cfg.ident, unit=cfg.unit, width=cfg.width)
     try:
         ok = sc.scan_file(path, start, end)  # mmap windows, GIL released: ranges run in parallel threads
@@ -52,6 +52,13 @@ def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, A
     return res
 
 
+def _try_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, Any] | NativeGaveWay:
+    try:
+        return _scan_range(path, start, end, cfg)
+    except NativeGaveWay as exc:
+        return exc
+
+
 def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int) -> Acc:
     """Scan a text log with the C scanner in ``threads`` byte ranges; raises :class:`NativeGaveWay`."""
     if cfg.unit is not None and "\ufffd" in cfg.unit.decode("utf-8", "replace"):
@@ -62,7 +69,14 @@ def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int) -> 
         parts = [_scan_range(path, 0, size, cfg)]
     else:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="zcnb-scan") as pool:
-            parts = list(pool.map(_scan_range, [path] * n, bounds[:-1], bounds[1:], [cfg] * n))
+            tries = list(pool.map(_try_range, [path] * n, bounds[:-1], bounds[1:], [cfg] * n))
+        parts = []
+        for k, got in enumerate(tries):  # an export range starts after an empty line, which binary data can also
+            if isinstance(got, NativeGaveWay) and k == 0:  # hold: it must start where the previous one stopped,
+                raise got  # else it is read again from there (so its own result, even a give-way, is void)
+            if isinstance(got, NativeGaveWay) or (k and got["range"][0] != parts[-1]["range"][1]):
+                got = _scan_range(path, parts[-1]["range"][1], bounds[k + 1], cfg)
+            parts.append(got)
     acc = Acc()
     for part in parts:  # in file order: pid changes, line numbers and first-seen examples depend on it
         acc.merge(to_acc(part))
