@@ -53,16 +53,6 @@ static inline int has_prefix(const char *p, const char *e, const char *lit, size
     return (size_t)(e - p) >= n && memcmp(p, lit, n) == 0;
 }
 
-static int contains_ci(const char *s, Py_ssize_t n, const char *word) { /* bytes.lower() then `in` */
-    size_t w = strlen(word);
-    for (Py_ssize_t i = 0; i + (Py_ssize_t)w <= n; i++) {
-        size_t k = 0;
-        while (k < w && lower((unsigned char)s[i + k]) == (unsigned char)word[k]) k++;
-        if (k == w) return 1;
-    }
-    return 0;
-}
-
 static inline uint64_t mix64(uint64_t h) {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
@@ -73,17 +63,20 @@ static inline uint64_t mix64(uint64_t h) {
 }
 
 static uint64_t hash_mem(uint64_t seed, const char *s, size_t n) { /* 8 bytes a step */
-    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ULL);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
+    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ULL), w;
+    if (n >= 8) {
+        const char *last = s + n - 8;
+        while (s < last) {
+            memcpy(&w, s, 8);
+            h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+            h ^= h >> 32;
+            s += 8;
+        }
+        memcpy(&w, last, 8); /* the last 8 bytes, overlapping the previous word */
+        return mix64(h ^ w);
     }
-    uint64_t w = 0;
-    memcpy(&w, s, n);
+    w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
     return mix64(h ^ w ^ ((uint64_t)n << 56));
 }
 
@@ -536,9 +529,10 @@ static int level_hit(Scanner *s, char kind, char level, const char *sc, Py_ssize
 static int debug_line(Scanner *s, const char *text, const char *e, const Ctx *cx) {
     Py_ssize_t tn = e - text;
     s->debug++;
-    if (contains_ci(text, tn, "alloc")) s->alloc_w++;
-    if (contains_ci(text, tn, "free")) s->free_w++;
-    if (contains_ci(text, tn, "deinit")) s->deinit_w++;
+    int words = flags_of(text, tn, s->rlim); /* alloc, free, deinit (case-insensitive) among them */
+    s->alloc_w += (words & F_ALLOC) != 0;
+    s->free_w += (words & F_FREE) != 0;
+    s->deinit_w += (words & F_DEINIT) != 0;
     if (has_prefix(text, e, "[gateway] ", 10)) { /* ^\[gateway\] ([A-Z]+) (/\S*) */
         const char *p = text + 10, *q = p;
         while (q < e && is_upper((unsigned char)*q)) q++;
@@ -672,7 +666,7 @@ static inline int skill_token(Scanner *s, const char *c, const char *lim, const 
 }
 
 /* After the line [m, e) was searched for tokens and tags: its level, and a startup banner */
-static int finish_line(Scanner *s, const char *m, const char *e, const Ctx *cx, int banners) {
+static inline __attribute__((always_inline)) int finish_line(Scanner *s, const char *m, const char *e, const Ctx *cx, int banners) {
     if (scan_level(s, m, e, cx) < 0) return -1;
     if (banners == 1 && e - m >= 11 && memmem(m, (size_t)(e - m), "Main Token:", 11) && push_banner(s, cx) < 0) return -1;
     if (banners == 2) { /* raw text: every banner (bytes.count) */
@@ -685,7 +679,7 @@ static int finish_line(Scanner *s, const char *m, const char *e, const Ctx *cx, 
     return 0;
 }
 
-static int scan_hit(Scanner *s, const char *c, const char *m, const char *lim, const char **tok_end,
+static inline __attribute__((always_inline)) int scan_hit(Scanner *s, const char *c, const char *m, const char *lim, const char **tok_end,
                     const char **tag_end, const Ctx *cx) {
     if (*c == ':') return skill_token(s, c, lim, tok_end, cx);
     if (c >= *tag_end) { /* '[' outside the previous tag match */
@@ -900,12 +894,12 @@ static inline const char *line_end(const char *p, const char *lim) {
     return nl ? nl : lim;
 }
 
-static void see_time(Scanner *s, long long ts) {
+static inline __attribute__((always_inline)) void see_time(Scanner *s, long long ts) {
     if (!s->has_first) { s->first = s->last = ts; s->has_first = 1; }
     else { if (ts < s->first) s->first = ts; if (ts > s->last) s->last = ts; }
 }
 
-static int see_pid(Scanner *s, const Ctx *cx) {
+static inline __attribute__((always_inline)) int see_pid(Scanner *s, const Ctx *cx) {
     if (cx->haspid && (!s->has_pid || s->last_pid != cx->pid)) {
         if (push_pid(s, cx) < 0) return -1;
         s->has_pid = 1;
@@ -1552,7 +1546,7 @@ static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
     return 0;
 }
 
-#define WINDOW ((off_t)8 << 20)        /* mapped at a time: bounds the file pages counted in RSS */
+#define WINDOW ((off_t)4 << 20)        /* mapped at a time: bounds the file pages counted in RSS */
 static int export_start(int fd, off_t *pos);
 
 /* The first entry start at or after pos in an export file: the file's start or just after an empty line. The
@@ -1761,12 +1755,19 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
                                           c->msg, c->msg_n)) < 0)
             goto done;
     }
-    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsy#sy#sy#sLsLs(LLL)s(LL)}", "lines", s->lines,
+    /* the bucket arrays as bytes, each C array freed as soon as it is copied (peak memory) */
+    PyObject *bb = PyBytes_FromStringAndSize((const char *)s->ob, (Py_ssize_t)(s->nout * sizeof(long long)));
+    free(s->ob); s->ob = NULL; s->cap_ob = 0;
+    PyObject *bc = bb ? PyBytes_FromStringAndSize((const char *)s->oc, (Py_ssize_t)(s->nout * sizeof(int32_t))) : NULL;
+    free(s->oc); s->oc = NULL; s->cap_oc = 0;
+    PyObject *bn = bc ? PyBytes_FromStringAndSize((const char *)s->on, (Py_ssize_t)(s->nout * sizeof(long long))) : NULL;
+    free(s->on); s->on = NULL; s->cap_on = 0;
+    s->nout = 0;
+    if (!bn) { Py_XDECREF(bb); Py_XDECREF(bc); goto done; }
+    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)}", "lines", s->lines,
                         "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
-                        "bucket_b", (const char *)s->ob, (Py_ssize_t)(s->nout * sizeof(long long)),
-                        "bucket_c", (const char *)s->oc, (Py_ssize_t)(s->nout * sizeof(int32_t)),
-                        "bucket_n", (const char *)s->on, (Py_ssize_t)(s->nout * sizeof(long long)),
+                        "bucket_b", bb, "bucket_c", bc, "bucket_n", bn,
                         "debug", s->debug, "info", s->info, "alloc", s->alloc_w, s->free_w, s->deinit_w,
                         "range", s->range_start, s->range_stop);
 done:

@@ -253,7 +253,7 @@ ENGINES = ("auto", "native", "python")
 
 
 def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | None,
-                    engine: str) -> tuple[Acc, str]:
+                    engine: str, meanwhile: Callable[[], object] | None = None) -> tuple[Acc, str]:
     """Scan a text log; returns the tallies and a note saying which engine ran (and why)."""
     from .native import NativeGaveWay, native_status, scan_file_native
 
@@ -276,7 +276,7 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
         if ok:
             threads = n if size >= NATIVE_PARALLEL_MIN_BYTES else 1
             try:
-                acc = scan_file_native(str(path), size, cfg, threads=threads)
+                acc = scan_file_native(str(path), size, cfg, threads=threads, meanwhile=meanwhile)
                 return acc, f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''})"
             except NativeGaveWay as exc:
                 why = f"C scanner gave way: {exc}"
@@ -321,14 +321,16 @@ def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucke
     if engine not in ENGINES:
         raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}", hint='use engine="auto"')
     width = bucket_seconds(bucket)
-    red = redact if redact is not None else Redactor.create()
+    reds: list[Callable[[str], str]] = [redact] if redact is not None else []
     unit_full = full_unit(unit)
     if isinstance(source, (str, os.PathLike)):
         path = _open_checked(source)
-        acc, note = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine)
+        acc, note = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine,
+                                    meanwhile=None if reds else lambda: reds.append(Redactor.create()))
         label = str(path)
     else:
         acc = _summarize_entries(source, width=width, unit=unit_full)
         label, note = "entries", "engine: python (log entries)"
+    red = reds[0] if reds else Redactor.create()  # the default rules compile while the C scanner reads
     summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label, redact=red)
     return dataclasses.replace(summary, notes=(*summary.notes, note))

@@ -12,6 +12,7 @@ and the caller runs the Python engine instead, saying so in the summary's notes.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -59,24 +60,26 @@ def _try_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, An
         return exc
 
 
-def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int) -> Acc:
-    """Scan a text log with the C scanner in ``threads`` byte ranges; raises :class:`NativeGaveWay`."""
+def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int,
+                     meanwhile: Callable[[], object] | None = None) -> Acc:
+    """Scan a log file with the C scanner in ``threads`` byte ranges (threads without the GIL, so ``meanwhile``,
+    if given, runs in this thread at the same time); raises :class:`NativeGaveWay`."""
     if cfg.unit is not None and "\ufffd" in cfg.unit.decode("utf-8", "replace"):
         raise NativeGaveWay("a unit name that is not valid UTF-8")
     n = max(1, threads)
     bounds = [size * i // n for i in range(n + 1)]
-    if n == 1:
-        parts = [_scan_range(path, 0, size, cfg)]
-    else:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="zcnb-scan") as pool:
-            tries = list(pool.map(_try_range, [path] * n, bounds[:-1], bounds[1:], [cfg] * n))
-        parts = []
-        for k, got in enumerate(tries):  # an export range starts after an empty line, which binary data can also
-            if isinstance(got, NativeGaveWay) and k == 0:  # hold: it must start where the previous one stopped,
-                raise got  # else it is read again from there (so its own result, even a give-way, is void)
-            if isinstance(got, NativeGaveWay) or (k and got["range"][0] != parts[-1]["range"][1]):
-                got = _scan_range(path, parts[-1]["range"][1], bounds[k + 1], cfg)
-            parts.append(got)
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="zcnb-scan") as pool:
+        futures = [pool.submit(_try_range, path, a, z, cfg) for a, z in zip(bounds[:-1], bounds[1:])]
+        if meanwhile is not None:
+            meanwhile()
+        tries = [f.result() for f in futures]
+    parts: list[dict[str, Any]] = []
+    for k, got in enumerate(tries):  # an export range starts after an empty line, which binary data can also hold:
+        if isinstance(got, NativeGaveWay) and k == 0:  # it must start where the previous one stopped, else it
+            raise got  # is read again from there (so its own result, even a give-way, is void)
+        if isinstance(got, NativeGaveWay) or (k and got["range"][0] != parts[-1]["range"][1]):
+            got = _scan_range(path, parts[-1]["range"][1], bounds[k + 1], cfg)
+        parts.append(got)
     acc = Acc()
     for part in parts:  # in file order: pid changes, line numbers and first-seen examples depend on it
         acc.merge(to_acc(part))

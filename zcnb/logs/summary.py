@@ -139,22 +139,51 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None)
 
 
-def _bucket_counts(acc: Acc) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[str, ...]]]:
-    """All per-bucket counts (Python engine counters and native arrays) as flat (bucket, key index, count)."""
+def _bucket_parts(acc: Acc) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], list[tuple[str, ...]]]:
+    """Per-bucket counts (Python engine counters and native arrays) as parts of (bucket, key index, count)."""
     import numpy as np
 
     ids: dict[tuple[str, ...], int] = {}
     rows = [(b, ids.setdefault((a,), len(ids)), n) for (b, a), n in acc.buckets.items()]
     rows += [(b, ids.setdefault(("skill", name, form), len(ids)), n)
              for (b, name, form), n in acc.bucket_skill_forms.items()]
-    parts = [np.array(rows, dtype=np.int64).reshape(-1, 3)]
-    bs, ks, ns = [parts[0][:, 0]], [parts[0][:, 1]], [parts[0][:, 2]]
+    parts = []
+    if rows:
+        arr = np.array(rows, dtype=np.int64)
+        parts.append((arr[:, 0], arr[:, 1], arr[:, 2]))
     for b_arr, c_arr, n_arr, keys in acc.bucket_arrays:
         remap = np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
-        bs.append(b_arr)
-        ks.append(remap[c_arr])
-        ns.append(n_arr)
-    return np.concatenate(bs), np.concatenate(ks), np.concatenate(ns), list(ids)
+        parts.append((b_arr, remap[c_arr], n_arr))
+    return parts, list(ids)
+
+
+def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]], np.ndarray]:
+    """(bucket starts, counts [bucket x key], keys, keys present). Every bucket from the first to the last is a
+    row (idle ones are data too) unless that makes more than _MAX_ROWS: then only buckets with counts."""
+    import numpy as np
+
+    parts, keys = _bucket_parts(acc)
+    nk = len(keys)
+    present = np.zeros(nk, dtype=bool)
+    for _b, k, _n in parts:
+        present[k] = True  # a native column may have counts outside buckets only (lines without a timestamp)
+    ends = [int(x) for b, _k, _n in parts for x in (b.min(), b.max())]
+    if not ends and acc.first_ts is None:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, nk), dtype=np.int64), keys, present
+    if acc.first_ts is not None and acc.last_ts is not None:  # the whole time range, idle buckets included
+        ends += [int(acc.first_ts // width) * width, int(acc.last_ts // width) * width]
+    lo, hi = min(ends), max(ends)
+    if (hi - lo) // width < _MAX_ROWS:
+        rows = np.arange(lo, hi + width, width, dtype=np.int64)
+        mat = np.zeros((len(rows), nk), dtype=np.int64)
+        for b, k, n in parts:
+            np.add.at(mat, ((b - lo) // width, k), n)
+    else:
+        rows = np.unique(np.concatenate([b for b, _k, _n in parts] or [np.array(ends, dtype=np.int64)]))
+        mat = np.zeros((len(rows), nk), dtype=np.int64)
+        for b, k, n in parts:
+            np.add.at(mat, (np.searchsorted(rows, b), k), n)
+    return rows, mat, keys, present
 
 
 def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
@@ -162,14 +191,9 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
     import numpy as np
     import pandas as pd
 
-    b, k, n, keys = _bucket_counts(acc)
-    ub, inv = np.unique(b, return_inverse=True)
-    nk = len(keys)
-    mat = np.bincount(inv * nk + k, weights=n, minlength=len(ub) * nk).reshape(len(ub), nk).round().astype(np.int64)
+    rows, mat, keys, present = _bucket_matrix(acc, width)
     cols: dict[str, np.ndarray] = {}
     forms: dict[str, dict[str, int]] = {}
-    present = np.zeros(nk, dtype=bool)
-    present[k] = True  # a native column may have counts outside buckets only (lines without a timestamp)
     for i, key in enumerate(keys):
         if not present[i]:
             continue
@@ -177,7 +201,7 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
             forms.setdefault(key[1], {})[key[2]] = i
         elif key[0] != "tool:skill":
             cols[key[0]] = mat[:, i]
-    zero = np.zeros(len(ub), dtype=np.int64)
+    zero = np.zeros(len(rows), dtype=np.int64)
     totals: Counter[str] = Counter()
     for name, idx in forms.items():
         tok = mat[:, idx["token"]] if "token" in idx else zero
@@ -188,20 +212,12 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
     for name in set(acc.skills_token) | set(acc.skills_tool):  # never in a bucket: lines without a timestamp
         if name not in forms:
             totals[name] = max(acc.skills_token[name], acc.skills_tool[name])
-    names = sorted(cols)
-    if not len(ub) and acc.first_ts is None:
+    if not len(rows):
         return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket")), totals
-    starts = [int(x) for x in ub[:1]]
-    ends = [int(x) for x in ub[-1:]]
-    if acc.first_ts is not None and acc.last_ts is not None:  # the whole time range, idle buckets included
-        starts.append(int(acc.first_ts // width) * width)
-        ends.append(int(acc.last_ts // width) * width)
-    lo, hi = min(starts), max(ends)
-    rows = np.arange(lo, hi + width, width, dtype=np.int64) if (hi - lo) // width < _MAX_ROWS else ub
-    data = np.zeros((len(rows), len(names)), dtype=np.int64)
-    at = np.searchsorted(rows, ub)
+    names = sorted(cols)
+    data = np.empty((len(rows), len(names)), dtype=np.int64)
     for j, name in enumerate(names):
-        data[at, j] = cols[name]
+        data[:, j] = cols[name]
     index = pd.to_datetime(rows, unit="s", utc=True)
     index.name = "bucket"
     return pd.DataFrame(data, index=index, columns=names), totals
