@@ -135,6 +135,10 @@ typedef struct {
 
 typedef struct { long long us; long long pid; long long seq; char *msg; Py_ssize_t msg_n; char hasts, haspid; } Crash;
 
+#define RAW_SLOTS 4096 /* recent error/warning lines, verbatim (1 MiB) */
+#define RAW_TEXT 248
+typedef struct { uint64_t h; int32_t g; Py_ssize_t n; char text[RAW_TEXT]; } RawEnt;
+
 typedef struct {
     PyObject_HEAD
     int mode, width;
@@ -151,6 +155,7 @@ typedef struct {
     Grp *groups; size_t ngroups, capgroups;
     int32_t *gidx; size_t gcap;
     char *norm; size_t norm_cap;
+    RawEnt *raw; /* RAW_SLOTS of them */
     /* events, in file order, with their line number ("seq") */
     long long *pid_ts, *pid_v, *pid_seq; char *pid_hasts; size_t npids, cap_pts, cap_pv, cap_ps, cap_ph;
     long long *ban_ts, *ban_seq; char *ban_hasts; size_t nban, cap_bt, cap_bs, cap_bh;
@@ -433,10 +438,18 @@ static Py_ssize_t normalise(Scanner *s, const char *m, Py_ssize_t n) {
     return o - s->norm;
 }
 
-/* One error/warning line: kind 'z' (Zig level prefix; text after it), 'p' (a plain line, whole), 'c' (a crash).
- * Returns the flags, or -1 when out of memory. */
-static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ssize_t sn, const char *msg,
-                     Py_ssize_t mn, const Ctx *cx) {
+static inline void group_seen(Grp *g, const Ctx *cx) {
+    g->count++;
+    if (cx->hasts) {
+        if (!g->hasts) { g->hasts = 1; g->first = g->last = cx->us; }
+        else { if (cx->us < g->first) g->first = cx->us; if (cx->us > g->last) g->last = cx->us; }
+    }
+}
+
+/* The group of one error/warning line (created on first sight: count 0): kind 'z' (Zig level prefix; text after
+ * it), 'p' (a plain line, whole), 'c' (a crash). -1 when out of memory. */
+static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py_ssize_t sn, const char *msg,
+                        Py_ssize_t mn, const Ctx *cx) {
     Py_ssize_t nn = normalise(s, msg, mn);
     if (nn < 0) return -1;
     int flags = flags_of(msg, mn, s->rlim);
@@ -460,27 +473,43 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
     while (s->gidx[j] >= 0) {
         Grp *g = &s->groups[s->gidx[j]];
         if (g->h == h && g->kind == kind && g->level == level && g->flags == flags && g->scope_n == sn
-            && g->norm_n == nn && memcmp(g->scope, scope, (size_t)sn) == 0 && memcmp(g->norm, s->norm, (size_t)nn) == 0) {
-            g->count++;
-            if (cx->hasts) {
-                if (!g->hasts) { g->hasts = 1; g->first = g->last = cx->us; }
-                else { if (cx->us < g->first) g->first = cx->us; if (cx->us > g->last) g->last = cx->us; }
-            }
-            return flags;
-        }
+            && g->norm_n == nn && memcmp(g->scope, scope, (size_t)sn) == 0 && eq_bytes(g->norm, s->norm, (size_t)nn))
+            return s->gidx[j];
         j = (j + 1) & (s->gcap - 1);
     }
     if (grow((void **)&s->groups, &s->capgroups, s->ngroups + 1, sizeof(Grp)) < 0) return -1;
     Grp *g = &s->groups[s->ngroups];
     memset(g, 0, sizeof(Grp));
-    g->h = h; g->flags = flags; g->level = level; g->kind = kind; g->count = 1; g->seq = s->lines;
-    g->hasts = (char)cx->hasts; g->first = g->last = cx->us;
+    g->h = h; g->flags = flags; g->level = level; g->kind = kind; g->count = 0; g->seq = s->lines;
     g->scope = dup_bytes(scope, sn); g->scope_n = sn;
     g->norm = dup_bytes(s->norm, nn); g->norm_n = nn;
     g->ex = dup_bytes(msg, mn); g->ex_n = mn;
     if (!g->scope || !g->norm || !g->ex) return -1;
-    s->gidx[j] = (int32_t)s->ngroups++;
-    return flags;
+    (void)cx;
+    s->gidx[j] = (int32_t)s->ngroups;
+    return (int32_t)s->ngroups++;
+}
+
+/* One error/warning line into its group; returns its flags, or -1 when out of memory. Identical lines (the same
+ * kind, level, scope and text: the group is a function of them) are found through a small cache of recent ones
+ * without normalising them again: a 401 warning or a RateLimitExceeded line repeats verbatim. */
+static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ssize_t sn, const char *msg,
+                     Py_ssize_t mn, const Ctx *cx) {
+    uint64_t h = hash_mem(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8),
+                                   scope, (size_t)sn), msg, (size_t)mn);
+    RawEnt *r = &s->raw[h & (RAW_SLOTS - 1)];
+    if (r->h == h && r->g >= 0 && r->n == mn && eq_bytes(r->text, msg, (size_t)mn)) {
+        Grp *g = &s->groups[r->g];
+        if (g->kind == kind && g->level == level && g->scope_n == sn && memcmp(g->scope, scope, (size_t)sn) == 0) {
+            group_seen(g, cx);
+            return g->flags;
+        }
+    }
+    int32_t gi = group_of(s, kind, level, scope, sn, msg, mn, cx);
+    if (gi < 0) return -1;
+    group_seen(&s->groups[gi], cx);
+    if (mn <= RAW_TEXT) { r->h = h; r->g = gi; r->n = mn; memcpy(r->text, msg, (size_t)mn); }
+    return s->groups[gi].flags;
 }
 
 /* ---------------------------------------------------------------- events */
@@ -1631,7 +1660,7 @@ static void Scanner_dealloc(Scanner *s) {
     for (size_t i = 0; i < s->ncols; i++) free(s->cols[i].s);
     free(s->cols); free(s->colidx); free(s->bacc); free(s->touched); free(s->ob); free(s->oc); free(s->on);
     for (size_t g = 0; g < s->ngroups; g++) { free(s->groups[g].scope); free(s->groups[g].norm); free(s->groups[g].ex); }
-    free(s->groups); free(s->gidx); free(s->norm); free(s->ident); free(s->unit);
+    free(s->groups); free(s->gidx); free(s->norm); free(s->raw); free(s->ident); free(s->unit);
     free(s->pid_ts); free(s->pid_v); free(s->pid_seq); free(s->pid_hasts);
     free(s->ban_ts); free(s->ban_seq); free(s->ban_hasts);
     for (size_t i = 0; i < s->ncrash; i++) free(s->crashes[i].msg);
@@ -1666,6 +1695,9 @@ static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
     s->width = width;
     if (opt_bytes(ident, &s->ident, &s->ident_n, &s->has_ident) < 0) return -1;
     if (opt_bytes(unit, &s->unit, &s->unit_n, &s->has_unit) < 0) return -1;
+    s->raw = malloc(RAW_SLOTS * sizeof(RawEnt));
+    if (!s->raw) { PyErr_NoMemory(); return -1; }
+    for (size_t i = 0; i < RAW_SLOTS; i++) { s->raw[i].g = -1; s->raw[i].h = 0; s->raw[i].n = -1; }
     if ((s->c_error = col_of(s, 'L', "error", 5)) < 0 || (s->c_warning = col_of(s, 'L', "warning", 7)) < 0
         || (s->c_unauth = col_of(s, 'L', "unauth", 6)) < 0 || (s->c_heartbeat = col_of(s, 'K', "heartbeat", 9)) < 0
         || (s->c_ws = col_of(s, 'K', "ws", 2)) < 0) {
