@@ -155,6 +155,10 @@ _PREFIXES = st.sampled_from([
     "2026-11-28T10:0{s}:00+0000 h other-unit[{p}]: ", "2026-02-30T10:00:0{s}+0000 h zeptoclaw-gateway[{p}]: ",
     "2026-11-28T10:00:0{s}+0000 h a:b zeptoclaw-gateway[{p}]: ", "2026-11-28T10:00:0{s} zeptoclaw-gateway[{p}]: ",
     "", "-- Boot 1 --", "2026-11-28T10:00:0{s}+0000  h zeptoclaw-gateway[{p}]: ",
+    # the same hour, other minutes and seconds (the native engine reads only MM:SS then), invalid ones, fractions
+    "2026-11-28T10:5{s}:59+0000 h zeptoclaw-gateway[{p}]: ", "2026-11-28T10:00:6{s}+0000 h zeptoclaw-gateway[{p}]: ",
+    "2026-11-28T10:6{s}:00+0000 h zeptoclaw-gateway[{p}]: ", "2026-11-28T10:0{s}:00.123456+0000 h zeptoclaw-gateway[{p}]: ",
+    "2026-11-28T11:0{s}:00,5+0000 h zeptoclaw-gateway[{p}]: ",
 ])
 _BODY = st.sampled_from([
     "error: ", "error(gpa): ", "error(DebugAllocator): memory address 0x{n} leaked: ", "warning(gateway): ",

@@ -939,7 +939,7 @@ static inline __attribute__((always_inline)) int see_pid(Scanner *s, const Ctx *
 
 /* The prefix of the short-iso line at p on the slow path; fills the cache. 0: counted (cx, *msg set),
  * 1: not a line of the unit (skip), 2: gave way. */
-static int iso_prefix(Scanner *s, const char *p, const char *lim, Ctx *cx, const char **msg) {
+static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const char *lim, Ctx *cx, const char **msg) {
     const char *e = line_end(p, lim);
     Prefix x;
     s->c_valid = 0;
