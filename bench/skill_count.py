@@ -15,8 +15,8 @@ Shapes (each written to a temporary file of ``--size-mb``):
 
 For each shape the pipeline and ``summarize_logs`` (native engine, in a child that only summarises; pandas is
 imported before the clock starts, as in a notebook or the CLI) alternate ``--repeat`` times; medians, the
-ratio (pipeline time / zcnb time: throughput relative to the pipeline) and the child's peak RSS are
-reported. Target: ratio >= 2 on every shape, peak < 128 MiB and independent of the file size (``--quarter``
+ratio (pipeline time / zcnb time: throughput relative to the pipeline), the CPU seconds of both (the
+pipeline's four processes; every zcnb thread) and the child's peak RSS are reported. Target: ratio >= 2 on every shape, peak < 128 MiB and independent of the file size (``--quarter``
 also measures each shape at a quarter of the size).
 
     python -m bench.skill_count [--size-mb 500] [--repeat 5] [--shapes dense,journal] [--python] [--quick]
@@ -251,8 +251,16 @@ SHAPES: dict[str, Callable[..., int]] = {
 }
 
 
-def run_pipeline(path: Path) -> tuple[float, dict[str, int]]:
-    """The runbook's pipeline as four real processes joined by pipes (no shell)."""
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_pipeline(path: Path) -> tuple[float, dict[str, int], float]:
+    """The runbook's pipeline as four real processes joined by pipes (no shell); (wall s, counts, CPU s)."""
+    c0 = _children_cpu()
     t0 = time.perf_counter()
     grep = subprocess.Popen(["grep", "-oP", "skill:[A-Za-z-]+", str(path)], stdout=subprocess.PIPE)
     srt = subprocess.Popen(["sort"], stdin=grep.stdout, stdout=subprocess.PIPE)
@@ -265,17 +273,17 @@ def run_pipeline(path: Path) -> tuple[float, dict[str, int]]:
     for p in (grep, srt, uniq):
         p.wait()
     dt = time.perf_counter() - t0
-    return dt, {ln.split()[1]: int(ln.split()[0]) for ln in out.splitlines() if ln.strip()}
+    return dt, {ln.split()[1]: int(ln.split()[0]) for ln in out.splitlines() if ln.strip()}, _children_cpu() - c0
 
 
 _CHILD = """
 import json, sys, time
 import pandas  # imported before timing: a notebook/CLI session has it loaded already
 from zcnb.logs import summarize_logs
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 s = summarize_logs(sys.argv[1], unit="zeptoclaw-gateway.service", bucket="1min", engine=sys.argv[2])
-dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "skills": s.skill_counts, "lines": s.n_lines, "restarts": len(s.restarts),
+dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"seconds": dt, "cpu": cpu, "skills": s.skill_counts, "lines": s.n_lines, "restarts": len(s.restarts),
                   "levels": s.levels, "crashes": len(s.crashes), "buckets": len(s.buckets),
                   "engine": [n for n in s.notes if n.startswith("engine:")]}))
 """
@@ -309,30 +317,37 @@ def bench_shape(shape: str, size: float, *, repeat: int, engines: list[str], tmp
     print(f"[{shape}] generated {mb:.0f} MB ({lines} lines) in {time.perf_counter() - t0:.1f} s; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     base: list[float] = []
+    base_cpu: list[float] = []
+    cpus: dict[str, list[float]] = {e: [] for e in engines}
     times: dict[str, list[float]] = {e: [] for e in engines}
     peaks: dict[str, list[float]] = {e: [] for e in engines}
     res: dict[str, dict[str, Any]] = {}
     ref: dict[str, int] = {}
     for _ in range(repeat):  # interleaved, so a burst of load on the shared machine hits all alike
-        dt, ref = run_pipeline(path)
+        dt, ref, dc = run_pipeline(path)
         base.append(dt)
+        base_cpu.append(dc)
         for e in engines:
             dz, peak, res[e] = run_zcnb(path, e)
             times[e].append(dz)
+            cpus[e].append(res[e]["cpu"])
             peaks[e].append(peak)
-    b = statistics.median(base)
+    b, bc = statistics.median(base), statistics.median(base_cpu)
     out: dict[str, Any] = {"mb": mb, "lines": lines, "pipeline_s": b, "pipeline_runs_s": base,
-                           "pipeline_mb_per_s": mb / b, "skills_pipeline": ref}
-    print(f"[{shape}] runbook pipeline: median {b:.3f} s ({mb / b:.0f} MB/s) runs {_fmt(base)}", flush=True)
+                           "pipeline_cpu_s": bc, "pipeline_mb_per_s": mb / b, "skills_pipeline": ref,
+                           "load_avg": os.getloadavg()[0]}
+    print(f"[{shape}] runbook pipeline: median {b:.3f} s ({mb / b:.0f} MB/s), CPU {bc:.3f} s, runs {_fmt(base)}",
+          flush=True)
     for e in engines:
-        z = statistics.median(times[e])
+        z, zc = statistics.median(times[e]), statistics.median(cpus[e])
         row = {"summarize_s": z, "runs_s": times[e], "mb_per_s": mb / z, "ratio_vs_pipeline": b / z,
+               "cpu_s": zc, "cpu_ratio_vs_pipeline": bc / zc,
                "peak_rss_mib": max(peaks[e]), **{k: res[e][k] for k in ("engine", "skills", "restarts", "levels",
                                                                           "crashes", "lines", "buckets")}}
         out[e] = row
-        print(f"[{shape}] zcnb {e}: median {z:.3f} s ({mb / z:.0f} MB/s) runs {_fmt(times[e])} ratio "
-              f"{b / z:.2f}x (target >= 2) peak RSS {max(peaks[e]):.0f} MiB [{'; '.join(res[e]['engine'])}]",
-              flush=True)
+        print(f"[{shape}] zcnb {e}: median {z:.3f} s ({mb / z:.0f} MB/s), CPU {zc:.3f} s, runs {_fmt(times[e])} "
+              f"ratio {b / z:.2f}x (target >= 2), CPU ratio {bc / zc:.2f}x, peak RSS {max(peaks[e]):.0f} MiB "
+              f"[{'; '.join(res[e]['engine'])}]", flush=True)
     if len(engines) > 1 and len({json.dumps(res[e]["skills"], sort_keys=True) for e in engines}) > 1:
         print(f"[{shape}] WARNING: the engines disagree on the skill counts")
     path.unlink()
@@ -370,12 +385,14 @@ def main(argv: list[str] | None = None) -> int:
                                                    quarter=args.quarter)
     results["load_avg_after"] = os.getloadavg()
     print()
-    print("| shape | MB | zcnb (native) | pipeline | ratio | peak MiB |")
-    print("|---|---|---|---|---|---|")
+    print("| shape | MB | zcnb (native) | pipeline | ratio | CPU zcnb / pipeline | CPU ratio | peak MiB | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for shape, r in results["shapes"].items():
         n = r["native"]
+        quarter = f" ({n['peak_rss_mib_quarter_size']:.0f})" if "peak_rss_mib_quarter_size" in n else ""
         print(f"| {shape} | {r['mb']:.0f} | {n['summarize_s']:.3f} s | {r['pipeline_s']:.3f} s | "
-              f"**{n['ratio_vs_pipeline']:.2f}x** | {n['peak_rss_mib']:.0f} |")
+              f"**{n['ratio_vs_pipeline']:.2f}x** | {n['cpu_s']:.3f} / {r['pipeline_cpu_s']:.3f} s | "
+              f"{n['cpu_ratio_vs_pipeline']:.2f}x | {n['peak_rss_mib']:.0f}{quarter} | {r['load_avg']:.1f} |")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0
