@@ -280,3 +280,20 @@ def test_cli_json_export_honours_since_and_until(capsys: pytest.CaptureFixture[s
     with open(src, encoding="utf-8") as fh:
         stamps = [int(json.loads(line)["__REALTIME_TIMESTAMP"]) / 1e6 for line in fh]
     assert whole == len(stamps) and part == sum(1795920602 <= t <= 1795920662 for t in stamps) < whole, (whole, part)
+
+
+def test_skill_totals_and_scan_messages_for_other_counters() -> None:
+    """The exporter-style use: scan_messages over bare lines, then skill_totals (each invocation once)."""
+    from zcnb.logs.scan import Acc, scan_messages
+    from zcnb.logs.summary import skill_totals
+
+    acc = Acc()
+    lines = [b'info: [agent] tool skill args={"name":"git_workflow"}', b"info: [agent] invoking skill:git-workflow",
+             b"info: skill:web-search", b"thread 2 panic: reached unreachable code"]
+    scan_messages(acc, lines, [None] * len(lines), bucket=None)
+    totals, by_bucket = skill_totals(acc)
+    assert totals == {"git-workflow": 1, "web-search": 1} and not by_bucket
+    assert [c[3] for c in acc.crashes] == ["thread 2 panic: reached unreachable code"] and acc.levels["error"] == 1
+    acc2 = Acc()
+    scan_messages(acc2, lines[:2] * 3, [60.0] * 6, bucket=60)
+    assert skill_totals(acc2) == ({"git-workflow": 3}, {(60, "git-workflow"): 3})

@@ -343,13 +343,19 @@ def add_level_group(acc: Acc, key: ErrKey, n: int, b: int | None, first: float |
 _BANNER = b"Main Token:"
 
 
-def scan_messages(acc: Acc, msgs: list[bytes], tss: list[float | None], seqs: list[int], pids: list[int | None], *,
-                  bucket: int | None) -> None:
+def scan_messages(acc: Acc, msgs: list[bytes], tss: list[float | None], seqs: list[int] | None = None,
+                  pids: list[int | None] | None = None, *, bucket: int | None) -> None:
     """Count a list of messages (one bucket) with the same rules as a text block.
 
-    ``seqs[i]`` is the line number of message i's first line (a message with newlines is several lines)."""
+    ``seqs[i]`` is the line number of message i's first line (a message with newlines is several lines; default:
+    consecutive from ``acc.lines``), ``pids[i]`` its pid (default None). ``acc.lines`` is the caller's to count.
+    """
     if not msgs:
         return
+    if seqs is None:
+        seqs = list(range(acc.lines, acc.lines + len(msgs)))
+    if pids is None:
+        pids = [None] * len(msgs)
     offsets: list[int] = []
     pos = 0
     for m in msgs:

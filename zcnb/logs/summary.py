@@ -186,12 +186,12 @@ def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[t
     return rows, mat, keys, present
 
 
-def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
-    """The bucket frame (a skill counts max(token, tool) per bucket: each invocation once) and skill totals."""
+def _skill_columns(acc: Acc, mat: np.ndarray, keys: list[tuple[str, ...]], present: np.ndarray,
+                   ) -> tuple[dict[str, np.ndarray], Counter[str]]:
+    """Per-bucket activity columns and skill totals: a skill logged in both forms counts max(token, tool) per
+    bucket (each invocation once); lines without a time add max of the forms' remaining counts."""
     import numpy as np
-    import pandas as pd
 
-    rows, mat, keys, present = _bucket_matrix(acc, width)
     cols: dict[str, np.ndarray] = {}
     forms: dict[str, dict[str, int]] = {}
     for i, key in enumerate(keys):
@@ -201,7 +201,7 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
             forms.setdefault(key[1], {})[key[2]] = i
         elif key[0] != "tool:skill":
             cols[key[0]] = mat[:, i]
-    zero = np.zeros(len(rows), dtype=np.int64)
+    zero = np.zeros(len(mat), dtype=np.int64)
     totals: Counter[str] = Counter()
     for name, idx in forms.items():
         tok = mat[:, idx["token"]] if "token" in idx else zero
@@ -212,6 +212,29 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
     for name in set(acc.skills_token) | set(acc.skills_tool):  # never in a bucket: lines without a timestamp
         if name not in forms:
             totals[name] = max(acc.skills_token[name], acc.skills_tool[name])
+    return cols, totals
+
+
+def skill_totals(acc: Acc, width: int = 60) -> tuple[Counter[str], Counter[tuple[int, str]]]:
+    """Skill calls, each invocation once (see :func:`_skill_columns`): totals and per (bucket, skill)."""
+    rows, mat, keys, present = _bucket_matrix(acc, width)
+    cols, totals = _skill_columns(acc, mat, keys, present)
+    by_bucket: Counter[tuple[int, str]] = Counter()
+    for name, col in cols.items():
+        if name.startswith("skill:"):
+            for b, n in zip(rows.tolist(), col.tolist()):
+                if n:
+                    by_bucket[(b, name[6:])] += n
+    return totals, by_bucket
+
+
+def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
+    """The bucket frame (bucket start x activity, idle buckets included) and the skill totals."""
+    import numpy as np
+    import pandas as pd
+
+    rows, mat, keys, present = _bucket_matrix(acc, width)
+    cols, totals = _skill_columns(acc, mat, keys, present)
     if not len(rows):
         return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket")), totals
     names = sorted(cols)
@@ -221,30 +244,6 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
     index = pd.to_datetime(rows, unit="s", utc=True)
     index.name = "bucket"
     return pd.DataFrame(data, index=index, columns=names), totals
-
-
-def skill_totals(acc: Acc) -> tuple[Counter[str], Counter[tuple[int, str]]]:
-    """Skill calls, each invocation once: a skill logged in both forms in one bucket counts max(token, tool).
-
-    Returns (calls per skill, calls per (bucket, skill)); lines without a timestamp (or a scan without
-    buckets) count max(token, tool) over all of them.
-    """
-    per: dict[tuple[int, str], list[int]] = {}
-    for (b, name, form), n in acc.bucket_skill_forms.items():
-        per.setdefault((b, name), [0, 0])[0 if form == "token" else 1] += n
-    by_bucket: Counter[tuple[int, str]] = Counter({k: max(v) for k, v in per.items()})
-    totals: Counter[str] = Counter()
-    for (_b, name), n in by_bucket.items():
-        totals[name] += n
-    bucketed_tok: Counter[str] = Counter()
-    bucketed_tool: Counter[str] = Counter()
-    for (_b, name, form), n in acc.bucket_skill_forms.items():
-        (bucketed_tok if form == "token" else bucketed_tool)[name] += n
-    for name in set(acc.skills_token) | set(acc.skills_tool):  # lines without a timestamp
-        rest_tok = acc.skills_token[name] - bucketed_tok[name]
-        rest_tool = acc.skills_tool[name] - bucketed_tool[name]
-        totals[name] += max(rest_tok, rest_tool)
-    return totals, by_bucket
 
 
 def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]) -> list[dict[str, Any]]:

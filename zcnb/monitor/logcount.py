@@ -81,7 +81,7 @@ class LogCounts:
 
         lines = [ln[:MAX_LINE] for ln in lines]
         acc = Acc()
-        scan_messages(acc, lines, [None] * len(lines), list(range(len(lines))), [None] * len(lines), bucket=None)
+        scan_messages(acc, lines, [None] * len(lines), bucket=None)
         blob = b"\n".join(lines)
         errors, warnings, crashes = len(_ERROR.findall(blob)), len(_WARNING.findall(blob)), len(_PANIC.findall(blob))
         skills, _by_bucket = skill_totals(acc)
