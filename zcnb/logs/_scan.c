@@ -49,8 +49,10 @@ static inline int is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 static inline int is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
 static inline unsigned char lower(unsigned char c) { return is_upper(c) ? (unsigned char)(c + 32) : c; }
 
-static inline int has_prefix(const char *p, const char *e, const char *lit, size_t n) {
-    return (size_t)(e - p) >= n && memcmp(p, lit, n) == 0;
+static inline int eq_bytes(const char *a, const char *b, size_t n);
+
+static inline __attribute__((always_inline)) int has_prefix(const char *p, const char *e, const char *lit, size_t n) {
+    return (size_t)(e - p) >= n && eq_bytes(p, lit, n); /* n is a constant at every call: compiled to word compares */
 }
 
 static inline uint64_t mix64(uint64_t h) {
@@ -80,8 +82,17 @@ static uint64_t hash_mem(uint64_t seed, const char *s, size_t n) { /* 8 bytes a 
     return mix64(h ^ w ^ ((uint64_t)n << 56));
 }
 
-static inline int eq_bytes(const char *a, const char *b, size_t n) { /* memcmp(a, b, n) == 0, inlined */
+static inline __attribute__((always_inline)) int eq_bytes(const char *a, const char *b, size_t n) {
+    /* memcmp(a, b, n) == 0, inlined */
     uint64_t x, y;
+    if (n >= 4 && n < 8) {
+        uint32_t u, v, u2, v2;
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        memcpy(&u2, a + n - 4, 4);
+        memcpy(&v2, b + n - 4, 4);
+        return u == v && u2 == v2;
+    }
     if (n >= 8) {
         for (size_t i = 0; i + 8 <= n; i += 8) {
             memcpy(&x, a + i, 8);
