@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zcnb.logs import LogEntry, parse_message
-from zcnb.logs.entries import make_entry
+from zcnb.logs.message import make_entry
 from zcnb.logs.journal import JOURNAL_REMOTE, export_entry, journal_argv, read_journal
 from zcnb.logs.journal_export import EntryBuilder, export_records, split_line
 from zcnb.redact import Redactor

@@ -1,6 +1,7 @@
-"""Gateway logs: parse Zig log lines, read text logs, summarise activity (skills, tools, errors, restarts).
+"""Gateway logs: read log files, summarise activity (skills, tools, errors, restarts).
 
-Journal reading lives in :mod:`zcnb.logs.journal`, the fast counting engine in :mod:`zcnb.logs.scan`,
+One line or entry and its level (:class:`LogEntry`, :func:`parse_message`) live in :mod:`zcnb.logs.message`,
+journal reading in :mod:`zcnb.logs.journal`, the fast counting engine in :mod:`zcnb.logs.scan`,
 redaction in :mod:`zcnb.redact`. Skill names are shown in one canonical form: lower case and
 hyphenated (``git_workflow`` and ``git-workflow`` are both ``git-workflow``), the runbook's form.
 """
@@ -9,25 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ..exceptions import ConfigError, LogFormatError
 from ..files import open_input
 from ..redact import Redactor
 from .chunks import ScanConfig, scan_range, sniff_format
+from .message import LEVELS, LogEntry, full_unit, make_entry, parse_message, plain_level, unit_identifier
 from .scan import ISO_LINE, Acc, bucket_of, parse_iso, scan_messages
 from .summary import LogSummary, summary_from_tallies
 
-__all__ = [
+__all__ = [  # LogEntry and the line rules live in zcnb.logs.message; re-exported for zcnb.logs
     "LEVELS",
     "LogEntry",
     "LogSummary",
     "bucket_seconds",
+    "full_unit",
+    "make_entry",
     "parse_message",
     "plain_level",
     "read_log_file",
@@ -35,93 +36,9 @@ __all__ = [
     "unit_identifier",
 ]
 
-LEVELS = ("error", "warning", "info", "debug", "none")
-_ZIG = re.compile(r"^(error|warning|info|debug)(?:\(([^)]*)\))?: ?(.*)$", re.DOTALL)
-# lines the gateway prints without a Zig level that still have one (logscan._plain_regex is the bytes twin)
-_PLAIN = re.compile(r"(?:thread [0-9]+ )?panic: |(?:Segmentation fault|Illegal instruction|Bus error) at address "
-                    r"|(Warn(?:ing)?): |(?:Error|[A-Z][a-z]+ error): ")
-_TAG = re.compile(r"^\[([\w.-]+)\]\s*")
 _BANNER = b"Main Token:"
 PARALLEL_MIN_BYTES = 64 << 20  # smaller files are scanned in-process (forking costs more than it saves)
 NATIVE_PARALLEL_MIN_BYTES = 32 << 20  # the C scanner does ~1 GB/s per thread: a second thread pays off above this
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One log line / journal entry; ``message`` is the whole (redacted) line after the syslog prefix."""
-
-    timestamp: datetime | None
-    pid: int | None
-    unit: str | None
-    level: str
-    scope: str | None
-    tag: str | None
-    message: str
-    identifier: str | None = None
-    priority: int | None = None
-
-    @property
-    def text(self) -> str:
-        """The message without the level prefix and bracket tag."""
-        return parse_message(self.message)[3]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
-            "pid": self.pid, "unit": self.unit, "identifier": self.identifier, "priority": self.priority,
-            "level": self.level, "scope": self.scope, "tag": self.tag, "message": self.message,
-        }
-
-    def _repr_markdown_(self) -> str:
-        ts = self.timestamp.isoformat() if self.timestamp else "-"
-        return f"`{ts}` pid {self.pid} **{self.level}** {self.message}"
-
-
-def plain_level(message: str) -> str:
-    """The level of a line without a Zig prefix: ``thread N panic: ...`` (a crash), ``Error: ...`` and
-    ``Connection error: error.X`` -> ``error``; ``Warn: ...`` -> ``warning``; anything else ``none``."""
-    m = _PLAIN.match(message)
-    if m is None:
-        return "none"
-    return "warning" if m.group(1) else "error"
-
-
-def parse_message(message: str) -> tuple[str, str | None, str | None, str]:
-    """Split a Zig log line into ``(level, scope, tag, text)``.
-
-    No Zig level prefix: the level of :func:`plain_level` (``none`` for most such lines: banner, stack traces),
-    and the text is the whole line.
-    """
-    m = _ZIG.match(message)
-    if m:
-        level, scope, rest = m.group(1), m.group(2), m.group(3)
-    else:
-        level, scope, rest = plain_level(message), None, message
-    t = _TAG.match(rest)
-    return level, scope or None, (t.group(1) if t else None), (rest[t.end():] if t else rest)
-
-
-def make_entry(message: str, *, timestamp: datetime | None = None, pid: int | None = None, unit: str | None = None,
-               identifier: str | None = None, priority: int | None = None,
-               redact: Callable[[str], str] | None = None) -> LogEntry:
-    """Build a :class:`LogEntry`, redacting the message first."""
-    msg = redact(message) if redact is not None else message
-    level, scope, tag, _ = parse_message(msg)
-    return LogEntry(timestamp, pid, unit, level, scope, tag, msg, identifier, priority)
-
-
-def unit_identifier(unit: str | None) -> str | None:
-    """The syslog identifier text logs show for ``unit`` (``zeptoclaw-gateway.service`` -> ``zeptoclaw-gateway``)."""
-    if not unit:
-        return None
-    return unit.removesuffix(".service")
-
-
-def full_unit(unit: str | None) -> str | None:
-    """``zeptoclaw-gateway`` -> ``zeptoclaw-gateway.service`` (other suffixes kept)."""
-    if not unit:
-        return None
-    return unit if re.search(r"\.(service|scope|socket|timer|slice)$", unit) else unit + ".service"
 
 
 def bucket_seconds(bucket: str | float) -> int:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from ..exceptions import LogFormatError
-
-if TYPE_CHECKING:
-    from .entries import LogEntry
+from .journal_export import EntryBuilder, export_records
+from .message import LogEntry, full_unit, make_entry, unit_identifier
 
 __all__ = ["EXPORT_START", "SHORT_LINE", "read_export_file", "read_short_file"]
 
@@ -30,8 +28,6 @@ EXPORT_START = (b"__CURSOR=", b"__REALTIME_TIMESTAMP=")
 def read_export_file(path: str | os.PathLike[str], *, redact: Callable[[str], str]) -> Iterator[LogEntry]:
     """Entries (:class:`zcnb.logs.LogEntry`) of a saved ``journalctl -o export``, as :func:`zcnb.logs.journal.read_journal`
     reads journalctl's pipe."""
-    from .journal_export import EntryBuilder, export_records
-
     build = EntryBuilder(redact)
     with open(path, "rb") as fh:
         try:
@@ -47,8 +43,6 @@ def read_short_file(path: str | os.PathLike[str], *, unit: str | None,
                     redact: Callable[[str], str]) -> Iterator[LogEntry]:
     """Entries of a ``journalctl -o short`` text log (no times: the format has no year); other units' lines are
     skipped when ``unit`` is given; lines that are not journal lines (``-- Boot ... --``) too."""
-    from .entries import full_unit, make_entry, unit_identifier
-
     ident = unit_identifier(unit)
     with open(path, "rb") as fh:
         for raw in fh:

@@ -23,7 +23,7 @@ from ..exceptions import ConfigError, LogFormatError
 from ..files import open_input
 from ..redact import Redactor
 from ..units import to_epoch
-from .entries import LogEntry, full_unit, make_entry
+from .message import LogEntry, full_unit, make_entry
 from .journal_export import EXPORT_BLOCK, EntryBuilder, export_records, usec_datetime
 
 __all__ = [

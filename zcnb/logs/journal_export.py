@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from operator import methodcaller
 
-from .entries import LogEntry, plain_level
+from .message import LogEntry, plain_level
 from ..redact import Redactor
 
 __all__ = ["EXPORT_BLOCK", "EntryBuilder", "export_records", "parse_int", "split_line", "usec_datetime"]
