@@ -186,12 +186,16 @@ def test_corpus_raw_lines_restarts_from_banner() -> None:
     assert all("0123456789abcdef" not in e.message for e in entries)
 
 
-@pytest.mark.parametrize("name", ["garbage.bin", "empty.log"])
-def test_corpus_garbage_and_empty_do_not_crash(name: str) -> None:
-    s = summarize_logs(DATA / name)
-    assert s.skill_counts == {} or isinstance(s.skill_counts, dict)
+def test_corpus_garbage_is_refused_and_empty_is_empty() -> None:
+    """Random bytes are not a log (they used to give 762 lines of no level); an empty file is an empty summary."""
+    with pytest.raises(LogFormatError, match=r"garbage.bin is not a log: 52% of its first 20000 bytes are binary"):
+        summarize_logs(DATA / "garbage.bin")
+    with pytest.raises(LogFormatError, match="is not a log"):
+        list(read_log_file(DATA / "garbage.bin"))
+    s = summarize_logs(DATA / "empty.log")
+    assert s.n_lines == 0 and s.skill_counts == {} and "no log lines read" in s.notes
     json.dumps(s.to_dict(), default=str)
-    list(read_log_file(DATA / name))
+    assert list(read_log_file(DATA / "empty.log")) == []
 
 
 def test_one_megabyte_line(tmp_path: Path) -> None:
@@ -261,7 +265,8 @@ def test_cli_text_and_json_export(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert json.loads(out.read_text())["skills"][0]["count"] == top[1]
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     assert main(["logs", "--json-export", str(DATA / "journal_bad.jsonl")]) == 0
-    assert "skill:code-review" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "skill:code-review" in text and "note: 3 unreadable line(s) or entries skipped" in text
     assert main(["logs", "--text", str(tmp_path / "missing.log")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

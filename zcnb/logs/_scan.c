@@ -172,10 +172,11 @@ typedef struct {
     long long *ban_ts, *ban_seq; char *ban_hasts; size_t nban, cap_bt, cap_bs, cap_bh;
     Crash *crashes; size_t ncrash, capcrash;
     long long lines, debug, info, alloc_w, free_w, deinit_w;
+    long long unreadable, bad_times; /* json lines / export entries skipped; lines with a time out of range */
     int has_first; long long first, last;
     int has_pid; long long last_pid;
     /* short-iso: the previous line's second and syslog prefix, and what they meant */
-    int c_valid, c_skip, c_haspid; /* c_skip: 1 another unit's line, 2 an invalid time */
+    int c_valid, c_skip, c_haspid; /* c_skip: 1 another unit's line */
     char c_sec[19]; char c_tail[160]; Py_ssize_t c_tail_n;
     long long c_secs, c_hour, c_b, c_pid;
     /* json: decoded values; the bucket of the last second seen */
@@ -817,6 +818,10 @@ static long long days_from_civil(long long y, int m, int d) {
 
 enum { TS_OK = 0, TS_INVALID = 1, TS_UNSURE = 2 };
 #define SURE_SECS 4000000000LL /* beyond this the same-second shortcuts could differ from float rounding */
+/* zcnb.logs.message.MAX_LOG_TS: a time from 2200-01-01T00:00:00Z on (or before 1970) is out of range; its line
+ * counts without a time, like one whose time is not a date (zcnb.logs.scan.parse_iso) */
+#define MAX_LOG_SECS 7258118400LL
+#define MAX_LOG_US (MAX_LOG_SECS * 1000000LL)
 
 /* The timestamp text [p, q) already matched ISO_LINE's pattern; mirror datetime.fromisoformat + timestamp().
  * *secs = whole epoch seconds (offset applied), *us = microseconds. */
@@ -853,10 +858,7 @@ static int parse_ts(const char *p, const char *q, long long *secs, int *us, Scan
     int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
     if (D > mdays[M - 1] + (M == 2 && leap)) return TS_INVALID;
     *secs = days_from_civil(Y, M, D) * 86400LL + h * 3600 + mi * 60 + sec - off;
-    if (*secs > 9000000000LL || *secs < -9000000000LL) { /* beyond 2^53 microseconds: rounding would differ */
-        snprintf(s->reason, sizeof s->reason, "a timestamp far from today (year %d)", Y);
-        return TS_UNSURE;
-    }
+    if (*secs < 0 || *secs >= MAX_LOG_SECS) return TS_INVALID; /* out of range: counted without a time */
     return TS_OK;
 }
 
@@ -969,17 +971,19 @@ static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const
     int us;
     int r = parse_ts(p, x.ts_end, &secs, &us, s);
     if (r == TS_UNSURE) return 2;
-    if (r == TS_INVALID) {
-        if (cache) { s->c_valid = 1; s->c_skip = 2; } /* this very time is invalid */
-        return 1;
-    }
-    cx->hasts = cx->hasb = 1;
-    cx->us = secs * 1000000LL + us;
-    cx->b = bucket_of(epoch(secs, us), s->width); /* the same for the whole second (below SURE_SECS) */
     cx->haspid = x.pid && x.pid_end - x.pid < 12;
     cx->pid = 0;
     if (cx->haspid) for (const char *d = x.pid; d < x.pid_end; d++) cx->pid = cx->pid * 10 + (*d - '0');
     *msg = x.msg;
+    if (r == TS_INVALID) { /* not a date, or out of range: the line counts without a time (never cached) */
+        cx->hasts = cx->hasb = 0;
+        cx->us = cx->b = 0;
+        s->bad_times++;
+        return 0;
+    }
+    cx->hasts = cx->hasb = 1;
+    cx->us = secs * 1000000LL + us;
+    cx->b = bucket_of(epoch(secs, us), s->width); /* the same for the whole second (below SURE_SECS) */
     if (cache && secs < SURE_SECS && secs > -SURE_SECS) {
         s->c_valid = 1; s->c_skip = 0; s->c_secs = secs; s->c_b = cx->b;
         s->c_hour = secs - two(p + 14) * 60 - two(p + 17);
@@ -1001,7 +1005,7 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
         int same = eq_bytes(p + 11, s->c_sec + 11, 8), ok = 1, us = 0; /* bytes 14-18 ("MM:SS"), 8 at once */
         long long secs = s->c_secs;
         if (!same) { /* another minute or second of the same hour: "MM:SS" */
-            ok = s->c_skip != 2 && is_digit((unsigned char)p[14]) && is_digit((unsigned char)p[15]) && p[16] == ':'
+            ok = is_digit((unsigned char)p[14]) && is_digit((unsigned char)p[15]) && p[16] == ':'
                  && is_digit((unsigned char)p[17]) && is_digit((unsigned char)p[18]) && two(p + 14) <= 59
                  && two(p + 17) <= 59;
             secs = s->c_hour + two(p + 14) * 60 + two(p + 17);
@@ -1035,7 +1039,7 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
         if (r == 2) return R_GAVE_WAY;
         if (r == 1) { *eout = line_end(p, lim); return 0; }
     }
-    see_time(s, cx.us);
+    if (cx.hasts) see_time(s, cx.us);
     if (see_pid(s, &cx) < 0) return R_NOMEM;
     s->rlim = lim;
     if (scan_line(s, msg, lim, &cx, cx.haspid ? 0 : 1, eout) < 0) return R_NOMEM;
@@ -1448,7 +1452,7 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     while (q < e && is_space((unsigned char)*q)) q++;
     if (q >= e) return 0; /* blank (bytes.strip): skipped */
     q = j_ws(p, e);
-    if (q >= e || *q != '{') return 0; /* not an object (or not JSON): skipped */
+    if (q >= e || *q != '{') { s->unreadable++; return 0; } /* not an object (or not JSON): skipped, counted */
     JVal f[NFIELDS];
     memset(f, 0, sizeof f);
     int deep = 0;
@@ -1466,7 +1470,7 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     }
     q = end ? end : j_line_object(&x, q, e, f, &deep);
     if (deep) return gave_way(s, "a journal JSON line nested deeper than 64 levels");
-    if (!q || j_ws(q, e) != e) return 0; /* invalid JSON or extra data: skipped */
+    if (!q || j_ws(q, e) != e) { s->unreadable++; return 0; } /* invalid JSON or extra data: skipped, counted */
     Txt t[NFIELDS];
     int r;
     for (int k = 0; k < NFIELDS; k++)
@@ -1493,6 +1497,10 @@ static int count_entry(Scanner *s, const Txt *t, const char *rlim) {
     if ((r = j_int(s, t[F_TS].p, t[F_TS].n, &has_ts, &usec)) || (r = j_int(s, t[F_PID].p, t[F_PID].n, &cx.haspid, &cx.pid))
         || (r = j_int(s, t[F_PRIORITY].p, t[F_PRIORITY].n, &has_prio, &prio)))
         return r;
+    if (has_ts && usec >= MAX_LOG_US) { /* out of range: the entry counts without a time */
+        has_ts = 0;
+        s->bad_times++;
+    }
     if (has_ts) {
         cx.hasts = cx.hasb = 1;
         cx.us = usec;
@@ -1653,10 +1661,13 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
         }
         if (p > lim) p = lim;
         off_t next = off + (p - map);
+        if (r == R_INCOMPLETE && eof) /* a cut last entry: dropped and counted, as read_journal drops and counts it */
+            for (const char *c = p; c < lim; c++)
+                if (*c != '\n') { s->unreadable++; break; }
         munmap(map, (size_t)len);
         if (r == R_INCOMPLETE) {
             r = 0;
-            if (eof) { s->range_stop = size; return 0; } /* a cut last entry: dropped, as read_journal drops it */
+            if (eof) { s->range_stop = size; return 0; }
             if (next == pos) return gave_way(s, "a journal export entry larger than the read window");
         }
         if (r) return r;
@@ -1807,12 +1818,13 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
     free(s->on); s->on = NULL; s->cap_on = 0;
     s->nout = 0;
     if (!bn) { Py_XDECREF(bb); Py_XDECREF(bc); goto done; }
-    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)}", "lines", s->lines,
+    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsL}", "lines", s->lines,
                         "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
                         "bucket_b", bb, "bucket_c", bc, "bucket_n", bn,
                         "debug", s->debug, "info", s->info, "alloc", s->alloc_w, s->free_w, s->deinit_w,
-                        "range", s->range_start, s->range_stop);
+                        "range", s->range_start, s->range_stop, "unreadable", s->unreadable,
+                        "bad_times", s->bad_times);
 done:
     Py_XDECREF(cols); Py_XDECREF(groups); Py_XDECREF(pids); Py_XDECREF(banners); Py_XDECREF(crashes);
     return out;

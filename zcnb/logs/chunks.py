@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .message import MAX_LINE
 from .scan import ISO_LINE, Acc, LineSeq, Where, bucket_of, line_ts, parse_iso, scan_block, scan_messages
 
-__all__ = ["CHUNK", "ScanConfig", "iter_chunks", "scan_range", "sniff_format"]
+__all__ = ["BINARY_SHARE", "CHUNK", "ScanConfig", "binary_share", "iter_chunks", "scan_range", "sniff_format"]
 
 _BANNER = b"Main Token:"
 
@@ -53,6 +54,19 @@ def sniff_format(head: bytes) -> str:
 
 
 _JOURNAL_KEYS = (b'"__REALTIME_TIMESTAMP"', b'"__CURSOR"', b'"MESSAGE"')
+BINARY_SHARE = 0.1  # a head with more binary bytes than this share is binary data, not a log
+_CONTROL = bytes(c for c in range(32) if c not in b"\t\n\r\x0b\x0c\x1b") + b"\x7f"  # ESC: colour codes
+
+
+def binary_share(head: bytes) -> float:
+    """The share of ``head`` that is binary: NUL and other control bytes (tab, newlines, form feed and ESC are
+    text), and bytes of invalid UTF-8. A text log, even with a few broken bytes, stays far below ``BINARY_SHARE``."""
+    if not head:
+        return 0.0
+    control = len(head) - len(head.translate(None, _CONTROL))
+    text = head.decode("utf-8", "replace")
+    invalid = text.count("\ufffd") - head.count("\ufffd".encode())
+    return (control + invalid) / len(head)
 
 
 def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
@@ -67,8 +81,8 @@ def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
         if cfg.ident is not None and ident != cfg.ident:
             continue
         ts = parse_iso(ts_b)
-        if ts is None:
-            continue
+        if ts is None:  # not a date, or out of range: the line counts without a time
+            acc.bad_times += 1
         pid = int(pid_b) if pid_b and len(pid_b) < 12 else None
         seq = acc.lines
         acc.lines += 1
@@ -76,7 +90,7 @@ def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
         acc.see_pid(ts, pid, seq)
         if pid is None and _BANNER in msg:
             acc.banners.append((ts, seq))
-        bb = bucket_of(ts, cfg.width)
+        bb = bucket_of(ts, cfg.width) if ts is not None else None
         if bb != cur:
             scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
             msgs, tss, seqs, pids, cur = [], [], [], [], bb
@@ -225,11 +239,13 @@ def scan_raw_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
 
 
 CHUNK = 8 << 20  # per worker: a few copies of this are alive at once
-MAX_LINE = 4 << 20  # a longer line is cut (bounded memory); the rest of it is skipped
 
 
-def iter_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
-    """Yield buffers of complete lines whose first byte lies in [start, end)."""
+def iter_chunks(path: str, start: int, end: int, *, cut: list[int] | None = None) -> Iterator[bytes]:
+    """Yield buffers of complete lines whose first byte lies in [start, end).
+
+    A line longer than ``MAX_LINE`` that does not end within the read is cut: its head is kept, the rest skipped
+    (memory stays bounded), and ``cut[0]`` counts it."""
     with open(path, "rb") as f:
         if start > 0:
             f.seek(start - 1)
@@ -256,6 +272,8 @@ def iter_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
             nl = buf.rfind(b"\n")
             if nl < 0:
                 if len(buf) > MAX_LINE:  # a giant line: keep its head, drop the rest
+                    if not skipped and cut is not None:
+                        cut[0] += 1
                     skipped += len(buf) - MAX_LINE
                     carry = buf[:MAX_LINE]
                 else:
@@ -270,9 +288,11 @@ def iter_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
 def scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> Acc:
     """Scan one byte range of a text log (run in a worker process for big files)."""
     acc = Acc()
-    for buf in iter_chunks(path, start, end):
+    cut = [0]
+    for buf in iter_chunks(path, start, end, cut=cut):
         if cfg.fmt == "short-iso":
             scan_iso_chunk(acc, buf, cfg)
         else:
             scan_raw_chunk(acc, buf, cfg)
+    acc.cut_lines += cut[0]
     return acc

@@ -17,8 +17,20 @@ from pathlib import Path
 from ..exceptions import ConfigError, LogFormatError
 from ..files import open_input
 from ..redact import Redactor
-from .chunks import ScanConfig, scan_range, sniff_format
-from .message import LEVELS, LogEntry, full_unit, make_entry, parse_message, plain_level, unit_identifier
+from .chunks import BINARY_SHARE, ScanConfig, binary_share, scan_range, sniff_format
+from .formats import read_export_file, read_short_file
+from .message import (
+    LEVELS,
+    MAX_LINE,
+    LogEntry,
+    ReadStats,
+    bounded_lines,
+    full_unit,
+    make_entry,
+    parse_message,
+    plain_level,
+    unit_identifier,
+)
 from .scan import ISO_LINE, Acc, bucket_of, parse_iso, scan_messages
 from .summary import LogSummary, summary_from_tallies
 
@@ -64,29 +76,47 @@ def _open_checked(path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def _log_format(path: Path) -> str:
+    """The format of a log file (:func:`zcnb.logs.chunks.sniff_format`); a file that is binary data, not text,
+    is refused (read as lines it would only give lines of no level)."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    fmt = sniff_format(head)
+    share = binary_share(head) if fmt == "raw" else 0.0
+    if share > BINARY_SHARE:
+        raise LogFormatError(f"{path} is not a log: {share:.0%} of its first {len(head)} bytes are binary data "
+                             "(NUL, control bytes, invalid UTF-8)",
+                             hint="give a text log (journalctl -o short-iso > FILE, or the gateway's stderr), or a "
+                                  "saved journalctl -o json / -o export", path=str(path))
+    return fmt
+
+
 def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
-                  redact: Callable[[str], str] | None = None) -> Iterator[LogEntry]:
-    """Stream entries of a ``journalctl -o short-iso`` text log, a raw log (no timestamps) or a saved
-    ``journalctl -o json`` (read by :func:`zcnb.logs.journal.read_journal_json`).
+                  redact: Callable[[str], str] | None = None, stats: ReadStats | None = None) -> Iterator[LogEntry]:
+    """Stream entries of a ``journalctl -o short-iso`` text log, a raw log (no timestamps), a saved
+    ``journalctl -o json`` (read by :func:`zcnb.logs.journal.read_journal_json`) or ``-o export``, or
+    journalctl's ``short`` text.
 
     Invalid UTF-8 is decoded with replacement; lines of other units are skipped when ``unit`` is given
-    (short-iso only: raw lines carry no unit). Memory stays bounded: one line at a time.
+    (short-iso only: raw lines carry no unit). Memory stays bounded: one line at a time, lines cut at 1 MiB
+    (longer than ``MAX_LINE``: counted in ``stats.cut_lines``); a time that is not a date or out of range is
+    read as none; what a JSON or export reader skips is counted in ``stats``. Binary data is refused
+    (:class:`LogFormatError`).
     """
     p = _open_checked(path)
     red = redact if redact is not None else Redactor.create()
     ident = unit_identifier(unit)
-    with open(p, "rb") as fh:
-        fmt = sniff_format(fh.read(65536))
+    fmt = _log_format(p)
     if fmt == "json":  # a saved journalctl -o json
         from .journal import read_journal_json
 
-        yield from read_journal_json(p, unit=unit, redact=red)
+        yield from read_journal_json(p, unit=unit, redact=red, stats=stats)
         return
     if fmt in ("export", "short"):
-        yield from _entry_file(p, fmt, unit=unit, redact=red)
+        yield from _entry_file(p, fmt, unit=unit, redact=red, stats=stats)
         return
     with open(p, "rb") as fh:
-        for raw in fh:
+        for raw in bounded_lines(fh, MAX_LINE, stats=stats):
             line = raw.rstrip(b"\r\n")[:1 << 20]
             if fmt == "raw":
                 if line:
@@ -107,12 +137,17 @@ def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
 
 
 def _entry_matches(entry: LogEntry, unit: str, ident: str | None) -> bool:
-    if entry.unit:
-        return entry.unit == unit
-    return entry.identifier == ident
+    return _unit_matches(entry.unit, entry.identifier, unit, ident)
 
 
-def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | None) -> Acc:
+def _unit_matches(entry_unit: str | None, entry_ident: str | None, unit: str, ident: str | None) -> bool:
+    if entry_unit:
+        return entry_unit == unit
+    return entry_ident == ident
+
+
+def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | None,
+                       stats: ReadStats | None = None) -> Acc:
     acc = Acc()
     ident = unit_identifier(unit)
     cur: int | None = None
@@ -145,16 +180,20 @@ def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | N
         seqs.append(seq)
         pids.append(e.pid)
     scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
+    if stats is not None:  # what the reader of these entries skipped (complete once they are consumed)
+        acc.unreadable += stats.unreadable
+        acc.bad_times += (sum(n for (u, i), n in stats.bad_time_units.items() if _unit_matches(u, i, unit, ident))
+                          if unit else stats.bad_times)
+        acc.cut_lines += stats.cut_lines
     return acc
 
 
-def _entry_file(path: Path, fmt: str, *, unit: str | None, redact: Callable[[str], str]) -> Iterator[LogEntry]:
-    from .formats import read_export_file, read_short_file
-
+def _entry_file(path: Path, fmt: str, *, unit: str | None, redact: Callable[[str], str],
+                stats: ReadStats | None = None) -> Iterator[LogEntry]:
     if fmt == "export":
         want = full_unit(unit)
-        return (e for e in read_export_file(path, redact=redact) if want is None or e.unit == want)
-    return read_short_file(path, unit=unit, redact=redact)
+        return (e for e in read_export_file(path, redact=redact, stats=stats) if want is None or e.unit == want)
+    return read_short_file(path, unit=unit, redact=redact, stats=stats)
 
 
 _ENTRY_FORMATS = {"short": "journalctl's short format (no year: lines read without times, no time buckets; "
@@ -174,14 +213,15 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
     """Scan a text log; returns the tallies and a note saying which engine ran (and why)."""
     from .native import NativeGaveWay, native_status, scan_file_native
 
-    with open(path, "rb") as fh:
-        fmt = sniff_format(fh.read(65536))
+    fmt = _log_format(path)
     ident = unit_identifier(unit)
     cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt != "raw" else None,
                      unit=unit.encode() if unit and fmt in ("json", "export") else None)
     if fmt in _ENTRY_FORMATS:
-        entries = _entry_file(path, fmt, unit=None, redact=_unredacted)
-        return _summarize_entries(entries, width=width, unit=unit), f"engine: python ({_ENTRY_FORMATS[fmt]})"
+        stats = ReadStats()
+        entries = _entry_file(path, fmt, unit=None, redact=_unredacted, stats=stats)
+        return (_summarize_entries(entries, width=width, unit=unit, stats=stats),
+                f"engine: python ({_ENTRY_FORMATS[fmt]})")
     size = path.stat().st_size
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
@@ -207,9 +247,10 @@ def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) ->
         from .journal import read_journal_json
 
         unit = cfg.unit.decode() if cfg.unit is not None else None
-        entries = (read_journal_json(path, redact=_unredacted) if cfg.fmt == "json"
-                   else _entry_file(path, "export", unit=None, redact=_unredacted))
-        return _summarize_entries(entries, width=cfg.width, unit=unit)
+        stats = ReadStats()
+        entries = (read_journal_json(path, redact=_unredacted, stats=stats) if cfg.fmt == "json"
+                   else _entry_file(path, "export", unit=None, redact=_unredacted, stats=stats))
+        return _summarize_entries(entries, width=cfg.width, unit=unit, stats=stats)
     if size < PARALLEL_MIN_BYTES or n <= 1:
         return scan_range(str(path), 0, size, cfg)
     import multiprocessing
@@ -226,14 +267,17 @@ def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) ->
 
 def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucket: str | int = "1min",
                    unit: str | None = None, redact: Callable[[str], str] | None = None,
-                   workers: int | None = None, engine: str = "auto") -> LogSummary:
+                   workers: int | None = None, engine: str = "auto", stats: ReadStats | None = None) -> LogSummary:
     """Summarise a log: skills, tools, levels, top errors, restarts, allocator reports, per-bucket counts.
 
     ``source`` is a log file path (``journalctl -o short-iso`` text, raw lines or a saved ``journalctl -o json``;
     read in large chunks, in ``workers`` threads/processes for big files) or an iterable of :class:`LogEntry` (e.g. from
     :func:`zcnb.logs.journal.read_journal`). Only ``unit``'s lines count when it is given.
     ``engine`` (text logs): ``"auto"`` (the C scanner when built, else Python), ``"native"``, ``"python"``;
-    both give identical results, and the summary's notes say which one ran.
+    both give identical results, and the summary's notes say which one ran. ``stats``: for entries, what their
+    reader skipped (e.g. ``read_journal_json(..., stats=stats)``), reported in the summary as a file's own are.
+    Lines or entries that cannot be read, times out of range and cut lines are counted and noted, never dropped
+    silently; a file of binary data is refused (:class:`LogFormatError`).
     """
     if engine not in ENGINES:
         raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}", hint='use engine="auto"')
@@ -246,7 +290,7 @@ def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucke
                                     meanwhile=None if reds else lambda: reds.append(Redactor.create()))
         label = str(path)
     else:
-        acc = _summarize_entries(source, width=width, unit=unit_full)
+        acc = _summarize_entries(source, width=width, unit=unit_full, stats=stats)
         label, note = "entries", "engine: python (log entries)"
     red = reds[0] if reds else Redactor.create()  # the default rules compile while the C scanner reads
     summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label, redact=red)

@@ -13,9 +13,8 @@ import os
 import re
 from collections.abc import Callable, Iterator
 
-from ..exceptions import LogFormatError
 from .journal_export import EntryBuilder, export_records
-from .message import LogEntry, full_unit, make_entry, unit_identifier
+from .message import MAX_LINE, LogEntry, ReadStats, bounded_lines, full_unit, make_entry, unit_identifier
 
 __all__ = ["EXPORT_START", "SHORT_LINE", "read_export_file", "read_short_file"]
 
@@ -25,28 +24,27 @@ SHORT_LINE = re.compile(
 EXPORT_START = (b"__CURSOR=", b"__REALTIME_TIMESTAMP=")
 
 
-def read_export_file(path: str | os.PathLike[str], *, redact: Callable[[str], str]) -> Iterator[LogEntry]:
-    """Entries (:class:`zcnb.logs.LogEntry`) of a saved ``journalctl -o export``, as :func:`zcnb.logs.journal.read_journal`
-    reads journalctl's pipe."""
-    build = EntryBuilder(redact)
+def read_export_file(path: str | os.PathLike[str], *, redact: Callable[[str], str],
+                     stats: ReadStats | None = None) -> Iterator[LogEntry]:
+    """Entries (:class:`zcnb.logs.LogEntry`) of a saved ``journalctl -o export``, as
+    :func:`zcnb.logs.journal.read_journal` reads journalctl's pipe: malformed and cut entries are skipped and
+    counted in ``stats.unreadable``, times out of range in ``stats.bad_times``."""
+    counts = stats if stats is not None else ReadStats()
+    build = EntryBuilder(redact, stats=counts)
     with open(path, "rb") as fh:
-        try:
-            for records in export_records(fh.read):
-                yield from build.entries(records)
-        except ValueError as exc:  # a line that is neither NAME=value nor a binary field's name
-            raise LogFormatError(f"{path} is not a valid journal export ({exc})",
-                                 hint="export it again with journalctl -o export, or use -o json",
-                                 path=str(path)) from None
+        for records in export_records(fh.read, stats=counts):
+            yield from build.entries(records)
 
 
-def read_short_file(path: str | os.PathLike[str], *, unit: str | None,
-                    redact: Callable[[str], str]) -> Iterator[LogEntry]:
+def read_short_file(path: str | os.PathLike[str], *, unit: str | None, redact: Callable[[str], str],
+                    stats: ReadStats | None = None) -> Iterator[LogEntry]:
     """Entries of a ``journalctl -o short`` text log (no times: the format has no year); other units' lines are
-    skipped when ``unit`` is given; lines that are not journal lines (``-- Boot ... --``) too."""
+    skipped when ``unit`` is given; lines that are not journal lines (``-- Boot ... --``) too. Lines longer
+    than ``MAX_LINE`` are cut (``stats.cut_lines``)."""
     ident = unit_identifier(unit)
     with open(path, "rb") as fh:
-        for raw in fh:
-            m = SHORT_LINE.match(raw.rstrip(b"\r\n")[:1 << 20])
+        for raw in bounded_lines(fh, MAX_LINE, stats=stats):
+            m = SHORT_LINE.match(raw.rstrip(b"\r\n"))
             if not m:
                 continue
             _host, ident_b, pid_b, msg = m.groups()

@@ -8,12 +8,19 @@ without a Zig level may still have one (:func:`plain_level`: panics and ``Connec
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["LEVELS", "LogEntry", "full_unit", "make_entry", "parse_message", "plain_level", "unit_identifier"]
+__all__ = ["LEVELS", "MAX_LINE", "MAX_LOG_TS", "LogEntry", "ReadStats", "bounded_lines", "full_unit", "make_entry",
+           "parse_message", "plain_level", "unit_identifier"]
+
+#: A log time from 2200-01-01T00:00:00Z on (or before 1970) is out of range: its line counts without a time (and
+#: the summary says how many). The same bound in both engines (``MAX_LOG_SECS`` of ``zcnb/logs/_scan.c``).
+MAX_LOG_TS = 7_258_118_400
+MAX_LINE = 4 << 20  # a longer line is cut (text) or unreadable (JSON): memory stays bounded
 
 LEVELS = ("error", "warning", "info", "debug", "none")
 _ZIG = re.compile(r"^(error|warning|info|debug)(?:\(([^)]*)\))?: ?(.*)$", re.DOTALL)
@@ -52,6 +59,42 @@ class LogEntry:
     def _repr_markdown_(self) -> str:
         ts = self.timestamp.isoformat() if self.timestamp else "-"
         return f"`{ts}` pid {self.pid} **{self.level}** {self.message}"
+
+
+@dataclass
+class ReadStats:
+    """What a reader met but could not use, counted as it reads; a summary of what it read reports it.
+
+    ``unreadable``: JSON lines (not JSON, not an object, nested deeper than ``json`` reads, longer than
+    ``MAX_LINE``) and export entries (malformed or cut) skipped; ``bad_times``: entries whose time is out of range
+    (read without a time); ``cut_lines``: text lines longer than the reader keeps (only their head is read).
+    """
+
+    unreadable: int = 0
+    bad_times: int = 0
+    cut_lines: int = 0
+    bad_time_units: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)  # (unit, identifier)
+
+    def bad_time(self, unit: str | None, identifier: str | None) -> None:
+        """Count an entry whose time is out of range (by unit, so a summary of one unit counts only its own)."""
+        self.bad_times += 1
+        self.bad_time_units[(unit, identifier)] += 1
+
+
+def bounded_lines(fh: BinaryIO, limit: int, *, stats: ReadStats | None = None) -> Iterator[bytes]:
+    """The lines of a binary file, each at most ``limit`` bytes: a longer line yields its head (without a newline)
+    and the rest of it is skipped unread into memory; ``stats.cut_lines`` counts such lines."""
+    while True:
+        line = fh.readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith(b"\n"):
+            rest = fh.readline(limit)
+            if rest and stats is not None:
+                stats.cut_lines += 1
+            while rest and not rest.endswith(b"\n"):
+                rest = fh.readline(limit)
+        yield line
 
 
 def plain_level(message: str) -> str:

@@ -3,7 +3,8 @@
 
 One pass over the file through 32 MiB mmap windows (same line and byte-range rules as
 :func:`zcnb.logs.chunks.iter_chunks`), with the GIL released, so byte ranges of a big file run in threads at once. The C
-side only counts raw bytes; names are normalised and error groups turned into tallies here, with the very
+side only counts raw bytes; error groups are turned into tallies here (names are redacted and made canonical
+later, in :mod:`zcnb.logs.summary`, for both engines alike), with the very
 functions the Python engine uses, so both engines give identical summaries. When the C scanner meets input
 whose Python result it cannot reproduce for sure (e.g. a timestamp with 7+ fraction digits) it gives way
 and the caller runs the Python engine instead, saying so in the summary's notes.
@@ -19,7 +20,6 @@ from typing import Any
 from ..exceptions import LogFormatError
 from .chunks import ScanConfig
 from .scan import Acc, add_level_group
-from .skills import canonical_skill
 
 __all__ = ["NATIVE_MODULE", "NativeGaveWay", "native_status", "scan_file_native"]
 
@@ -89,9 +89,9 @@ def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int,
 def _column_key(cat: str, raw: bytes) -> tuple[str, ...]:
     """The activity key of a C column: ``("skill", name, form)`` or ``(activity,)`` as in ``Acc.buckets``."""
     if cat == "T":  # skill:NAME token (ASCII by construction)
-        return ("skill", canonical_skill(raw.decode("ascii")), "token")
+        return ("skill", raw.decode("ascii"), "token")
     if cat == "S":  # [agent] tool skill args={"name": ...}
-        return ("skill", canonical_skill(raw.decode("utf-8", "replace")), "tool")
+        return ("skill", raw.decode("utf-8", "replace"), "tool")
     name = raw.decode("utf-8", "replace")
     if cat == "O":
         return (f"tool:{name}",)
@@ -106,6 +106,7 @@ def to_acc(res: dict[str, Any]) -> Acc:
 
     acc = Acc()
     acc.lines = res["lines"]
+    acc.unreadable, acc.bad_times = res["unreadable"], res["bad_times"]
     acc.first_ts, acc.last_ts = res["first"], res["last"]
     acc.pids = [(ts, pid, seq) for ts, pid, seq in res["pids"]]
     acc.banners = [(ts, seq) for ts, seq in res["banners"]]

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .skills import SKILL_TOKEN_RE, TOOL_SKILL_ARGS, canonical_skill
+from .message import MAX_LOG_TS
+from .skills import SKILL_TOKEN_RE, TOOL_SKILL_ARGS
 
 __all__ = ["ISO_LINE", "Acc", "ErrKey", "LineSeq", "Where", "add_level_group", "bucket_of", "line_ts", "scan_block",
            "scan_messages"]
@@ -81,7 +82,7 @@ def normalise_message(msg: str) -> str:
 
 @functools.lru_cache(maxsize=8192)  # many lines share a second: parse each timestamp once
 def parse_iso(ts: bytes | str) -> float | None:
-    """Epoch seconds of a short-iso timestamp (None when unparsable)."""
+    """Epoch seconds of a short-iso timestamp (None when it is not a date, or before 1970 or from 2200 on)."""
     try:
         s = ts.decode("ascii") if isinstance(ts, bytes) else ts
         dt = datetime.fromisoformat(s.replace(",", "."))
@@ -89,7 +90,8 @@ def parse_iso(ts: bytes | str) -> float | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)  # journalctl -o short-iso always has an offset; bare = UTC
-    return dt.timestamp()
+    t = dt.timestamp()
+    return t if 0 <= t < MAX_LOG_TS else None  # out of range: the line counts without a time
 
 
 def line_ts(buf: bytes, pos: int) -> float | None:
@@ -110,6 +112,8 @@ class Acc:
     ``pids``, ``banners`` and ``crashes`` are events in file order with ``seq``, the line number (among the
     counted lines) at which they happen; ``bucket_arrays`` holds per-bucket counts from the native engine as
     ``(buckets, key indexes, counts, keys)`` (keys as in ``buckets``, skills as ``("skill", name, form)``).
+    Skill, tool and request names are kept as the log wrote them: a name can be a secret, so it is redacted
+    before it is made canonical (lower case), when a summary shows it (:func:`zcnb.logs.shown.shown_names`).
     """
 
     lines: int = 0
@@ -130,6 +134,9 @@ class Acc:
     crashes: list[tuple[float | None, int | None, int, str]] = field(default_factory=list)  # (ts, pid, seq, line)
     first_ts: float | None = None
     last_ts: float | None = None
+    unreadable: int = 0  # JSON lines / export entries skipped (zcnb.logs.message.ReadStats)
+    bad_times: int = 0  # lines counted without a time: their time is not a date or out of range
+    cut_lines: int = 0  # lines longer than MAX_LINE: only their head was read
 
     def see_time(self, ts: float | None) -> None:
         if ts is None:
@@ -147,6 +154,9 @@ class Acc:
         """Add ``other`` (a later part of the same log) into self."""
         base = self.lines
         self.lines += other.lines
+        self.unreadable += other.unreadable
+        self.bad_times += other.bad_times
+        self.cut_lines += other.cut_lines
         for name in ("skills_token", "skills_tool", "tools", "levels", "priorities", "requests", "alloc_mentions",
                      "allocator", "buckets", "bucket_skill_forms"):
             getattr(self, name).update(getattr(other, name))
@@ -209,13 +219,13 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
     """
     b = bucket
     for raw, n in Counter(SKILL_TOKEN_RE.findall(buf, start, end)).items():
-        name = canonical_skill(raw.decode("ascii"))
+        name = raw.decode("ascii")  # raw: redacted, then made canonical, when shown (summary.py)
         acc.skills_token[name] += n
         if b is not None:
             acc.bucket_skill_forms[(b, name, "token")] += n
     for (skill, tool, kind), n in Counter(_TAG_RE.findall(buf, start, end)).items():
         if skill:
-            name = canonical_skill(skill.decode("utf-8", "replace"))
+            name = skill.decode("utf-8", "replace")
             acc.skills_tool[name] += n
             acc.tools["skill"] += n
             if b is not None:

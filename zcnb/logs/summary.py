@@ -6,12 +6,14 @@ import bisect
 import html
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .message import MAX_LINE
 from .scan import Acc, normalise_message
+from .shown import keep, shown_names
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +66,9 @@ class LogSummary:
     buckets: pd.DataFrame  # index bucket start (UTC), one column per activity
     notes: tuple[str, ...] = field(default=())
     crashes: pd.DataFrame = field(default_factory=lambda: _frame([], _CRASH_COLUMNS))  # timestamp, pid, message
+    unreadable: int = 0  # JSON lines / export entries that could not be read: skipped (see notes)
+    bad_times: int = 0  # lines whose time is not a date or out of range (1970 .. 2200): counted without a time
+    cut_lines: int = 0  # lines longer than zcnb.logs.message.MAX_LINE: only their head was read
 
     def __repr__(self) -> str:
         return (f"LogSummary(unit={self.unit!r}, lines={self.n_lines}, skills={self.skill_counts}, "
@@ -103,6 +108,7 @@ class LogSummary:
             "requests": dict(self.requests),
             "alloc_mentions": dict(self.alloc_mentions), "allocator": dict(self.allocator),
             "n_buckets": len(self.buckets), "activities": [str(c) for c in self.buckets.columns],
+            "unreadable": self.unreadable, "bad_times": self.bad_times, "cut_lines": self.cut_lines,
             "notes": list(self.notes),
         }
 
@@ -215,8 +221,11 @@ def _skill_columns(acc: Acc, mat: np.ndarray, keys: list[tuple[str, ...]], prese
     return cols, totals
 
 
-def skill_totals(acc: Acc, width: int = 60) -> tuple[Counter[str], Counter[tuple[int, str]]]:
-    """Skill calls, each invocation once (see :func:`_skill_columns`): totals and per (bucket, skill)."""
+def skill_totals(acc: Acc, width: int = 60, *, redact: Callable[[str], str] = keep,
+                 ) -> tuple[Counter[str], Counter[tuple[int, str]]]:
+    """Skill calls, each invocation once (see :func:`_skill_columns`): totals and per (bucket, skill), by the
+    names :func:`shown_names` gives (``redact`` applied to each name as logged, then the canonical form)."""
+    acc = shown_names(acc, redact)
     rows, mat, keys, present = _bucket_matrix(acc, width)
     cols, totals = _skill_columns(acc, mat, keys, present)
     by_bucket: Counter[tuple[int, str]] = Counter()
@@ -310,11 +319,27 @@ def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
+def _reading_notes(acc: Acc) -> list[str]:
+    """What the readers could not use, said plainly (never dropped without a word)."""
+    notes = []
+    if acc.unreadable:
+        notes.append(f"{acc.unreadable} unreadable line(s) or entries skipped: not a JSON object, nested too deep, "
+                     f"longer than {MAX_LINE >> 20} MiB, or a malformed or cut journal export entry")
+    if acc.bad_times:
+        notes.append(f"{acc.bad_times} line(s) with a time that is not a date or out of range (before 1970 or from "
+                     "2200 on): counted without a time")
+    if acc.cut_lines:
+        notes.append(f"{acc.cut_lines} line(s) longer than {MAX_LINE >> 20} MiB: only their first "
+                     f"{MAX_LINE >> 20} MiB read")
+    return notes
+
+
 def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str, redact: Callable[[str], str],
-                  top: int = 20) -> LogSummary:
-    """Turn the tallies of a scan into a :class:`LogSummary` (error examples and crashes redacted here)."""
+                         top: int = 20) -> LogSummary:
+    """Turn the tallies of a scan into a :class:`LogSummary` (names, error examples and crashes redacted here)."""
     import pandas as pd
 
+    acc = shown_names(acc, redact)
     buckets, totals = _bucket_table(acc, width)
     skills = pd.DataFrame(
         [{"skill": k, "count": n, "token_form": acc.skills_token[k], "tool_form": acc.skills_tool[k]}
@@ -349,11 +374,13 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
         notes.append(f"{acc.allocator['leak reports']} leak report records: the debug allocator prints them only at a "
                      "clean exit (parse them with zcnb leaks)")
     notes.append(f"{levels['debug']} debug lines" + ("" if levels["debug"] else ": debug logging is not active (LOG_LEVEL is not read by the real gateway)"))
+    notes += _reading_notes(acc)
     if acc.lines == 0:
-        notes.append("no lines of this unit: is the unit name right?")
+        notes.append("no lines of this unit: is the unit name right?" if unit else "no log lines read")
     return LogSummary(
         unit=unit, source=source, bucket_s=width, n_lines=acc.lines, start=_dt(acc.first_ts), end=_dt(acc.last_ts),
         skills=skills, tools=tools, levels=levels, priorities=dict(sorted(acc.priorities.items())) if meaningful else None,
         top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p, _s in acc.pids),
         requests=dict(sorted(acc.requests.items())), alloc_mentions=dict(acc.alloc_mentions),
-        allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes), crashes=crashes)
+        allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes), crashes=crashes,
+        unreadable=acc.unreadable, bad_times=acc.bad_times, cut_lines=acc.cut_lines)

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -58,9 +59,10 @@ class CountsSnapshot:
 class LogCounts:
     """Thread-safe running totals of one gateway's log; ``feed`` a batch of lines, ``snapshot`` to read."""
 
-    def __init__(self, *, max_names: int = 100) -> None:
+    def __init__(self, *, max_names: int = 100, redact: Callable[[str], str] | None = None) -> None:
         self._lock = threading.Lock()
         self._max_names = max_names
+        self._redact = redact  # names are labels: a secret logged as a skill or tool name is redacted first
         self._lines = self._errors = self._warnings = self._crashes = 0
         self._skills: dict[str, int] = {}
         self._tools: dict[str, int] = {}
@@ -84,7 +86,10 @@ class LogCounts:
         scan_messages(acc, lines, [None] * len(lines), bucket=None)
         blob = b"\n".join(lines)
         errors, warnings, crashes = len(_ERROR.findall(blob)), len(_WARNING.findall(blob)), len(_PANIC.findall(blob))
-        skills, _by_bucket = skill_totals(acc)
+        skills, _by_bucket = skill_totals(acc) if self._redact is None else skill_totals(acc, redact=self._redact)
+        tools: Counter[str] = Counter()
+        for name, n in acc.tools.items():
+            tools[name if self._redact is None else self._redact(name)] += n
         with self._lock:
             self._lines += len(lines)
             self._errors += errors
@@ -92,7 +97,7 @@ class LogCounts:
             self._crashes += crashes
             for name, n in sorted(skills.items()):  # sorted: which names fit under the cap does not vary
                 self._add_name(self._skills, name, n)
-            for name, n in sorted(acc.tools.items()):
+            for name, n in sorted(tools.items()):
                 self._add_name(self._tools, name, n)
 
     def snapshot(self) -> CountsSnapshot:
