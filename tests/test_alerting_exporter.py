@@ -104,7 +104,7 @@ def test_counts_follow_the_log_rules_and_agree_with_stage_03() -> None:
     assert snap.skills == {"git-workflow": 2, "web-qa": 1}
     assert snap.tools == {"skill": 3, "web_fetch": 1}
     assert (snap.errors, snap.crashes, snap.warnings) == (4, 1, 2)
-    from zcnb.logs.entries import make_entry
+    from zcnb.logs.message import make_entry
 
     summary = summarize_logs([make_entry(ln) for ln in LINES])
     assert summary.skill_counts == snap.skills  # the exporter counts skills exactly as stage 03 does

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zcnb.logs import LogEntry, parse_message
-from zcnb.logs.entries import make_entry
+from zcnb.logs.message import ReadStats, make_entry
 from zcnb.logs.journal import JOURNAL_REMOTE, export_entry, journal_argv, read_journal
 from zcnb.logs.journal_export import EntryBuilder, export_records, split_line
 from zcnb.redact import Redactor
@@ -183,10 +183,10 @@ def test_block_boundaries_anywhere(odd_journal: list[Path]) -> None:
 def test_truncated_stream_is_counted() -> None:
     data = export_entry({"MESSAGE": "a", "_PID": 1}) + export_entry({"MESSAGE": b"b\nc", "_PID": 2})
     for cut, want in ((len(data) - 3, 1), (len(data) - 1, 1), (len(data), 2)):
-        bad = [0]
+        stats = ReadStats()
         chunks = [data[:cut], b""]
-        recs = [r for batch in export_records(lambda n, c=chunks: c.pop(0), bad=bad) for r in batch]
-        assert len(recs) == want and bad[0] == 2 - want
+        recs = [r for batch in export_records(lambda n, c=chunks: c.pop(0), stats=stats) for r in batch]
+        assert len(recs) == want and stats.unreadable == 2 - want
     assert recs[1] == {b"MESSAGE": b"b\nc", b"_PID": b"2"}
 
 

@@ -66,8 +66,20 @@ def test_parse_message_levels_scopes_tags() -> None:
     assert parse_message("info: [agent] tool skill args={}") == ("info", None, "agent", "tool skill args={}")
     assert parse_message("error(gpa): memory address 0x1 leaked:")[:2] == ("error", "gpa")
     assert parse_message("warning(gateway): unauthorized GET /health")[:3] == ("warning", "gateway", None)
-    assert parse_message("Connection error: error.RateLimitExceeded")[0] == "none"
     assert parse_message("Main Token: x")[0] == "none"
+    # the real gateway's lines without a Zig level keep a level of their own
+    assert parse_message("Connection error: error.RateLimitExceeded") == (
+        "error", None, None, "Connection error: error.RateLimitExceeded")
+    assert parse_message("thread 4242 panic: reached unreachable code")[0] == "error"
+    assert parse_message("panic: integer overflow")[0] == "error"
+    assert parse_message("Error: Failed to load configuration")[0] == "error"
+    assert parse_message("Warn: MOLTBOOK_API_KEY not set (EnvironmentVariableNotFound)")[0] == "warning"
+    assert parse_message("Warning: x")[0] == "warning"
+    for plain in ("  Main Token: x", "==============================", "Gateway server listening on .{ .ip4 = .{} }",
+                  "/src/gateway/http_server.zig:102:33: 0x12827ef in start (root.zig)", "                ^",
+                  "stack trace:", "(additional stack frames may have been skipped...)", "connection error: x",
+                  "Connection Error: x", "thread x panic: y", "Warn:x", ""):
+        assert parse_message(plain)[0] == "none", plain
 
 
 @pytest.mark.parametrize("bucket,expected", [("1min", 60), ("30s", 30), (5, 5), ("2h", 7200)])
@@ -169,16 +181,21 @@ def test_corpus_raw_lines_restarts_from_banner() -> None:
     assert s.requests.get("GET /health") == 1
     assert s.alloc_mentions == {"free": 2, "deinit": 1, "alloc": 1}  # "Allocation:" in the double-free line
     entries = list(read_log_file(DATA / "raw_restarts.log"))
-    assert entries[0].timestamp is None and entries[3].level == "none"
+    assert entries[0].timestamp is None and entries[0].level == "none"
+    assert entries[3].level == "error"  # "Connection error: error.RateLimitExceeded"
     assert all("0123456789abcdef" not in e.message for e in entries)
 
 
-@pytest.mark.parametrize("name", ["garbage.bin", "empty.log"])
-def test_corpus_garbage_and_empty_do_not_crash(name: str) -> None:
-    s = summarize_logs(DATA / name)
-    assert s.skill_counts == {} or isinstance(s.skill_counts, dict)
+def test_corpus_garbage_is_refused_and_empty_is_empty() -> None:
+    """Random bytes are not a log (they used to give 762 lines of no level); an empty file is an empty summary."""
+    with pytest.raises(LogFormatError, match=r"garbage.bin is not a log: 52% of its first 20000 bytes are binary"):
+        summarize_logs(DATA / "garbage.bin")
+    with pytest.raises(LogFormatError, match="is not a log"):
+        list(read_log_file(DATA / "garbage.bin"))
+    s = summarize_logs(DATA / "empty.log")
+    assert s.n_lines == 0 and s.skill_counts == {} and "no log lines read" in s.notes
     json.dumps(s.to_dict(), default=str)
-    list(read_log_file(DATA / name))
+    assert list(read_log_file(DATA / "empty.log")) == []
 
 
 def test_one_megabyte_line(tmp_path: Path) -> None:
@@ -244,11 +261,12 @@ def test_cli_text_and_json_export(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["logs", "--text", str(path), "--unit", "zeptoclaw-gateway", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     top = truth.most_common(1)[0]
-    assert f"{top[1]:7d} skill:{top[0]}" in text and "Restarts: 1" in text and "Top errors" in text
+    assert f"{top[1]:7d} skill:{top[0]}" in text and "Restarts and crashes: 1" in text and "Top errors" in text
     assert json.loads(out.read_text())["skills"][0]["count"] == top[1]
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     assert main(["logs", "--json-export", str(DATA / "journal_bad.jsonl")]) == 0
-    assert "skill:code-review" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "skill:code-review" in text and "note: 3 unreadable line(s) or entries skipped" in text
     assert main(["logs", "--text", str(tmp_path / "missing.log")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -267,3 +285,20 @@ def test_cli_json_export_honours_since_and_until(capsys: pytest.CaptureFixture[s
     with open(src, encoding="utf-8") as fh:
         stamps = [int(json.loads(line)["__REALTIME_TIMESTAMP"]) / 1e6 for line in fh]
     assert whole == len(stamps) and part == sum(1795920602 <= t <= 1795920662 for t in stamps) < whole, (whole, part)
+
+
+def test_skill_totals_and_scan_messages_for_other_counters() -> None:
+    """The exporter-style use: scan_messages over bare lines, then skill_totals (each invocation once)."""
+    from zcnb.logs.scan import Acc, scan_messages
+    from zcnb.logs.summary import skill_totals
+
+    acc = Acc()
+    lines = [b'info: [agent] tool skill args={"name":"git_workflow"}', b"info: [agent] invoking skill:git-workflow",
+             b"info: skill:web-search", b"thread 2 panic: reached unreachable code"]
+    scan_messages(acc, lines, [None] * len(lines), bucket=None)
+    totals, by_bucket = skill_totals(acc)
+    assert totals == {"git-workflow": 1, "web-search": 1} and not by_bucket
+    assert [c[3] for c in acc.crashes] == ["thread 2 panic: reached unreachable code"] and acc.levels["error"] == 1
+    acc2 = Acc()
+    scan_messages(acc2, lines[:2] * 3, [60.0] * 6, bucket=60)
+    assert skill_totals(acc2) == ({"git-workflow": 3}, {(60, "git-workflow"): 3})

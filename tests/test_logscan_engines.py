@@ -8,6 +8,7 @@ to the Python engine, and the notes say so.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zcnb.exceptions import ConfigError
+from zcnb.exceptions import ConfigError, ZcnbError
 from zcnb.logs import LogSummary, summarize_logs
 from zcnb.logs import entries as logs
 from zcnb.logs.native import native_status
@@ -60,10 +61,22 @@ def test_generated_logs(tmp_path: Path, forms: str, bucket: str) -> None:
     assert_same(path, bucket=bucket)  # no unit: the other unit's lines count too
 
 
+CORPUS = sorted(str(p.relative_to(DATA)) for p in DATA.rglob("*") if p.is_file() and p.suffix != ".py")
+
+
 @needs_native
-@pytest.mark.parametrize("name", sorted(p.name for p in DATA.iterdir()))
+@pytest.mark.parametrize("name", CORPUS)
 @pytest.mark.parametrize("unit", [None, "zeptoclaw-gateway"])
 def test_bad_input_corpus(name: str, unit: str | None) -> None:
+    """The bad-input corpus (tests/data/logs/, bad/) and the logs written by the real gateway (real/): the same
+    summary, or the same refusal (binary data)."""
+    try:
+        summarize_logs(DATA / name, engine="python", unit=unit, bucket="1s")
+    except ZcnbError as exc:
+        with pytest.raises(type(exc)) as native:
+            summarize_logs(DATA / name, engine="native", unit=unit, bucket="1s")
+        assert str(native.value) == str(exc)
+        return
     assert_same(DATA / name, unit=unit, bucket="1s")
 
 
@@ -150,6 +163,10 @@ _PREFIXES = st.sampled_from([
     "2026-11-28T10:0{s}:00+0000 h other-unit[{p}]: ", "2026-02-30T10:00:0{s}+0000 h zeptoclaw-gateway[{p}]: ",
     "2026-11-28T10:00:0{s}+0000 h a:b zeptoclaw-gateway[{p}]: ", "2026-11-28T10:00:0{s} zeptoclaw-gateway[{p}]: ",
     "", "-- Boot 1 --", "2026-11-28T10:00:0{s}+0000  h zeptoclaw-gateway[{p}]: ",
+    # the same hour, other minutes and seconds (the native engine reads only MM:SS then), invalid ones, fractions
+    "2026-11-28T10:5{s}:59+0000 h zeptoclaw-gateway[{p}]: ", "2026-11-28T10:00:6{s}+0000 h zeptoclaw-gateway[{p}]: ",
+    "2026-11-28T10:6{s}:00+0000 h zeptoclaw-gateway[{p}]: ", "2026-11-28T10:0{s}:00.123456+0000 h zeptoclaw-gateway[{p}]: ",
+    "2026-11-28T11:0{s}:00,5+0000 h zeptoclaw-gateway[{p}]: ",
 ])
 _BODY = st.sampled_from([
     "error: ", "error(gpa): ", "error(DebugAllocator): memory address 0x{n} leaked: ", "warning(gateway): ",
@@ -158,6 +175,10 @@ _BODY = st.sampled_from([
     "\"name\":\"late\" ", "[agent] tool shell args=", "[agent] tool skill args={{}} ", "[heartbeat] ", "[ws] ",
     "[ws]x ", "skill:", "skill:a-b_c{n} ", "skillskill:z ", "Main Token: t{n} ", "0xfree ", "0x1ree double free ",
     "{n}.{n} ", "]: error: inner ", "\t", "\r", "\xff\xfe", "é", "DEINIT Free ", "[agent] tool web.fetch args= ",
+    "info: ", "info(x): ", "infos: ", "info:", "thread {n} panic: ", "thread  panic: ", "panic: ", "panic:",
+    "Warn: ", "Warning: ", "Warn:", "Error: ", "Connection error: error.X{n} ", "Accept error: ", "A error: ",
+    "Bus error at address 0x{n} ", "Segmentation fault at address ", "Illegal instruction at address ",
+    "/src/gw.zig:{n}:5: 0x{n} in start (root.zig) ", "    ^", "ZeptoClaw Gateway Server v1.0.0",
 ])
 
 
@@ -202,3 +223,165 @@ def test_big_random_log_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     c = summarize_logs(path, engine="native", workers=2, unit="zeptoclaw-gateway")
     assert _plain(c) == _plain(py) and c.buckets.equals(py.buckets)
     assert len(c.restarts) == 1
+
+
+# --- the benchmark's log shapes (small): dense, precise stamps, error-heavy, journal export -------------------
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import skill_count  # noqa: E402
+
+
+@needs_native
+@pytest.mark.parametrize("shape", sorted(skill_count.SHAPES))
+def test_bench_shapes_identical(tmp_path: Path, shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shape of bench/skill_count.py, in several threads: the native engine runs and agrees with Python."""
+    path = tmp_path / f"{shape}.log"
+    skill_count.SHAPES[shape](path, 1.5 if shape.startswith("journal") else 0.4, seed=5)
+    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
+    c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min", workers=3)
+    assert _engine(c) == "engine: native (C scanner, 3 threads)"
+    assert c.n_lines > 1000 and sum(c.skill_counts.values()) > 50 and c.levels["info"] > 100
+    if shape == "error-heavy":
+        assert c.allocator["leak reports"] > 0 and c.levels["error"] > c.n_lines // 10 and c.levels["none"] > 100
+    if shape.startswith("journal"):
+        assert c.pids == (4100, 4101) and list(c.restarts["reason"]) == ["pid change"]
+
+
+# --- saved journalctl -o json: hypothesis over fields, values and JSON spellings ---------------------------
+_MSG = st.lists(_BODY, max_size=4).map("".join)
+_JTEXT = st.one_of(_MSG, st.lists(_MSG, min_size=1, max_size=3).map("\n".join))
+_DIGITS = st.integers(0, 10**16).map(str)
+_VALUES = {
+    "MESSAGE": st.one_of(_JTEXT, st.none(), _JTEXT.map(lambda t: list(t.encode("utf-8", "surrogatepass"))),
+                         st.binary(max_size=20).map(list), st.lists(st.one_of(_JTEXT, st.none()), max_size=3),
+                         st.sampled_from(["\ud800 lone", "astral \U0001f600 skill:a", "nul \x00 ctl \x1f"])),
+    "_PID": st.one_of(st.sampled_from(["100", "101", "", "x", "007", " ", "-"]), st.none(),
+                      st.just(["100", "101"])),
+    "PRIORITY": st.one_of(st.sampled_from(["6", "3", "06", "", "warning"]), st.none()),
+    "__REALTIME_TIMESTAMP": st.one_of(_DIGITS, st.sampled_from(["", "soon", "1795900000000000"]), st.none()),
+    "_SYSTEMD_USER_UNIT": st.sampled_from(["zeptoclaw-gateway.service", "other.service", "", None]),
+    "_SYSTEMD_UNIT": st.sampled_from(["zeptoclaw-gateway.service", "user@1000.service", "", None]),
+    "SYSLOG_IDENTIFIER": st.sampled_from(["zeptoclaw-gateway", "other", None]),
+    "__CURSOR": st.text(max_size=8),
+    "_HOSTNAME": st.one_of(st.text(max_size=5), st.integers(), st.lists(st.integers(), max_size=2)),
+}
+
+
+@st.composite
+def _journal(draw: st.DrawFn) -> bytes:
+    lines: list[bytes] = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.integers(0, 9))
+        if kind == 0:  # garbage, other JSON values, blank lines
+            lines.append(draw(st.sampled_from([b"", b"  ", b"\x0b", b"[1, 2]", b'"text"', b"{", b"{}", b"null",
+                                               b'{"MESSAGE": "x"} extra', b'{"MESSAGE": "a\tb"}', b"\xff{}",
+                                               b'\x0b{"MESSAGE": "vt"}', b'{"MESSAGE": "bad \\q"}'])))
+            continue
+        keys = draw(st.lists(st.sampled_from(sorted(_VALUES)), unique=True, max_size=len(_VALUES)))
+        obj = {k: draw(_VALUES[k]) for k in keys}
+        text = json.dumps(obj, ensure_ascii=draw(st.booleans()),
+                          separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+        if draw(st.booleans()):
+            text = text.replace('"MESSAGE"', '"\\u004dESSAGE"').replace('"_PID"', '"\\u005fPID"')
+        if '"MESSAGE"' in text and draw(st.integers(0, 5)) == 0:
+            text = text[:-1] + ', "MESSAGE": "repeated: the last wins"}'
+        lines.append(text.encode("utf-8", "surrogatepass"))
+    return draw(st.sampled_from([b"\n", b"\r\n"])).join(lines) + draw(st.sampled_from([b"", b"\n"]))
+
+
+@needs_native
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_journal(), unit=st.sampled_from([None, "zeptoclaw-gateway"]), bucket=st.sampled_from(["1s", "1min"]))
+def test_property_journal_json_identical(tmp_path: Path, data: bytes, unit: str | None, bucket: str) -> None:
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(b'{"__REALTIME_TIMESTAMP": "1795900000000000", "MESSAGE": "first"}\n' + data)
+    c = assert_same(path, unit=unit, bucket=bucket)
+    assert _engine(c).startswith("engine: native")  # every value above is one the C scanner reads itself
+
+
+@needs_native
+@pytest.mark.parametrize("value", ['12', '1.5', 'true', '{"a": 1}', '[1, "a"]', '"\\u0661"', '"12a"'])
+def test_journal_json_values_only_python_reads_give_way(tmp_path: Path, value: str) -> None:
+    """A number, object or mixed array where a text is expected: Python's str() of it is what counts."""
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"__REALTIME_TIMESTAMP": "1795900000000000", "_PID": "1", "MESSAGE": "skill:a"}\n'
+                    f'{{"__REALTIME_TIMESTAMP": "1795900001000000", "_PID": {value}, "MESSAGE": "skill:b"}}\n')
+    c = assert_same(path)
+    assert _engine(c).startswith("engine: python (C scanner gave way: a journal JSON")
+    assert c.skill_counts == {"a": 1, "b": 1}
+
+
+def test_journal_json_file_equals_its_entries(tmp_path: Path) -> None:
+    """summarize_logs(path) of a saved journalctl -o json counts what summarize_logs(read_journal_json(path)) does;
+    a byte-array MESSAGE is decoded, a multi-line MESSAGE counts as its lines."""
+    from zcnb.logs.journal import read_journal_json
+
+    rows = [{"__REALTIME_TIMESTAMP": str(1795900000000000 + i * 700_000), "_PID": "100" if i < 30 else "101",
+             "_SYSTEMD_USER_UNIT": "zeptoclaw-gateway.service", "PRIORITY": "6",
+             "MESSAGE": m} for i, m in enumerate(
+                 [list(b"error: bad \xff bytes skill:git_workflow"), "info: a\nerror: second line\nskill:x"]
+                 + ["info: [agent] tool skill args={\"name\":\"web_search\"}"] * 28
+                 + ["thread 7 panic: reached unreachable code", "Main Token: t", "Warn: w"] * 3)]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = summarize_logs(path, unit="zeptoclaw-gateway")
+    e = summarize_logs(read_journal_json(path), unit="zeptoclaw-gateway")
+    assert _plain(s) | {"source": ""} == _plain(e) | {"source": ""} and s.buckets.equals(e.buckets)
+    assert s.n_lines == len(rows) + 2 and s.levels["error"] == 2 + 3 and s.skill_counts["x"] == 1
+    assert s.levels["warning"] == 3 and len(s.crashes) == 3  # the crashes come after the last pid change:
+    assert list(s.restarts["reason"]) == ["pid change", "crash"] and s.restarts.iloc[1]["new_pid"] is None
+
+
+# --- saved journalctl -o export: entries with text and binary fields, split across threads ------------------
+_EXPORT_MSG = st.one_of(_JTEXT, st.binary(max_size=30), st.just(b"a\n\n__CURSOR=s=fake\n__REALTIME_TIMESTAMP=1\n\nb"),
+                        _JTEXT.map(lambda t: t.encode("utf-8", "surrogatepass") + b"\n"))
+
+
+def export_entry(fields: dict[str, str | bytes | int]) -> bytes:
+    """As journalctl -o export writes an entry: the binary form for values that are not printable UTF-8."""
+    import struct
+
+    out = b""
+    for key, value in fields.items():
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+        try:
+            printable = data.decode("utf-8").isprintable()
+        except UnicodeDecodeError:
+            printable = False
+        out += (key.encode() + b"=" + data + b"\n" if printable
+                else key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
+    return out + b"\n"
+
+
+@st.composite
+def _export(draw: st.DrawFn) -> bytes:
+    out = []
+    for i in range(draw(st.integers(0, 14))):
+        fields: dict[str, str | bytes | int] = {"__CURSOR": f"s=x;i={i}"}
+        for key in draw(st.lists(st.sampled_from(["__REALTIME_TIMESTAMP", "_PID", "PRIORITY", "_SYSTEMD_USER_UNIT",
+                                                  "SYSLOG_IDENTIFIER", "MESSAGE", "_HOSTNAME"]), unique=True)):
+            fields[key] = draw({"__REALTIME_TIMESTAMP": _DIGITS, "_PID": st.sampled_from(["100", "101", "", "x"]),
+                                "PRIORITY": st.sampled_from(["6", "3", ""]),
+                                "_SYSTEMD_USER_UNIT": st.sampled_from(["zeptoclaw-gateway.service", "other.service"]),
+                                "SYSLOG_IDENTIFIER": st.sampled_from(["zeptoclaw-gateway", "x"]),
+                                "MESSAGE": _EXPORT_MSG, "_HOSTNAME": st.binary(max_size=12)}[key])
+        entry = export_entry(fields)
+        if draw(st.integers(0, 6)) == 0:  # a repeated field: the first one counts
+            entry = entry[:-1] + b"MESSAGE=repeated skill:r\n\n"
+        out.append(entry)
+    data = b"".join(out)
+    return data[:-draw(st.integers(1, 20))] if data and draw(st.integers(0, 5)) == 0 else data  # a cut last entry
+
+
+@needs_native
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_export(), unit=st.sampled_from([None, "zeptoclaw-gateway"]), workers=st.sampled_from([1, 2, 5]))
+def test_property_journal_export_identical(tmp_path: Path, data: bytes, unit: str | None, workers: int) -> None:
+    path = tmp_path / "j.export"
+    path.write_bytes(b"__CURSOR=s=x;i=first\n__REALTIME_TIMESTAMP=1795900000000000\nMESSAGE=first\n\n" + data)
+    logs_native_min = logs.NATIVE_PARALLEL_MIN_BYTES
+    try:
+        logs.NATIVE_PARALLEL_MIN_BYTES = 1
+        c = assert_same(path, unit=unit, bucket="1s", workers=workers)
+    finally:
+        logs.NATIVE_PARALLEL_MIN_BYTES = logs_native_min
+    assert _engine(c).startswith("engine: native")

@@ -184,7 +184,7 @@ def collect_logs(folder: Path, alert: Alert, cfg: RunConfig, *, since: float, un
     """Write ``journal.jsonl`` (redacted) for the alerted gateway; returns what was collected, for the timeline."""
     from ..files import write_private
     from ..logs.journal import read_journal
-    from ..logs.entries import make_entry
+    from ..logs.message import make_entry
     from ..redact import default_redactor
 
     target = next((t for t in cfg.targets if t.instance == alert.instance), None)

@@ -36,12 +36,14 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..config import load_settings
     from ..logs.entries import summarize_logs
+    from ..logs.message import ReadStats
     from ..redact import Redactor
 
     settings = load_settings(args.config) if getattr(args, "config", None) else load_settings()
     unit = args.unit or settings.unit
     token = settings.token()
     red = Redactor.create(patterns=settings.redact_patterns, secrets=[token] if token else [])
+    stats = ReadStats()  # what the journal readers skip, reported with the summary
     if args.text:
         if args.since or args.until:
             print("zcnb: note: --since/--until apply to journal input only; reading the whole text file",
@@ -50,22 +52,33 @@ def _run(args: argparse.Namespace) -> int:
     elif args.json_export:
         from ..logs.journal import read_journal_json
 
-        entries = read_journal_json(args.json_export, redact=red)
+        entries = read_journal_json(args.json_export, redact=red, stats=stats)
         if args.since or args.until:
             entries = _window(entries, args.since, args.until)
-        summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red)
+        summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red, stats=stats)
     else:
         from ..logs.journal import read_journal
 
         entries = read_journal(unit, user=not args.system, since=args.since, until=args.until, files=args.file,
-                               directory=args.directory, redact=red)
-        summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red)
+                               directory=args.directory, redact=red, stats=stats)
+        summary = summarize_logs(entries, bucket=args.bucket, unit=unit, redact=red, stats=stats)
+    if summary.n_lines == 0:
+        _no_lines(summary, source=args.text or args.json_export or "the journal", unit=unit)
     from .json_option import emit_json, json_to_stdout
 
     if not json_to_stdout(args):
         print(render(summary, top=args.top))
     emit_json(args, summary.to_dict())
     return 0
+
+
+def _no_lines(summary: Any, *, source: str, unit: str | None) -> None:
+    """A summary of nothing is no answer: say why the input gave no line (exit 2), never print empty tables."""
+    from ..exceptions import LogFormatError
+
+    skipped = f"; {summary.unreadable} unreadable line(s) or entries skipped" if summary.unreadable else ""
+    raise LogFormatError(f"no log lines of {summary.unit or unit or 'any unit'} in {source}{skipped}",
+                         hint="check the file and --unit (journalctl -u UNIT -o short-iso > FILE), and --since/--until")
 
 
 def _window(entries: Any, since: Any, until: Any) -> Any:
@@ -92,7 +105,8 @@ def render(summary: Any, *, top: int = 10) -> str:
     if s.requests:
         out.append("Requests: " + ", ".join(f"{k} {v}" for k, v in s.requests.items()))
     lv = s.levels
-    out.append(f"Levels: error {lv['error']}, warning {lv['warning']}, debug {lv['debug']}, other {lv['other']}")
+    out.append(f"Levels: error {lv['error']}, warning {lv['warning']}, info {lv['info']}, debug {lv['debug']}, "
+               f"no level {lv['none']}")
     if s.priorities:
         out.append("journald PRIORITY: " + ", ".join(f"{k}: {v}" for k, v in s.priorities.items()))
     out += ["", "Top errors and warnings:"]
@@ -103,13 +117,21 @@ def render(summary: Any, *, top: int = 10) -> str:
             out.append(f"{int(r.count):7d}  {first} .. {last}  {r.message[:160]}")
     else:
         out.append("      (none)")
-    out += ["", f"Restarts: {len(s.restarts)}"]
+    out += ["", f"Crashes: {len(s.crashes)}"]
+    for r in s.crashes.itertuples():
+        ts = r.timestamp.isoformat() if r.timestamp is not None else "-"
+        out.append(f"  {ts}  pid {r.pid if r.pid is not None else '-'}: {r.message[:160]}")
+    out += [f"Restarts and crashes: {len(s.restarts)}"]
     for r in s.restarts.itertuples():
         ts = r.timestamp.isoformat() if r.timestamp is not None else "-"
-        out.append(f"  {ts}  {r.reason}: pid {r.old_pid} -> {r.new_pid}")
+        pids = f"pid {r.old_pid if r.old_pid is not None else '-'} -> {r.new_pid if r.new_pid is not None else '-'}"
+        out.append(f"  {ts}  {r.reason}: {pids}" + (f"  ({r.detail[:160]})" if r.detail else ""))
     if s.allocator:
         out.append("Allocator reports: " + ", ".join(f"{k} {v}" for k, v in s.allocator.items()))
     if s.alloc_mentions:
         out.append("alloc/free/deinit mentions: " + ", ".join(f"{k} {v}" for k, v in s.alloc_mentions.items()))
+    if s.unreadable or s.bad_times or s.cut_lines:
+        out.append(f"Not read as written: {s.unreadable} unreadable line(s)/entries skipped, {s.bad_times} time(s) out "
+                   f"of range (counted without a time), {s.cut_lines} line(s) cut")
     out += [f"note: {n}" for n in s.notes]
     return "\n".join(out)

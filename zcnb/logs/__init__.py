@@ -1,14 +1,17 @@
 """Logs: the gateway's journal and text logs, parsed and counted (stage 03).
 
-``entries`` (Zig log lines, text logs, :func:`summarize_logs`), ``journal`` (journalctl reader and
-journal files), ``journal_export`` (journalctl's export format), ``scan``/``chunks``/``native`` (the
+``message`` (one Zig log line: :class:`LogEntry`, its level), ``entries`` (log files, :func:`summarize_logs`),
+``formats`` (saved ``journalctl -o export`` and ``-o short`` files), ``journal`` (journalctl reader and
+journal files), ``journal_export`` (journalctl's export format), ``skills`` (the skill-name rule),
+``scan``/``chunks``/``native`` (the
 counting engines: Python, and the optional C extension ``_scan`` with identical results), ``summary``
 (:class:`LogSummary`), ``oom`` (OOM kills). The names below are this package's front door.
 """
 
 from __future__ import annotations
 
-from .entries import LEVELS, LogEntry, bucket_seconds, parse_message, read_log_file, summarize_logs, unit_identifier
+from .entries import bucket_seconds, read_log_file, summarize_logs
+from .message import LEVELS, LogEntry, parse_message, unit_identifier
 from .summary import LogSummary
 
 __all__ = [

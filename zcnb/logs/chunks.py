@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .scan import ISO_LINE, Acc, bucket_of, line_ts, parse_iso, scan_block, scan_messages
+from .message import MAX_LINE
+from .scan import ISO_LINE, Acc, LineSeq, Where, bucket_of, line_ts, parse_iso, scan_block, scan_messages
 
-__all__ = ["CHUNK", "ScanConfig", "iter_chunks", "scan_range", "sniff_format"]
+__all__ = ["BINARY_SHARE", "CHUNK", "ScanConfig", "binary_share", "iter_chunks", "scan_range", "sniff_format"]
 
 _BANNER = b"Main Token:"
 
@@ -23,22 +24,49 @@ _BANNER = b"Main Token:"
 class ScanConfig:
     """What to count in a text log: format, bucket width (s), syslog identifier of the unit."""
 
-    fmt: str  # "short-iso" | "raw"
+    fmt: str  # "short-iso" | "raw" | "json" (the chunk and native engines); "export" | "short" (per entry)
     width: int
     ident: bytes | None
-    redact: Callable[[str], str]
+    unit: bytes | None = None  # json: the full unit name entries must have (with ``ident`` for entries without one)
 
 
 def sniff_format(head: bytes) -> str:
-    """``short-iso`` when most of the first lines carry a journalctl short-iso prefix, else ``raw``."""
+    """``json`` / ``export`` (a saved ``journalctl -o json`` / ``-o export``), ``short-iso`` / ``short`` when most
+    of the first lines carry that journalctl prefix, else ``raw``."""
+    from .formats import EXPORT_START, SHORT_LINE
+
+    if head.startswith(EXPORT_START):
+        return "export"
     parts = head.split(b"\n")
     if len(parts) > 1:
         parts = parts[:-1]  # the last one may be cut; a single giant first line is judged by its head
     lines = [ln for ln in parts[:200] if ln.strip() and not ln.startswith(b"-- ")]
     if not lines:
         return "raw"
+    journal = sum(1 for ln in lines if ln.lstrip().startswith(b"{") and any(k in ln for k in _JOURNAL_KEYS))
+    if journal * 2 >= len(lines):
+        return "json"
     hits = sum(1 for ln in lines if ISO_LINE.match(ln))
-    return "short-iso" if hits * 2 >= len(lines) else "raw"
+    if hits * 2 >= len(lines):
+        return "short-iso"
+    short = sum(1 for ln in lines if SHORT_LINE.match(ln))
+    return "short" if short * 2 >= len(lines) else "raw"
+
+
+_JOURNAL_KEYS = (b'"__REALTIME_TIMESTAMP"', b'"__CURSOR"', b'"MESSAGE"')
+BINARY_SHARE = 0.1  # a head with more binary bytes than this share is binary data, not a log
+_CONTROL = bytes(c for c in range(32) if c not in b"\t\n\r\x0b\x0c\x1b") + b"\x7f"  # ESC: colour codes
+
+
+def binary_share(head: bytes) -> float:
+    """The share of ``head`` that is binary: NUL and other control bytes (tab, newlines, form feed and ESC are
+    text), and bytes of invalid UTF-8. A text log, even with a few broken bytes, stays far below ``BINARY_SHARE``."""
+    if not head:
+        return 0.0
+    control = len(head) - len(head.translate(None, _CONTROL))
+    text = head.decode("utf-8", "replace")
+    invalid = text.count("\ufffd") - head.count("\ufffd".encode())
+    return (control + invalid) / len(head)
 
 
 def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
@@ -46,26 +74,31 @@ def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
     cur: int | None = None
     msgs: list[bytes] = []
     tss: list[float | None] = []
+    seqs: list[int] = []
+    pids: list[int | None] = []
     for m in ISO_LINE.finditer(buf):
         ts_b, _host, ident, pid_b, msg = m.groups()
         if cfg.ident is not None and ident != cfg.ident:
             continue
         ts = parse_iso(ts_b)
-        if ts is None:
-            continue
+        if ts is None:  # not a date, or out of range: the line counts without a time
+            acc.bad_times += 1
         pid = int(pid_b) if pid_b and len(pid_b) < 12 else None
+        seq = acc.lines
         acc.lines += 1
         acc.see_time(ts)
-        acc.see_pid(ts, pid)
+        acc.see_pid(ts, pid, seq)
         if pid is None and _BANNER in msg:
-            acc.banners.append(ts)
-        bb = bucket_of(ts, cfg.width)
+            acc.banners.append((ts, seq))
+        bb = bucket_of(ts, cfg.width) if ts is not None else None
         if bb != cur:
-            scan_messages(acc, msgs, tss, bucket=cur, redact=cfg.redact)
-            msgs, tss, cur = [], [], bb
+            scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
+            msgs, tss, seqs, pids, cur = [], [], [], [], bb
         msgs.append(msg)
         tss.append(ts)
-    scan_messages(acc, msgs, tss, bucket=cur, redact=cfg.redact)
+        seqs.append(seq)
+        pids.append(pid)
+    scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
 
 
 def _line_start(buf: bytes, x: int) -> int:
@@ -172,35 +205,47 @@ def scan_iso_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
     except _Unordered:
         return scan_lines_slow(acc, buf, cfg)
     pid = int(pid_b) if pid_b and len(pid_b) < 12 else None
+    base = acc.lines
     acc.lines += n_lines
     acc.see_time(t0)
     acc.see_time(t1)
-    acc.see_pid(t0, pid)
+    acc.see_pid(t0, pid, base)
     if pid is None:
+        seq = LineSeq(buf, base)
         for bm in re.finditer(rb"(?m)^[^\n]*?" + re.escape(_BANNER), buf):  # one banner per line at most
-            acc.banners.append(line_ts(buf, bm.start()))
+            acc.banners.append((line_ts(buf, bm.start()), seq(bm.start())))
 
     def ts_at(pos: int) -> float | None:
         return line_ts(buf, pos)
 
+    where = Where(ts_at=ts_at, seq_at=LineSeq(buf, base), pid_at=lambda _p: pid)
     for p, q, bb in slices:  # levels only right after the prefix (never "]: error" inside a message)
-        scan_block(acc, buf, p, q, sep=needle, bucket=bb, ts_at=ts_at, redact=cfg.redact)
+        scan_block(acc, buf, p, q, sep=needle, bucket=bb, where=where)
+    return None
 
 
 def scan_raw_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
-    """Lines with no timestamp and no pid: counts only, restarts from startup banners."""
+    """Lines with no timestamp and no pid: counts only, restarts from startup banners (every one counts)."""
     blob = b"\n" + buf
+    base = acc.lines
     acc.lines += buf.count(b"\n")
-    acc.banners.extend(None for _ in range(blob.count(_BANNER)))
-    scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=None, ts_at=lambda p: None, redact=cfg.redact)
+    seq = LineSeq(blob, base - 1)  # a banner's position lies after its line's newline
+    pos = blob.find(_BANNER)
+    while pos >= 0:
+        acc.banners.append((None, seq(pos)))
+        pos = blob.find(_BANNER, pos + len(_BANNER))
+    where = Where(ts_at=lambda _p: None, seq_at=LineSeq(blob, base), pid_at=lambda _p: None)
+    scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=None, where=where)
 
 
 CHUNK = 8 << 20  # per worker: a few copies of this are alive at once
-MAX_LINE = 4 << 20  # a longer line is cut (bounded memory); the rest of it is skipped
 
 
-def iter_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
-    """Yield buffers of complete lines whose first byte lies in [start, end)."""
+def iter_chunks(path: str, start: int, end: int, *, cut: list[int] | None = None) -> Iterator[bytes]:
+    """Yield buffers of complete lines whose first byte lies in [start, end).
+
+    A line longer than ``MAX_LINE`` that does not end within the read is cut: its head is kept, the rest skipped
+    (memory stays bounded), and ``cut[0]`` counts it."""
     with open(path, "rb") as f:
         if start > 0:
             f.seek(start - 1)
@@ -227,6 +272,8 @@ def iter_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
             nl = buf.rfind(b"\n")
             if nl < 0:
                 if len(buf) > MAX_LINE:  # a giant line: keep its head, drop the rest
+                    if not skipped and cut is not None:
+                        cut[0] += 1
                     skipped += len(buf) - MAX_LINE
                     carry = buf[:MAX_LINE]
                 else:
@@ -241,9 +288,11 @@ def iter_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
 def scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> Acc:
     """Scan one byte range of a text log (run in a worker process for big files)."""
     acc = Acc()
-    for buf in iter_chunks(path, start, end):
+    cut = [0]
+    for buf in iter_chunks(path, start, end, cut=cut):
         if cfg.fmt == "short-iso":
             scan_iso_chunk(acc, buf, cfg)
         else:
             scan_raw_chunk(acc, buf, cfg)
+    acc.cut_lines += cut[0]
     return acc

@@ -1,6 +1,7 @@
-"""Gateway logs: parse Zig log lines, read text logs, summarise activity (skills, tools, errors, restarts).
+"""Gateway logs: read log files, summarise activity (skills, tools, errors, restarts).
 
-Journal reading lives in :mod:`zcnb.logs.journal`, the fast counting engine in :mod:`zcnb.logs.scan`,
+One line or entry and its level (:class:`LogEntry`, :func:`parse_message`) live in :mod:`zcnb.logs.message`,
+journal reading in :mod:`zcnb.logs.journal`, the fast counting engine in :mod:`zcnb.logs.scan`,
 redaction in :mod:`zcnb.redact`. Skill names are shown in one canonical form: lower case and
 hyphenated (``git_workflow`` and ``git-workflow`` are both ``git-workflow``), the runbook's form.
 """
@@ -9,106 +10,47 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ..exceptions import ConfigError, LogFormatError
 from ..files import open_input
 from ..redact import Redactor
-from .chunks import ScanConfig, scan_range, sniff_format
+from .chunks import BINARY_SHARE, ScanConfig, binary_share, scan_range, sniff_format
+from .formats import read_export_file, read_short_file
+from .message import (
+    LEVELS,
+    MAX_LINE,
+    LogEntry,
+    ReadStats,
+    bounded_lines,
+    full_unit,
+    make_entry,
+    parse_message,
+    plain_level,
+    unit_identifier,
+)
 from .scan import ISO_LINE, Acc, bucket_of, parse_iso, scan_messages
 from .summary import LogSummary, summary_from_tallies
 
-__all__ = [
+__all__ = [  # LogEntry and the line rules live in zcnb.logs.message; re-exported for zcnb.logs
     "LEVELS",
     "LogEntry",
     "LogSummary",
     "bucket_seconds",
+    "full_unit",
+    "make_entry",
     "parse_message",
+    "plain_level",
     "read_log_file",
     "summarize_logs",
     "unit_identifier",
 ]
 
-LEVELS = ("error", "warning", "info", "debug", "none")
-_ZIG = re.compile(r"^(error|warning|info|debug)(?:\(([^)]*)\))?: ?(.*)$", re.DOTALL)
-_TAG = re.compile(r"^\[([\w.-]+)\]\s*")
 _BANNER = b"Main Token:"
 PARALLEL_MIN_BYTES = 64 << 20  # smaller files are scanned in-process (forking costs more than it saves)
 NATIVE_PARALLEL_MIN_BYTES = 32 << 20  # the C scanner does ~1 GB/s per thread: a second thread pays off above this
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One log line / journal entry; ``message`` is the whole (redacted) line after the syslog prefix."""
-
-    timestamp: datetime | None
-    pid: int | None
-    unit: str | None
-    level: str
-    scope: str | None
-    tag: str | None
-    message: str
-    identifier: str | None = None
-    priority: int | None = None
-
-    @property
-    def text(self) -> str:
-        """The message without the level prefix and bracket tag."""
-        return parse_message(self.message)[3]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
-            "pid": self.pid, "unit": self.unit, "identifier": self.identifier, "priority": self.priority,
-            "level": self.level, "scope": self.scope, "tag": self.tag, "message": self.message,
-        }
-
-    def _repr_markdown_(self) -> str:
-        ts = self.timestamp.isoformat() if self.timestamp else "-"
-        return f"`{ts}` pid {self.pid} **{self.level}** {self.message}"
-
-
-def parse_message(message: str) -> tuple[str, str | None, str | None, str]:
-    """Split a Zig log line into ``(level, scope, tag, text)``; no level prefix -> level ``none``."""
-    m = _ZIG.match(message)
-    if m:
-        level, scope, rest = m.group(1), m.group(2), m.group(3)
-    else:
-        level, scope, rest = "none", None, message
-    t = _TAG.match(rest)
-    return level, scope or None, (t.group(1) if t else None), (rest[t.end():] if t else rest)
-
-
-def make_entry(message: str, *, timestamp: datetime | None = None, pid: int | None = None, unit: str | None = None,
-               identifier: str | None = None, priority: int | None = None,
-               redact: Callable[[str], str] | None = None) -> LogEntry:
-    """Build a :class:`LogEntry`, redacting the message first."""
-    msg = redact(message) if redact is not None else message
-    level, scope, tag, _ = parse_message(msg)
-    return LogEntry(timestamp, pid, unit, level, scope, tag, msg, identifier, priority)
-
-
-def unit_identifier(unit: str | None) -> str | None:
-    """The syslog identifier text logs show for ``unit`` (``zeptoclaw-gateway.service`` -> ``zeptoclaw-gateway``)."""
-    if not unit:
-        return None
-    return unit.removesuffix(".service")
-
-
-def full_unit(unit: str | None) -> str | None:
-    """``zeptoclaw-gateway`` -> ``zeptoclaw-gateway.service`` (other suffixes kept); a name starting with ``-``
-    or holding characters systemd does not allow is refused (:func:`zcnb.config.check_unit`)."""
-    if not unit:
-        return None
-    from ..config import check_unit
-
-    check_unit(unit)
-    return unit if re.search(r"\.(service|scope|socket|timer|slice)$", unit) else unit + ".service"
 
 
 def bucket_seconds(bucket: str | float) -> int:
@@ -134,20 +76,47 @@ def _open_checked(path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def _log_format(path: Path) -> str:
+    """The format of a log file (:func:`zcnb.logs.chunks.sniff_format`); a file that is binary data, not text,
+    is refused (read as lines it would only give lines of no level)."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    fmt = sniff_format(head)
+    share = binary_share(head) if fmt == "raw" else 0.0
+    if share > BINARY_SHARE:
+        raise LogFormatError(f"{path} is not a log: {share:.0%} of its first {len(head)} bytes are binary data "
+                             "(NUL, control bytes, invalid UTF-8)",
+                             hint="give a text log (journalctl -o short-iso > FILE, or the gateway's stderr), or a "
+                                  "saved journalctl -o json / -o export", path=str(path))
+    return fmt
+
+
 def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
-                  redact: Callable[[str], str] | None = None) -> Iterator[LogEntry]:
-    """Stream entries of a ``journalctl -o short-iso`` text log or a raw log (no timestamps).
+                  redact: Callable[[str], str] | None = None, stats: ReadStats | None = None) -> Iterator[LogEntry]:
+    """Stream entries of a ``journalctl -o short-iso`` text log, a raw log (no timestamps), a saved
+    ``journalctl -o json`` (read by :func:`zcnb.logs.journal.read_journal_json`) or ``-o export``, or
+    journalctl's ``short`` text.
 
     Invalid UTF-8 is decoded with replacement; lines of other units are skipped when ``unit`` is given
-    (short-iso only: raw lines carry no unit). Memory stays bounded: one line at a time.
+    (short-iso only: raw lines carry no unit). Memory stays bounded: one line at a time, lines cut at 1 MiB
+    (longer than ``MAX_LINE``: counted in ``stats.cut_lines``); a time that is not a date or out of range is
+    read as none; what a JSON or export reader skips is counted in ``stats``. Binary data is refused
+    (:class:`LogFormatError`).
     """
     p = _open_checked(path)
     red = redact if redact is not None else Redactor.create()
     ident = unit_identifier(unit)
+    fmt = _log_format(p)
+    if fmt == "json":  # a saved journalctl -o json
+        from .journal import read_journal_json
+
+        yield from read_journal_json(p, unit=unit, redact=red, stats=stats)
+        return
+    if fmt in ("export", "short"):
+        yield from _entry_file(p, fmt, unit=unit, redact=red, stats=stats)
+        return
     with open(p, "rb") as fh:
-        fmt = sniff_format(fh.read(65536))
-        fh.seek(0)
-        for raw in fh:
+        for raw in bounded_lines(fh, MAX_LINE, stats=stats):
             line = raw.rstrip(b"\r\n")[:1 << 20]
             if fmt == "raw":
                 if line:
@@ -168,18 +137,24 @@ def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
 
 
 def _entry_matches(entry: LogEntry, unit: str, ident: str | None) -> bool:
-    if entry.unit:
-        return entry.unit == unit
-    return entry.identifier == ident
+    return _unit_matches(entry.unit, entry.identifier, unit, ident)
+
+
+def _unit_matches(entry_unit: str | None, entry_ident: str | None, unit: str, ident: str | None) -> bool:
+    if entry_unit:
+        return entry_unit == unit
+    return entry_ident == ident
 
 
 def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | None,
-                       redact: Callable[[str], str]) -> Acc:
+                       stats: ReadStats | None = None) -> Acc:
     acc = Acc()
     ident = unit_identifier(unit)
     cur: int | None = None
     msgs: list[bytes] = []
     tss: list[float | None] = []
+    seqs: list[int] = []
+    pids: list[int | None] = []
     for e in entries:
         if not isinstance(e, LogEntry):
             raise ConfigError(f"summarize_logs got a {type(e).__name__}, not a LogEntry",
@@ -188,36 +163,65 @@ def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | N
             continue
         ts = e.timestamp.timestamp() if e.timestamp is not None else None
         msg = e.message.encode("utf-8", "replace")
-        acc.lines += 1
+        seq = acc.lines
+        acc.lines += 1 + msg.count(b"\n")  # each line of a multi-line message is a line
         acc.see_time(ts)
-        acc.see_pid(ts, e.pid)
+        acc.see_pid(ts, e.pid, seq)
         if e.priority is not None:
             acc.priorities[e.priority] += 1
         if e.pid is None and _BANNER in msg:
-            acc.banners.append(ts)
+            acc.banners += [(ts, seq + k) for k, part in enumerate(msg.split(b"\n")) if _BANNER in part]
         bb = bucket_of(ts, width) if ts is not None else None
         if bb != cur or len(msgs) >= 50_000:  # bounded block size
-            scan_messages(acc, msgs, tss, bucket=cur, redact=redact)
-            msgs, tss, cur = [], [], bb
+            scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
+            msgs, tss, seqs, pids, cur = [], [], [], [], bb
         msgs.append(msg)
         tss.append(ts)
-    scan_messages(acc, msgs, tss, bucket=cur, redact=redact)
+        seqs.append(seq)
+        pids.append(e.pid)
+    scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
+    if stats is not None:  # what the reader of these entries skipped (complete once they are consumed)
+        acc.unreadable += stats.unreadable
+        acc.bad_times += (sum(n for (u, i), n in stats.bad_time_units.items() if _unit_matches(u, i, unit, ident))
+                          if unit else stats.bad_times)
+        acc.cut_lines += stats.cut_lines
     return acc
+
+
+def _entry_file(path: Path, fmt: str, *, unit: str | None, redact: Callable[[str], str],
+                stats: ReadStats | None = None) -> Iterator[LogEntry]:
+    if fmt == "export":
+        want = full_unit(unit)
+        return (e for e in read_export_file(path, redact=redact, stats=stats) if want is None or e.unit == want)
+    return read_short_file(path, unit=unit, redact=redact, stats=stats)
+
+
+_ENTRY_FORMATS = {"short": "journalctl's short format (no year: lines read without times, no time buckets; "
+                           "use journalctl -o short-iso or -o json for them)"}
+
+
+def _unredacted(text: str) -> str:
+    """Counting reads what the gateway wrote; only what is shown (error examples, crashes) is redacted."""
+    return text
 
 
 ENGINES = ("auto", "native", "python")
 
 
-def _summarize_file(path: Path, *, width: int, unit: str | None, redact: Callable[[str], str],
-                    workers: int | None, engine: str) -> tuple[Acc, str]:
+def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | None,
+                    engine: str, meanwhile: Callable[[], object] | None = None) -> tuple[Acc, str]:
     """Scan a text log; returns the tallies and a note saying which engine ran (and why)."""
     from .native import NativeGaveWay, native_status, scan_file_native
 
-    with open(path, "rb") as fh:
-        fmt = sniff_format(fh.read(65536))
+    fmt = _log_format(path)
     ident = unit_identifier(unit)
-    cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt == "short-iso" else None,
-                     redact=redact)
+    cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt != "raw" else None,
+                     unit=unit.encode() if unit and fmt in ("json", "export") else None)
+    if fmt in _ENTRY_FORMATS:
+        stats = ReadStats()
+        entries = _entry_file(path, fmt, unit=None, redact=_unredacted, stats=stats)
+        return (_summarize_entries(entries, width=width, unit=unit, stats=stats),
+                f"engine: python ({_ENTRY_FORMATS[fmt]})")
     size = path.stat().st_size
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
@@ -229,7 +233,7 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, redact: Callabl
         if ok:
             threads = n if size >= NATIVE_PARALLEL_MIN_BYTES else 1
             try:
-                acc = scan_file_native(str(path), size, cfg, threads=threads)
+                acc = scan_file_native(str(path), size, cfg, threads=threads, meanwhile=meanwhile)
                 return acc, f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''})"
             except NativeGaveWay as exc:
                 why = f"C scanner gave way: {exc}"
@@ -239,6 +243,14 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, redact: Callabl
 
 
 def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) -> Acc:
+    if cfg.fmt in ("json", "export"):  # a saved journalctl -o json / -o export: its entries, as zcnb reads them
+        from .journal import read_journal_json
+
+        unit = cfg.unit.decode() if cfg.unit is not None else None
+        stats = ReadStats()
+        entries = (read_journal_json(path, redact=_unredacted, stats=stats) if cfg.fmt == "json"
+                   else _entry_file(path, "export", unit=None, redact=_unredacted, stats=stats))
+        return _summarize_entries(entries, width=cfg.width, unit=unit, stats=stats)
     if size < PARALLEL_MIN_BYTES or n <= 1:
         return scan_range(str(path), 0, size, cfg)
     import multiprocessing
@@ -255,26 +267,31 @@ def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) ->
 
 def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucket: str | int = "1min",
                    unit: str | None = None, redact: Callable[[str], str] | None = None,
-                   workers: int | None = None, engine: str = "auto") -> LogSummary:
+                   workers: int | None = None, engine: str = "auto", stats: ReadStats | None = None) -> LogSummary:
     """Summarise a log: skills, tools, levels, top errors, restarts, allocator reports, per-bucket counts.
 
-    ``source`` is a text log path (``journalctl -o short-iso`` or raw lines; read in large chunks,
-    in ``workers`` processes for big files) or an iterable of :class:`LogEntry` (e.g. from
+    ``source`` is a log file path (``journalctl -o short-iso`` text, raw lines or a saved ``journalctl -o json``;
+    read in large chunks, in ``workers`` threads/processes for big files) or an iterable of :class:`LogEntry` (e.g. from
     :func:`zcnb.logs.journal.read_journal`). Only ``unit``'s lines count when it is given.
     ``engine`` (text logs): ``"auto"`` (the C scanner when built, else Python), ``"native"``, ``"python"``;
-    both give identical results, and the summary's notes say which one ran.
+    both give identical results, and the summary's notes say which one ran. ``stats``: for entries, what their
+    reader skipped (e.g. ``read_journal_json(..., stats=stats)``), reported in the summary as a file's own are.
+    Lines or entries that cannot be read, times out of range and cut lines are counted and noted, never dropped
+    silently; a file of binary data is refused (:class:`LogFormatError`).
     """
     if engine not in ENGINES:
         raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}", hint='use engine="auto"')
     width = bucket_seconds(bucket)
-    red = redact if redact is not None else Redactor.create()
+    reds: list[Callable[[str], str]] = [redact] if redact is not None else []
     unit_full = full_unit(unit)
     if isinstance(source, (str, os.PathLike)):
         path = _open_checked(source)
-        acc, note = _summarize_file(path, width=width, unit=unit_full, redact=red, workers=workers, engine=engine)
+        acc, note = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine,
+                                    meanwhile=None if reds else lambda: reds.append(Redactor.create()))
         label = str(path)
     else:
-        acc = _summarize_entries(source, width=width, unit=unit_full, redact=red)
+        acc = _summarize_entries(source, width=width, unit=unit_full, stats=stats)
         label, note = "entries", "engine: python (log entries)"
-    summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label)
+    red = reds[0] if reds else Redactor.create()  # the default rules compile while the C scanner reads
+    summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label, redact=red)
     return dataclasses.replace(summary, notes=(*summary.notes, note))

@@ -23,7 +23,7 @@ from ..exceptions import ConfigError, LogFormatError
 from ..files import open_input
 from ..redact import Redactor
 from ..units import to_epoch
-from .entries import LogEntry, full_unit, make_entry
+from .message import MAX_LINE, LogEntry, ReadStats, bounded_lines, full_unit, make_entry
 from .journal_export import EXPORT_BLOCK, EntryBuilder, export_records, usec_datetime
 
 __all__ = [
@@ -109,42 +109,52 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def entry_from_json(obj: dict[str, Any], *, redact: Callable[[str], str]) -> LogEntry:
-    """One ``journalctl -o json`` object as a :class:`LogEntry` (message redacted)."""
+def entry_from_json(obj: dict[str, Any], *, redact: Callable[[str], str], stats: ReadStats | None = None) -> LogEntry:
+    """One ``journalctl -o json`` object as a :class:`LogEntry` (message redacted); a time out of range is read as
+    none and counted in ``stats.bad_times``."""
     usec = _int(obj.get("__REALTIME_TIMESTAMP"))
     ts = usec_datetime(usec)
     unit = _text(obj.get("_SYSTEMD_USER_UNIT")) or _text(obj.get("_SYSTEMD_UNIT"))
+    ident = _text(obj.get("SYSLOG_IDENTIFIER"))
+    if ts is None and usec is not None and stats is not None:
+        stats.bad_time(unit, ident)
     return make_entry(_text(obj.get("MESSAGE")) or "", timestamp=ts, pid=_int(obj.get("_PID")), unit=unit,
-                      identifier=_text(obj.get("SYSLOG_IDENTIFIER")), priority=_int(obj.get("PRIORITY")),
-                      redact=redact)
+                      identifier=ident, priority=_int(obj.get("PRIORITY")), redact=redact)
 
 
-def _parse_lines(lines: Iterable[bytes], *, redact: Callable[[str], str], source: str,
-                 bad: list[int]) -> Iterator[LogEntry]:
+def _parse_lines(lines: Iterable[bytes], *, redact: Callable[[str], str], stats: ReadStats) -> Iterator[LogEntry]:
     loads = json.JSONDecoder().decode
     for raw in lines:
         if not raw.strip():
             continue
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):  # longer than MAX_LINE: cut by the bounded reader
+            stats.unreadable += 1
+            continue
         try:
             obj = loads(raw.decode("utf-8", "replace"))
-        except ValueError:  # a truncated line (export cut short): skip it, count it
-            bad[0] += 1
+        except (ValueError, RecursionError):  # cut short, not JSON, or nested deeper than the parser goes
+            stats.unreadable += 1
             continue
         if isinstance(obj, dict):
-            yield entry_from_json(obj, redact=redact)
+            yield entry_from_json(obj, redact=redact, stats=stats)
         else:
-            bad[0] += 1
+            stats.unreadable += 1
 
 
 def read_journal_json(path: str | os.PathLike[str], *, unit: str | None = None,
-                      redact: Callable[[str], str] | None = None) -> Iterator[LogEntry]:
-    """Stream a saved ``journalctl -o json`` export (one JSON object a line); bad lines are skipped."""
+                      redact: Callable[[str], str] | None = None, stats: ReadStats | None = None) -> Iterator[LogEntry]:
+    """Stream a saved ``journalctl -o json`` export (one JSON object a line).
+
+    Lines that cannot be read (not JSON, not an object, nested too deep, longer than ``MAX_LINE``) are skipped
+    and counted in ``stats.unreadable``; times out of range in ``stats.bad_times`` (the entry is read without one).
+    Memory stays bounded: one line at a time, at most ``MAX_LINE`` + 1 bytes of it.
+    """
     p = Path(path)
     red = redact if redact is not None else Redactor.create()
     want = full_unit(unit)
-    bad = [0]
+    counts = stats if stats is not None else ReadStats()
     with open_input(p, what="journal export", error=LogFormatError, hint="create it with journalctl -o json > FILE") as fh:
-        for e in _parse_lines(fh, redact=red, source=str(p), bad=bad):
+        for e in _parse_lines(bounded_lines(fh, MAX_LINE + 1), redact=red, stats=counts):
             if want is None or e.unit == want:
                 yield e
 
@@ -153,8 +163,12 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
                  until: Any = None, files: Iterable[str | os.PathLike[str]] | None = None,
                  directory: str | os.PathLike[str] | None = None, journalctl: str = "journalctl",
                  match_user_unit: bool | None = None, redact: Callable[[str], str] | None = None,
-                 require_entries: bool = True, matches: Iterable[str] = ()) -> Iterator[LogEntry]:
-    """Stream the unit's journal entries by running ``journalctl -o json`` (bounded memory).
+                 require_entries: bool = True, matches: Iterable[str] = (),
+                 stats: ReadStats | None = None) -> Iterator[LogEntry]:
+    """Stream the unit's journal entries by running ``journalctl -o export`` (bounded memory).
+
+    A cut last entry (journalctl stopped mid-entry) is dropped and counted in ``stats.unreadable``, times out of
+    range in ``stats.bad_times``.
 
     Raises :class:`LogFormatError` when journalctl is missing, cannot read the journal, or (with
     ``require_entries``) finds no entry for the unit.
@@ -172,8 +186,8 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
                              hint="install systemd's journalctl, or export the log elsewhere and use --text FILE")
     argv = journal_argv(unit, user=user, since=since, until=until, files=files, directory=directory,
                         journalctl=exe, match_user_unit=match_user_unit, matches=matches)
-    build = EntryBuilder(redact if redact is not None else Redactor.create())
-    bad = [0]
+    counts = stats if stats is not None else ReadStats()
+    build = EntryBuilder(redact if redact is not None else Redactor.create(), stats=counts)
     n = 0
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             bufsize=0)
@@ -185,7 +199,7 @@ def read_journal(unit: str | None = "zeptoclaw-gateway.service", *, user: bool =
         def read(size: int) -> bytes:
             return os.read(fd, size)
 
-        for records in export_records(read, block=EXPORT_BLOCK, bad=bad):
+        for records in export_records(read, block=EXPORT_BLOCK, stats=counts):
             entries = build.entries(records)
             n += len(entries)
             yield from entries

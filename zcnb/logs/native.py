@@ -1,8 +1,10 @@
-"""The native engine behind :func:`zcnb.logs.summarize_logs`: the C scanner ``zcnb.logs._scan`` over text logs.
+"""The native engine behind :func:`zcnb.logs.summarize_logs`: the C scanner ``zcnb.logs._scan`` over log files
+(short-iso text, raw lines, saved ``journalctl -o json``).
 
 One pass over the file through 32 MiB mmap windows (same line and byte-range rules as
 :func:`zcnb.logs.chunks.iter_chunks`), with the GIL released, so byte ranges of a big file run in threads at once. The C
-side only counts raw bytes; names are normalised, messages redacted and errors grouped here, with the very
+side only counts raw bytes; error groups are turned into tallies here (names are redacted and made canonical
+later, in :mod:`zcnb.logs.summary`, for both engines alike), with the very
 functions the Python engine uses, so both engines give identical summaries. When the C scanner meets input
 whose Python result it cannot reproduce for sure (e.g. a timestamp with 7+ fraction digits) it gives way
 and the caller runs the Python engine instead, saying so in the summary's notes.
@@ -18,7 +20,6 @@ from typing import Any
 from ..exceptions import LogFormatError
 from .chunks import ScanConfig
 from .scan import Acc, add_level_group
-from .skills import canonical_skill
 
 __all__ = ["NATIVE_MODULE", "NativeGaveWay", "native_status", "scan_file_native"]
 
@@ -39,7 +40,8 @@ def native_status() -> tuple[bool, str]:
 
 
 def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, Any]:
-    sc = importlib.import_module(NATIVE_MODULE).Scanner(iso=cfg.fmt == "short-iso", ident=cfg.ident, width=cfg.width)
+    mode = {"short-iso": "iso", "raw": "raw", "json": "json", "export": "export"}[cfg.fmt]
+    sc = importlib.import_module(NATIVE_MODULE).Scanner(mode=mode, ident=cfg.ident, unit=cfg.unit, width=cfg.width)
     try:
         ok = sc.scan_file(path, start, end)  # mmap windows, GIL released: ranges run in parallel threads
     except OSError as exc:
@@ -51,71 +53,91 @@ def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, A
     return res
 
 
-def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int) -> Acc:
-    """Scan a text log with the C scanner in ``threads`` byte ranges; raises :class:`NativeGaveWay`."""
+def _try_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, Any] | NativeGaveWay:
+    try:
+        return _scan_range(path, start, end, cfg)
+    except NativeGaveWay as exc:
+        return exc
+
+
+def scan_file_native(path: str, size: int, cfg: ScanConfig, *, threads: int,
+                     meanwhile: Callable[[], object] | None = None) -> Acc:
+    """Scan a log file with the C scanner in ``threads`` byte ranges (threads without the GIL, so ``meanwhile``,
+    if given, runs in this thread at the same time); raises :class:`NativeGaveWay`."""
+    if cfg.unit is not None and "\ufffd" in cfg.unit.decode("utf-8", "replace"):
+        raise NativeGaveWay("a unit name that is not valid UTF-8")
     n = max(1, threads)
     bounds = [size * i // n for i in range(n + 1)]
-    if n == 1:
-        parts = [_scan_range(path, 0, size, cfg)]
-    else:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="zcnb-scan") as pool:
-            parts = list(pool.map(_scan_range, [path] * n, bounds[:-1], bounds[1:], [cfg] * n))
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="zcnb-scan") as pool:
+        futures = [pool.submit(_try_range, path, a, z, cfg) for a, z in zip(bounds[:-1], bounds[1:])]
+        if meanwhile is not None:
+            meanwhile()
+        tries = [f.result() for f in futures]
+    parts: list[dict[str, Any]] = []
+    for k, got in enumerate(tries):  # an export range starts after an empty line, which binary data can also hold:
+        if isinstance(got, NativeGaveWay) and k == 0:  # it must start where the previous one stopped, else it
+            raise got  # is read again from there (so its own result, even a give-way, is void)
+        if isinstance(got, NativeGaveWay) or (k and got["range"][0] != parts[-1]["range"][1]):
+            got = _scan_range(path, parts[-1]["range"][1], bounds[k + 1], cfg)
+        parts.append(got)
     acc = Acc()
-    for part in parts:  # in file order: pid changes and first-seen examples depend on it
-        acc.merge(to_acc(part, cfg.redact))
+    for part in parts:  # in file order: pid changes, line numbers and first-seen examples depend on it
+        acc.merge(to_acc(part))
     return acc
 
 
-def to_acc(res: dict[str, Any], redact: Callable[[str], str]) -> Acc:
+def _column_key(cat: str, raw: bytes) -> tuple[str, ...]:
+    """The activity key of a C column: ``("skill", name, form)`` or ``(activity,)`` as in ``Acc.buckets``."""
+    if cat == "T":  # skill:NAME token (ASCII by construction)
+        return ("skill", raw.decode("ascii"), "token")
+    if cat == "S":  # [agent] tool skill args={"name": ...}
+        return ("skill", raw.decode("utf-8", "replace"), "tool")
+    name = raw.decode("utf-8", "replace")
+    if cat == "O":
+        return (f"tool:{name}",)
+    if cat == "L":  # error / warning / unauth lines per bucket
+        return (name,)
+    return (f"request:{name}",)  # "K" [heartbeat]/[ws] tag, "R" debug request line ([gateway] GET /path)
+
+
+def to_acc(res: dict[str, Any]) -> Acc:
     """Turn the C scanner's raw tallies into an :class:`Acc`, with the Python engine's naming rules."""
+    import numpy as np
+
     acc = Acc()
     acc.lines = res["lines"]
+    acc.unreadable, acc.bad_times = res["unreadable"], res["bad_times"]
     acc.first_ts, acc.last_ts = res["first"], res["last"]
-    acc.pids = [(ts, pid) for ts, pid in res["pids"]]
-    acc.banners = list(res["banners"])
-    names: dict[tuple[str, bytes], str] = {}  # the same few names come back once per bucket: convert each once
-    tok, tool_skill, tools, reqs = acc.skills_token, acc.skills_tool, acc.tools, acc.requests
-    forms, buckets = acc.bucket_skill_forms, acc.buckets
-    for cat, b, raw, n in res["counts"]:
-        name = names.get((cat, raw))
-        if name is None:
-            if cat == "T":  # skill:NAME token (ASCII by construction)
-                name = canonical_skill(raw.decode("ascii"))
-            elif cat == "S":  # [agent] tool skill args={"name": ...}
-                name = canonical_skill(raw.decode("utf-8", "replace"))
-            else:  # "O" tool name, "K" [heartbeat]/[ws] tag, "R" debug request line ([gateway] GET /path)
-                name = raw.decode("utf-8", "replace")
-            names[(cat, raw)] = name
+    acc.pids = [(ts, pid, seq) for ts, pid, seq in res["pids"]]
+    acc.banners = [(ts, seq) for ts, seq in res["banners"]]
+    keys: list[tuple[str, ...]] = []
+    for cat, raw, total in res["columns"]:
+        key = _column_key(cat, raw) if cat != "P" else ("priority",)
+        keys.append(key)
+        if not total:  # the fixed columns exist from the start
+            continue
         if cat == "T":
-            tok[name] += n
-            if b is not None:
-                forms[(b, name, "token")] += n
+            acc.skills_token[key[1]] += total
         elif cat == "S":
-            tool_skill[name] += n
-            tools["skill"] += n
-            if b is not None:
-                forms[(b, name, "tool")] += n
+            acc.skills_tool[key[1]] += total
+            acc.tools["skill"] += total
         elif cat == "O":
-            tools[name] += n
-            if b is not None:
-                buckets[(b, f"tool:{name}")] += n
-        else:
-            reqs[name] += n
-            if b is not None:
-                buckets[(b, f"request:{name}")] += n
-    if res["debug"]:
-        acc.levels["debug"] += res["debug"]
+            acc.tools[key[0][5:]] += total
+        elif cat in "KR":
+            acc.requests[key[0][8:]] += total
+        elif cat == "P":
+            acc.priorities[int(raw)] += total
+    if res["bucket_n"]:
+        acc.bucket_arrays.append((np.frombuffer(res["bucket_b"], dtype=np.int64),
+                                  np.frombuffer(res["bucket_c"], dtype=np.int32),
+                                  np.frombuffer(res["bucket_n"], dtype=np.int64), keys))
+    for level, n in (("debug", res["debug"]), ("info", res["info"])):
+        if n:
+            acc.levels[level] += n
     for word, n in zip(("alloc", "free", "deinit"), res["alloc"]):
         if n:
             acc.alloc_mentions[word] += n
-    cleaned: dict[str, str] = {}  # one message shape recurs in every bucket: redact each text once
-
-    def red(text: str) -> str:
-        out = cleaned.get(text)
-        if out is None:
-            out = cleaned[text] = redact(text)
-        return out
-
-    for b, level, n, scope, example, first, last in res["groups"]:
-        add_level_group(acc, level, scope.decode("utf-8", "replace"), example, n, b, first, last, red)
+    for kind, level, n, scope, norm, flags, example, first, last, seq in res["groups"]:
+        add_level_group(acc, (level, scope, norm, flags, kind), n, None, first, last, example, seq)
+    acc.crashes = [(ts, pid, seq, msg.decode("utf-8", "replace")) for ts, pid, seq, msg in res["crashes"]]
     return acc

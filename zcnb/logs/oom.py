@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .entries import LogEntry, full_unit
+from .message import LogEntry, full_unit
 
 __all__ = ["OomEvent", "OomScan", "find_oom_events", "read_oom_events"]
 

@@ -7,10 +7,17 @@ literal prefixes let the regex engine skip quickly) and the hits are tallied wit
 bisection (journal output is time-ordered), and chunks that are mixed (other units, several
 pids) or out of order fall back to a per-line path with the same counting rules.
 Journal entries (already parsed) are grouped per bucket into blocks and counted the same way.
+
+Line levels: a Zig prefix (``error``/``warning``/``info``/``debug``, optional ``(scope)``), else the gateway's
+plain lines: ``thread N panic: ...`` (and ``panic:``, ``Segmentation fault at address``, ...) are crashes (errors
+and crash events), ``Error: ...`` / ``Connection error: ...`` are errors, ``Warn: ...`` warnings; any other line
+has no level (``none``). Events (pid changes, startup banners, crashes) carry their line number (``seq``) so
+restarts can be told apart from crashes whatever the chunking.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections import Counter
@@ -19,9 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .skills import SKILL_TOKEN_RE, TOOL_SKILL_ARGS, canonical_skill
+from .message import MAX_LOG_TS
+from .skills import SKILL_TOKEN_RE, TOOL_SKILL_ARGS
 
-__all__ = ["ISO_LINE", "Acc", "add_level_group", "bucket_of", "line_ts", "scan_block", "scan_messages"]
+__all__ = ["ISO_LINE", "Acc", "ErrKey", "LineSeq", "Where", "add_level_group", "bucket_of", "line_ts", "scan_block",
+           "scan_messages"]
 
 # journalctl -o short-iso: "2026-11-28T10:00:00+00:00 host ident[pid]: message"
 ISO_LINE = re.compile(
@@ -42,9 +51,27 @@ def _level_regex(sep: bytes) -> re.Pattern[bytes]:
     return re.compile(re.escape(sep) + rb"(error|warning|debug)(?:\(([^)\n]*)\))?: ([^\n]*)")
 
 
+@functools.lru_cache(maxsize=64)
+def _info_regex(sep: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(sep) + rb"info(?:\([^)\n]*\))?: ")
+
+
+_CRASH_PREFIXES = rb"(?:thread \d+ )?panic: |(?:Segmentation fault|Illegal instruction|Bus error) at address "
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_regex(sep: bytes) -> re.Pattern[bytes]:
+    """Lines without a Zig level that still have one: crashes, ``Warn:``, ``Error:`` / ``Connection error:``.
+
+    Group 1 is the crash prefix (if a crash), group 2 the warning prefix, group 3 the whole line."""
+    return re.compile(re.escape(sep) + rb"(?=(" + _CRASH_PREFIXES + rb")|(Warn(?:ing)?: )|(?:Error|[A-Z][a-z]+ error): )"
+                      + rb"([^\n]*)")
+
+
 # One pass keyed on the bracket tag: tool calls (skill name from the args JSON: the skill-name rule's tool
 # form) and request kinds. Spaces after "name": never cross a line end (a message never continues into the next one).
 _TAG_RE = re.compile(rb"\[(?:agent\] tool (?:" + TOOL_SKILL_ARGS + rb"|([\w.-]+) args=)|(heartbeat|ws)\] )")
+
 
 
 @functools.lru_cache(maxsize=4096)  # a pure function of the text; shapes recur once per bucket
@@ -55,7 +82,7 @@ def normalise_message(msg: str) -> str:
 
 @functools.lru_cache(maxsize=8192)  # many lines share a second: parse each timestamp once
 def parse_iso(ts: bytes | str) -> float | None:
-    """Epoch seconds of a short-iso timestamp (None when unparsable)."""
+    """Epoch seconds of a short-iso timestamp (None when it is not a date, or before 1970 or from 2200 on)."""
     try:
         s = ts.decode("ascii") if isinstance(ts, bytes) else ts
         dt = datetime.fromisoformat(s.replace(",", "."))
@@ -63,7 +90,8 @@ def parse_iso(ts: bytes | str) -> float | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)  # journalctl -o short-iso always has an offset; bare = UTC
-    return dt.timestamp()
+    t = dt.timestamp()
+    return t if 0 <= t < MAX_LOG_TS else None  # out of range: the line counts without a time
 
 
 def line_ts(buf: bytes, pos: int) -> float | None:
@@ -79,7 +107,14 @@ def bucket_of(ts: float, width: int) -> int:
 
 @dataclass
 class Acc:
-    """Mutable tallies of one pass; merged across chunks/processes (plain picklable containers)."""
+    """Mutable tallies of one pass; merged across chunks/processes (plain picklable containers).
+
+    ``pids``, ``banners`` and ``crashes`` are events in file order with ``seq``, the line number (among the
+    counted lines) at which they happen; ``bucket_arrays`` holds per-bucket counts from the native engine as
+    ``(buckets, key indexes, counts, keys)`` (keys as in ``buckets``, skills as ``("skill", name, form)``).
+    Skill, tool and request names are kept as the log wrote them: a name can be a secret, so it is redacted
+    before it is made canonical (lower case), when a summary shows it (:func:`zcnb.logs.shown.shown_names`).
+    """
 
     lines: int = 0
     skills_token: Counter[str] = field(default_factory=Counter)
@@ -92,11 +127,16 @@ class Acc:
     allocator: Counter[str] = field(default_factory=Counter)
     buckets: Counter[tuple[int, str]] = field(default_factory=Counter)
     bucket_skill_forms: Counter[tuple[int, str, str]] = field(default_factory=Counter)
-    errors: dict[str, list[Any]] = field(default_factory=dict)  # key -> [count, first, last, level, example]
-    pids: list[tuple[float | None, int]] = field(default_factory=list)  # (ts, pid) at each change
-    banners: list[float | None] = field(default_factory=list)
+    bucket_arrays: list[tuple[Any, Any, Any, list[Any]]] = field(default_factory=list)
+    errors: dict[Any, list[Any]] = field(default_factory=dict)  # ErrKey -> [count, first, last, example, seq]
+    pids: list[tuple[float | None, int, int]] = field(default_factory=list)  # (ts, pid, seq) at each change
+    banners: list[tuple[float | None, int]] = field(default_factory=list)  # (ts, seq)
+    crashes: list[tuple[float | None, int | None, int, str]] = field(default_factory=list)  # (ts, pid, seq, line)
     first_ts: float | None = None
     last_ts: float | None = None
+    unreadable: int = 0  # JSON lines / export entries skipped (zcnb.logs.message.ReadStats)
+    bad_times: int = 0  # lines counted without a time: their time is not a date or out of range
+    cut_lines: int = 0  # lines longer than MAX_LINE: only their head was read
 
     def see_time(self, ts: float | None) -> None:
         if ts is None:
@@ -106,27 +146,35 @@ class Acc:
         if self.last_ts is None or ts > self.last_ts:
             self.last_ts = ts
 
-    def see_pid(self, ts: float | None, pid: int | None) -> None:
+    def see_pid(self, ts: float | None, pid: int | None, seq: int) -> None:
         if pid is not None and (not self.pids or self.pids[-1][1] != pid):
-            self.pids.append((ts, pid))
+            self.pids.append((ts, pid, seq))
 
     def merge(self, other: Acc) -> None:
         """Add ``other`` (a later part of the same log) into self."""
+        base = self.lines
         self.lines += other.lines
+        self.unreadable += other.unreadable
+        self.bad_times += other.bad_times
+        self.cut_lines += other.cut_lines
         for name in ("skills_token", "skills_tool", "tools", "levels", "priorities", "requests", "alloc_mentions",
                      "allocator", "buckets", "bucket_skill_forms"):
             getattr(self, name).update(getattr(other, name))
-        for key, (n, first, last, level, example) in other.errors.items():
+        self.bucket_arrays.extend(other.bucket_arrays)
+        for key, (n, first, last, example, seq) in other.errors.items():
             mine = self.errors.get(key)
             if mine is None:
-                self.errors[key] = [n, first, last, level, example]
+                self.errors[key] = [n, first, last, example, seq + base]
             else:
                 mine[0] += n
                 mine[1] = _min(mine[1], first)
                 mine[2] = _max(mine[2], last)
-        for ts, pid in other.pids:
-            self.see_pid(ts, pid)
-        self.banners.extend(other.banners)
+                if seq + base < mine[4]:
+                    mine[3], mine[4] = example, seq + base
+        for ts, pid, seq in other.pids:
+            self.see_pid(ts, pid, seq + base)
+        self.banners.extend((ts, seq + base) for ts, seq in other.banners)
+        self.crashes.extend((ts, pid, seq + base, msg) for ts, pid, seq, msg in other.crashes)
         self.see_time(other.first_ts)
         self.see_time(other.last_ts)
 
@@ -139,22 +187,45 @@ def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket: int | None,
-               ts_at: Callable[[int], float | None], redact: Callable[[str], str]) -> None:
+class LineSeq:
+    """Line numbers of positions in a buffer of newline-separated lines (first line = ``base``), asked in
+    increasing order (counts newlines incrementally; restarts when asked backwards)."""
+
+    def __init__(self, buf: bytes, base: int, start: int = 0) -> None:
+        self.buf, self.base, self.start = buf, base, start
+        self.pos, self.n = start, 0
+
+    def __call__(self, pos: int) -> int:
+        if pos < self.pos:
+            self.pos, self.n = self.start, 0
+        self.n += self.buf.count(b"\n", self.pos, pos)
+        self.pos = pos
+        return self.base + self.n
+
+
+@dataclass(frozen=True)
+class Where:
+    """How :func:`scan_block` learns about the line holding a position: its time, line number and pid."""
+
+    ts_at: Callable[[int], float | None]
+    seq_at: Callable[[int], int]
+    pid_at: Callable[[int], int | None]
+
+
+def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket: int | None, where: Where) -> None:
     """Count everything in ``buf[start:end]`` (lines of one unit, one time bucket).
 
     ``sep`` precedes every message (``b"]: "`` in short-iso text, ``b"\\n"`` in message blocks).
-    ``ts_at(pos)`` gives the timestamp of the line holding ``pos`` (for first/last seen).
     """
     b = bucket
     for raw, n in Counter(SKILL_TOKEN_RE.findall(buf, start, end)).items():
-        name = canonical_skill(raw.decode("ascii"))
+        name = raw.decode("ascii")  # raw: redacted, then made canonical, when shown (summary.py)
         acc.skills_token[name] += n
         if b is not None:
             acc.bucket_skill_forms[(b, name, "token")] += n
     for (skill, tool, kind), n in Counter(_TAG_RE.findall(buf, start, end)).items():
         if skill:
-            name = canonical_skill(skill.decode("utf-8", "replace"))
+            name = skill.decode("utf-8", "replace")
             acc.skills_tool[name] += n
             acc.tools["skill"] += n
             if b is not None:
@@ -169,35 +240,56 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
             acc.requests[k] += n
             if b is not None:
                 acc.buckets[(b, f"request:{k}")] += n
-    seen: dict[tuple[bytes, bytes, bytes, int], list[Any]] = {}
+    info = len(_info_regex(sep).findall(buf, start, end))
+    if info:
+        acc.levels["info"] += info
+    seen: dict[ErrKey, list[Any]] = {}
     debug: Counter[bytes] = Counter()
-    numb = _NUMB.sub
     for m in _level_regex(sep).finditer(buf, start, end):
-        level = m.group(1)
-        if level == b"debug":
+        if m.group(1) == b"debug":
             debug[m.group(3)] += 1
-            continue
-        msg = m.group(3)
-        # the flags are part of the shape, so a group's example stands for every member whatever the chunking
-        key = (level, m.group(2) or b"", numb(b"N", msg), _flags(msg))
-        hit = seen.get(key)
-        if hit is None:
-            seen[key] = [1, m.start(), m.start(), msg]
         else:
-            hit[0] += 1
-            hit[2] = m.start()
+            _seen(seen, m.group(1), m.group(2) or b"", m.group(3), "z", m.start(), where)
+    for m in _plain_regex(sep).finditer(buf, start, end):
+        line = m.group(3)
+        kind = "c" if m.group(1) else "p"
+        _seen(seen, b"warning" if m.group(2) else b"error", b"", line, kind, m.start(), where)
+        if kind == "c":
+            acc.crashes.append((where.ts_at(m.start()), where.pid_at(m.start()), where.seq_at(m.start()),
+                                line.decode("utf-8", "replace")))
     if debug:
         _debug_hits(acc, debug, b)
-    for (level, scope, _norm, _fl), (n, first, last, example) in seen.items():
-        add_level_group(acc, level.decode("ascii"), scope.decode("utf-8", "replace"), example, n, b,
-                   ts_at(first), ts_at(last), redact)
+    for key, (n, first, last, example, seq) in seen.items():
+        add_level_group(acc, key, n, b, first, last, example, seq)
+
+
+# An error group: (level, scope, message with numbers as N, flags, kind), all from the raw line, so every engine
+# and every chunking forms the same groups; redaction and the grouping of what is shown come at the end
+# (logsummary), from each group's first line.
+ErrKey = tuple[bytes, bytes, bytes, int, str]
+
+
+def _seen(seen: dict[ErrKey, list[Any]], level: bytes, scope: bytes, msg: bytes, kind: str, pos: int,
+          where: Where) -> None:
+    key = (level, scope, _NUMB.sub(b"N", msg), _flags(msg), kind)
+    ts = where.ts_at(pos)
+    hit = seen.get(key)
+    if hit is None:
+        seen[key] = [1, ts, ts, msg, where.seq_at(pos)]
+    else:
+        hit[0] += 1
+        hit[1] = _min(hit[1], ts)
+        hit[2] = _max(hit[2], ts)
 
 
 _FLAG_WORDS = (b"alloc", b"free", b"deinit", b"leaked", b"memory address", b"double free", b"unauthori")
+F_LEAK = 8 | 16  # "leaked" and "memory address": a leak report
+F_DOUBLE_FREE = 32
+F_UNAUTH = 64
 
 
 def _flags(msg: bytes) -> int:
-    """Which of the words :func:`add_level_group` looks for occur in ``msg`` (a bit mask)."""
+    """Which of the words :func:`add_level_group` looks for occur in ``msg`` (a bit mask, case-insensitive)."""
     low = msg.lower()
     return sum(1 << i for i, w in enumerate(_FLAG_WORDS) if w in low)
 
@@ -220,44 +312,60 @@ def _debug_hits(acc: Acc, debug: Counter[bytes], b: int | None) -> None:
                 acc.buckets[(b, f"request:{kind}")] += n
 
 
-def add_level_group(acc: Acc, level: str, scope: str, raw: bytes, n: int, b: int | None,
-                    first: float | None, last: float | None, redact: Callable[[str], str]) -> None:
-    """Count ``n`` error/warning lines that share a message shape; ``raw`` is one of them."""
+def add_level_group(acc: Acc, key: ErrKey, n: int, b: int | None, first: float | None, last: float | None,
+              example: bytes, seq: int) -> None:
+    """Count ``n`` error/warning lines of one group; ``example`` is its first line (line number ``seq``).
+
+    The key's kind: ``"z"`` a Zig level line (``example`` is the text after the prefix), ``"p"`` a plain line
+    (``Warn:``, ``Connection error:``; the whole line), ``"c"`` a crash (``thread N panic: ...``).
+    """
+    level_b, scope_b, _norm, flags, _kind = key
+    level = level_b.decode("ascii")
     acc.levels[level] += n
-    low = raw.lower()
-    _alloc_words(acc, low, n)
+    for i, word in enumerate(("alloc", "free", "deinit")):
+        if flags & (1 << i):
+            acc.alloc_mentions[word] += n
     if b is not None:
         acc.buckets[(b, level)] += n
+    scope = scope_b.decode("utf-8", "replace")
     if scope in _GPA_SCOPES:
         acc.allocator[f"error({scope})"] += n
-    if b"leaked" in low and b"memory address" in low:
+    if flags & F_LEAK == F_LEAK:
         acc.allocator["leak reports"] += n
-    if b"double free" in low:
+    if flags & F_DOUBLE_FREE:
         acc.allocator["double free"] += n
-    if level == "warning" and b"unauthori" in low:
+    if level == "warning" and flags & F_UNAUTH:
         acc.requests["unauth"] += n
         if b is not None:
             acc.buckets[(b, "unauth")] += n
-    clean = redact(raw.decode("utf-8", "replace"))
-    key = f"{level}\x00{scope}\x00{normalise_message(clean)}"
     mine = acc.errors.get(key)
     if mine is None:
-        acc.errors[key] = [n, first, last, level, (f"{level}({scope}): " if scope else f"{level}: ") + clean[:500]]
+        acc.errors[key] = [n, first, last, example, seq]
     else:
         mine[0] += n
         mine[1] = _min(mine[1], first)
         mine[2] = _max(mine[2], last)
+        if seq < mine[4]:
+            mine[3], mine[4] = example, seq
 
 
 # --- message blocks (journal entries, mixed or unordered text) ---------------------------------------
 _BANNER = b"Main Token:"
 
 
-def scan_messages(acc: Acc, msgs: list[bytes], tss: list[float | None], *, bucket: int | None,
-                  redact: Callable[[str], str]) -> None:
-    """Count a list of messages (one bucket) with the same rules as a text block."""
+def scan_messages(acc: Acc, msgs: list[bytes], tss: list[float | None], seqs: list[int] | None = None,
+                  pids: list[int | None] | None = None, *, bucket: int | None) -> None:
+    """Count a list of messages (one bucket) with the same rules as a text block.
+
+    ``seqs[i]`` is the line number of message i's first line (a message with newlines is several lines; default:
+    consecutive from ``acc.lines``), ``pids[i]`` its pid (default None). ``acc.lines`` is the caller's to count.
+    """
     if not msgs:
         return
+    if seqs is None:
+        seqs = list(range(acc.lines, acc.lines + len(msgs)))
+    if pids is None:
+        pids = [None] * len(msgs)
     offsets: list[int] = []
     pos = 0
     for m in msgs:
@@ -265,10 +373,12 @@ def scan_messages(acc: Acc, msgs: list[bytes], tss: list[float | None], *, bucke
         pos += len(m) + 1
     blob = b"\n" + b"\n".join(msgs) + b"\n"
 
-    def ts_at(p: int) -> float | None:
-        import bisect
+    def index(p: int) -> int:  # the match starts at the newline before its line
+        return max(bisect.bisect_right(offsets, p) - 1, 0)
 
-        i = bisect.bisect_right(offsets, p) - 1  # the match starts at the newline before message i
-        return tss[max(i, 0)]
+    def seq_at(p: int) -> int:
+        i = index(p)
+        return seqs[i] + blob.count(b"\n", offsets[i] + 1, p + 1)
 
-    scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=bucket, ts_at=ts_at, redact=redact)
+    where = Where(ts_at=lambda p: tss[index(p)], seq_at=seq_at, pid_at=lambda p: pids[index(p)])
+    scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=bucket, where=where)

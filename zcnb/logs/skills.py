@@ -13,16 +13,19 @@ Two forms (TARGET.md):
   line after ``args=`` whose string value closes on that line; an empty name is no invocation.
 
 Names are shown in one canonical form (:func:`canonical_skill`): lower case, ``_`` and spaces as ``-``,
-so ``git_workflow``, ``Git-Workflow`` and ``git-workflow`` are one skill, the runbook's spelling.
+so ``git_workflow``, ``Git-Workflow`` and ``git-workflow`` are one skill, the runbook's spelling. A name is
+redacted before that (:func:`shown_skill`): a secret logged as a skill name (``skill:<the gateway token>``)
+must meet the redactor in the case it was written in, or a case-sensitive rule (the token's literal value)
+would miss its lowered form.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["SKILL_NAME_CHARS", "SKILL_TOKEN_RE", "TOOL_SKILL_ARGS", "canonical_skill", "detect_skill_form",
-           "skill_mentions"]
+           "shown_skill", "skill_mentions"]
 
 SKILL_NAME_CHARS = "A-Za-z0-9_-"  # the C engine's is_name(): [A-Za-z0-9_-]
 #: ``skill:NAME`` over bytes (the engines scan bytes); group 1 is NAME.
@@ -36,6 +39,13 @@ _FORMS = {"token": "skill:NAME", "tool": "tool skill"}
 def canonical_skill(name: str) -> str:
     """One display form for skill names: lower case, hyphenated (``git_workflow`` -> ``git-workflow``)."""
     return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def shown_skill(name: str, redact: Callable[[str], str]) -> str:
+    """The name a summary shows for a skill name as logged: redacted first; a name the redactor changed is shown
+    as the redactor left it (the mask is not lowered), any other in its canonical form."""
+    clean = redact(name)
+    return canonical_skill(name) if clean == name else clean
 
 
 def skill_mentions(line: str | bytes) -> list[tuple[str, str]]:

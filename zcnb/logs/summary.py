@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import bisect
 import html
+import itertools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .scan import Acc
+from .message import MAX_LINE
+from .scan import Acc, normalise_message
+from .shown import keep, shown_names
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 __all__ = ["LogSummary", "skill_totals", "summary_from_tallies"]
+
+_CRASH_COLUMNS = ["timestamp", "pid", "message"]
+_RESTART_COLUMNS = ["timestamp", "old_pid", "new_pid", "reason", "detail"]
+_MAX_ROWS = 500_000  # buckets between the first and the last: beyond this only buckets with activity are rows
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -47,19 +57,23 @@ class LogSummary:
     tools: pd.DataFrame  # tool, count
     levels: dict[str, int]
     priorities: dict[int, int] | None  # only when journald PRIORITY varies (i.e. means something)
-    top_errors: pd.DataFrame  # level, message, count, first_seen, last_seen
-    restarts: pd.DataFrame  # timestamp, old_pid, new_pid, reason
+    top_errors: pd.DataFrame  # level, message, count, first_seen, last_seen (crashes always listed, first)
+    restarts: pd.DataFrame  # timestamp, old_pid, new_pid, reason (pid change | startup banner | crash), detail
     pids: tuple[int, ...]
     requests: dict[str, int]
     alloc_mentions: dict[str, int]
     allocator: dict[str, int]
     buckets: pd.DataFrame  # index bucket start (UTC), one column per activity
     notes: tuple[str, ...] = field(default=())
+    crashes: pd.DataFrame = field(default_factory=lambda: _frame([], _CRASH_COLUMNS))  # timestamp, pid, message
+    unreadable: int = 0  # JSON lines / export entries that could not be read: skipped (see notes)
+    bad_times: int = 0  # lines whose time is not a date or out of range (1970 .. 2200): counted without a time
+    cut_lines: int = 0  # lines longer than zcnb.logs.message.MAX_LINE: only their head was read
 
     def __repr__(self) -> str:
         return (f"LogSummary(unit={self.unit!r}, lines={self.n_lines}, skills={self.skill_counts}, "
                 f"errors={self.levels.get('error', 0)}, warnings={self.levels.get('warning', 0)}, "
-                f"restarts={len(self.restarts)})")
+                f"restarts={len(self.restarts)}, crashes={len(self.crashes)})")
 
     @property
     def skill_counts(self) -> dict[str, int]:
@@ -77,9 +91,11 @@ class LogSummary:
         ]
         restarts = [
             {"timestamp": _iso(r.timestamp), "old_pid": None if r.old_pid is None else int(r.old_pid),
-             "new_pid": None if r.new_pid is None else int(r.new_pid), "reason": r.reason}
+             "new_pid": None if r.new_pid is None else int(r.new_pid), "reason": r.reason, "detail": r.detail}
             for r in self.restarts.itertuples()
         ]
+        crashes = [{"timestamp": _iso(r.timestamp), "pid": None if r.pid is None else int(r.pid), "message": r.message}
+                   for r in self.crashes.itertuples()]
         return {
             "unit": self.unit, "source": self.source, "bucket_s": self.bucket_s, "n_lines": self.n_lines,
             "start": _iso(self.start), "end": _iso(self.end),
@@ -88,9 +104,11 @@ class LogSummary:
             "tools": {str(r.tool): int(r.count) for r in self.tools.itertuples()},
             "levels": dict(self.levels), "priorities": ({str(k): v for k, v in self.priorities.items()}
                                                         if self.priorities else None),
-            "top_errors": errors, "restarts": restarts, "pids": list(self.pids), "requests": dict(self.requests),
+            "top_errors": errors, "restarts": restarts, "crashes": crashes, "pids": list(self.pids),
+            "requests": dict(self.requests),
             "alloc_mentions": dict(self.alloc_mentions), "allocator": dict(self.allocator),
             "n_buckets": len(self.buckets), "activities": [str(c) for c in self.buckets.columns],
+            "unreadable": self.unreadable, "bad_times": self.bad_times, "cut_lines": self.cut_lines,
             "notes": list(self.notes),
         }
 
@@ -99,7 +117,7 @@ class LogSummary:
         span = f"{_iso(self.start) or '-'} .. {_iso(self.end) or '-'}"
         head = (f"<h4>Log summary: {e(self.unit or 'all units')}</h4><p>{self.n_lines} lines, {e(span)}; "
                 f"errors {self.levels.get('error', 0)}, warnings {self.levels.get('warning', 0)}, "
-                f"debug {self.levels.get('debug', 0)}; restarts {len(self.restarts)}</p>")
+                f"debug {self.levels.get('debug', 0)}; restarts {len(self.restarts)}, crashes {len(self.crashes)}</p>")
         parts = [head]
         if len(self.skills):
             parts.append("<b>Skills</b>" + self.skills.head(20).to_html(index=False))
@@ -107,6 +125,8 @@ class LogSummary:
             parts.append("<b>Tools</b>" + self.tools.head(20).to_html(index=False))
         if len(self.top_errors):
             parts.append("<b>Top errors and warnings</b>" + self.top_errors.head(10).to_html(index=False))
+        if len(self.crashes):
+            parts.append("<b>Crashes</b>" + self.crashes.to_html(index=False))
         if len(self.restarts):
             parts.append("<b>Restarts</b>" + self.restarts.to_html(index=False))
         extra = {**{f"requests {k}": v for k, v in self.requests.items()}, **self.allocator,
@@ -118,62 +138,224 @@ class LogSummary:
         return "\n".join(parts)
 
 
-def skill_totals(acc: Acc) -> tuple[Counter[str], Counter[tuple[int, str]]]:
-    """Skill calls, each invocation once: a skill logged in both forms in one bucket counts max(token, tool).
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
 
-    Returns (calls per skill, calls per (bucket, skill)); lines without a timestamp (or a scan without
-    buckets) count max(token, tool) over all of them.
-    """
-    per: dict[tuple[int, str], list[int]] = {}
-    for (b, name, form), n in acc.bucket_skill_forms.items():
-        per.setdefault((b, name), [0, 0])[0 if form == "token" else 1] += n
-    by_bucket: Counter[tuple[int, str]] = Counter({k: max(v) for k, v in per.items()})
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def _bucket_parts(acc: Acc) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], list[tuple[str, ...]]]:
+    """Per-bucket counts (Python engine counters and native arrays) as parts of (bucket, key index, count)."""
+    import numpy as np
+
+    ids: dict[tuple[str, ...], int] = {}
+    rows = [(b, ids.setdefault((a,), len(ids)), n) for (b, a), n in acc.buckets.items()]
+    rows += [(b, ids.setdefault(("skill", name, form), len(ids)), n)
+             for (b, name, form), n in acc.bucket_skill_forms.items()]
+    parts = []
+    if rows:
+        arr = np.array(rows, dtype=np.int64)
+        parts.append((arr[:, 0], arr[:, 1], arr[:, 2]))
+    for b_arr, c_arr, n_arr, keys in acc.bucket_arrays:
+        remap = np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
+        parts.append((b_arr, remap[c_arr], n_arr))
+    return parts, list(ids)
+
+
+def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]], np.ndarray]:
+    """(bucket starts, counts [bucket x key], keys, keys present). Every bucket from the first to the last is a
+    row (idle ones are data too) unless that makes more than _MAX_ROWS: then only buckets with counts."""
+    import numpy as np
+
+    parts, keys = _bucket_parts(acc)
+    nk = len(keys)
+    present = np.zeros(nk, dtype=bool)
+    for _b, k, _n in parts:
+        present[k] = True  # a native column may have counts outside buckets only (lines without a timestamp)
+    ends = [int(x) for b, _k, _n in parts for x in (b.min(), b.max())]
+    if not ends and acc.first_ts is None:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, nk), dtype=np.int64), keys, present
+    if acc.first_ts is not None and acc.last_ts is not None:  # the whole time range, idle buckets included
+        ends += [int(acc.first_ts // width) * width, int(acc.last_ts // width) * width]
+    lo, hi = min(ends), max(ends)
+    if (hi - lo) // width < _MAX_ROWS:
+        rows = np.arange(lo, hi + width, width, dtype=np.int64)
+        mat = np.zeros((len(rows), nk), dtype=np.int64)
+        for b, k, n in parts:
+            np.add.at(mat, ((b - lo) // width, k), n)
+    else:
+        rows = np.unique(np.concatenate([b for b, _k, _n in parts] or [np.array(ends, dtype=np.int64)]))
+        mat = np.zeros((len(rows), nk), dtype=np.int64)
+        for b, k, n in parts:
+            np.add.at(mat, (np.searchsorted(rows, b), k), n)
+    return rows, mat, keys, present
+
+
+def _skill_columns(acc: Acc, mat: np.ndarray, keys: list[tuple[str, ...]], present: np.ndarray,
+                   ) -> tuple[dict[str, np.ndarray], Counter[str]]:
+    """Per-bucket activity columns and skill totals: a skill logged in both forms counts max(token, tool) per
+    bucket (each invocation once); lines without a time add max of the forms' remaining counts."""
+    import numpy as np
+
+    cols: dict[str, np.ndarray] = {}
+    forms: dict[str, dict[str, int]] = {}
+    for i, key in enumerate(keys):
+        if not present[i]:
+            continue
+        if key[0] == "skill":
+            forms.setdefault(key[1], {})[key[2]] = i
+        elif key[0] != "tool:skill":
+            cols[key[0]] = mat[:, i]
+    zero = np.zeros(len(mat), dtype=np.int64)
     totals: Counter[str] = Counter()
-    for (_b, name), n in by_bucket.items():
-        totals[name] += n
-    bucketed_tok: Counter[str] = Counter()
-    bucketed_tool: Counter[str] = Counter()
-    for (_b, name, form), n in acc.bucket_skill_forms.items():
-        (bucketed_tok if form == "token" else bucketed_tool)[name] += n
-    for name in set(acc.skills_token) | set(acc.skills_tool):  # lines without a timestamp
-        rest_tok = acc.skills_token[name] - bucketed_tok[name]
-        rest_tool = acc.skills_tool[name] - bucketed_tool[name]
-        totals[name] += max(rest_tok, rest_tool)
+    for name, idx in forms.items():
+        tok = mat[:, idx["token"]] if "token" in idx else zero
+        tool = mat[:, idx["tool"]] if "tool" in idx else zero
+        cols[f"skill:{name}"] = np.maximum(tok, tool)
+        totals[name] = int(cols[f"skill:{name}"].sum())
+        totals[name] += max(acc.skills_token[name] - int(tok.sum()), acc.skills_tool[name] - int(tool.sum()))
+    for name in set(acc.skills_token) | set(acc.skills_tool):  # never in a bucket: lines without a timestamp
+        if name not in forms:
+            totals[name] = max(acc.skills_token[name], acc.skills_tool[name])
+    return cols, totals
+
+
+def skill_totals(acc: Acc, width: int = 60, *, redact: Callable[[str], str] = keep,
+                 ) -> tuple[Counter[str], Counter[tuple[int, str]]]:
+    """Skill calls, each invocation once (see :func:`_skill_columns`): totals and per (bucket, skill), by the
+    names :func:`shown_names` gives (``redact`` applied to each name as logged, then the canonical form)."""
+    acc = shown_names(acc, redact)
+    rows, mat, keys, present = _bucket_matrix(acc, width)
+    cols, totals = _skill_columns(acc, mat, keys, present)
+    by_bucket: Counter[tuple[int, str]] = Counter()
+    for name, col in cols.items():
+        if name.startswith("skill:"):
+            for b, n in zip(rows.tolist(), col.tolist()):
+                if n:
+                    by_bucket[(b, name[6:])] += n
     return totals, by_bucket
 
 
-def _restarts(acc: Acc) -> list[dict[str, Any]]:
-    out = []
-    for (_ts0, old), (ts, new) in zip(acc.pids, acc.pids[1:]):
-        out.append({"timestamp": _dt(ts), "old_pid": old, "new_pid": new, "reason": "pid change"})
-    if not acc.pids:  # no pids (raw text): every startup banner after the first is a restart
-        for ts in acc.banners[1:]:
-            out.append({"timestamp": _dt(ts), "old_pid": None, "new_pid": None, "reason": "startup banner"})
+def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
+    """The bucket frame (bucket start x activity, idle buckets included) and the skill totals."""
+    import numpy as np
+    import pandas as pd
+
+    rows, mat, keys, present = _bucket_matrix(acc, width)
+    cols, totals = _skill_columns(acc, mat, keys, present)
+    if not len(rows):
+        return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket")), totals
+    names = sorted(cols)
+    data = np.empty((len(rows), len(names)), dtype=np.int64)
+    for j, name in enumerate(names):
+        data[:, j] = cols[name]
+    index = pd.to_datetime(rows, unit="s", utc=True)
+    index.name = "bucket"
+    return pd.DataFrame(data, index=index, columns=names), totals
+
+
+def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]) -> list[dict[str, Any]]:
+    """Each process change (a pid change, or a startup banner with no pid change since the previous one) is a
+    restart; a crash (``thread N panic``) before it makes its reason ``crash``; a crash with no restart after it
+    in the log is a row of its own (``new_pid`` None)."""
+    change_seqs = [s for _t, _p, s in acc.pids]
+
+    def pid_at(seq: int) -> int | None:
+        i = bisect.bisect_right(change_seqs, seq) - 1
+        return acc.pids[i][1] if i >= 0 else None
+
+    bounds: list[tuple[int, float | None, int | None, int | None, str]]
+    bounds = [(s1, ts1, p0, p1, "pid change") for (_t, p0, _s), (ts1, p1, s1) in itertools.pairwise(acc.pids)]
+    banners = sorted(acc.banners, key=lambda x: x[1])
+    for (_t0, s0), (ts, s) in itertools.pairwise(banners):
+        if bisect.bisect_right(change_seqs, s) == bisect.bisect_right(change_seqs, s0):  # no pid change between
+            bounds.append((s, ts, pid_at(s), pid_at(s), "startup banner"))
+    bounds.sort(key=lambda x: x[0])
+    out: list[dict[str, Any]] = []
+    i = 0
+    for seq, ts, old, new, reason in bounds:
+        crash = crashes[i] if i < len(crashes) and crashes[i][2] < seq else None
+        while i < len(crashes) and crashes[i][2] < seq:  # one restart per process: later crashes of it are in crashes
+            i += 1
+        out.append({"timestamp": _dt(ts), "old_pid": old, "new_pid": new, "reason": "crash" if crash else reason,
+                    "detail": crash[3] if crash else ""})
+    if i < len(crashes):
+        ts, pid, seq, msg = crashes[i]
+        out.append({"timestamp": _dt(ts), "old_pid": pid if pid is not None else pid_at(seq), "new_pid": None,
+                    "reason": "crash", "detail": f"{msg} (no restart after it in this log)"})
     return out
 
 
-def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str, top: int = 20) -> LogSummary:
-    """Turn the tallies of a scan into a :class:`LogSummary`."""
+def _top_errors(acc: Acc, redact: Callable[[str], str], top: int) -> list[list[Any]]:
+    """Error groups as shown: each group's first line redacted, groups alike once redacted (numbers as N) joined,
+    sorted by count; crashes are never cut. Rows: [count, first, last, level, message, kind]."""
+    shown: dict[str, list[Any]] = {}
+    cache: dict[bytes, str] = {}
+    for (level_b, scope_b, _norm, _flags, kind), (n, first, last, example, seq) in sorted(
+            acc.errors.items(), key=lambda kv: kv[1][4]):  # in file order: the first line is the example
+        level, scope = level_b.decode("ascii"), scope_b.decode("utf-8", "replace")
+        clean = cache.get(example)
+        if clean is None:
+            clean = cache[example] = redact(example.decode("utf-8", "replace"))
+        key = f"{level}\x00{scope}\x00{kind}\x00{normalise_message(clean)}"
+        row = shown.get(key)
+        if row is None:
+            prefix = (f"{level}({scope}): " if scope else f"{level}: ") if kind == "z" else ""
+            shown[key] = [n, first, last, level, prefix + clean[:500], kind]
+        else:
+            row[0] += n
+            row[1] = _min(row[1], first)
+            row[2] = _max(row[2], last)
+    errs = sorted(shown.values(), key=lambda v: (v[5] != "c", -v[0], v[4]))
+    return errs[:max(top, sum(1 for v in errs if v[5] == "c"))]
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _reading_notes(acc: Acc) -> list[str]:
+    """What the readers could not use, said plainly (never dropped without a word)."""
+    notes = []
+    if acc.unreadable:
+        notes.append(f"{acc.unreadable} unreadable line(s) or entries skipped: not a JSON object, nested too deep, "
+                     f"longer than {MAX_LINE >> 20} MiB, or a malformed or cut journal export entry")
+    if acc.bad_times:
+        notes.append(f"{acc.bad_times} line(s) with a time that is not a date or out of range (before 1970 or from "
+                     "2200 on): counted without a time")
+    if acc.cut_lines:
+        notes.append(f"{acc.cut_lines} line(s) longer than {MAX_LINE >> 20} MiB: only their first "
+                     f"{MAX_LINE >> 20} MiB read")
+    return notes
+
+
+def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str, redact: Callable[[str], str],
+                         top: int = 20) -> LogSummary:
+    """Turn the tallies of a scan into a :class:`LogSummary` (names, error examples and crashes redacted here)."""
     import pandas as pd
 
-    totals, skill_buckets = skill_totals(acc)
+    acc = shown_names(acc, redact)
+    buckets, totals = _bucket_table(acc, width)
     skills = pd.DataFrame(
         [{"skill": k, "count": n, "token_form": acc.skills_token[k], "tool_form": acc.skills_tool[k]}
          for k, n in totals.items()], columns=["skill", "count", "token_form", "tool_form"])
     skills = skills.sort_values(["count", "skill"], ascending=[False, True], ignore_index=True)
     tools = pd.DataFrame(sorted(acc.tools.items(), key=lambda kv: (-kv[1], kv[0])), columns=["tool", "count"])
-    errs = sorted(acc.errors.values(), key=lambda v: (-v[0], v[4]))[:top]
+    errs = _top_errors(acc, redact, top)
     top_errors = pd.DataFrame(
         [{"level": v[3], "message": v[4], "count": v[0], "first_seen": _dt(v[1]), "last_seen": _dt(v[2])} for v in errs],
         columns=["level", "message", "count", "first_seen", "last_seen"])
-    restarts = pd.DataFrame(_restarts(acc), columns=["timestamp", "old_pid", "new_pid", "reason"])
-    restarts = restarts.astype(object).where(restarts.notna(), None)
-    counts: Counter[tuple[int, str]] = Counter({k: v for k, v in acc.buckets.items() if k[1] != "tool:skill"})
-    for (b, name), n in skill_buckets.items():
-        counts[(b, f"skill:{name}")] += n
-    buckets = _bucket_frame(counts, width, acc.first_ts, acc.last_ts)
-    levels = {"error": acc.levels["error"], "warning": acc.levels["warning"], "debug": acc.levels["debug"]}
-    levels["other"] = max(acc.lines - sum(levels.values()), 0)
+    shown_crashes = sorted(((ts, pid, seq, redact(msg)) for ts, pid, seq, msg in acc.crashes), key=lambda c: c[2])
+    restarts = _frame(_restarts(acc, shown_crashes), _RESTART_COLUMNS)
+    crashes = _frame([{"timestamp": _dt(ts), "pid": pid, "message": msg} for ts, pid, _s, msg in shown_crashes],
+                     _CRASH_COLUMNS)
+    levels = {k: acc.levels[k] for k in ("error", "warning", "info", "debug")}
+    levels["none"] = max(acc.lines - sum(levels.values()), 0)
     meaningful = len(acc.priorities) > 1
     notes = []
     if not len(skills):
@@ -182,31 +364,23 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
         notes.append("skills logged in both forms: each invocation counted once (max of the forms per bucket)")
     if acc.priorities and not meaningful:
         notes.append(f"journald PRIORITY is {next(iter(acc.priorities))} for every entry: levels parsed from the text")
+    if acc.banners:
+        ts, seq = min(acc.banners, key=lambda x: x[1])
+        notes.append(f"startup banner: the gateway starts at {_iso(_dt(ts)) or f'line {seq + 1}'}"
+                     + (f" ({len(acc.banners)} banners)" if len(acc.banners) > 1 else ""))
+    if len(crashes):
+        notes.append(f"{len(crashes)} crash(es): {crashes.iloc[0]['message'][:120]}")
+    if acc.allocator["leak reports"]:
+        notes.append(f"{acc.allocator['leak reports']} leak report records: the debug allocator prints them only at a "
+                     "clean exit (parse them with zcnb leaks)")
     notes.append(f"{levels['debug']} debug lines" + ("" if levels["debug"] else ": debug logging is not active (LOG_LEVEL is not read by the real gateway)"))
+    notes += _reading_notes(acc)
     if acc.lines == 0:
-        notes.append("no lines of this unit: is the unit name right?")
+        notes.append("no lines of this unit: is the unit name right?" if unit else "no log lines read")
     return LogSummary(
         unit=unit, source=source, bucket_s=width, n_lines=acc.lines, start=_dt(acc.first_ts), end=_dt(acc.last_ts),
         skills=skills, tools=tools, levels=levels, priorities=dict(sorted(acc.priorities.items())) if meaningful else None,
-        top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p in acc.pids),
+        top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p, _s in acc.pids),
         requests=dict(sorted(acc.requests.items())), alloc_mentions=dict(acc.alloc_mentions),
-        allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes))
-
-
-def _bucket_frame(counts: Counter[tuple[int, str]], width: int, first: float | None,
-                  last: float | None) -> pd.DataFrame:
-    import pandas as pd
-
-    if not counts and first is None:
-        return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket"))
-    frame = pd.Series(counts, dtype="int64").unstack(fill_value=0) if counts else pd.DataFrame(index=[first])
-    frame = frame.sort_index()
-    lo, hi = int(frame.index.min()), int(frame.index.max())
-    if first is not None and last is not None:  # the whole time range of the log, idle buckets included
-        lo, hi = min(lo, int(first // width) * width), max(hi, int(last // width) * width)
-    if (hi - lo) // width < 500_000:  # empty buckets are data too (zero activity)
-        frame = frame.reindex(range(lo, hi + width, width), fill_value=0)
-    frame.index = pd.to_datetime(frame.index, unit="s", utc=True)
-    frame.index.name = "bucket"
-    frame = frame[sorted(frame.columns)]
-    return frame.astype("int64")
+        allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes), crashes=crashes,
+        unreadable=acc.unreadable, bad_times=acc.bad_times, cut_lines=acc.cut_lines)

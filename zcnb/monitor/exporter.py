@@ -35,6 +35,7 @@ from typing import Any
 import psutil
 
 from ..exceptions import ZcnbError
+from ..redact import default_redactor
 from .logcount import FileTail, JournalFollower, LogCounts
 from .targets import GatewayTarget
 
@@ -74,7 +75,7 @@ class GatewayWatch:
         self.options = options
         self.report = report
         self._said: dict[str, str] = {}
-        self.counts = LogCounts()
+        self.counts = LogCounts(redact=default_redactor())  # a token logged as a skill name is no label
         self.restarts = 0
         self.error = ""
         self._proc: psutil.Process | None = None

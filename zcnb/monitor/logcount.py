@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -45,10 +46,6 @@ READ_BLOCK = 1 << 20  # bytes per read from the journalctl pipe
 MAX_ENTRY = 16 << 20  # a JSON entry longer than this is dropped
 
 
-def _keep(text: str) -> str:
-    return text  # scan_messages redacts error examples; the exporter keeps none, so nothing to redact
-
-
 @dataclass(frozen=True)
 class CountsSnapshot:
     """The counters at one moment."""
@@ -64,9 +61,10 @@ class CountsSnapshot:
 class LogCounts:
     """Thread-safe running totals of one gateway's log; ``feed`` a batch of lines, ``snapshot`` to read."""
 
-    def __init__(self, *, max_names: int = 100) -> None:
+    def __init__(self, *, max_names: int = 100, redact: Callable[[str], str] | None = None) -> None:
         self._lock = threading.Lock()
         self._max_names = max_names
+        self._redact = redact  # names are labels: a secret logged as a skill or tool name is redacted first
         self._lines = self._errors = self._warnings = self._crashes = 0
         self._skills: dict[str, int] = {}
         self._tools: dict[str, int] = {}
@@ -87,10 +85,13 @@ class LogCounts:
 
         lines = [ln[:MAX_LINE] for ln in lines]
         acc = Acc()
-        scan_messages(acc, lines, [None] * len(lines), bucket=None, redact=_keep)
+        scan_messages(acc, lines, [None] * len(lines), bucket=None)
         blob = b"\n".join(lines)
         errors, warnings, crashes = len(_ERROR.findall(blob)), len(_WARNING.findall(blob)), len(_PANIC.findall(blob))
-        skills, _by_bucket = skill_totals(acc)
+        skills, _by_bucket = skill_totals(acc) if self._redact is None else skill_totals(acc, redact=self._redact)
+        tools: Counter[str] = Counter()
+        for name, n in acc.tools.items():
+            tools[name if self._redact is None else self._redact(name)] += n
         with self._lock:
             self._lines += len(lines)
             self._errors += errors
@@ -98,7 +99,7 @@ class LogCounts:
             self._crashes += crashes
             for name, n in sorted(skills.items()):  # sorted: which names fit under the cap does not vary
                 self._add_name(self._skills, name, n)
-            for name, n in sorted(acc.tools.items()):
+            for name, n in sorted(tools.items()):
                 self._add_name(self._tools, name, n)
 
     def snapshot(self) -> CountsSnapshot:

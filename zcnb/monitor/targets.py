@@ -78,7 +78,7 @@ def _default_instance(unit: str | None, pattern: str | None, pid_file: str | Non
 
 
 def _unit(value: str) -> str:
-    from ..logs.entries import full_unit
+    from ..logs.message import full_unit
 
     out = full_unit(value.strip())
     if not out or "/" in out or not _LABEL_OK.match(out):

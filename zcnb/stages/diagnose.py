@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..analysis.correlate import Correlation
-    from ..logs.entries import LogEntry, LogSummary
+    from ..logs.message import LogEntry
+    from ..logs.summary import LogSummary
 
 __all__ = ["Note", "correlation", "explorer", "leak_report", "load_entries", "load_samples", "summarize"]
 

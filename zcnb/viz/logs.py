@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ..analysis.correlate import Correlation
-    from ..logs.entries import LogEntry, LogSummary
+    from ..logs.message import LogEntry
+    from ..logs.summary import LogSummary
 
 __all__ = ["entries_frame", "filter_entries", "log_explorer", "plot_correlation", "plot_skills"]
 
