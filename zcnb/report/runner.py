@@ -162,19 +162,23 @@ def _execute(notebook: Path, output: Path, params: dict[str, Any], *, progress: 
              kernel_name: str | None, timeout_s: float) -> StageResult:
     import papermill  # slow import: keep it out of module import time
 
+    from .kernel import ipc_kernel_manager_class
+
     stage = notebook.name[:2]
     t0 = time.monotonic()
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=params,
-            progress_bar=progress,
-            cwd=str(cwd),
-            kernel_name=kernel_name or "python3",
-            execution_timeout=timeout_s,
-            log_output=False,
-        )
+        with ipc_kernel_manager_class() as manager_class:
+            papermill.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=params,
+                progress_bar=progress,
+                cwd=str(cwd),
+                kernel_name=kernel_name or "python3",
+                execution_timeout=timeout_s,
+                log_output=False,
+                kernel_manager_class=manager_class,
+            )
     except Exception as exc:  # noqa: BLE001  papermill raises PapermillExecutionError and others: all mean "stage failed"
         err, cell = _stage_error(exc)
         return StageResult(stage, notebook.name, output, "failed", time.monotonic() - t0, err, cell)
