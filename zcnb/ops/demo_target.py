@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -64,17 +65,26 @@ class DemoTarget:
         return f"supervised simulated gateway `{self.unit}` at `{self.url}` (run dir `{self.run_dir}`)"
 
 
+def _close(manager: ProcessSupervisorBackend, temp_dir: Path | None) -> None:
+    """Stop the simulated units, then remove the temp folder they ran in (when this module made it)."""
+    try:
+        manager.close()
+    finally:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 def mitigation_demo_target(run_dir: str | os.PathLike[str] | None = None, *, profile: str = "real",
                            leak: str = "linear", units: Sequence[str] = ("zeptoclaw-gateway.service",
                                                                          "zeptoclaw-webhook.service")) -> DemoTarget:
-    """Start simulated units under the supervisor in a temp folder (cleanup registered for interpreter exit)."""
+    """Start simulated units under the supervisor in a temp folder (stopped, and the folder removed, at exit)."""
     d = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="zcnb-mitigate-"))
     token = Secret(secrets.token_urlsafe(24))
     services = [simulator_service(u, run_dir=d, token=token, profile=profile, leak=leak if i == 0 else "none",
                                   exit_with_parent=True)
                 for i, u in enumerate(units)]
     manager = ProcessSupervisorBackend(services, run_dir=d)
-    weakref.finalize(manager, ProcessSupervisorBackend.close, manager)
+    weakref.finalize(manager, _close, manager, None if run_dir else d)
     for u in units:
         manager.start(u, timeout_s=10.0)
         check_health(manager, u, token=token, timeout_s=10.0)

@@ -118,13 +118,19 @@ def _cause(s: dict[str, Any]) -> str | None:
         share, _ = share_text(top.get("share"))
         parts.append(f"{label} explain {share} of the growth, each {one} retaining about "
                      f"{format_bytes(top.get('bytes_per_event'))} ({format_bytes(top.get('low'))} to "
-                     f"{format_bytes(top.get('high'))}; {corr.get('evidence')} evidence)")
+                     f"{format_bytes(top.get('high'))}; {_evidence(corr.get('evidence'))})")
     site = _top_site(s)
     if site:
         parts.append(f"the allocator's leak report points at {site}")
     if not parts:
         return None
     return "Root cause: " + "; ".join(parts) + "."
+
+
+def _evidence(level: Any) -> str:
+    """``strong evidence``; correlate's own levels are ``strong``, ``moderate``, ``weak evidence``."""
+    text = str(level or "no")
+    return text if text.endswith("evidence") else f"{text} evidence"
 
 
 def _top_site(s: dict[str, Any]) -> str | None:
@@ -305,7 +311,7 @@ def action_items(s: dict[str, Any]) -> list[dict[str, str]]:
         items.append({"priority": "P1" if corr.get("evidence") == "strong" else "P2", "type": "prevent",
                       "item": f"Fix the leak on {label} (~{format_bytes(top.get('bytes_per_event'))} retained per {one})"
                               + (f"; start at {site}" if site else ""),
-                      "from": f"stage 03 correlation ({corr.get('evidence')} evidence)"
+                      "from": f"stage 03 correlation ({_evidence(corr.get('evidence'))})"
                               + (" and leak report" if site else "")})
     if a.get("verdict") == "leak" and not (s.get("leak_report") or {}).get("top_sites"):
         items.append({"priority": "P2", "type": "investigate",

@@ -51,6 +51,7 @@ class IncidentReport:
         for key in ("report", "finished_at", "timings"):
             if key in run:
                 summary[key] = run[key]
+        inc.write_json("summary", summary)  # the report stage's summary.json (zcnb report adds its timings)
         entries = tuple(TimelineEntry(datetime.fromisoformat(e["time"]), e["kind"], e["what"], e["evidence"])
                         for e in summary.get("timeline") or [])
         return cls(inc, summary, entries)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import stat
@@ -18,8 +19,14 @@ def sample_data_dir() -> Path:
 
 
 def copy_sample_data(dest: str | os.PathLike[str] | None = None) -> Path:
-    """Copy the sample tree into ``dest`` (default: a new temp folder) and return the copy's path."""
-    root = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="zcnb-state-")) / "zeptoclaw"
+    """Copy the sample tree into ``dest`` (default: a new temp folder, removed when the process exits) and return
+    the copy's path."""
+    if dest:
+        root = Path(dest)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="zcnb-state-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # a replay's sandbox: gone when the process ends
+        root = tmp / "zeptoclaw"
     shutil.copytree(sample_data_dir(), root)
     for p in root.glob("backups/*/zeptoclaw-gateway"):
         # Package installs may drop the exec bit; the sample binary is a shell script meant to run.
