@@ -91,6 +91,8 @@ class KernelPool:
         class HandOutKernelManager(KernelManager):
             """Remembers the clients it gives out, so their channels can be closed after the notebook."""
 
+            handed_out: list[Any]
+
             def client(self, **kwargs: Any) -> Any:
                 c = super().client(**kwargs)
                 self.handed_out.append(c)
