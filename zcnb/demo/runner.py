@@ -64,6 +64,8 @@ class DemoOptions:
     bucket: str = "2s"  # stage 03's activity buckets: ~30 over the minute sampled, several per probe wave
     seed: int = 7
     pdf: bool = False  # also print report.pdf (needs Chromium)
+    stage_workers: int = 2  # stages run side by side when their inputs are ready (1: one after the other)
+    warm_kernels: bool = True  # start the stages' kernels (helpers imported) while sampling
 
 
 class _JournalCapture:
@@ -207,7 +209,7 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
             kind = "token-less (unauth)" if opt.leak_kind == "unauth" else opt.leak_kind
             say(f"gateway started: pid {_pid(svc.pid_file)} at {url} (simulated, real profile; leaks "
                 f"{format_bytes(opt.leak_bytes)} per {kind} request)")
-            if run_stages:  # the stages' kernels start (and import their helpers) while the gateway is sampled
+            if run_stages and opt.warm_kernels:  # the stages' kernels start (and import) while the gateway is sampled
                 from ..report.kernel import KernelPool
 
                 pool = KernelPool(len(_STAGE_ORDER), cwd=folder, preload=_PRELOAD)
@@ -317,7 +319,7 @@ def _stages(manager: Any, folder: Path, work: Path, opt: DemoOptions, *, say: Ca
         say(f"stage {k}/{n} {result.notebook}: {result.status} ({format_duration(result.duration_s)}){extra}")
 
     run = run_incident(incident_dir=folder, progress=False, commit="demo-simulator", pdf=opt.pdf, index=True,
-                       workers=2, kernels=kernels, on_stage=stage_done,
+                       workers=opt.stage_workers, kernels=kernels, on_stage=stage_done,
                        stage_parameters={"02": {"supervisor_file": str(sup_file)}, "03": {"bucket": opt.bucket}})
     if run.report_html:
         say(f"report: {run.report_html.name} written" + (", report.pdf printed" if run.report_pdf else ""))

@@ -15,8 +15,8 @@ from typing import Any
 
 from ..units import format_bytes, format_duration, format_time
 
-__all__ = ["action_items", "activity_label", "executed_actions", "impact_rows", "planned_actions", "root_cause",
-           "share_text", "summary_sentences"]
+__all__ = ["action_items", "activity_label", "executed_actions", "impact_rows", "planned_actions", "rate_text",
+           "root_cause", "share_text", "summary_sentences"]
 
 
 def _dt(value: Any) -> datetime | None:
@@ -38,7 +38,8 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _rate(value: Any) -> str:
+def rate_text(value: Any) -> str:
+    """``+341.2 MiB/h``; ``-`` when unknown."""
     v = _num(value)
     return "-" if v is None else f"{format_bytes(v, unit='MiB', digits=1, signed=True)}/h"
 
@@ -75,7 +76,7 @@ def _what_happened(s: dict[str, Any]) -> str | None:
         onset, start = _dt(a.get("onset")), _dt(w.get("started"))
         began = ("; it was already under way when sampling began" if onset and start and
                  (onset - start).total_seconds() <= 5 else f"; it began at {_clock(a.get('onset'))}" if onset else "")
-        return (f"The gateway leaked memory: its baseline grew {_rate(a.get('growth_bytes_per_hour'))} "
+        return (f"The gateway leaked memory: its baseline grew {rate_text(a.get('growth_bytes_per_hour'))} "
                 f"({a.get('pattern') or 'unknown'} pattern){span}{began}.")
     if verdict == "no_leak":
         return f"No leak: the gateway's memory baseline was {a.get('pattern') or 'not growing'}{span}."
@@ -154,7 +155,7 @@ def _state(s: dict[str, Any]) -> str | None:
         waiting = len(planned_actions(s))
         text = "No corrective action was executed" + (f"; {waiting} dry-run plan(s) await confirmation" if waiting else "")
     if after.get("verdict") == "leak":
-        text += (f"; after the restart memory grows again at {_rate(after.get('growth_bytes_per_hour'))}, "
+        text += (f"; after the restart memory grows again at {rate_text(after.get('growth_bytes_per_hour'))}, "
                  "so the restart only bought time")
     elif after.get("verdict") == "no_leak":
         text += "; after the restart memory no longer grows"
@@ -198,10 +199,10 @@ def impact_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("verdict recorded (stage 01)", format_time(a.get("detected_at"))))
     if a.get("verdict"):
         iv = a.get("growth_interval") or []
-        band = (f" ({_rate(iv[0])} to {_rate(iv[1])})" if len(iv) == 2 and None not in iv else "")
+        band = (f" ({rate_text(iv[0])} to {rate_text(iv[1])})" if len(iv) == 2 and None not in iv else "")
         rows.append(("verdict", f"{a.get('verdict')}, {a.get('pattern') or '-'} pattern, severity "
                                 f"{a.get('severity') or '-'}"))
-        rows.append(("growth", _rate(a.get("growth_bytes_per_hour")) + band))
+        rows.append(("growth", rate_text(a.get("growth_bytes_per_hour")) + band))
     if _num(w.get("peak_bytes")) is not None:
         rows.append(("memory", f"{format_bytes(w.get('first_bytes'))} at start, peak {format_bytes(w.get('peak_bytes'))}"
                                f" at {_clock(w.get('peak_at'))}, {format_bytes(w.get('last_bytes'))} at the end"))

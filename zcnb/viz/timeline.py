@@ -147,6 +147,10 @@ def _place_labels(fig: Figure, ax: Any, entries: tuple[TimelineEntry, ...], xs: 
                            color=_COLORS.get(e.kind, "tab:blue"), annotation_clip=False, gid=_LABEL_GID,
                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9})
         box = text.get_window_extent(renderer)
+        width_px = fig.get_figwidth() * fig.dpi
+        if box.x1 > width_px - 4 or box.x0 < 4:  # near an edge: the label extends inwards from its line
+            text.set_horizontalalignment("right" if box.x1 > width_px - 4 else "left")
+            box = text.get_window_extent(renderer)
         span = (box.x0 - _GAP_PX / 2, box.x1 + _GAP_PX / 2)
         row = next((r for r, spans in enumerate(taken) if all(span[1] <= a or span[0] >= b for a, b in spans)),
                    len(taken))
