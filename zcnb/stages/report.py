@@ -180,6 +180,10 @@ class IncidentReport:
         body, any_action = ev.resolution_html(self.summary)
         return Section(body, "data" if any_action else "no data", "resolution")
 
+    def actions(self) -> Section:
+        """The actions taken (the Resolution section; the name earlier report notebooks call)."""
+        return self.resolution()
+
     @_recorded
     def action_items(self) -> Section:
         items = pm.action_items(self.summary)

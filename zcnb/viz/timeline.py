@@ -110,8 +110,8 @@ def plot_timeline(timeline: Timeline, samples: pd.DataFrame | None = None, *, co
 
 def _clamp(xs: list[float], data_range: tuple[float, float] | None) -> tuple[list[float], list[str]]:
     """Events far outside the samples' time range (a verdict recorded an hour later) are drawn at the plot's
-    edge with how far off they are in their label, so the memory curve keeps its width."""
-    from ..units import format_duration
+    edge with their time in the label, so the memory curve keeps its width."""
+    from matplotlib.dates import num2date
 
     if data_range is None:
         return xs, ["" for _ in xs]
@@ -119,15 +119,9 @@ def _clamp(xs: list[float], data_range: tuple[float, float] | None) -> tuple[lis
     slack = max((hi - lo) * 0.15, 5 / 86400)
     out, notes = [], []
     for x in xs:
-        if x > hi + slack:
-            out.append(hi + slack / 3)
-            notes.append(f" (+{format_duration((x - hi) * 86400)})")
-        elif x < lo - slack:
-            out.append(lo - slack / 3)
-            notes.append(f" (-{format_duration((lo - x) * 86400)})")
-        else:
-            out.append(x)
-            notes.append("")
+        far = x > hi + slack or x < lo - slack
+        out.append((hi + slack / 3 if x > hi else lo - slack / 3) if far else x)
+        notes.append(f" (at {num2date(x):%H:%M:%S})" if far else "")  # type: ignore[no-untyped-call]
     return out, notes
 
 
