@@ -85,6 +85,9 @@ class IncidentReport:
                            "yet (run its notebook, or `zcnb report`).</p>", "not run")
         return Section(f"<p class='zcnb-nodata'>{esc(what)}: {esc(name)} ran and left no data for it.</p>", "no data")
 
+    def _stage_ok(self, stage: str) -> bool:
+        return bool((self.summary.get("stage_states") or {}).get(stage, {}).get("state") == "ok")
+
     def _samples(self) -> Any:
         from ..collect.sampling import read_samples
 
@@ -282,10 +285,9 @@ class IncidentReport:
     @_recorded
     def skills(self) -> Section:
         skills = self.summary.get("skills") or {}
-        if not skills and self.incident.has("log_summary"):
-            return _HTML("<p>No skill invocations in the gateway's logs.</p>")
         if not skills:
-            if (self.summary.get("stage_states") or {}).get("03", {}).get("state") == "ok":
+            # Stage 03 ran (its log summary is here): the logs simply hold no skill invocation.
+            if self.incident.has("log_summary") or self._stage_ok("03"):
                 return Section(ev.heading(3, "Skills in use") + "<p class='zcnb-nodata'>No skill invocations in the "
                                "gateway's logs.</p>", "no data", "skills")
             return self._section("Skills in use", self._missing("Skill invocations", "03"))
