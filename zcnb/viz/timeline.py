@@ -22,7 +22,7 @@ __all__ = ["KIND_LABELS", "Timeline", "TimelineEntry", "label_boxes", "plot_time
 KIND_LABELS = {
     "onset": "leak onset", "detectable": "leak detectable", "verdict": "verdict recorded", "detection": "verdict recorded",
     "action": "action", "restart": "restart", "recovery": "recovery", "oom-kill": "OOM kill", "crash": "crash",
-    "alert": "alert", "alert-resolved": "alert resolved", "collected": "data collected",
+    "alert": "alert", "alert-resolved": "alert-resolved", "collected": "collected",  # the receiver's own kinds
 }
 _COLORS = {"onset": "tab:orange", "detectable": "tab:pink", "verdict": "tab:red", "detection": "tab:red",
            "action": "tab:purple", "restart": "black", "recovery": "tab:green", "oom-kill": "darkred",
