@@ -34,6 +34,22 @@ def test_environment_yml_and_requirements_list_the_same_packages() -> None:
     assert req == env, f"only in requirements.txt: {req - env}; only in environment.yml: {env - req}"
 
 
+TEST_TOOLS = {"pytest", "pytest-timeout", "nbval", "hypothesis", "ziglang", "import-linter", "grimp", "ruff", "mypy"}
+
+
+def test_runtime_install_carries_no_test_tools_and_ci_installs_them_apart() -> None:
+    """requirements.txt is what a user installs (the README's one line); requirements-dev.txt the tests' tools."""
+    req = _names((ROOT / "requirements.txt").read_text().splitlines())
+    dev = _names((ROOT / "requirements-dev.txt").read_text().splitlines())
+    assert not req & TEST_TOOLS, f"test tools in the runtime install: {req & TEST_TOOLS}"
+    assert TEST_TOOLS <= dev, f"missing from requirements-dev.txt: {TEST_TOOLS - dev}"
+    assert not req & dev, f"listed twice: {req & dev}"
+    assert "-e ." in (ROOT / "requirements.txt").read_text().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("pip install -r requirements.txt") < ci.index("pip install -r requirements-dev.txt") < \
+        ci.index("python -m pytest")
+
+
 def test_pyproject_runtime_dependencies_are_in_requirements() -> None:
     import tomllib
 

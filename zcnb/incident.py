@@ -20,8 +20,9 @@ Layout of ``<incidents_dir>/<YYYY-MM-DDTHHMMSSZ>-<slug>/`` (folder 0700, files 0
     report.html          written by the report stage
 
 Notebooks take ``incident_dir`` as a parameter; empty means "replay the bundled
-sample incident", which :func:`open_incident` copies into a fresh temporary folder
-so nothing in the package is ever modified (removed again when the interpreter exits).
+sample incident": notebook 01 copies it into a session folder that notebooks 02-06 then
+share (:func:`session_incident`), so nothing in the package is ever modified and stage 05
+reports what the earlier notebooks did.
 An incident folder that is a symlink is refused, and so is a ``figures`` symlink inside one.
 """
 
@@ -30,6 +31,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -39,7 +42,9 @@ from typing import Any
 from .exceptions import ConfigError
 from .files import ensure_private_dir, read_json, scratch_dir, write_json
 
-__all__ = ["Incident", "bundled_sample_dir", "new_incident_dir", "open_incident"]
+__all__ = ["SESSION_ENV", "Incident", "bundled_sample_dir", "new_incident_dir", "open_incident", "session_incident"]
+
+SESSION_ENV = "ZCNB_SESSION_DIR"  # a fixed folder for the notebooks' shared default incident (tests, scripts)
 
 FILES = {
     "samples": "samples.csv",
@@ -142,17 +147,19 @@ class Incident:
         return f"{kind}: `{self.root}`"
 
 
-def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: bool = True) -> Incident:
-    """Open an incident folder; empty/None copies the bundled sample into a temp folder."""
+def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: bool = True,
+                  new_session: bool = False) -> Incident:
+    """Open an incident folder; empty/None means the bundled sample incident, replayed in a copy.
+
+    In a notebook kernel the copy is the session's (:func:`session_incident`): notebook 01 makes a fresh one
+    (``new_session=True``) and notebooks 02-06 on their defaults use the same folder, so stage 05 reports
+    what the earlier notebooks did. Outside a kernel every call gets its own temporary copy (removed at exit).
+    """
     if not incident_dir:
-        tmp = scratch_dir("zcnb-replay-")  # removed when the interpreter (the notebook kernel) exits
-        dest = tmp / "sample-incident"
-        shutil.copytree(bundled_sample_dir(), dest)
-        for folder, _dirs, files in os.walk(dest):
-            os.chmod(folder, 0o700)
-            for f in files:
-                os.chmod(os.path.join(folder, f), 0o600)
-        return Incident(dest, replay=True)
+        if _in_kernel() or os.environ.get(SESSION_ENV):
+            return session_incident(fresh=new_session)
+        tmp = scratch_dir("zcnb-replay-")  # removed when the interpreter exits
+        return Incident(_copy_sample(tmp / "sample-incident"), replay=True)
     root = Path(incident_dir).expanduser()
     if root.is_symlink():
         raise ConfigError(f"incident folder {root} is a symlink (to {os.readlink(root)}): zcnb does not follow it, so "
@@ -164,3 +171,61 @@ def open_incident(incident_dir: str | os.PathLike[str] | None = "", *, create: b
                               hint="pass an existing folder or let zcnb create one", path=str(root))
         ensure_private_dir(root)
     return Incident(root.resolve())
+
+
+def _copy_sample(dest: Path) -> Path:
+    shutil.copytree(bundled_sample_dir(), dest)
+    for folder, _dirs, files in os.walk(dest):
+        os.chmod(folder, 0o700)
+        for f in files:
+            os.chmod(os.path.join(folder, f), 0o600)
+    return dest
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, papermill, nbval), where notebooks share a session."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    ip = get() if callable(get) else None
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+def _session_dir() -> Path:
+    """This session's folder: ``$ZCNB_SESSION_DIR``, else one per process that started the kernel (the Jupyter
+    server, papermill or pytest), named by its pid and start time under ``$TMPDIR/zcnb-sessions-<uid>/``."""
+    explicit = os.environ.get(SESSION_ENV)
+    if explicit:
+        return ensure_private_dir(Path(explicit).expanduser())
+    import psutil
+
+    parent = psutil.Process(os.getppid())
+    base = ensure_private_dir(Path(tempfile.gettempdir()) / f"zcnb-sessions-{os.getuid()}")
+    _remove_stale_sessions(base)
+    return ensure_private_dir(base / f"{parent.pid}-{int(parent.create_time())}")
+
+
+def _remove_stale_sessions(base: Path) -> None:
+    """Session folders whose starting process is gone (its pid absent or reused by a younger process)."""
+    import psutil
+
+    for d in base.iterdir():
+        pid, _, started = d.name.partition("-")
+        if not (pid.isdigit() and started.isdigit()):
+            continue
+        try:
+            alive = int(psutil.Process(int(pid)).create_time()) == int(started)
+        except psutil.Error:
+            alive = False
+        if not alive:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def session_incident(*, fresh: bool = False) -> Incident:
+    """The session's replay incident: the newest ``sample-incident-N`` in the session folder, or (``fresh``, or
+    none yet) a new copy of the bundled sample as ``sample-incident-<N+1>``."""
+    session = _session_dir()
+    numbers = sorted(int(p.name.rsplit("-", 1)[1]) for p in session.glob("sample-incident-*")
+                     if p.name.rsplit("-", 1)[1].isdigit())
+    if numbers and not fresh:
+        return Incident(session / f"sample-incident-{numbers[-1]}", replay=True)
+    return Incident(_copy_sample(session / f"sample-incident-{(numbers[-1] if numbers else 0) + 1}"), replay=True)

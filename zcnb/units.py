@@ -16,7 +16,8 @@ from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["BYTES_MAX", "BYTE_UNITS", "EPOCH_MAX", "EPOCH_MIN", "epoch_seconds", "format_bytes", "format_duration", "parse_duration",
+__all__ = ["BYTES_MAX", "BYTE_UNITS", "EPOCH_MAX", "EPOCH_MIN", "epoch_seconds", "format_bytes", "format_duration", "format_time",
+           "parse_duration",
            "parse_size", "plausible_epoch", "time_range_text", "to_epoch"]
 
 #: Times zcnb takes from data: 1970-01-01 .. 2200-01-01 UTC. Anything outside is a broken clock or a typo (and
@@ -98,13 +99,20 @@ def format_bytes(value: float | None, *, unit: str | None = None, digits: int = 
 
 
 def format_duration(seconds: float | None) -> str:
-    """``45 s``, ``12 min`` (under 2 h), ``3.2 h`` (under 2 d), ``4.5 d``; ``-`` for None, ``never`` for inf."""
+    """``40 ms`` (under 0.1 s), ``0.6 s`` (under 10 s), ``45 s``, ``12 min`` (under 2 h), ``3.2 h`` (under 2 d),
+    ``4.5 d``; ``-`` for None, ``never`` for inf."""
     if seconds is None or math.isnan(seconds):
         return "-"
     if math.isinf(seconds):
         return "never"
     sign = "-" if seconds < 0 else ""
     s = abs(seconds)
+    if s == 0:
+        return "0 s"
+    if s < 0.1:
+        return f"{sign}{max(s * 1000, 1):.0f} ms" if s >= 0.0005 else f"{sign}< 1 ms"
+    if s < 9.95:
+        return f"{sign}{s:.1f} s"
     if s < 120:
         return f"{sign}{s:.0f} s"
     if s < 2 * 3600:
@@ -112,6 +120,26 @@ def format_duration(seconds: float | None) -> str:
     if s < 2 * 86400:
         return f"{sign}{s / 3600:.1f} h"
     return f"{sign}{s / 86400:.1f} d"
+
+
+def format_time(value: datetime | str | float | None) -> str:
+    """A point in time as ISO 8601 to the second in UTC (truncated): ``2026-12-04 17:44:48 UTC``.
+
+    Takes a datetime (naive = UTC; a pandas Timestamp is one), ISO 8601 text or epoch seconds; ``-`` for None
+    and for text that is not an ISO time.
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return "-"
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return "-"
+        value = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    epoch = to_epoch(value)
+    if epoch is None or not math.isfinite(epoch):
+        return "-"
+    return datetime.fromtimestamp(math.floor(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")

@@ -70,6 +70,15 @@ class RestartSchedule:
         return {"unit": self.unit, "interval_s": self.interval_s, "systemd_service": self.systemd_service,
                 "systemd_timer": self.systemd_timer, "cron": self.cron, "cron_note": self.cron_note, "basis": self.basis}
 
+    def text(self) -> str:
+        """The schedule as plain text: the two unit files, the command to enable them, the cron line."""
+        stem = self.unit.removesuffix(".service")
+        return (f"Restart {self.unit} every {format_duration(self.interval_s)} ({self.basis}). Shown, not installed.\n\n"
+                f"~/.config/systemd/user/{stem}-restart.service:\n{_indent(self.systemd_service)}\n"
+                f"~/.config/systemd/user/{stem}-restart.timer:\n{_indent(self.systemd_timer)}\n"
+                f"Then: systemctl --user daemon-reload && systemctl --user enable --now {stem}-restart.timer\n\n"
+                f"Or cron ({self.cron_note}):\n{_indent(self.cron)}")
+
     def _repr_markdown_(self) -> str:
         stem = self.unit.removesuffix(".service")
         return (f"**Restart `{self.unit}` every {format_duration(self.interval_s)}** ({self.basis}). Shown, not installed.\n\n"
@@ -122,6 +131,25 @@ class EscalationDecision:
                 "persisted_after_restore": self.persisted_after_restore, "next_steps": list(self.next_steps),
                 "schedule": self.schedule.to_dict() if self.schedule else None}
 
+    def text(self) -> str:
+        """The decision as plain text for a terminal (the notebook shows :meth:`_repr_markdown_`)."""
+        growth = "-" if self.growth_bytes_per_hour is None else \
+            format_bytes(self.growth_bytes_per_hour, unit="MiB", digits=2, signed=True) + "/h"
+        ttl = "-" if self.time_to_limit_s is None else format_duration(self.time_to_limit_s)
+        lines = [f"Escalation: {self.action.replace('_', ' ').upper()}", self.headline, "",
+                 f"  verdict {self.verdict}, severity {self.severity}, growth {growth}, time to limit {ttl}",
+                 f"  persisted after restart: {_yn(self.persisted_after_restart)}, after state restore: "
+                 f"{_yn(self.persisted_after_restore)}"]
+        if self.runbook_rule:
+            lines += ["", f"Runbook: {self.runbook_rule}"]
+        if self.reasons:
+            lines += ["", "Why:"] + [f"  - {r}" for r in self.reasons]
+        if self.next_steps:
+            lines += ["", "Next steps:"] + [f"  {i}. {st.replace('`', '')}" for i, st in enumerate(self.next_steps, 1)]
+        if self.schedule is not None:
+            lines += ["", self.schedule.text()]
+        return "\n".join(lines)
+
     def _repr_markdown_(self) -> str:
         growth = "-" if self.growth_bytes_per_hour is None else \
             format_bytes(self.growth_bytes_per_hour, unit="MiB", digits=2, signed=True) + "/h"
@@ -138,6 +166,10 @@ class EscalationDecision:
         if self.schedule is not None:
             lines += ["", self.schedule._repr_markdown_()]
         return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
 
 
 def _yn(v: bool | None) -> str:

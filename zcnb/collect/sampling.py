@@ -421,6 +421,9 @@ class Sampler:
         self._stop.set()
         if poller is not None:
             poller.join(timeout=1.0)
+        if run.stopped_by == "stop" and bar.total and bar.n < bar.total:
+            bar.total = bar.n  # stopped as planned by the caller: the run is complete, the bar says 100 %
+            bar.refresh()
         bar.close()
         if self._file.is_open:
             if run.stopped_by != "error":

@@ -36,7 +36,10 @@ def register(sub: Any) -> None:
                    help="seconds between /metrics scrapes (default: the metrics_min_interval_s setting, 10; the "
                    "gateway allows 100 requests/60 s)")
     p.add_argument("--sources", default="psutil", help="comma list of psutil,metrics,cgroup (default psutil)")
-    p.add_argument("--out", required=True, help="CSV file to write (0600)")
+    p.add_argument("--out", required=True, help="CSV file to write (0600); its folder must exist")
+    p.add_argument("--wait-for", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for the target process to appear (a gateway still starting); default 0: "
+                        "a target that matches nothing at the first tick is an error at once")
     p.add_argument("--append", action="store_true", help="append to an existing zcnb samples CSV")
     p.add_argument("--no-uss-pss", action="store_true",
                    help="skip USS/PSS (smaps_rollup: the costly part of a sample on a large process)")
@@ -52,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..exceptions import ProcessNotFound, TargetError
 
     settings = load_settings(getattr(args, "config", None), token_env=args.token_env)
+    _check_out_folder(args.out)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     pattern = args.pattern
     if not any((args.pid, args.pid_file, args.unit, pattern)) and {"psutil", "cgroup"} & set(sources):
@@ -62,6 +66,8 @@ def _run(args: argparse.Namespace) -> int:
         if not psutil.pid_exists(args.pid):  # a pid never comes back: an hour of gap rows would help nobody
             raise ProcessNotFound(f"no process with pid {args.pid}", pid=args.pid,
                                   hint="check the pid (pgrep -f zeptoclaw-gateway), or give --pid-file/--unit/--pattern")
+    if {"psutil", "cgroup"} & set(sources):
+        _first_tick(args, pattern)
     url = args.url or (settings.base_url if "metrics" in sources else None)
     token = gateway_token(settings=settings) if "metrics" in sources else None
     where = token_source(settings=settings)
@@ -89,6 +95,42 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_verdict:
         return 0
     return _verdict(summary.path)
+
+
+def _check_out_folder(out: str) -> None:
+    """``--out`` must go into an existing folder: a typo must not create folders (nor sample for an hour first)."""
+    from pathlib import Path
+
+    from ..exceptions import OutputWriteError
+
+    folder = Path(out).expanduser().parent
+    if not folder.is_dir():
+        raise OutputWriteError(f"cannot write {out}: folder {folder} does not exist",
+                               hint="create the folder first, or choose --out in an existing one", path=str(out))
+
+
+def _first_tick(args: argparse.Namespace, pattern: str | None) -> None:
+    """Find the target as the first tick would; fail at once when nothing matches (or after --wait-for SECONDS)."""
+    import time
+
+    from ..collect.process import ProcessQuery, find_by_query
+    from ..exceptions import ConfigError, ProcessNotFound, TargetError
+
+    if args.wait_for < 0:
+        raise ConfigError(f"--wait-for {args.wait_for:g} is negative", hint="give seconds to wait, e.g. --wait-for 30")
+    query = ProcessQuery(pid=args.pid, pid_file=args.pid_file, unit=args.unit, pattern=pattern)
+    deadline = time.monotonic() + args.wait_for
+    while True:
+        try:
+            find_by_query(query)
+            return
+        except TargetError as exc:
+            if time.monotonic() >= deadline:
+                waited = f" (waited {args.wait_for:g} s)" if args.wait_for else ""
+                raise ProcessNotFound(f"nothing to sample: {exc.message}{waited}",
+                                hint="check --pid/--pid-file/--unit/--pattern (pgrep -af zeptoclaw-gateway), or "
+                                     "pass --wait-for SECONDS for a gateway that is still starting") from None
+            time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
 
 
 def _verdict(path: str) -> int:

@@ -71,15 +71,19 @@ def _manager(args: argparse.Namespace) -> Any:
     return SystemdUserBackend(units=units, health=health)
 
 
-def _token(args: argparse.Namespace) -> Any:
+def _token(args: argparse.Namespace, *, health_command: bool = False) -> Any:
     """The gateway token (``--token-env``, else the settings' token_env / token_file); warns when there is none."""
     from ..config import NO_TOKEN_LEAK, gateway_token, token_source
 
     s = _settings(args)
     token = gateway_token(settings=s)
     if not token:
-        print(f"warning: no gateway token in the {token_source(settings=s)}: the gateway's /health probe will be "
-              f"refused (401), and {NO_TOKEN_LEAK}", file=sys.stderr)
+        if getattr(args, "probe_unauth", False):
+            what = "/health is probed without a token as asked (--probe-unauth)"
+        else:
+            what = "/health is not probed (health: not_probed)" + (
+                "; pass --probe-unauth for a gateway that serves it openly" if health_command else "")
+        print(f"warning: no gateway token in the {token_source(settings=s)}: {what}; {NO_TOKEN_LEAK}", file=sys.stderr)
     return token
 
 
@@ -134,6 +138,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_restart(args: argparse.Namespace) -> int:
     from ..service import restart_service
 
+    if args.backend == "systemd" and not args.execute:
+        _warn_without_user_manager()
     order = [u.strip() for u in args.order.split(",") if u.strip()] if args.order else None
     res = restart_service(_manager(args), unit=args.unit, full=args.full, execute=args.execute, confirm=args.confirm,
                   token=_token(args), wait_s=args.wait, order=order, timeout_s=args.timeout,
@@ -141,8 +147,22 @@ def _cmd_restart(args: argparse.Namespace) -> int:
     return _print_result(res, args)
 
 
+def _warn_without_user_manager() -> None:
+    """A dry run of ``systemctl --user`` steps on a host where they cannot work says so before the plan."""
+    from ..service.systemd import user_manager_reachable
+
+    ok, why = user_manager_reachable()
+    if not ok:
+        print(f"warning: this plan uses `systemctl --user`, but no systemd user manager is reachable here ({why}); "
+              "applying it would fail. Run zcnb as the user that owns the gateway's units (with XDG_RUNTIME_DIR set), "
+              "or use --backend supervisor --supervisor-file FILE", file=sys.stderr)
+
+
 def _cmd_debug(args: argparse.Namespace) -> int:
     from ..service import set_debug_logging
+
+    if args.backend == "systemd" and not args.execute:
+        _warn_without_user_manager()
 
     res = set_debug_logging(_manager(args), unit=args.unit, enable=args.state == "on", execute=args.execute,
                             confirm=args.confirm, token=_token(args), window_s=args.window, timeout_s=args.timeout,
@@ -151,12 +171,18 @@ def _cmd_debug(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from ..service import wait_healthy
+    from ..service.health import HealthResult, pid_alive, wait_healthy
 
     s = _settings(args)
-    res = wait_healthy(args.url or f"http://{s.host}:{args.port or s.port}/health", token=_token(args),
-                       timeout_s=args.timeout, pid=args.pid, expect="text-ok" if args.text_ok else "json-healthy",
-                       token_env=s.token_env)
+    url = args.url or f"http://{s.host}:{args.port or s.port}/health"
+    token = _token(args, health_command=True)
+    if token is None and not args.probe_unauth:
+        # Every token-less request leaks on the real gateway: no probe unless asked (--probe-unauth).
+        res = HealthResult(url, "not_probed", "no gateway token is set: /health was not probed", pid=args.pid,
+                           pid_alive=pid_alive(args.pid), token_sent=False, token_env=s.token_env)
+    else:
+        res = wait_healthy(url, token=token, timeout_s=args.timeout, pid=args.pid,
+                           expect="text-ok" if args.text_ok else "json-healthy", token_env=s.token_env)
     if not json_to_stdout(args):
         print(f"{res.state}: {res.url} ({res.attempts} probes, {res.elapsed_s:.1f} s) {res.detail}".rstrip())
         if res.advice:
@@ -197,17 +223,24 @@ def _cmd_escalate(args: argparse.Namespace) -> int:
 
         open_incident(args.incident).write_json("escalation", d)
     if not json_to_stdout(args):
-        print(d._repr_markdown_())
+        print(d.text())
     emit_json(args, d)
     return 0
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("status", help="state, pid, memory and limit of the units, and gateway health")
+    p = subparsers.add_parser(
+        "status", help="state, pid, memory and limit of the units, and gateway health",
+        description="Show each unit's state, main pid, memory (and its source), memory limit and restart count, "
+        "then the gateway's /health (with the token; not probed without one). Changes nothing.")
     _common(p)
     p.set_defaults(handler=_cmd_status)
 
-    p = subparsers.add_parser("restart", help="restart the gateway (or --full ordered restart); dry run by default")
+    p = subparsers.add_parser(
+        "restart", help="restart the gateway (or --full ordered restart); dry run by default",
+        description="Runbook step 2: restart the gateway unit (or, with --full, stop every unit in reverse order, "
+        "wait, start them in order), then wait for /health. Prints the exact steps and a plan id; applied only "
+        "with --execute --confirm PLAN_ID. The result is appended to --incident's actions.jsonl.")
     _common(p)
     _destructive(p)
     p.add_argument("--full", action="store_true", help="stop all (reverse order), wait, start in order")
@@ -215,14 +248,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--order", help="comma-separated start order (default: gateway, webhook, shell2http, the rest)")
     p.set_defaults(handler=_cmd_restart)
 
-    p = subparsers.add_parser("debug-logging", help="LOG_LEVEL=debug drop-in on/off, then check debug lines appear")
+    p = subparsers.add_parser(
+        "debug-logging", help="LOG_LEVEL=debug drop-in on/off, then check debug lines appear",
+        description="Runbook step 3: write (on) or remove (off) a systemd drop-in setting LOG_LEVEL=debug, restart "
+        "the unit, and watch its log for --window seconds to check that debug lines really appear (the real "
+        "gateway ignores LOG_LEVEL). Dry run unless --execute --confirm PLAN_ID.")
     p.add_argument("state", choices=("on", "off"))
     _common(p)
     _destructive(p)
     p.add_argument("--window", type=float, default=10.0, help="seconds to watch the log for debug lines")
     p.set_defaults(handler=_cmd_debug)
 
-    p = subparsers.add_parser("health", help="wait until /health is healthy; says why not (busy/down/401/rate limit)")
+    p = subparsers.add_parser(
+        "health", help="wait until /health is healthy; says why not (busy/down/401/rate limit)",
+        description="Poll the gateway's /health with its token until healthy or --timeout, and say why not: busy "
+        "(alive but not answering), down, 401, rate limited. Without a token nothing is sent (health: not_probed; "
+        "every token-less request leaks on the real gateway) unless --probe-unauth. Exit 0 when healthy, else 1.")
     p.add_argument("--url", help="health URL (default http://HOST:PORT/health, host from the settings)")
     p.add_argument("--port", type=_port, default=None, help="gateway port (default: the port setting, 18789)")
     p.add_argument("--token-env", help="NAME of the env var holding the token (default: the token_env setting, "
@@ -230,10 +271,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--pid", type=int, help="gateway pid: tells 'busy' (alive) from 'down' (gone)")
     p.add_argument("--text-ok", action="store_true", help="healthy body is plain 'ok' (the webhook)")
+    p.add_argument("--probe-unauth", action="store_true",
+                   help="probe even without a token (only for a gateway or webhook that serves /health openly: on "
+                        "the real gateway every token-less request leaks memory)")
     add_json_option(p)
     p.set_defaults(handler=_cmd_health)
 
-    p = subparsers.add_parser("rollback", help="stop all, restore binaries + state from a dated backup, start, verify")
+    p = subparsers.add_parser(
+        "rollback", help="stop all, restore binaries + state from a dated backup, start, verify",
+        description="The runbook's Rollback: stop every unit, put back the binaries (and, unless --no-state, the "
+        "state) of a dated backup, start, verify /health. The replaced binaries are kept. Dry run that prints the "
+        "steps and a plan id; applied only with --execute --confirm PLAN_ID.")
     _common(p, unit=False)
     _destructive(p)
     p.add_argument("--backup", required=True, help="backup folder name (YYYYmmdd-HHMMSS) or 'latest'")
@@ -243,7 +291,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-state", action="store_true", help="restore binaries only")
     p.set_defaults(handler=_cmd_rollback)
 
-    p = subparsers.add_parser("escalate", help="the runbook's escalation decision from assessment.json")
+    p = subparsers.add_parser(
+        "escalate", help="the runbook's escalation decision from assessment.json",
+        description="The runbook's When to Escalate, decided from stage 01's assessment.json (and whether the leak "
+        "persisted after a restart / a state restore): roll back now, collect a repro, schedule restarts (a "
+        "systemd timer and cron line, shown, not installed), or gather more data. Changes nothing.")
     p.add_argument("--assessment", required=True, help="assessment.json from stage 01")
     p.add_argument("--persisted-after-restart", choices=("yes", "no"))
     p.add_argument("--persisted-after-restore", choices=("yes", "no"))

@@ -1,15 +1,18 @@
-"""``zcnb demo``: a whole incident on the simulated gateway, end to end, in a few minutes.
+"""``zcnb demo``: a whole incident on the simulated gateway, end to end, in about a minute and a half.
 
 1. start the simulated gateway (``real`` profile, leaking on one request kind) under the
-   process-supervisor backend, with traffic (skill calls and token-less probes);
+   process-supervisor backend, with traffic (skill calls and token-less probes in waves);
 2. sample it (psutil every ``interval_s``, /metrics every 10 s) for ``sample_s``;
-3. restart it through the service API (executed: it is the simulator), sample again;
+3. restart it through the service API (executed: it is the simulator), sample again for ``after_s``
+   (together at least the 60 s a verdict needs);
 4. its log lines are captured as journald would (stamped on arrival, redacted) into
    ``journal.jsonl``;
-5. run every stage notebook on the incident folder and build ``report.html``.
+5. run every stage notebook on the incident folder, build ``report.html`` (and ``report.pdf``)
+   and refresh the incidents ``index.html``.
 
-The simulator's own counts (``/__ground_truth``) are kept in ``ground_truth.json`` so
-tests can compare the report with what really happened. Nothing is left running.
+Each step prints one line as it happens (``say``). The simulator's own counts
+(``/__ground_truth``) are kept in ``ground_truth.json`` so tests can compare the report with what
+really happened. Nothing is left running, and nothing is left in ``$TMPDIR``.
 """
 
 from __future__ import annotations
@@ -23,38 +26,46 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import Secret, read_token
 from ..files import write_json
+from ..units import format_bytes, format_duration
 
 __all__ = ["DemoOptions", "run_demo"]
 
 UNIT = "zeptoclaw-gateway.service"
 DEMO_SKILLS = {"git_workflow": 0.25, "web-search": 0.12, "summarize_thread": 0.08}
 DEMO_TOOLS = {"web_fetch": 0.05}
+_STAGE_ORDER = ("01", "02", "03", "04", "06", "05")
+# What the stage kernels import while they wait (the slow part of a kernel's start).
+_PRELOAD = ("pandas", "matplotlib.figure", "scipy.signal", "zcnb.analysis", "zcnb.collect.sampling",
+            "zcnb.stages.confirm", "zcnb.stages.mitigate", "zcnb.stages.diagnose", "zcnb.stages.restore",
+            "zcnb.stages.escalate", "zcnb.stages.report")
 
 
 @dataclass(frozen=True)
 class DemoOptions:
     """Knobs of the demo; the defaults are what ``zcnb demo`` runs."""
 
-    sample_s: float = 110.0
-    after_s: float = 70.0
-    interval_s: float = 1.0
+    sample_s: float = 42.0
+    after_s: float = 19.0
+    interval_s: float = 0.5
     metrics_interval_s: float = 10.0
     leak_kind: str = "unauth"
     leak_bytes: int = 64 * 1024
-    unauth_rate: float = 1.5  # average token-less probes per second (sent in on/off waves)
-    probe_period_s: float = 30.0
+    unauth_rate: float = 4.0  # average token-less probes per second (sent in on/off waves)
+    probe_period_s: float = 10.0
     skills: dict[str, float] = field(default_factory=lambda: dict(DEMO_SKILLS))
     tools: dict[str, float] = field(default_factory=lambda: dict(DEMO_TOOLS))
-    bucket: str = "auto"
+    bucket: str = "2s"  # stage 03's activity buckets: ~30 over the minute sampled, several per probe wave
     seed: int = 7
     pdf: bool = False  # also print report.pdf (needs Chromium)
+    stage_workers: int = 2  # stages run side by side when their inputs are ready (1: one after the other)
+    warm_kernels: bool = True  # start the stages' kernels (helpers imported) while sampling
 
 
 class _JournalCapture:
@@ -152,22 +163,28 @@ def _add_counts(total: dict[str, Any], snap: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _print_step(text: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(text)  # above a progress bar that is being drawn, not through it
+
+
 def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: DemoOptions | None = None,
-             progress: bool = True, run_stages: bool = True) -> Any:
-    """Run the demo incident; returns the :class:`zcnb.report.IncidentRun` (or the folder without stages)."""
-    from ..collect.process import ProcessQuery
-    from ..collect.sampling import Sampler
+             progress: bool = True, run_stages: bool = True, say: Callable[[str], None] | None = None) -> Any:
+    """Run the demo incident; returns the :class:`zcnb.report.IncidentRun` (or the folder without stages).
+
+    ``say`` gets one line per step (default: printed); ``progress`` shows the sampling progress bar.
+    """
     from ..config import load_settings
     from ..incident import new_incident_dir, open_incident
     from ..ops.demo_target import simulator_service
-    from ..report.runner import run_incident
-    from ..service import ProcessSupervisorBackend, plan_restart, restart_service
-    from .traffic import TrafficGenerator
+    from ..service import ProcessSupervisorBackend
 
     opt = options or DemoOptions()
     # The simulator's token: $GATEWAY_AUTH_TOKEN when set (so a caller can check it never leaks), else random.
     # Read (and checked) first: a value that cannot be sent stops the demo before anything is created.
     token = read_token("GATEWAY_AUTH_TOKEN") or Secret(secrets.token_urlsafe(24))
+    say = say or _print_step
     base = Path(incidents_dir) if incidents_dir else load_settings().incidents_path
     folder = new_incident_dir(base, "demo")
     incident = open_incident(folder)
@@ -181,23 +198,84 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
     manager = ProcessSupervisorBackend([svc], run_dir=work)
     url = svc.health.url.rsplit("/health", 1)[0] if svc.health else ""
     capture = _JournalCapture(svc.log_file, incident.path("journal"), pid_file=svc.pid_file, token=token)
-    timings: dict[str, float] = {}
     t0 = time.monotonic()
-    traffic = None
-    truth: dict[str, Any] = {}
+    pool = None
     try:
-        manager.start(UNIT, timeout_s=15.0)
-        capture.start()
-        sampler = Sampler(
-            incident.path("samples"), query=ProcessQuery(pid_file=str(svc.pid_file)), url=url, token=token,
-            sources=("psutil", "metrics"), interval_s=opt.interval_s, duration_s=opt.sample_s + opt.after_s + 15,
-            metrics_interval_s=opt.metrics_interval_s, progress=progress,
-        )
-        sampling = threading.Thread(target=sampler.run, name="zcnb-demo-sampler", daemon=True)
-        sampling.start()
+        # The stages see the token only through the environment variable whose *name* is their parameter;
+        # it is set before the pool's kernels start, so they inherit it.
+        with _env("GATEWAY_AUTH_TOKEN", token):
+            say(f"incident folder: {folder}")
+            manager.start(UNIT, timeout_s=15.0)
+            capture.start()
+            kind = "token-less (unauth)" if opt.leak_kind == "unauth" else opt.leak_kind
+            say(f"gateway started: pid {_pid(svc.pid_file)} at {url} (simulated, real profile; leaks "
+                f"{format_bytes(opt.leak_bytes)} per {kind} request)")
+            if run_stages and opt.warm_kernels:  # the stages' kernels start (and import) while the gateway is sampled
+                from ..report.kernel import KernelPool
+
+                pool = KernelPool(len(_STAGE_ORDER), cwd=folder, preload=_PRELOAD)
+            timings, truth = _collect(manager, incident, svc, url, token, opt, progress=progress, say=say)
+            capture.stop()
+            say(f"logs: {_count_lines(incident.path('journal'))} journal lines captured (redacted) into journal.jsonl")
+            timings["collect_s"] = time.monotonic() - t0
+            write_json(folder / "ground_truth.json",
+                       {**truth, "leak_kind": opt.leak_kind, "leak_bytes": opt.leak_bytes})
+            if not run_stages:
+                return folder
+            run = _stages(manager, folder, work, opt, say=say, kernels=pool)
+        run.summary.setdefault("timings", {}).update({k: round(v, 2) for k, v in timings.items()})
+        say(f"done in {format_duration(time.monotonic() - t0)}")
+        return run
+    finally:
+        if pool is not None:
+            pool.close()
+        manager.close()
+        if capture.running:
+            capture.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _pid(pid_file: Path) -> str:
+    try:
+        return pid_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return "?"
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
+
+
+def _collect(manager: Any, incident: Any, svc: Any, url: str, token: Secret, opt: DemoOptions, *, progress: bool,
+             say: Callable[[str], None]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Traffic and sampling before and after an executed restart; (timings, the simulator's counts)."""
+    from ..collect.process import ProcessQuery
+    from ..collect.sampling import Sampler
+    from ..service import plan_restart, restart_service
+    from .traffic import TrafficGenerator
+
+    sampler = Sampler(
+        incident.path("samples"), query=ProcessQuery(pid_file=str(svc.pid_file)), url=url, token=token,
+        sources=("psutil", "metrics"), interval_s=opt.interval_s, duration_s=opt.sample_s + opt.after_s + 15,
+        metrics_interval_s=opt.metrics_interval_s, progress=progress,
+    )
+    sampling = threading.Thread(target=sampler.run, name="zcnb-demo-sampler", daemon=True)
+    timings: dict[str, float] = {}
+    truth: dict[str, Any] = {}
+    rates = ", ".join(f"{k} {v:g}/s" for k, v in {**opt.skills, **opt.tools}.items())
+    say(f"traffic: skill and tool calls with the token ({rates}); token-less probes {2 * opt.unauth_rate:g}/s in "
+        f"{opt.probe_period_s / 2:g} s waves")
+    say(f"sampling: psutil every {opt.interval_s:g} s, /metrics every {opt.metrics_interval_s:g} s; "
+        f"{opt.sample_s:g} s, a restart, then {opt.after_s:g} s")
+    sampling.start()
+    traffic = None
+    try:
         for phase, seconds in (("before", opt.sample_s), ("after", opt.after_s)):
-            traffic = TrafficGenerator(url, token=token, skills=opt.skills, tools=opt.tools,
-                                       seed=opt.seed + len(truth))
+            traffic = TrafficGenerator(url, token=token, skills=opt.skills, tools=opt.tools, seed=opt.seed + len(truth))
             traffic.start()
             _probe_waves(url, rate=2 * opt.unauth_rate, seconds=seconds, period_s=opt.probe_period_s,
                          seed=opt.seed + len(truth))
@@ -205,33 +283,50 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
             traffic = None
             truth = _add_counts(truth, _ground_truth(url, token))
             if phase == "before":
+                old = _pid(svc.pid_file)
                 plan = plan_restart(manager, unit=UNIT)
                 result = restart_service(manager, unit=UNIT, execute=True, confirm=plan.plan_id, token=token,
-                                 incident=incident)
+                                         incident=incident)
                 timings["restart_s"] = result.duration_s or 0.0
-        sampler.stop()
-        sampling.join(timeout=30)
-        capture.stop()
-        timings["collect_s"] = time.monotonic() - t0
-        write_json(folder / "ground_truth.json", {**truth, "leak_kind": opt.leak_kind, "leak_bytes": opt.leak_bytes})
-        if not run_stages:
-            return folder
-        # The stages see the still-running demo gateway through the supervisor file, and the token only
-        # through the environment variable whose *name* is their parameter.
-        sup_file = manager.to_file(work / "supervisor.json")
-        with _env("GATEWAY_AUTH_TOKEN", token):
-            run = run_incident(incident_dir=folder, progress=progress, commit="demo-simulator", pdf=opt.pdf,
-                               stage_parameters={"02": {"supervisor_file": str(sup_file)},
-                                                 "03": {"bucket": opt.bucket}})
-        run.summary.setdefault("timings", {}).update({k: round(v, 2) for k, v in timings.items()})
-        return run
+                say(f"restart: {result.outcome}, pid {old} -> {_pid(svc.pid_file)} in "
+                    f"{format_duration(result.duration_s)} (health: {result.health_after or 'not checked'})")
     finally:
         if traffic is not None:
             traffic.stop()
-        manager.close()
-        if capture.running:
-            capture.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        sampler.stop()
+        sampling.join(timeout=30)
+    say(f"sampling done: {_count_samples(incident.path('samples'))} samples in samples.csv")
+    return timings, truth
+
+
+def _count_samples(path: Path) -> int:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return sum(1 for line in fh if line[:1].isdigit() and ",gap," not in line)
+    except OSError:
+        return 0
+
+
+def _stages(manager: Any, folder: Path, work: Path, opt: DemoOptions, *, say: Callable[[str], None],
+            kernels: Any = None) -> Any:
+    """Every stage notebook on the folder (one line each), the report, its PDF and the incidents index."""
+    from ..report.runner import run_incident
+
+    # The stages see the still-running demo gateway through the supervisor file.
+    sup_file = manager.to_file(work / "supervisor.json")
+
+    def stage_done(result: Any, k: int, n: int) -> None:
+        extra = f": {result.error}" if result.status != "ok" else ""
+        say(f"stage {k}/{n} {result.notebook}: {result.status} ({format_duration(result.duration_s)}){extra}")
+
+    run = run_incident(incident_dir=folder, progress=False, commit="demo-simulator", pdf=opt.pdf, index=True,
+                       workers=opt.stage_workers, kernels=kernels, on_stage=stage_done,
+                       stage_parameters={"02": {"supervisor_file": str(sup_file)}, "03": {"bucket": opt.bucket}})
+    if run.report_html:
+        say(f"report: {run.report_html.name} written" + (", report.pdf printed" if run.report_pdf else ""))
+    if (folder.parent / "index.html").is_file():
+        say(f"index: {folder.parent / 'index.html'}")
+    return run
 
 
 @contextlib.contextmanager

@@ -6,12 +6,15 @@ import html
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import OutputWriteError
 from ..files import read_json, write_private
 from ..units import format_bytes
 
-__all__ = ["export_html", "index_is_ours", "lock_down", "write_index"]
+__all__ = ["NOTEBOOK_ONLY_TAG", "export_html", "index_is_ours", "lock_down", "write_index"]
+
+NOTEBOOK_ONLY_TAG = "zcnb-notebook-only"  # cells with this tag are shown in JupyterLab, left out of report.html
 
 
 # The lab template minus everything it would fetch from a CDN (require.js, MathJax, mermaid,
@@ -33,6 +36,8 @@ def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[s
                 title: str | None = None) -> Path:
     """Export an executed notebook to standalone HTML: inputs hidden, images embedded, nothing fetched.
 
+    Cells tagged ``zcnb-notebook-only`` (a notebook's introduction for its JupyterLab reader) are left out.
+
     The page loads nothing from the network (no CDN scripts; a Content-Security-Policy
     forbids any load), so it opens the same on an offline host. ``title`` defaults to
     "ZeptoClaw memory incident <folder name>".
@@ -40,6 +45,7 @@ def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[s
     import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb_path = Path(notebook)
     nb = nbformat.read(str(nb_path), as_version=4)  # type: ignore[no-untyped-call]  # nbformat has no annotations
@@ -47,6 +53,9 @@ def export_html(notebook: str | os.PathLike[str], html_path: str | os.PathLike[s
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
         extra_loaders=[DictLoader({"zcnb_offline.html.j2": _OFFLINE_TEMPLATE})],
         template_file="zcnb_offline.html.j2")
+    # Cells for the notebook reader only (the stage's introduction) are not part of the report.
+    exporter.register_preprocessor(  # type: ignore[no-untyped-call]  # nbconvert is unannotated
+        TagRemovePreprocessor(remove_cell_tags={NOTEBOOK_ONLY_TAG}), enabled=True)  # type: ignore[no-untyped-call]
     name = title or f"ZeptoClaw memory incident {nb_path.resolve().parent.name}"
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
     return write_private(html_path, body)
@@ -120,7 +129,7 @@ def index_is_ours(path: Path) -> bool:
 
 
 def write_index(incidents_dir: str | os.PathLike[str]) -> Path:
-    """Write ``index.html`` listing every incident folder (date, verdict, growth rate, status).
+    """Write ``index.html`` listing every incident folder (date, verdict, growth, severity, time to limit, status).
 
     An ``index.html`` zcnb did not write (no marker comment) is never overwritten: :class:`OutputWriteError`.
     """
@@ -139,20 +148,34 @@ def write_index(incidents_dir: str | os.PathLike[str]) -> Path:
             s = read_json(summary_path)
         except (OSError, ValueError):
             continue
-        verdict = (s.get("assessment") or {}).get("verdict", "?")
-        growth = (s.get("assessment") or {}).get("growth_bytes_per_hour")
-        growth_txt = format_bytes(growth, unit="MiB", digits=2) + "/h" if isinstance(growth, (int, float)) else "-"
-        status = "ok" if s.get("ok") else "failed: " + ", ".join(s.get("failed_stages") or [])
-        link = f"{folder.name}/report.html" if (folder / "report.html").exists() else f"{folder.name}/"
-        rows.append(
-            f"<tr><td><a href='{html.escape(link)}'>{html.escape(folder.name)}</a></td>"
-            f"<td>{html.escape(str(s.get('started_at', '')))}</td><td>{html.escape(str(verdict))}</td>"
-            f"<td>{html.escape(growth_txt)}</td><td>{html.escape(status)}</td></tr>"
-        )
+        rows.append(_index_row(folder, s))
+    head = "".join(f"<th>{h}</th>" for h in ("incident", "sampling began", "verdict", "growth", "severity",
+                                               "time to limit", "status"))
     page = (
         "<!doctype html>" + _INDEX_MARKER + "<html><head><meta charset='utf-8'><title>zcnb incidents</title>"
-        "<style>body{font-family:sans-serif}td,th{padding:4px 10px;border-bottom:1px solid #ddd}</style></head>"
-        "<body><h1>ZeptoClaw memory incidents</h1><table><tr><th>incident</th><th>started</th><th>verdict</th>"
-        "<th>growth</th><th>status</th></tr>" + "".join(rows) + "</table></body></html>\n"
+        "<style>body{font-family:sans-serif}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}"
+        "</style></head><body><h1>ZeptoClaw memory incidents</h1><table><tr>" + head + "</tr>" + "".join(rows)
+        + "</table></body></html>\n"
     )
     return write_private(target, page)
+
+
+def _index_row(folder: Path, s: dict[str, Any]) -> str:
+    """One incident: when sampling began, verdict, growth, severity, time to the limit (with its source), status."""
+    from ..units import format_duration, format_time
+
+    a = s.get("assessment") or {}
+    growth = a.get("growth_bytes_per_hour")
+    growth_txt = format_bytes(growth, unit="MiB", digits=2) + "/h" if isinstance(growth, (int, float)) else "-"
+    ttl = a.get("time_to_limit_s")
+    limit = a.get("limit_bytes")
+    ttl_txt = (format_duration(ttl) + (f" (limit {format_bytes(limit)}, {a.get('limit_source')})" if limit else "")
+               if isinstance(ttl, (int, float)) else ("no limit known" if a.get("verdict") == "leak" and not limit
+                                                      else "-"))
+    began = (s.get("sampling") or {}).get("started") or s.get("started_at", "")
+    status = "ok" if s.get("ok") else "failed: " + ", ".join(s.get("failed_stages") or [])
+    link = f"{folder.name}/report.html" if (folder / "report.html").exists() else f"{folder.name}/"
+    cells = [f"<a href='{html.escape(link)}'>{html.escape(folder.name)}</a>", html.escape(format_time(began)),
+             html.escape(str(a.get("verdict", "?"))), html.escape(growth_txt), html.escape(str(a.get("severity") or "-")),
+             html.escape(ttl_txt), html.escape(status)]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"

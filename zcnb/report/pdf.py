@@ -57,8 +57,10 @@ def export_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[st
     if not src.is_file():
         raise ReportError(f"no report to print at {src}", hint="run `zcnb report` first", path=str(src))
     dest = Path(pdf_path) if pdf_path else src.with_suffix(".pdf")
+    if not dest.parent.is_dir():
+        raise ReportError(f"cannot write {dest}: folder {dest.parent} does not exist",
+                          hint="create the folder first, or choose another --out", path=str(dest))
     browser = find_chromium(chromium)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="zcnb-pdf-") as tmp:
         out = Path(tmp) / "report.pdf"
         cmd = [

@@ -16,7 +16,7 @@ import re
 import stat
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from ..files import make_private_dir, write_json, write_private
 from ..incident import Incident, new_incident_dir, open_incident
 from ..redact import credential_kinds
 from .export import export_html, index_is_ours, lock_down, write_index
+from .kernel import KernelPool
 from .summary import build_incident_summary
 
 __all__ = [
@@ -185,26 +186,29 @@ def _stage_error(exc: BaseException) -> tuple[str, int | None]:
 
 
 def _execute(notebook: Path, output: Path, params: dict[str, Any], *, progress: bool, cwd: Path,
-             kernel_name: str | None, timeout_s: float) -> StageResult:
+             kernel_name: str | None, timeout_s: float, kernels: KernelPool | None = None) -> StageResult:
+    """Run one notebook with papermill: in a kernel from ``kernels`` when one is ready, else in a new one."""
     import papermill  # slow import: keep it out of module import time
+
+    from .kernel import ipc_kernel_manager_class
 
     stage = notebook.name[:2]
     t0 = time.monotonic()
+    km = kernels.take() if kernels is not None else None
+    common = {"parameters": params, "progress_bar": progress, "cwd": str(cwd), "kernel_name": kernel_name or "python3",
+              "execution_timeout": timeout_s, "log_output": False}
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=params,
-            progress_bar=progress,
-            cwd=str(cwd),
-            kernel_name=kernel_name or "python3",
-            execution_timeout=timeout_s,
-            log_output=False,
-        )
+        if km is not None:
+            papermill.execute_notebook(str(notebook), str(output), km=km, **common)
+        else:
+            with ipc_kernel_manager_class() as manager_class:
+                papermill.execute_notebook(str(notebook), str(output), kernel_manager_class=manager_class, **common)
     except Exception as exc:  # noqa: BLE001  papermill raises PapermillExecutionError and others: all mean "stage failed"
         err, cell = _stage_error(exc)
         return StageResult(stage, notebook.name, output, "failed", time.monotonic() - t0, err, cell)
     finally:
+        if km is not None:
+            KernelPool.release(km)
         if output.exists():
             os.chmod(output, 0o600)
     return StageResult(stage, notebook.name, output, "ok", time.monotonic() - t0)
@@ -224,6 +228,10 @@ def run_incident(
     timeout_s: float = 600.0,
     pdf: bool = False,
     chromium: str | os.PathLike[str] | None = None,
+    index: bool | None = None,
+    on_stage: Callable[[StageResult, int, int], None] | None = None,
+    workers: int = 1,
+    kernels: KernelPool | None = None,
 ) -> IncidentRun:
     """Execute stage notebooks into an incident folder, then the report; see the module docstring.
 
@@ -232,6 +240,12 @@ def run_incident(
     ``incidents_dir`` (default: the settings' incidents folder). ``pdf=True`` also prints
     ``report.pdf`` with a headless Chromium (:func:`zcnb.report.pdf.export_pdf`); when that
     fails the HTML report stands, ``pdf_error`` says why and the run is not ``ok``.
+
+    ``index`` refreshes the incidents ``index.html`` in the folder's parent (default: when the run made a new
+    dated folder, or the parent already holds a zcnb index). ``on_stage(result, k, n)`` is called as each of
+    the ``n`` notebooks (the stages, then the report) finishes. ``workers=2`` runs stages whose inputs are
+    ready side by side (:data:`NEEDS`: 02 and 03 after 01, 06 after 01 and 02; 04 any time). ``kernels``: a
+    :class:`~zcnb.report.kernel.KernelPool` started earlier (one fresh kernel per notebook either way).
     """
     _check_stages(stages)
     params = dict(parameters or {})
@@ -247,18 +261,23 @@ def run_incident(
     earlier = _earlier_record(incident, stages)
     started = datetime.fromisoformat(earlier["started_at"]) if earlier.get("started_at") else datetime.now(UTC)
     results = _run_stages(nb_dir, folder, stages, params, stage_parameters or {}, progress=progress,
-                          kernel_name=kernel_name, timeout_s=timeout_s)
-    summary = build_incident_summary(incident, stages=[*earlier.get("stages", []), *(r.to_dict() for r in results)],
-                                     started_at=started, parameters=earlier.get("parameters") or dict(params))
-    incident.write_json("summary", summary)
+                          kernel_name=kernel_name, timeout_s=timeout_s, on_stage=on_stage, workers=workers,
+                          kernels=kernels)
+    record = {"incident": folder.name, "started_at": started.isoformat(),
+              "stages": [*earlier.get("stages", []), *(r.to_dict() for r in results)],
+              "parameters": earlier.get("parameters") or dict(params)}
+    incident.write_json("summary", record)  # the run's record: the report notebook completes the summary
     report = _execute(nb_dir / REPORT_NOTEBOOK, folder / REPORT_NOTEBOOK, {"incident_dir": str(folder)},
-                      progress=progress, cwd=folder, kernel_name=kernel_name, timeout_s=timeout_s)
+                      progress=progress, cwd=folder, kernel_name=kernel_name, timeout_s=timeout_s, kernels=kernels)
+    if on_stage is not None:
+        on_stage(report, len(stages) + 1, len(stages) + 1)
+    summary = _completed_summary(incident, record, started)
     summary["report"] = report.to_dict()
     summary["finished_at"] = datetime.now(UTC).isoformat()
     incident.write_json("summary", summary)
     html_path, pdf_path, pdf_error = _export(report, incident, pdf=pdf, chromium=chromium)
     lock_down(folder, since=None if created else run_started - 2.0)
-    _refresh_index(folder, own_folder=not incident_dir)
+    _refresh_index(folder, own_folder=index if index is not None else not incident_dir)
     return IncidentRun(folder, tuple(results), report, html_path, summary, pdf_path, pdf_error)
 
 
@@ -296,18 +315,52 @@ def _earlier_record(incident: Incident, stages: Sequence[str]) -> dict[str, Any]
     return earlier if isinstance(earlier, dict) else {}
 
 
+# What each stage reads from another (preflight.json, assessment.json, after_restart.json): it starts after those.
+NEEDS: dict[str, tuple[str, ...]] = {"02": ("01",), "03": ("01",), "06": ("01", "02")}
+
+
 def _run_stages(nb_dir: Path, folder: Path, stages: Sequence[str], params: dict[str, Any],
                 stage_parameters: Mapping[str, Mapping[str, Any]], *, progress: bool, kernel_name: str | None,
-                timeout_s: float) -> list[StageResult]:
-    """Each stage in order, into the folder; ``stages.json`` is rewritten after each (a crash keeps the list)."""
-    results: list[StageResult] = []
-    for stage in stages:
+                timeout_s: float, on_stage: Callable[[StageResult, int, int], None] | None = None,
+                workers: int = 1, kernels: KernelPool | None = None) -> list[StageResult]:
+    """Every stage into the folder, in order (``workers=1``) or side by side when their inputs are ready;
+    ``stages.json`` is rewritten after each (a crash keeps the list). Results come back in stage order."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    done: dict[str, StageResult] = {}
+    pending = list(stages)
+    running: dict[Future[StageResult], str] = {}
+
+    def start(pool: ThreadPoolExecutor, stage: str) -> None:
         nb = nb_dir / STAGES[stage]
         p = {"incident_dir": str(folder), **params, **dict(stage_parameters.get(stage, {}))}
-        results.append(_execute(nb, folder / nb.name, p, progress=progress, cwd=folder,
-                                kernel_name=kernel_name, timeout_s=timeout_s))
-        write_json(folder / "stages.json", [r.to_dict() for r in results])
-    return results
+        running[pool.submit(_execute, nb, folder / nb.name, p, progress=progress and workers == 1, cwd=folder,
+                            kernel_name=kernel_name, timeout_s=timeout_s, kernels=kernels)] = stage
+
+    slots = max(1, workers)
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="zcnb-stage") as pool:
+        while pending or running:
+            ready = [s for s in pending if all(n in done or n not in stages for n in NEEDS.get(s, ()))]
+            for stage in ready[:max(0, slots - len(running))]:
+                pending.remove(stage)
+                start(pool, stage)
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                stage = running.pop(fut)
+                done[stage] = fut.result()
+                write_json(folder / "stages.json", [done[s].to_dict() for s in stages if s in done])
+                if on_stage is not None:
+                    on_stage(done[stage], len(done), len(stages) + 1)
+    return [done[s] for s in stages]
+
+
+def _completed_summary(incident: Incident, record: dict[str, Any], started: datetime) -> dict[str, Any]:
+    """The summary the report notebook wrote for this run, or (it failed before) one built here."""
+    written = incident.read_json_or_none("summary")
+    if isinstance(written, dict) and "assessment" in written and written.get("stages") == record["stages"]:
+        return written
+    return build_incident_summary(incident, stages=record["stages"], started_at=started,
+                                  parameters=record["parameters"])
 
 
 def _export(report: StageResult, incident: Incident, *, pdf: bool,

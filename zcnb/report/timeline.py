@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..actions import read_actions
 from ..incident import Incident
-from ..units import format_bytes
+from ..units import format_bytes, format_duration
 from ..viz.timeline import Timeline, TimelineEntry
 
 __all__ = ["build_timeline", "detectable_at"]
@@ -35,7 +35,10 @@ def _ts(value: Any) -> datetime | None:
 
 def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
                    assessment: dict[str, Any] | None = None) -> Timeline:
-    """Collect the timeline entries from the incident folder (or the given data)."""
+    """Collect the timeline entries from the incident folder (or the given data).
+
+    Only what happened is on the timeline: executed actions, never dry-run plans (the report lists those apart).
+    """
     if assessment is None and incident.has("assessment"):
         assessment = incident.read_json("assessment")
     if samples is None and incident.has("samples"):
@@ -51,23 +54,26 @@ def build_timeline(incident: Incident, samples: pd.DataFrame | None = None,
     if samples is not None and a.get("verdict") == "leak":
         first = detectable_at(samples, column=a.get("column"))
         if first is not None:
-            out.append(TimelineEntry(first, "detectable", "earliest point at which the samples so far give a leak verdict",
+            out.append(TimelineEntry(first, "detectable", "first moment the samples so far give a leak verdict",
                                      "01_confirm_leak.ipynb > Explore (window ending here)"))
     detected = _ts(a.get("detected_at"))
     if detected is not None and a.get("verdict"):
         g = a.get("growth_bytes_per_hour")
-        rate = f" at {format_bytes(g, unit='MiB')}/h" if isinstance(g, (int, float)) else ""
-        out.append(TimelineEntry(detected, "detection", f"verdict {a['verdict']}{rate}, severity {a.get('severity')}",
-                                 "01_confirm_leak.ipynb > Verdict"))
+        rate = f" at {format_bytes(g, unit='MiB', signed=True)}/h" if isinstance(g, (int, float)) else ""
+        out.append(TimelineEntry(detected, "verdict",
+                                 f"stage 01 recorded its verdict: {a['verdict']}{rate}, severity {a.get('severity')}",
+                                 "01_confirm_leak.ipynb > Verdict; assessment.json"))
     for act in read_actions(incident.path("actions")):
-        mode = "dry run" if act.dry_run else "executed"
-        dur = f" in {act.duration_s:.1f} s" if act.duration_s is not None else ""
-        out.append(TimelineEntry(act.started_at, "action", f"{act.action} {act.target} ({mode}): {act.outcome}{dur}",
-                                 "actions.jsonl; 02_mitigate.ipynb / 04_restore_state.ipynb / 06_escalate_rollback.ipynb"))
+        if act.dry_run:
+            continue
+        dur = f" in {format_duration(act.duration_s)}" if act.duration_s is not None else ""
+        out.append(TimelineEntry(act.started_at, "action", f"{act.action} {act.target}: {act.outcome}{dur}",
+                                 "actions.jsonl; report section Resolution"))
     if samples is not None and len(samples):
         out += _restart_entries(samples, a.get("column") or "rss_bytes")
     out += _oom_entries(incident)
     out += _alert_entries(incident)
+    out += _crash_entries(incident)
     return Timeline(tuple(sorted(out, key=lambda e: e.time)))
 
 
@@ -104,12 +110,13 @@ def _restart_entries(df: pd.DataFrame, column: str) -> list[TimelineEntry]:
         t = row["timestamp"]
         before = vals[vals["timestamp"] < t][column].dropna().tail(5)
         after = vals[vals["timestamp"] >= t][column].dropna().head(5)
-        out.append(TimelineEntry(t.to_pydatetime(), "restart", f"new process ({row.get('note', '')})",
+        out.append(TimelineEntry(t.to_pydatetime(), "restart", f"new gateway process ({row.get('note', '')})",
                                  "samples.csv restart event; figures/memory.png (vertical line)"))
-        if len(before) and len(after) and after.min() < before.max():
-            drop = before.max() - after.min()
+        if len(before) and len(after) and after.median() < before.max():
+            level = after.median()  # the new process's level (its very first sample may be mid-start)
             out.append(TimelineEntry(vals[vals["timestamp"] >= t]["timestamp"].iloc[0].to_pydatetime(), "recovery",
-                                     f"memory back down by {format_bytes(drop)} ({format_bytes(before.max())} -> {format_bytes(after.min())})",
+                                     f"memory back down by {format_bytes(before.max() - level)} "
+                                     f"({format_bytes(before.max())} -> {format_bytes(level)})",
                                      "02_mitigate.ipynb > after-restart check; figures/memory.png"))
     return out
 
@@ -146,3 +153,16 @@ def _alert_entries(incident: Incident) -> list[TimelineEntry]:
                                      str(obj.get("evidence", "alerts.jsonl"))))
     return out
 
+
+def _crash_entries(incident: Incident) -> list[TimelineEntry]:
+    """Crashes stage 03 found in the gateway's log (``log_summary.json`` ``crashes``), one entry each."""
+    d = incident.read_json_or_none("log_summary")
+    crashes = d.get("crashes") if isinstance(d, dict) else None
+    out = []
+    for c in crashes or []:
+        t = _ts(c.get("timestamp")) if isinstance(c, dict) else None
+        if t is not None:
+            pid = f" (pid {c['pid']})" if c.get("pid") else ""
+            out.append(TimelineEntry(t, "crash", f"{str(c.get('message', ''))[:160]}{pid}",
+                                     "log_summary.json; 03_diagnose.ipynb > Errors"))
+    return out

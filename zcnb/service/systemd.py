@@ -27,6 +27,7 @@ __all__ = [
     "parse_status_text",
     "parse_systemd_bytes",
     "parse_systemd_timestamp",
+    "user_manager_reachable",
 ]
 
 SHOW_PROPERTIES = ("MainPID", "ActiveState", "SubState", "MemoryCurrent", "MemoryMax", "ActiveEnterTimestamp",
@@ -37,6 +38,25 @@ _KILL_WARNING = ("restart of {unit} did not finish within {t:.0f} s: killed it w
 _PERMISSION_MARKERS = ("failed to connect to bus", "access denied", "interactive authentication required",
                        "permission denied", "not permitted")
 _NOT_FOUND_MARKERS = ("not found", "could not be found", "not loaded", "no such unit", "does not exist")
+
+
+def user_manager_reachable(runtime_dir: str | None = None) -> tuple[bool, str]:
+    """Whether ``systemctl --user`` can reach a user manager here: its private socket (or the user bus) in
+    ``$XDG_RUNTIME_DIR`` (default ``/run/user/<uid>``). Looks at files only: starts and asks nothing.
+
+    Returns (reachable, why not).
+    """
+    import stat
+
+    base = Path(runtime_dir or os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}")
+    for sock in (base / "systemd" / "private", base / "bus"):
+        try:
+            if stat.S_ISSOCK(sock.stat().st_mode):
+                return True, ""
+        except OSError:
+            continue
+    where = "XDG_RUNTIME_DIR is not set; " if not os.environ.get("XDG_RUNTIME_DIR") else ""
+    return False, f"{where}no socket at {base / 'systemd' / 'private'} or {base / 'bus'}"
 
 
 def default_health_checks(host: str = "127.0.0.1", port: int = 18789) -> dict[str, HealthCheck]:

@@ -166,16 +166,24 @@ def correlation_figure(incident: Incident, corr: Correlation) -> Any:
                         path=incident.figures / "correlation.png")
 
 
-def leak_report(incident: Incident) -> Any:
-    """The incident's leak report (``leak_report.txt``) parsed; saved as ``leak_report.json``."""
-    if not incident.has("leak_report_text"):
-        return Note("no leak report in this incident (capture one at a clean exit: zcnb leaks)")
-    from ..leaks.parse import parse_leak_file
+def leak_report(incident: Incident, entries: list[LogEntry] | None = None) -> Any:
+    """The incident's leak report parsed and saved as ``leak_report.json``: ``leak_report.txt`` when a capture
+    left one, else the report the gateway wrote into its log at a clean exit (Zig's allocator prints it to
+    stderr, which the journal keeps), found among ``entries``."""
+    from ..leaks.parse import parse_leak_file, parse_leak_report
 
-    report = parse_leak_file(incident.path("leak_report_text"))
+    report: Any
+    if incident.has("leak_report_text"):
+        report, source = parse_leak_file(incident.path("leak_report_text")), "leak_report.txt"
+    else:
+        lines = [e.message for e in entries or () if e.message]
+        report = parse_leak_report(lines) if lines else None
+        if report is None or not getattr(report, "records", ()):
+            return Note("no leak report in this incident (capture one at a clean exit: zcnb leaks capture)")
+        source = "the gateway's log (its allocator's report at a clean exit)"
     to_dict = getattr(report, "to_dict", None)
     if callable(to_dict):
-        incident.write_json("leak_report", to_dict())
+        incident.write_json("leak_report", {**to_dict(), "source": source})
     return report
 
 

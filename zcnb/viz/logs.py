@@ -103,7 +103,6 @@ def log_explorer(df: pd.DataFrame, *, rows: int = 25) -> Any:
     """ipywidgets filter by skill, level and time window over an :func:`entries_frame` table."""
     import ipywidgets as w
     import pandas as pd
-    from IPython.display import display
 
     skills = ["(any)"] + sorted(s for s in df["skill"].dropna().unique())
     levels = ["(any)", "error", "warning", "info", "debug", "none"]
@@ -121,10 +120,15 @@ def log_explorer(df: pd.DataFrame, *, rows: int = 25) -> Any:
         end = (times[hi] + pd.Timedelta("1min") - pd.Timedelta("1ns")) if times else None
         sel = filter_entries(df, skill=None if skill_w.value == "(any)" else skill_w.value,
                              level=None if level_w.value == "(any)" else level_w.value, start=start, end=end)
-        out.clear_output()
-        with out:
-            print(f"{len(sel)} of {len(df)} lines")
-            display(sel.head(rows))  # type: ignore[no-untyped-call,unused-ignore]
+        # The outputs are set as widget state, not captured with `with out:`: a capture makes nbclient (papermill,
+        # `zcnb report`) answer on the kernel's shell channel while it waits there for the cell's reply, which
+        # can stall the run until the cell timeout (jupyter/nbclient#312).
+        head = sel.head(rows)
+        out.outputs = (
+            {"output_type": "stream", "name": "stdout", "text": f"{len(sel)} of {len(df)} lines\n"},
+            {"output_type": "display_data", "metadata": {},
+             "data": {"text/html": head.to_html(index=False), "text/plain": head.to_string(index=False)}},
+        )
 
     for widget in (skill_w, level_w, time_w):
         widget.observe(refresh, names="value")

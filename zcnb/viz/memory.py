@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..analysis import LeakAssessment
 
-__all__ = ["SOURCE_COLUMNS", "plot_memory", "save_figure"]
+__all__ = ["SCALE_RATIO", "SOURCE_COLUMNS", "plot_memory", "save_figure", "scale_groups"]
 
 SOURCE_COLUMNS = {
     "rss_bytes": "RSS (psutil)",
@@ -30,6 +30,7 @@ SOURCE_COLUMNS = {
     "cgroup_bytes": "cgroup",
 }
 _MIB = 1024.0 * 1024.0
+SCALE_RATIO = 5.0  # sources whose medians differ more than this get separate panels
 _MAX_POINTS = 4000  # per source; min/max envelope keeps spikes visible when decimating
 
 
@@ -76,10 +77,11 @@ def plot_memory(df: pd.DataFrame, assessment: LeakAssessment | None = None, *,
                 sources: Sequence[str] | None = None, ax: Axes | None = None) -> Figure:
     """Memory over time (MiB) per source, restarts, gaps, baseline, trend, limit and onset.
 
-    ``sources`` are sample columns (default: every column of SOURCE_COLUMNS with data). Pass ``ax``
-    to draw into an existing axes; the figure returned is the one that holds it.
+    ``sources`` are sample columns (default: every column of SOURCE_COLUMNS with data). Sources whose scales
+    differ by more than :data:`SCALE_RATIO` (a container-wide cgroup of 600 MiB beside a 20 MiB process)
+    get their own panel with its own y axis, so the small one is not flattened to a line at the bottom.
+    Pass ``ax`` to draw into an existing axes (one panel); the figure returned is the one that holds it.
     """
-    import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -92,17 +94,51 @@ def plot_memory(df: pd.DataFrame, assessment: LeakAssessment | None = None, *,
     if unknown:
         raise AnalysisError(f"unknown source column(s): {', '.join(unknown)}",
                             hint=f"choose from: {', '.join(c for c in SOURCE_COLUMNS if c in df.columns)}")
+    times = pd.to_datetime(df["timestamp"], utc=True).dt.tz_convert(None).to_numpy()  # naive UTC, labelled UTC
+    groups = scale_groups(df, sources) if ax is None else [list(sources)]
     if ax is None:
-        fig = Figure(figsize=(10, 4.5), layout="constrained")
-        ax = fig.add_subplot()
+        fig = Figure(figsize=(10, 4.5 if len(groups) == 1 else 2.0 + 2.4 * len(groups)), layout="constrained")
+        axes = list(fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0])
     else:
         root = ax.get_figure(root=True)  # the top Figure even when ax sits in a SubFigure
         if root is None:
             raise AnalysisError("the axes passed as ax belong to no figure", hint="create it with fig.add_subplot()")
-        fig = root
-    ts = pd.to_datetime(df["timestamp"], utc=True)
-    times = ts.dt.tz_convert(None).to_numpy()  # naive UTC: matplotlib's date axis, labelled UTC below
-    for col in sources:
+        fig, axes = root, [ax]
+    fitted = assessment.column if assessment is not None else None
+    for panel, cols in zip(axes, groups, strict=True):
+        _draw_panel(panel, df, times, cols, assessment if fitted in cols or len(groups) == 1 else None)
+    title = "Memory over time"
+    if assessment is not None:
+        title += f": {assessment.verdict}, {assessment.pattern}, {assessment.growth_text()}"
+    if len(groups) > 1:
+        title += " (sources on separate scales)"
+    axes[0].set_title(title, fontsize=10)
+    axes[-1].set_xlabel("time (UTC)")
+    return fig
+
+
+
+def scale_groups(df: pd.DataFrame, sources: Sequence[str]) -> list[list[str]]:
+    """Sources grouped so that within a group the typical (median) values differ by at most SCALE_RATIO x."""
+    import pandas as pd
+
+    med = {c: float(pd.to_numeric(df[c], errors="coerce").median()) for c in sources}
+    ordered = sorted(sources, key=lambda c: -med[c] if med[c] == med[c] else 0.0)
+    groups: list[list[str]] = []
+    for c in ordered:
+        m = med[c]
+        if groups and (m != m or m <= 0 or med[groups[-1][0]] / m <= SCALE_RATIO):
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return groups
+
+
+def _draw_panel(ax: Axes, df: pd.DataFrame, times: Any, cols: Sequence[str], assessment: LeakAssessment | None) -> None:
+    import numpy as np
+    import pandas as pd
+
+    for col in cols:
         values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         ok = ~np.isnan(values)
         t_env, y_env = _envelope(times[ok], values[ok] / _MIB)
@@ -115,14 +151,8 @@ def plot_memory(df: pd.DataFrame, assessment: LeakAssessment | None = None, *,
     if assessment is not None:
         _draw_assessment(ax, df, assessment, times)
     ax.set_ylabel("memory (MiB)")
-    ax.set_xlabel("time (UTC)")
-    title = "Memory over time"
-    if assessment is not None:
-        title += f": {assessment.verdict}, {assessment.pattern}, {assessment.growth_text()}"
-    ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    return fig
 
 
 def _draw_assessment(ax: Axes, df: pd.DataFrame, a: LeakAssessment, times: Any) -> None:
