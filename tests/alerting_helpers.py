@@ -1,14 +1,13 @@
 """Test helpers for the exporter / alert rules / receiver tests: real processes on 127.0.0.1 only.
 
-``real_gateway`` starts the real ZeptoClaw binary the way REAL-GATEWAY.md shows (temporary HOME, env -i,
-GATEWAY_BIND=127.0.0.1, a throwaway token, stderr to a log file). It is kept apart from the tests so that it can
-be replaced by the shared real-gateway fixture; it skips when the binary is absent and fails under CI=true.
+``real_gateway`` starts the real ZeptoClaw binary through ``zcnb.demo.realgw`` (temporary HOME, env -i,
+GATEWAY_BIND=127.0.0.1, a throwaway token, stderr to a log file); it skips when the binary is absent and fails
+under CI=true. The ``real_gateway`` fixture of conftest.py is the same thing for a single test.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -19,14 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import httpx
 import pytest
-
 from prom_helpers import free_port, stop
 
-REAL_GATEWAY = Path(os.environ.get("ZCNB_REAL_GATEWAY", "/work/scratch/zc/bin/zeptoclaw-gateway"))
+from zcnb.demo.realgw import RealGatewayProcess, locate_real_gateway
+
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 T = TypeVar("T")
 
@@ -55,40 +54,25 @@ class RealGateway:
         return self.proc.pid
 
 
+def real_gateway_binary() -> str:
+    """The real binary (``$ZCNB_REAL_GATEWAY`` or ``.ci/build-real-gateway``'s cache), or skip (fail under CI=true)."""
+    exe = locate_real_gateway()
+    return need(exe if exe is not None else "zeptoclaw-gateway",
+                "the real zeptoclaw-gateway binary (build it: bash .ci/build-real-gateway; or set ZCNB_REAL_GATEWAY)")
+
+
 @contextmanager
 def real_gateway(tmp: Path, *, name: str = "gw", log_path: Path | None = None,
                  pid_file: Path | None = None) -> Iterator[RealGateway]:
-    """The real gateway binary on 127.0.0.1 (see the module docstring); killed by pid at the end.
+    """The real gateway binary on 127.0.0.1 (``zcnb.demo.realgw``); killed by pid at the end.
 
     Its stderr goes to ``log_path`` (default ``tmp/NAME.log``), opened for appending, so a test may append lines
     too without the gateway writing over them; its pid is written to ``pid_file`` (default ``tmp/NAME.pid``) as
     soon as it is started, before it listens.
     """
-    exe = need(REAL_GATEWAY, "the real zeptoclaw-gateway binary (set ZCNB_REAL_GATEWAY)")
-    home = tmp / f"{name}-home"
-    (home / ".zeptoclaw").mkdir(parents=True)
-    (home / "workspace").mkdir()
-    port, token = free_port(), secrets.token_hex(16)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "WORKSPACE": str(home / "workspace"),
-           "NVIDIA_API_KEY": "unused", "GATEWAY_BIND": "127.0.0.1", "GATEWAY_PORT": str(port),
-           "GATEWAY_AUTH_TOKEN": token, "ZEPTO_MEMORY_SECS": "0"}
-    log_path, pid_file = log_path or tmp / f"{name}.log", pid_file or tmp / f"{name}.pid"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen([exe], cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=log)
-    pid_file.write_text(f"{proc.pid}\n")
-    try:
-        deadline = time.monotonic() + 30
-        while b"listening on" not in log_path.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the real gateway did not print 'listening on' within 30 s (exit code {proc.poll()}); "
-                            "its log: " + log_path.read_text(errors="replace")[-1500:])
-            time.sleep(0.05)
-        yield RealGateway(proc, port, log_path, pid_file, token)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    exe = real_gateway_binary()
+    with RealGatewayProcess.start(exe, tmp, name=name, log_path=log_path, pid_file=pid_file) as gw:
+        yield RealGateway(gw.proc, gw.port, gw.log_path, gw.pid_file, gw.token.reveal())
 
 
 class TokenlessTraffic:
@@ -101,7 +85,7 @@ class TokenlessTraffic:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TokenlessTraffic:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -63,3 +63,32 @@ def sim_gateway(tmp_path: Path) -> Iterator[Any]:
             gw.stop(timeout=3)
         finally:
             gw.close()
+
+
+@pytest.fixture
+def real_gateway(tmp_path: Path) -> Iterator[Any]:
+    """Factory: ``real_gateway(name="gw", log_path=..., pid_file=...)`` starts the real ZeptoClaw binary.
+
+    The binary comes from ``$ZCNB_REAL_GATEWAY`` or ``.ci/build-real-gateway``'s cache; without it the test is
+    skipped with the reason, and under ``CI=true`` it fails (so real-binary tests never silently stop running).
+    Every gateway started is killed by pid at teardown.
+    """
+    from zcnb.demo.realgw import RealGatewayProcess, locate_real_gateway
+
+    exe = locate_real_gateway()
+    if exe is None:
+        msg = "the real zeptoclaw-gateway binary is absent (bash .ci/build-real-gateway, or set ZCNB_REAL_GATEWAY)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + ": CI must build it")
+        pytest.skip(msg)
+    started: list[Any] = []
+
+    def factory(**kwargs: Any) -> Any:
+        kwargs.setdefault("name", f"gw{len(started)}")
+        gw = RealGatewayProcess.start(exe, tmp_path, **kwargs)
+        started.append(gw)
+        return gw
+
+    yield factory
+    for gw in started:
+        gw.stop()
