@@ -325,7 +325,7 @@ def test_real_server_errors(real_prometheus: str) -> None:
 
 def test_notebook_fleet_mode_empty_query_is_the_cli_default(fake: FakeApi, tmp_path: Path) -> None:
     """Notebook 01's ``promql=""`` asks Prometheus the same job-scoped query as ``zcnb fleet`` (not every job's RSS)."""
-    from zcnb.cli import build_parser
+    from zcnb.cli import main
     from zcnb.config import DEFAULT_FLEET_QUERY
     from zcnb.incident import open_incident
     from zcnb.stages import confirm
@@ -335,7 +335,9 @@ def test_notebook_fleet_mode_empty_query_is_the_cli_default(fake: FakeApi, tmp_p
     view = confirm.fleet(inc, prometheus_url=fake.url, promql="", since="10m", step="15s")
     assert fake.requests and {r["params"]["query"] for r in fake.requests} == {DEFAULT_FLEET_QUERY}
     assert '{job="zeptoclaw-gateway"}' in DEFAULT_FLEET_QUERY and len(view.rows) == 1
-    assert build_parser().parse_args(["fleet", "--prometheus-url", fake.url]).query == DEFAULT_FLEET_QUERY
+    fake.requests.clear()
+    main(["fleet", "--prometheus-url", fake.url, "--since", "10m", "--step", "15s"])  # the CLI with no --query
+    assert fake.requests and {r["params"]["query"] for r in fake.requests} == {DEFAULT_FLEET_QUERY}
     fake.requests.clear()
     confirm.fleet(inc, prometheus_url=fake.url, promql="up", since="10m", step="15s")
     assert {r["params"]["query"] for r in fake.requests} == {"up"}

@@ -212,8 +212,12 @@ def test_health_without_token_warns_and_names_the_variable_used(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     with FakeEndpoint(body='{"status":"healthy"}', token=TOKEN) as ep:
         rc = main(["health", "--url", ep.url + "/health", "--token-env", "NOPE_TOKEN_VAR", "--timeout", "2"])
+        assert ep.requests == []  # no token: nothing is sent (each token-less request leaks on the real gateway)
+        rc_open = main(["health", "--url", ep.url + "/health", "--token-env", "NOPE_TOKEN_VAR", "--timeout", "2",
+                        "--probe-unauth"])
+        assert len(ep.requests) == 1  # asked for explicitly: one token-less probe, answered 401
     out, err = capsys.readouterr()
-    assert rc == 1 and "unauthorized" in out
+    assert rc == 1 and "not_probed" in out and rc_open == 1 and "unauthorized" in out
     assert "NOPE_TOKEN_VAR" in out and "GATEWAY_AUTH_TOKEN" not in out  # the 401 advice names the variable used
     assert "warning: no gateway token" in err and "NOPE_TOKEN_VAR" in err and "leaks memory" in err
 
@@ -230,8 +234,9 @@ def test_status_and_restart_warn_when_no_token(tmp_path: Path, capsys: pytest.Ca
     with FakeEndpoint(body='{"status":"healthy"}', token=TOKEN) as ep:
         _config(tmp_path, port=ep.port, token_env=NO_ENV)
         main(["restart", "--json"])
+        assert ep.requests == []  # the plan's health check does not probe without a token
     err = capsys.readouterr().err
-    assert "warning: no gateway token" in err and NO_ENV in err and "401" in err
+    assert "warning: no gateway token" in err and NO_ENV in err and "not probed" in err and "leaks memory" in err
 
 
 def test_stage02_target_reads_the_token_file(tmp_path: Path) -> None:
@@ -363,7 +368,8 @@ def test_cli_sample_with_no_sample_taken_fails(tmp_path: Path, capsys: pytest.Ca
     rc = main(["sample", "--pattern", "zcnb-nothing-matches-[w]", "--duration", "0.6", "--interval", "0.2",
                "--out", str(tmp_path / "b.csv"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 2 and "no memory sample was taken" in err and "process not found" in err
+    assert rc == 2 and "nothing to sample: no process matches pattern 'zcnb-nothing-matches-[w]'" in err
+    assert not (tmp_path / "b.csv").exists()  # refused before sampling, not after the whole duration
 
 
 def test_analyze_directory_and_short_column_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
