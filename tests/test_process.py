@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -21,7 +22,7 @@ from zcnb.collect.process import (
     read_memory,
     unit_main_pid,
 )
-from zcnb.exceptions import ConfigError, ProcessAccessDenied, ProcessNotFound
+from zcnb.exceptions import ConfigError, ProcessAccessDenied, ProcessAmbiguous, ProcessNotFound
 
 
 def test_find_by_pid_and_read_memory() -> None:
@@ -71,11 +72,113 @@ def test_pattern_never_matches_self_parents_or_pytest() -> None:
         proc.wait()
 
 
-def test_pattern_prefers_the_root_of_matching_tree() -> None:
+def test_several_equal_matches_are_refused_with_the_list_and_the_options() -> None:
     with child("zcnb-proc-test-d") as a, child("zcnb-proc-test-d") as b:
-        hit = find_process(pattern="zcnb-proc-test-d", exclude_children=False)
-        assert hit.pid == min((a, b), key=lambda p: psutil.Process(p.pid).create_time()).pid
-        assert hit.candidates == 2
+        with pytest.raises(ProcessAmbiguous) as err:
+            find_process(pattern="zcnb-proc-test-d", exclude_children=False)
+    e = err.value
+    assert {c["pid"] for c in e.candidates} == {a.pid, b.pid}  # type: ignore[attr-defined]
+    text = str(e)
+    for pid in (a.pid, b.pid):
+        assert f"pid {pid}, started 20" in text  # pid, start time (ISO), command line
+    assert "zcnb-proc-test-d" in text and "--pid" in text and "--pid-file" in text and "--unit" in text
+    assert "\n  pid" in e.message and "keep=[b'x'" in text  # one line per candidate, the command line flattened
+
+
+def test_a_matching_child_of_a_match_is_not_a_second_candidate(tmp_path: Path) -> None:
+    # a process named by the pattern that forks a helper which is also named by it: the parent is the target
+    exe = _named_copy(tmp_path, "zcnb-proc-tree-" + uuid.uuid4().hex[:6], "/bin/sh")
+    proc = subprocess.Popen([str(exe), "-c", f"{exe} -c 'sleep 30' & sleep 30"])
+    try:
+        _wait_children(proc.pid, 1)
+        hit = find_process(pattern=exe.name, exclude_children=False)
+        assert hit.pid == proc.pid and hit.match == "executable"
+        assert any("child of another match" in p for p in hit.passed_over)
+    finally:
+        _kill_tree(proc)
+
+
+def _named_copy(folder: Path, name: str, source: str) -> Path:
+    """A copy of an executable under another name (a link when the file system allows one)."""
+    dest = folder / name
+    try:
+        os.link(os.path.realpath(source), dest)
+    except OSError:
+        shutil.copy2(os.path.realpath(source), dest)
+    return dest
+
+
+def _wait_children(pid: int, n: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(psutil.Process(pid).children(recursive=True)) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    for c in psutil.Process(proc.pid).children(recursive=True):
+        c.kill()
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def _decoys(folder: Path, name: str, port: int) -> list[subprocess.Popen[bytes]]:
+    """What ``pgrep -f NAME`` also finds: a ``tail -f`` of a file named after the gateway, a script given the
+    name as an argument, and zcnb's simulator started under that name."""
+    log = folder / f"{name}.log"
+    log.write_text("started\n")
+    script = folder / "watch.py"
+    script.write_text("import sys, time\ntime.sleep(120)\n")
+    procs = [subprocess.Popen(["tail", "-f", str(log)], stdout=subprocess.DEVNULL),
+             subprocess.Popen([sys.executable, str(script), "--target", name, "--every", "5"]),
+             subprocess.Popen([sys.executable, "-m", "zcnb.demo.server", "--name", name, "--port", str(port),
+                               "--no-stderr", "--log-file", str(folder / "sim.log")], cwd=str(REPO),
+                              env={**os.environ, "PYTHONPATH": str(REPO), "GATEWAY_AUTH_TOKEN": "decoy-" + name})]
+    time.sleep(0.5)
+    return procs
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_named_process_wins_over_decoys_and_a_restart_gap_never_picks_one(tmp_path: Path, free_port: int) -> None:
+    name = "zcnb-gw-" + uuid.uuid4().hex[:8]
+    exe = _named_copy(tmp_path, name, "/bin/sleep")
+    decoys = _decoys(tmp_path, name, free_port)
+    target = subprocess.Popen([str(exe), "60"])
+    try:
+        time.sleep(0.2)
+        hit = find_process(pattern=name, exclude_children=False)
+        assert hit.pid == target.pid and hit.match == "executable" and hit.exe == str(exe)
+        assert hit.candidates == 4 and len(hit.passed_over) == 3
+        assert all("command line only" in p for p in hit.passed_over)
+        assert f"its executable is named {name!r}" in hit.describe() and f"pid {target.pid}" in hit.describe()
+        assert hit.to_dict()["reason"] == hit.reason and hit.to_dict()["passed_over"] == list(hit.passed_over)
+        target.kill()
+        target.wait()
+        # the gateway is restarting: with exe_match_only (what the sampler asks once it found a named process)
+        # a decoy is never taken for the new gateway
+        with pytest.raises(ProcessNotFound, match=r"no process whose executable is named .*3 other"):
+            find_process(pattern=name, exclude_children=False, exe_match_only=True)
+        # without it, three processes merely mention the name: refused, never a guess
+        with pytest.raises(ProcessAmbiguous, match="3 processes match the pattern on their command line"):
+            find_process(pattern=name, exclude_children=False)
+    finally:
+        for d in [*decoys, target]:
+            d.kill()
+            d.wait(timeout=10)
+
+
+def test_argv0_names_the_process_too(tmp_path: Path) -> None:
+    name = "zcnb-argv0-" + uuid.uuid4().hex[:6]
+    # exec -a sets argv[0] while the executable stays /bin/sleep (a wrapper or a symlinked binary looks so)
+    proc = subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 30"])
+    try:
+        time.sleep(0.3)
+        hit = find_process(pattern=name, exclude_children=False)
+        assert hit.pid == proc.pid and hit.match == "argv[0]" and "argv[0] is named" in hit.reason
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_bad_arguments() -> None:

@@ -251,7 +251,7 @@ class Sampler:
             head.append(f"# process: {self._chosen}")
         if self._budget is not None:
             b = self._budget
-            head.append(f"# request budget: {b.key} {b.limit} per {b.window_s:g} s for all zcnb processes, polling "
+            head.append(f"# request_budget: {b.key} {b.limit} per {b.window_s:g} s for all zcnb processes, polling "
                         f"at most {b.limit - b.reserve}; ledger {b.path}")
         head += [f"# note: {n}" for n in self._notes]
         if not exists:
