@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from ..config import Settings, load_settings
 from ..exceptions import ConfigError, RequestBudgetExhausted
+from ..locks import lock_open_file
 
 __all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW_S", "BudgetEntry", "BudgetUsage", "Grant", "RequestBudget",
            "budget_for_url", "runtime_dir"]
@@ -158,7 +159,7 @@ class RequestBudget:
 
     def __init__(self, host: str, port: int, *, limit: int = DEFAULT_LIMIT, window_s: float = DEFAULT_WINDOW_S,
                  folder: str | os.PathLike[str] | None = None, caller: str = "zcnb",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lock_wait_s: float = _LOCK_WAIT_S) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"request budget {limit!r} is not a positive whole number",
                               hint=f"e.g. request_budget = {DEFAULT_LIMIT} (the real gateway crashes past "
@@ -172,18 +173,22 @@ class RequestBudget:
         base = Path(folder) if folder is not None else runtime_dir()
         self.path = base / "budget" / (self.key.replace(":", "_").replace("/", "_") + ".ledger")
         self._clock = clock
+        self.lock_wait_s = lock_wait_s  # a holder that keeps the ledger locked this long is stopped or stuck
         self._fd = -1
+        self._fd_pid = 0
 
     def __repr__(self) -> str:
         return f"RequestBudget({self.key!r}, limit={self.limit}, window_s={self.window_s:g})"
 
     # -- the ledger file ------------------------------------------------------------------------------
     def _open(self) -> int:
-        if self._fd >= 0:
+        if self._fd >= 0 and self._fd_pid == os.getpid():
             return self._fd
+        self._fd = -1  # a forked child must not share its parent's open file (and so its flock): its own
         os.makedirs(self.path.parent, mode=0o700, exist_ok=True)
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self._fd_pid = os.getpid()
         except OSError as exc:
             raise ConfigError(f"cannot open the request ledger {self.path}: {exc.strerror or exc}",
                               hint="check the runtime folder (runtime_dir / ZCNB_RUNTIME_DIR)", path=str(self.path)) from None
@@ -191,17 +196,20 @@ class RequestBudget:
 
     def _lock(self) -> int:
         """The ledger's fd, flocked; reopened when the file was rotated away under us."""
-        deadline = time.monotonic() + _LOCK_WAIT_S
+        deadline = time.monotonic() + self.lock_wait_s
         while True:
             fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RequestBudgetExhausted(
-                        f"the request ledger {self.path} stayed locked for {_LOCK_WAIT_S:g} s (a stopped zcnb "
-                        "process?): request not sent", key=self.key, reason="budget",
-                        hint=f"look for a stopped process holding it: grep {os.stat(fd).st_ino} /proc/locks") from None
+                    # names the holder (pid, start) from /proc/locks; raises unless it let go just now
+                    lock_open_file(fd, self.path, action=f"request ledger user (locked > {self.lock_wait_s:g} s)",
+                                   error=RequestBudgetExhausted,
+                                   hint="a stopped or stuck zcnb process holds the ledger: resume or end it; "
+                                        "no request is sent meanwhile")
+                    fcntl.flock(fd, fcntl.LOCK_UN)  # lock_open_file took it after all: start over cleanly
+                    continue
                 time.sleep(0.002)
                 continue
             try:
@@ -358,9 +366,9 @@ class RequestBudget:
         return out
 
     def close(self) -> None:
-        if self._fd >= 0:
+        if self._fd >= 0 and self._fd_pid == os.getpid():
             os.close(self._fd)
-            self._fd = -1
+        self._fd = -1
 
 
 _CACHE: dict[tuple[str, int, float, str], RequestBudget] = {}
