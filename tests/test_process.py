@@ -264,3 +264,60 @@ def test_cgroup_of_real_process_matches_proc() -> None:
     if value is None:
         pytest.skip(f"no readable memory cgroup here: {note}")
     assert value > 0 and path
+
+
+def _zcnb(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "zcnb", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=str(REPO), check=False)
+
+
+def test_real_gateway_is_chosen_over_decoys_by_sample_and_preflight(real_gateway: object, tmp_path: Path,
+                                                                    free_port: int,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from zcnb.demo.realgw import locate_real_gateway
+
+    real = locate_real_gateway()
+    assert real is not None  # the fixture skipped (or failed under CI) otherwise
+    name = "zeptoclaw-gateway-" + uuid.uuid4().hex[:8]  # other real gateways may run on this host meanwhile
+    gw = real_gateway(binary=_named_copy(tmp_path, name, str(real)))  # type: ignore[operator]
+    decoys = _decoys(tmp_path, name, free_port)
+    monkeypatch.setenv("GATEWAY_AUTH_TOKEN", gw.token.reveal())
+    try:
+        out = tmp_path / "s.csv"
+        run = _zcnb("sample", "--pattern", name, "--interval", "0.5", "--duration", "2.5", "--out", str(out),
+                    "--no-progress", "--no-verdict")
+        assert run.returncode == 0, run.stderr
+        assert f"process: pid {gw.pid} ({gw.binary}), found by pattern" in run.stderr
+        head = [ln for ln in out.read_text().splitlines() if ln.startswith("# process:")]
+        assert len(head) == 1 and f"pid {gw.pid}" in head[0] and f"its executable is named {name!r}" in head[0]
+        assert "passed over 3" in head[0] and "command line only" in head[0]
+        from zcnb.collect.sampling import read_samples
+
+        df = read_samples(out)
+        pids = set(df["pid"].dropna().astype(int))
+        assert pids == {gw.pid} and int((df["event"] == "restart").sum()) == 0
+        assert df.attrs["header"]["process"].startswith(f"pid {gw.pid}")
+
+        run = _zcnb("preflight", "--port", str(gw.port), "--pattern", name, "--timeout", "3", "--json", "-")
+        import json
+
+        data = json.loads(run.stdout)
+        assert data["process"]["pid"] == gw.pid and data["process"]["match"] == "executable"
+        row = next(c for c in data["checks"] if c["name"] == "process")
+        assert row["status"] == "ok" and f"pid {gw.pid}" in row["detail"] and "passed over 3" in row["detail"]
+        assert data["url"] == f"http://127.0.0.1:{gw.port}"  # --port made the URL
+        assert gw.token.reveal() not in run.stdout + run.stderr
+
+        # a second real gateway under the same name: two processes are named by the pattern, refuse and list them
+        gw2 = real_gateway(binary=tmp_path / name, name="second")  # type: ignore[operator]
+        run = _zcnb("sample", "--pattern", name, "--duration", "1", "--out", str(tmp_path / "t.csv"), "--no-progress")
+        assert run.returncode == 2
+        assert f"pid {gw.pid}, started" in run.stderr and f"pid {gw2.pid}, started" in run.stderr
+        assert "--pid" in run.stderr and "--pid-file" in run.stderr and "--unit" in run.stderr
+        assert not (tmp_path / "t.csv").exists()
+        assert gw.proc.poll() is None and gw2.proc.poll() is None
+    finally:
+        for d in decoys:
+            d.kill()
+            d.wait(timeout=10)
