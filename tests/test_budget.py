@@ -228,7 +228,7 @@ def test_health_command_with_a_tiny_budget_says_throttled(tmp_path: Path, monkey
     from zcnb.cli import main
 
     monkeypatch.setenv("GATEWAY_AUTH_TOKEN", TOKEN)
-    monkeypatch.delenv("ZCNB_REQUEST_BUDGET", raising=False)
+    monkeypatch.setenv("ZCNB_REQUEST_BUDGET", "60")  # --request-budget sets it for the process: undone after the test
     with FakeEndpoint(body='{"status":"healthy"}', token=TOKEN) as ep:
         args = ["health", "--port", str(ep.port), "--timeout", "0.5", "--request-budget", "1"]
         assert main(args) == 0
@@ -236,6 +236,9 @@ def test_health_command_with_a_tiny_budget_says_throttled(tmp_path: Path, monkey
         assert len(ep.requests) == 1
     out = capsys.readouterr().out
     assert "throttled" in out and "request budget" in out
+    import os as _os
+
+    assert _os.environ["ZCNB_REQUEST_BUDGET"] == "1"  # children (notebook kernels, zcnb) inherit the option
 
 
 def test_sampler_scrapes_slow_down_to_the_budget_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

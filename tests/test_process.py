@@ -321,3 +321,62 @@ def test_real_gateway_is_chosen_over_decoys_by_sample_and_preflight(real_gateway
         for d in decoys:
             d.kill()
             d.wait(timeout=10)
+
+
+def test_command_lines_shown_never_carry_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "tok-" + uuid.uuid4().hex
+    monkeypatch.setenv("GATEWAY_AUTH_TOKEN", secret)
+    name = "zcnb-secretive-" + uuid.uuid4().hex[:6]
+    exe = _named_copy(tmp_path, name, "/bin/sh")
+    # a process named by the pattern with the token in its argv, and a decoy passing it as a header
+    target = subprocess.Popen([str(exe), "-c", "sleep 30; true", secret])
+    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", name, "X-Auth-Token:", secret,
+                              "--api-key=abcdefgh12345678"])
+    try:
+        time.sleep(0.3)
+        hit = find_process(pattern=name, exclude_children=False)
+        shown = hit.describe() + hit.cmdline + repr(hit.to_dict())
+        assert hit.pid == target.pid and secret not in shown and "abcdefgh12345678" not in shown
+        assert "[REDACTED]" in shown
+        _kill_tree(target)
+        monkeypatch.delenv("GATEWAY_AUTH_TOKEN")  # the X-Auth-Token: rule alone still hides it
+        second = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", name])
+        try:
+            time.sleep(0.3)
+            with pytest.raises(ProcessAmbiguous) as err:
+                find_process(pattern=name, exclude_children=False)
+            assert secret not in str(err.value) + repr(err.value.candidates)  # type: ignore[attr-defined]
+        finally:
+            second.kill()
+            second.wait()
+    finally:
+        for p in (target, decoy):
+            p.kill()
+            p.wait()
+
+
+def test_the_report_names_the_process_chosen_and_why(tmp_path: Path) -> None:
+    from zcnb.collect.sampling import sample
+    from zcnb.incident import open_incident
+    from zcnb.report.summary import build_incident_summary
+    from zcnb.stages.report import IncidentReport
+
+    name = "zcnb-reported-" + uuid.uuid4().hex[:6]
+    exe = _named_copy(tmp_path, name, "/bin/sleep")
+    target = subprocess.Popen([str(exe), "30"])
+    decoy = subprocess.Popen(["tail", "-f", "/dev/null", "--", name], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        inc = open_incident(tmp_path / "inc")
+        sample(inc.path("samples"), pattern=name, exclude_children=False, interval_s=0.2, duration_s=0.6,
+               progress=False)
+        summary = build_incident_summary(inc)
+        assert summary["process"].startswith(f"pid {target.pid} ({exe}), found by pattern")
+        assert f"its executable is named {name!r}" in summary["process"] and "passed over 1" in summary["process"]
+        inc.write_json("summary", summary)
+        html = IncidentReport.load(inc.root).header()._repr_html_()
+        assert f"Observed process: pid {target.pid}" in html and "command line only" in html
+    finally:
+        for p in (target, decoy):
+            p.kill()
+            p.wait()

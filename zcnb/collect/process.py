@@ -26,6 +26,7 @@ import psutil
 from ..config import check_unit
 from ..exceptions import ConfigError, ProcessAccessDenied, ProcessAmbiguous, ProcessNotFound
 from ..files import read_input
+from ..redact import default_redactor
 from ..units import format_bytes
 
 __all__ = ["MemoryReading", "ProcessInfo", "ProcessQuery", "find_by_query", "find_process", "read_cgroup_limit",
@@ -171,8 +172,14 @@ def _info(pid: int, found_by: str, candidates: int = 1, *, match: str = "", reas
     except psutil.AccessDenied:
         raise ProcessAccessDenied(f"process {pid} exists but is not readable", pid=pid,
                                   hint="run zcnb as the gateway's user (or root)") from None
-    return ProcessInfo(pid=pid, name=name, cmdline=cmd, create_time=create, found_by=found_by, candidates=candidates,
+    return ProcessInfo(pid=pid, name=name, cmdline=_shown(cmd), create_time=create, found_by=found_by, candidates=candidates,
                        exe=exe, match=match or found_by.split(" ", 1)[0], reason=reason, passed_over=passed_over)
+
+
+def _shown(cmdline: str) -> str:
+    """A command line as zcnb may show or store it: tokens and keys on it redacted (``--token=...``, the
+    gateway's own token, the settings' patterns); whitespace runs made one space."""
+    return default_redactor().redact(" ".join(cmdline.split()))
 
 
 def _exe(p: psutil.Process) -> str:
@@ -206,7 +213,7 @@ class _Match:
 
     def line(self) -> str:
         when = datetime.fromtimestamp(self.create_time, UTC).isoformat(timespec="seconds") if self.create_time else "?"
-        return f"pid {self.pid}, started {when}: {' '.join(self.cmdline.split())[:160]}"
+        return f"pid {self.pid}, started {when}: {_shown(self.cmdline)[:160]}"
 
 
 def _how(rx: re.Pattern[str], exe: str, argv: list[str]) -> str:
@@ -259,13 +266,13 @@ def _by_pattern(pattern: str, exclude_children: bool, exe_match_only: bool = Fal
         raise ProcessAmbiguous(
             f"{len(roots)} processes {which}, so zcnb will not guess which is the gateway:\n  "
             + "\n  ".join(h.line() for h in roots),
-            pattern=pattern, candidates=[{"pid": h.pid, "cmdline": h.cmdline[:300], "create_time": h.create_time,
+            pattern=pattern, candidates=[{"pid": h.pid, "cmdline": _shown(h.cmdline)[:300], "create_time": h.create_time,
                                           "match": h.how} for h in roots],
             hint=f"pick one with --pid {roots[0].pid} (or another pid above), --pid-file FILE (the gateway's pid "
                  "file) or --unit UNIT (its systemd unit's MainPID), or narrow --pattern (e.g. the binary's full "
                  "path, ^/path/to/zeptoclaw-gateway$)")
     chosen = roots[0]
-    passed = tuple(f"pid {h.pid} `{' '.join(h.cmdline.split())[:80]}` ({'child of another match' if h in pool else 'command line only'})"
+    passed = tuple(f"pid {h.pid} `{_shown(h.cmdline)[:80]}` ({'child of another match' if h in pool else 'command line only'})"
                    for h in sorted(hits, key=lambda h: h.pid) if h.pid != chosen.pid)
     if chosen.how == "command line":
         reason = (f"the only process whose command line matches {pattern!r} (no process is named by it: check "
