@@ -236,9 +236,7 @@ def test_health_command_with_a_tiny_budget_says_throttled(tmp_path: Path, monkey
         assert len(ep.requests) == 1
     out = capsys.readouterr().out
     assert "throttled" in out and "request budget" in out
-    import os as _os
-
-    assert _os.environ["ZCNB_REQUEST_BUDGET"] == "1"  # children (notebook kernels, zcnb) inherit the option
+    assert os.environ["ZCNB_REQUEST_BUDGET"] == "1"  # children (notebook kernels, zcnb) inherit the option
 
 
 def test_sampler_scrapes_slow_down_to_the_budget_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

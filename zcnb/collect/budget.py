@@ -154,6 +154,21 @@ def _parse(rec: bytes) -> BudgetEntry | None:
         return None
 
 
+_T, _U = ord("T"), ord("U")
+
+
+@dataclass(frozen=True)
+class _Window:
+    raw: bytes  # the window's records as stored, oldest first
+    token: list[float]  # times of the "T" records, oldest first
+    unauth: list[float]  # times of the "U" records
+
+
+def _entries(data: bytes) -> list[BudgetEntry]:
+    return [e for e in (_parse(data[i:i + RECORD_SIZE]) for i in range(0, len(data) - RECORD_SIZE + 1, RECORD_SIZE))
+            if e is not None]
+
+
 class RequestBudget:
     """The shared budget of one gateway (``host:port``): :meth:`acquire` before every request."""
 
@@ -221,41 +236,51 @@ class RequestBudget:
             os.close(fd)  # rotated: the lock on the old inode is dropped with it
             self._fd = -1
 
-    def _tail(self, fd: int, now: float) -> list[BudgetEntry]:
-        """The records younger than the window (and any from the future), oldest first; cuts a torn record."""
+    def _tail(self, fd: int, now: float) -> _Window:
+        """The records younger than the window (and any from the future), oldest first; cuts a torn record.
+
+        On the hot path: only the time and kind of each record are read (slices of the raw bytes), no decoding.
+        """
         size = os.fstat(fd).st_size
         if size % RECORD_SIZE:
             size -= size % RECORD_SIZE
             os.ftruncate(fd, size)  # a writer died mid-record: drop the piece
-        out: list[BudgetEntry] = []
+        oldest = now - self.window_s
+        times: dict[int, list[float]] = {_T: [], _U: []}
+        parts: list[bytes] = []
         n = 2 * self.limit + 16
         end = size
         while end > 0:
             start = max(0, end - n * RECORD_SIZE)
             data = os.pread(fd, end - start, start)
-            chunk = [_parse(data[i:i + RECORD_SIZE]) for i in range(0, len(data), RECORD_SIZE)]
-            old = False
-            for e in reversed(chunk):
-                if e is None:
-                    e = BudgetEntry(now, "T", 0, "?")  # unreadable: count it, to be safe
-                if e.at <= now - self.window_s:
-                    old = True
+            i = len(data) - RECORD_SIZE
+            while i >= 0:
+                kind = data[i + 18]
+                try:
+                    at = float(data[i:i + 17])
+                except ValueError:
+                    at = now  # unreadable: count it, to be safe
+                if kind not in times:
+                    kind, at = _T, now
+                if at <= oldest:
                     break
-                out.append(e)
-            if old:
+                times[kind].append(at)
+                i -= RECORD_SIZE
+            parts.append(data[i + RECORD_SIZE:])
+            if i >= 0:
                 break
             end, n = start, n * 2
-        out.reverse()
-        return out
+        for v in times.values():
+            v.reverse()
+        return _Window(b"".join(reversed(parts)), times[_T], times[_U])
 
-    def _rotate(self, fd: int, keep: list[BudgetEntry], mine: bytes) -> None:
+    def _rotate(self, fd: int, keep: bytes, mine: bytes) -> None:
         """Move the ledger to ``.1`` and start a new one holding the current window (still under the lock)."""
         tmp = self.path.with_name(self.path.name + f".new{os.getpid()}")
         hist = self.path.with_name(self.path.name + ".1")
-        data = b"".join(_record(e.at, e.kind, e.pid, e.caller) for e in keep) + mine
         nfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            os.write(nfd, data)
+            os.write(nfd, keep + mine)
         finally:
             os.close(nfd)
         try:
@@ -269,8 +294,8 @@ class RequestBudget:
     def _cap(self, kind: str, background: bool) -> int:
         return max(1, self.limit - self.reserve) if background else self.limit
 
-    def _free_in(self, entries: list[BudgetEntry], kind: str, cap: int, now: float) -> float:
-        mine = [e.at for e in entries if e.kind == kind]
+    def _free_in(self, mine: list[float], cap: int, now: float) -> float:
+        """Seconds until fewer than ``cap`` of the times ``mine`` (oldest first) are inside the window."""
         if len(mine) < cap:
             return 0.0
         # the window must lose len - cap + 1 records: the (len - cap)-th oldest must age out
@@ -286,15 +311,15 @@ class RequestBudget:
         fd = self._lock()
         try:
             now = self._clock()
-            entries = self._tail(fd, now)
-            cap = self._cap(kind, background)
-            wait = self._free_in(entries, kind, cap, now)
-            used = sum(e.kind == kind for e in entries)
+            win = self._tail(fd, now)
+            mine = win.unauth if kind == "U" else win.token
+            wait = self._free_in(mine, self._cap(kind, background), now)
             if wait > 0:
-                return wait, used
+                return wait, len(mine)
+            used = len(mine)
             rec = _record(now, kind, os.getpid(), caller or self.caller)
             if os.fstat(fd).st_size >= _ROTATE_AT:
-                self._rotate(fd, entries, rec)
+                self._rotate(fd, win.raw, rec)
             else:
                 os.write(fd, rec)
             return 0.0, used + 1
@@ -334,7 +359,8 @@ class RequestBudget:
         try:
             now = self._clock()
             kind = "T" if token else "U"
-            return self._free_in(self._tail(fd, now), kind, self._cap(kind, background), now)
+            win = self._tail(fd, now)
+            return self._free_in(win.unauth if kind == "U" else win.token, self._cap(kind, background), now)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
@@ -343,15 +369,14 @@ class RequestBudget:
         fd = self._lock()
         try:
             now = self._clock()
-            entries = self._tail(fd, now)
+            win = self._tail(fd, now)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
         callers: dict[str, int] = {}
-        for e in entries:
+        for e in _entries(win.raw):
             callers[e.caller] = callers.get(e.caller, 0) + 1
-        return BudgetUsage(self.key, self.limit, self.window_s, sum(e.kind == "T" for e in entries),
-                           sum(e.kind == "U" for e in entries), self._free_in(entries, "T", self.limit, now),
-                           str(self.path), callers)
+        return BudgetUsage(self.key, self.limit, self.window_s, len(win.token), len(win.unauth),
+                           self._free_in(win.token, self.limit, now), str(self.path), callers)
 
     def history(self) -> list[BudgetEntry]:
         """Every record still on disk (the rotated ``.1`` file first), oldest first: for audits and tests."""
@@ -361,8 +386,7 @@ class RequestBudget:
                 data = p.read_bytes()
             except FileNotFoundError:
                 continue
-            out += [e for e in (_parse(data[i:i + RECORD_SIZE]) for i in range(0, len(data) - RECORD_SIZE + 1,
-                                                                                   RECORD_SIZE)) if e is not None]
+            out += _entries(data)
         return out
 
     def close(self) -> None:
