@@ -43,7 +43,7 @@ def _per_call(fn: Any, n: int) -> tuple[float, float]:
 
 
 class _Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 -- http.server's name
+    def do_GET(self) -> None:
         body = b'{"status":"healthy"}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -73,9 +73,8 @@ def test_pattern_never_matches_self_parents_or_pytest() -> None:
 
 
 def test_several_equal_matches_are_refused_with_the_list_and_the_options() -> None:
-    with child("zcnb-proc-test-d") as a, child("zcnb-proc-test-d") as b:
-        with pytest.raises(ProcessAmbiguous) as err:
-            find_process(pattern="zcnb-proc-test-d", exclude_children=False)
+    with child("zcnb-proc-test-d") as a, child("zcnb-proc-test-d") as b, pytest.raises(ProcessAmbiguous) as err:
+        find_process(pattern="zcnb-proc-test-d", exclude_children=False)
     e = err.value
     assert {c["pid"] for c in e.candidates} == {a.pid, b.pid}  # type: ignore[attr-defined]
     text = str(e)
@@ -364,7 +363,8 @@ def test_the_report_names_the_process_chosen_and_why(tmp_path: Path) -> None:
     name = "zcnb-reported-" + uuid.uuid4().hex[:6]
     exe = _named_copy(tmp_path, name, "/bin/sleep")
     target = subprocess.Popen([str(exe), "30"])
-    decoy = subprocess.Popen(["tail", "-f", "/dev/null", "--", name], stderr=subprocess.DEVNULL)
+    decoy = subprocess.Popen(["tail", "-f", "/dev/null", "--", name], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.2)
         inc = open_incident(tmp_path / "inc")
@@ -378,5 +378,45 @@ def test_the_report_names_the_process_chosen_and_why(tmp_path: Path) -> None:
         assert f"Observed process: pid {target.pid}" in html and "command line only" in html
     finally:
         for p in (target, decoy):
+            p.kill()
+            p.wait()
+
+
+def test_sampler_never_takes_a_decoy_for_a_restarted_gateway(tmp_path: Path) -> None:
+    import threading
+
+    from zcnb.collect.sampling import Sampler, read_samples
+
+    name = "zcnb-gap-" + uuid.uuid4().hex[:6]
+    exe = _named_copy(tmp_path, name, "/bin/sleep")
+    target = subprocess.Popen([str(exe), "60"])
+    decoy = subprocess.Popen(["tail", "-f", "/dev/null", "--", name], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    new: list[subprocess.Popen[bytes]] = []
+    try:
+        time.sleep(0.2)
+        s = Sampler(tmp_path / "s.csv", query=ProcessQuery(pattern=name, exclude_children=False),
+                    interval_s=0.2, duration_s=3.0, progress=False, uss_pss=False)
+
+        def restart() -> None:  # down for ~1 s (gap rows), then up again under a new pid
+            time.sleep(0.8)
+            target.kill()
+            target.wait()
+            time.sleep(1.0)
+            new.append(subprocess.Popen([str(exe), "60"]))
+
+        threading.Thread(target=restart).start()
+        summary = s.run()
+        df = read_samples(tmp_path / "s.csv")
+        assert decoy.pid not in set(df["pid"].dropna().astype(int))
+        gaps = df[df["event"] == "gap"]
+        assert len(gaps) >= 2 and all("process gone" in n or "no process whose executable is named" in n
+                                      for n in gaps["note"])
+        assert any("no process whose executable is named" in n for n in gaps["note"])
+        assert summary.restarts == 1 and summary.pids == (target.pid, new[0].pid)
+        restart_row = df[df["event"] == "restart"].iloc[0]
+        assert f"pid {target.pid} -> {new[0].pid}" in restart_row["note"] and "chosen: its executable" in restart_row["note"]
+    finally:
+        for p in [target, decoy, *new]:
             p.kill()
             p.wait()

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import NO_TOKEN_LEAK, Secret, Settings, check_unit, gateway_token, load_settings, token_source
-from ..exceptions import ConfigError, EndpointAuthError, ProcessAmbiguous, RequestBudgetExhausted, TargetError, ZcnbError
+from ..exceptions import (
+    ConfigError,
+    EndpointAuthError,
+    ProcessAmbiguous,
+    RequestBudgetExhausted,
+    TargetError,
+    ZcnbError,
+)
 from ..files import read_input
 from ..logs.skills import detect_skill_form
 from ..units import format_bytes

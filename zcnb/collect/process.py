@@ -188,7 +188,7 @@ def _exe(p: psutil.Process) -> str:
         exe = p.exe() or ""
     except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
         return ""
-    return exe[: -len(" (deleted)")] if exe.endswith(" (deleted)") else exe
+    return exe.removesuffix(" (deleted)")
 
 
 def _excluded_pids(exclude_children: bool) -> set[int]:
@@ -237,7 +237,7 @@ def _matches(rx: re.Pattern[str], exclude_children: bool) -> list[_Match]:
         if not cmd or not rx.search(cmd) or _SELF_MARKERS.search(cmd):
             continue
         exe = p.info["exe"] or ""
-        exe = exe[: -len(" (deleted)")] if exe.endswith(" (deleted)") else exe
+        exe = exe.removesuffix(" (deleted)")
         hits.append(_Match(pid, p.info["ppid"] or 0, p.info["create_time"] or 0.0, cmd, exe, _how(rx, exe, argv)))
     return hits
 

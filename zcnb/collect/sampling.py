@@ -181,7 +181,8 @@ class Sampler:
         self._stop.set()
 
     def _find(self) -> ProcessInfo:
-        assert self.query is not None  # noqa: S101 -- checked in __init__ (needs_process)
+        if self.query is None:
+            raise ConfigError("no process to find", hint="give pid, pid_file, unit or pattern")
         query = replace(self.query, exe_match_only=True) if self._strict else self.query
         info = find_by_query(query)
         if info.match in ("executable", "argv[0]"):
@@ -463,8 +464,9 @@ class Sampler:
             event = "restart" if run.pids else "start"
             if run.pids:
                 notes.append(f"pid {run.pids[-1]} -> {pid}")
-                if run.proc is not None and getattr(run.proc, "reason", ""):
-                    notes.append(f"chosen: {run.proc.reason}")
+                why = getattr(run.proc, "reason", "") if run.proc is not None else ""
+                if why:
+                    notes.append(f"chosen: {why}")
             run.pids.append(pid)
         elif not run.pids and run.counts.get("start", 0) == 0:
             event = "start"
