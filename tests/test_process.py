@@ -420,3 +420,22 @@ def test_sampler_never_takes_a_decoy_for_a_restarted_gateway(tmp_path: Path) -> 
         for p in [target, decoy, *new]:
             p.kill()
             p.wait()
+
+
+def test_is_the_gateway_running_answers_yes_when_several_processes_match(tmp_path: Path) -> None:
+    from zcnb.state.gateway import process_running
+
+    tag = "zcnb-run-" + uuid.uuid4().hex[:6]
+    pids = tmp_path / "pids"
+    # two orphans (not this test's children, which the pattern would leave out), each mentioning the tag
+    cmd = f"{sys.executable} -c 'import time; time.sleep(30)' {tag}"
+    subprocess.run(["sh", "-c", f"({cmd} & echo $! >> {pids}); ({cmd} & echo $! >> {pids})"], check=True)
+    time.sleep(0.2)
+    found = [int(x) for x in pids.read_text().split()]
+    try:
+        check = process_running(tag)
+        assert check.running and "several processes match" in check.detail
+        assert all(str(pid) in check.detail for pid in found)
+    finally:
+        for pid in found:
+            os.kill(pid, 9)
