@@ -55,3 +55,22 @@ def test_bad_port_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as e:
         main(["preflight", "--port", bad])
     assert e.value.code == 2 and "is not a TCP port (1-65535)" in capsys.readouterr().err
+
+
+def test_budget_command_shows_the_window_and_who_used_it(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GATEWAY_AUTH_TOKEN", TOKEN)
+    monkeypatch.setenv("ZCNB_REQUEST_BUDGET", "60")
+    with FakeEndpoint(body='{"status":"healthy"}\n', token=TOKEN) as ep:
+        main(["health", "--port", str(ep.port), "--timeout", "2"])
+        main(["preflight", "--port", str(ep.port), "--pattern", "zcnb-no-such-[p]"])
+        n = len(ep.requests)
+        capsys.readouterr()
+        assert main(["budget", "--port", str(ep.port), "--history", "10"]) == 0
+        out = capsys.readouterr().out
+        assert len(ep.requests) == n  # showing the budget sends nothing
+    assert f"localhost:{ep.port}: 3 of 60 requests" in out and "health 1, preflight 2" in out
+    assert out.count(" token  pid ") == 3
+    main(["budget", "--port", str(ep.port), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["used"] == 3 and data["callers"] == {"health": 1, "preflight": 2} and data["history"] == []

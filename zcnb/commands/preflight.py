@@ -1,4 +1,5 @@
-"""``zcnb preflight``: check the runbook's assumptions against the live gateway (exit 1 if a check fails)."""
+"""``zcnb preflight``: check the runbook's assumptions against the live gateway (exit 1 if a check fails);
+``zcnb budget``: how much of the gateway's shared request budget zcnb processes are using, and who."""
 
 from __future__ import annotations
 
@@ -41,6 +42,19 @@ def register(sub: Any) -> None:
     add_json_option(p, "the checks")
     p.set_defaults(handler=_run)
 
+    b = sub.add_parser(
+        "budget",
+        help="show the gateway's request budget: used in the window, by which zcnb process, next free slot",
+        description="Every request zcnb sends to a gateway takes a slot of one budget per host:port shared by all "
+        "zcnb processes of this user (default 60 per 60 s; the real gateway crashes at its 101st request in 60 s). "
+        "Shows the ledger; sends nothing.")
+    b.add_argument("--url", help="gateway base URL (default http://HOST:PORT from the settings)")
+    b.add_argument("--port", type=port_arg, default=None, help="gateway port (default: the port setting, 18789)")
+    b.add_argument("--history", type=int, default=0, metavar="N", help="also list the last N requests in the ledger")
+    add_budget_option(b)
+    add_json_option(b, "the budget")
+    b.set_defaults(handler=_budget)
+
 
 def _run(args: argparse.Namespace) -> int:
     import sys
@@ -65,6 +79,30 @@ def _run(args: argparse.Namespace) -> int:
         print(result.format_text())
     emit_json(args, result.to_dict())
     return 0 if result.ok else 1
+
+
+def _budget(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from ..collect.budget import budget_for_url
+    from ..config import load_settings
+    from .json_option import emit_json, json_to_stdout
+
+    apply_budget_option(args)
+    s = load_settings(getattr(args, "config", None))
+    budget = budget_for_url(args.url or f"http://{s.host}:{args.port or s.port}", settings=s)
+    usage = budget.usage()
+    hist = budget.history()[-args.history:] if args.history > 0 else []
+    rows = [{"at": datetime.fromtimestamp(e.at, UTC).isoformat(timespec="milliseconds"), "kind": e.kind,
+             "pid": e.pid, "caller": e.caller} for e in hist]
+    if not json_to_stdout(args):
+        print(usage.describe())
+        if usage.callers:
+            print("in the window: " + ", ".join(f"{c} {n}" for c, n in sorted(usage.callers.items())))
+        for r in rows:
+            print(f"  {r['at']}  {'token' if r['kind'] == 'T' else 'no token'}  pid {r['pid']}  {r['caller']}")
+    emit_json(args, {**usage.to_dict(), "history": rows})
+    return 0
 
 
 __all__ = ["register"]
