@@ -38,6 +38,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("ZCNB_CONFIG", raising=False)
+    runtime = home / "run"  # the request ledgers: one test's requests never count against another's
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("ZCNB_RUNTIME_DIR", str(runtime))
     yield
 
 
@@ -67,7 +70,8 @@ def sim_gateway(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def real_gateway(tmp_path: Path) -> Iterator[Any]:
-    """Factory: ``real_gateway(name="gw", log_path=..., pid_file=...)`` starts the real ZeptoClaw binary.
+    """Factory: ``real_gateway(name="gw", log_path=..., pid_file=..., binary=...)`` starts the real ZeptoClaw
+    binary (``binary``: a copy or link of it under another name, for tests of how the process is found).
 
     The binary comes from ``$ZCNB_REAL_GATEWAY`` or ``.ci/build-real-gateway``'s cache; without it the test is
     skipped with the reason, and under ``CI=true`` it fails (so real-binary tests never silently stop running).
@@ -85,7 +89,7 @@ def real_gateway(tmp_path: Path) -> Iterator[Any]:
 
     def factory(**kwargs: Any) -> Any:
         kwargs.setdefault("name", f"gw{len(started)}")
-        gw = RealGatewayProcess.start(exe, tmp_path, **kwargs)
+        gw = RealGatewayProcess.start(kwargs.pop("binary", exe), tmp_path, **kwargs)
         started.append(gw)
         return gw
 

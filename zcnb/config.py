@@ -111,6 +111,9 @@ class Settings:
     metrics_min_interval_s: float = 10.0
     http_timeout_s: float = 5.0
     redact_patterns: tuple[str, ...] = ()
+    request_budget: int = 60  # requests zcnb sends to one gateway per window, all zcnb processes together
+    request_budget_window_s: float = 60.0
+    runtime_dir: Path | None = None  # the request ledger's private folder (default $XDG_RUNTIME_DIR/zcnb, /tmp/zcnb-UID)
 
     @property
     def state_dir(self) -> Path:
@@ -133,7 +136,7 @@ class Settings:
         return read_token(self.token_env, file=self.token_file)
 
 
-_PATH_FIELDS = {"token_file", "data_dir", "zeptoclaw_home", "incidents_dir"}
+_PATH_FIELDS = {"token_file", "data_dir", "zeptoclaw_home", "incidents_dir", "runtime_dir"}
 _TUPLE_FIELDS = {"units", "redact_patterns"}
 
 

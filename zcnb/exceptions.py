@@ -13,11 +13,13 @@ multiprocessing move them between processes).
     │   └── LeakReportError         leak report text
     ├── TargetError                 the gateway could not be observed
     │   ├── ProcessNotFound         no matching process
+    │   ├── ProcessAmbiguous        several processes match the pattern equally well
     │   ├── ProcessAccessDenied     /proc not readable for that pid
     │   ├── EndpointUnreachable     connection refused / timeout
     │   ├── EndpointAuthError       401 (missing or wrong X-Auth-Token)
     │   ├── EndpointRateLimited     connection closed with no reply
-    │   └── EndpointBodyTooLarge    reply body over the size cap
+    │   ├── EndpointBodyTooLarge    reply body over the size cap
+    │   └── RequestBudgetExhausted  zcnb's own request budget for the gateway is used up: not sent
     ├── OutputWriteError            an output file could not be written (disk full, read-only)
     ├── AnalysisError               not enough / unusable data to analyse
     ├── ServiceError                service control failed
@@ -54,9 +56,11 @@ __all__ = [
     "OutputWriteError",
     "PlanError",
     "ProcessAccessDenied",
+    "ProcessAmbiguous",
     "ProcessNotFound",
     "PrometheusError",
     "ReportError",
+    "RequestBudgetExhausted",
     "SamplesFormatError",
     "ServiceError",
     "ServicePermissionError",
@@ -128,6 +132,10 @@ class ProcessNotFound(TargetError):
     """No process matched the given pid, pid file, unit or pattern."""
 
 
+class ProcessAmbiguous(TargetError):
+    """Several processes match the pattern and none is preferred: zcnb refuses to guess (``candidates=``)."""
+
+
 class ProcessAccessDenied(TargetError):
     """The process exists but its /proc entries are not readable."""
 
@@ -146,6 +154,10 @@ class EndpointRateLimited(TargetError):
 
 class EndpointBodyTooLarge(TargetError):
     """The endpoint's reply body exceeded the size cap (not read further)."""
+
+
+class RequestBudgetExhausted(TargetError):
+    """The request was not sent: the shared per-gateway request budget had no free slot in time."""
 
 
 class OutputWriteError(ZcnbError):

@@ -30,6 +30,7 @@ from ..exceptions import (
     MetricsFormatError,
 )
 from ..redact import redact, safe_url
+from .budget import Grant, RequestBudget, budget_for_url
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -207,7 +208,8 @@ class MetricsClient:
     """Scrapes one /metrics URL; learns whether it needs the plain-socket path."""
 
     def __init__(self, url: str, *, token: Secret | None = None, timeout_s: float = 5.0,
-                 max_bytes: int = MAX_BODY_BYTES, exact_url: bool = False) -> None:
+                 max_bytes: int = MAX_BODY_BYTES, exact_url: bool = False, budget: RequestBudget | None = None,
+                 budget_wait_s: float | None = None, background: bool = False, caller: str = "metrics") -> None:
         if not exact_url and not url.rstrip("/").endswith("/metrics"):
             url = url.rstrip("/") + "/metrics"
         self.scheme, self.host, self.port, self.path = _check_url(url)
@@ -219,6 +221,10 @@ class MetricsClient:
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
         self.bare_replies = False  # set once the endpoint answered without a status line
+        # Every request draws from the gateway's shared request budget first (see zcnb.collect.budget).
+        self.budget, self.background, self.caller = budget, background, caller
+        self.budget_wait_s = timeout_s if budget_wait_s is None else budget_wait_s
+        self.last_grant: Grant | None = None
 
     def __repr__(self) -> str:
         return f"MetricsClient({self.shown_url!r}, token={'***' if self._token else None})"
@@ -226,10 +232,19 @@ class MetricsClient:
     def _headers(self) -> dict[str, str]:
         return {"X-Auth-Token": self._token.reveal()} if self._token else {}
 
+    def _spend(self) -> None:
+        """Take a slot of the gateway's request budget, or raise RequestBudgetExhausted (nothing is sent)."""
+        if self.budget is None:
+            self.budget = budget_for_url(self.url)
+        self.last_grant = self.budget.acquire(token=bool(self._token), wait_s=self.budget_wait_s,
+                                              background=self.background, caller=self.caller)
+
     def fetch(self) -> MetricsReply:
-        """One scrape. Raises the Endpoint* errors of :mod:`zcnb.exceptions` on failure."""
+        """One scrape. Raises the Endpoint* errors of :mod:`zcnb.exceptions` on failure, and
+        RequestBudgetExhausted when the request budget had no slot in ``budget_wait_s`` (nothing sent)."""
         if self.bare_replies:
             return self._fetch_socket()
+        self._spend()
         start = time.monotonic()
         try:
             # trust_env=False: HTTP(S)_PROXY/ALL_PROXY must never see the X-Auth-Token header.
@@ -259,6 +274,7 @@ class MetricsClient:
         return self._finish(status, body, ctype, "http", start)
 
     def _fetch_socket(self) -> MetricsReply:
+        self._spend()  # a second request when it follows an unparsable httpx reply: the gateway counts both
         start = time.monotonic()
         deadline = start + self.timeout_s
         req = [f"GET {self.path} HTTP/1.0", f"Host: {self.host}:{self.port}", "Connection: close"]

@@ -4,7 +4,9 @@ The result is a table of checks (ok / warn / fail / skip, with details) plus wha
 later stages need to choose instead of failing on the first wrong assumption:
 which memory sources to sample (:meth:`PreflightResult.choose_sources`), whether
 /metrics needs the plain-socket path, which skill log form to expect, which state
-layout exists. Every probe is a single request: the real gateway rate-limits.
+layout exists. Every probe is a single request drawn from the gateway's shared request budget
+(:mod:`zcnb.collect.budget`): the real gateway crashes past 100 requests a minute. A probe that finds no free
+slot in time is not sent, and its row says so.
 No token-less request is sent unless asked for (``probe_unauth=True``): on the real
 gateway each one leaks memory, so without a token /metrics and /health are not probed.
 """
@@ -21,10 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from ..config import NO_TOKEN_LEAK, Secret, Settings, check_unit, gateway_token, load_settings, token_source
-from ..exceptions import ConfigError, EndpointAuthError, TargetError, ZcnbError
+from ..exceptions import (
+    ConfigError,
+    EndpointAuthError,
+    ProcessAmbiguous,
+    RequestBudgetExhausted,
+    TargetError,
+    ZcnbError,
+)
 from ..files import read_input
 from ..logs.skills import detect_skill_form
 from ..units import format_bytes
+from .budget import GATEWAY_LIMIT, budget_for_url
 from .metrics import MEMORY_METRICS, MetricsClient, parse_metrics
 from .process import ProcessQuery, find_by_query, read_cgroup_memory, read_memory
 
@@ -64,6 +74,8 @@ class PreflightResult:
     memory_max_bytes: int | None
     journal_readable: bool
     process_query: ProcessQuery | None = None
+    process: dict[str, Any] | None = None  # the ProcessInfo chosen: pid, exe, match, reason, passed_over
+    request_budget: dict[str, Any] | None = None  # the gateway's shared request budget after the probes
 
     @property
     def ok(self) -> bool:
@@ -151,15 +163,23 @@ def _run(argv: Sequence[str], timeout_s: float) -> tuple[int, str, str]:
     return p.returncode, p.stdout, p.stderr
 
 
+def _not_sent(name: str, exc: RequestBudgetExhausted) -> Check:
+    return Check(name, "warn", f"not probed: {exc.message}", {"reason": "budget"})
+
+
 def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth: bool,
                  checks: list[Check], where: str = "env var GATEWAY_AUTH_TOKEN (or the token_file setting)",
-                 ) -> tuple[tuple[str, ...], bool | None, bool | None]:
+                 budget_wait_s: float = 15.0) -> tuple[tuple[str, ...], bool | None, bool | None]:
+    def client(u: str, tok: Secret | None, exact: bool = False) -> MetricsClient:
+        return MetricsClient(u, token=tok, timeout_s=timeout_s, exact_url=exact, caller="preflight",
+                             budget_wait_s=budget_wait_s)
+
     memory: tuple[str, ...] = ()
     status_line: bool | None = None
     needs_token: bool | None = None
     if token:
         try:
-            reply = MetricsClient(url, token=token, timeout_s=timeout_s).fetch()
+            reply = client(url, token).fetch()
             status_line = reply.status_line
             how = f"HTTP {reply.status}" if reply.status_line else "reply has NO status line (real gateway): read " \
                                                                   "over a plain socket"
@@ -173,6 +193,8 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
                                     ": memory comes from the process (psutil) and cgroup", {"names": list(ms.names)}))
             except ZcnbError as exc:
                 checks.append(Check("memory metrics", "fail", exc.message))
+        except RequestBudgetExhausted as exc:
+            checks.append(_not_sent("metrics (with token)", exc))
         except TargetError as exc:
             checks.append(Check("metrics (with token)", "fail", exc.message, {"reason": getattr(exc, "reason", "")}))
     else:
@@ -184,7 +206,7 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
                             "probe_unauth=True sends one token-less request)"))
     else:
         try:
-            reply = MetricsClient(url, token=None, timeout_s=timeout_s).fetch()
+            reply = client(url, None).fetch()
             needs_token = False
             checks.append(Check("metrics (no token)", "ok", "answers without a token (runbook picture)"))
             if not token:
@@ -193,6 +215,8 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
                 memory = tuple(ms.memory_metrics())
                 checks.append(Check("memory metrics", "ok" if memory else "warn",
                                     f"exports {', '.join(memory)}" if memory else "no process memory metrics"))
+        except RequestBudgetExhausted as exc:
+            checks.append(_not_sent("metrics (no token)", exc))
         except EndpointAuthError:
             needs_token = True
             checks.append(Check("metrics (no token)", "ok" if token else "fail",
@@ -203,7 +227,7 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
         checks.append(Check("/health", "skip", "not probed without a token"))
         return memory, status_line, needs_token
     try:
-        health = MetricsClient(url.rstrip("/") + "/health", token=token, timeout_s=timeout_s, exact_url=True).fetch()
+        health = client(url.rstrip("/") + "/health", token, exact=True).fetch()
         body, state = health.text.strip(), ""
         try:
             data = json.loads(body)
@@ -213,6 +237,8 @@ def _http_checks(url: str, token: Secret | None, timeout_s: float, probe_unauth:
         good = state.lower() in ("healthy", "ok")
         checks.append(Check("/health", "ok" if good else "warn", f"status {state or body[:60]!r}"
                             + ("" if health.status_line else " (no status line)"), {"body": body[:500]}))
+    except RequestBudgetExhausted as exc:
+        checks.append(_not_sent("/health", exc))
     except TargetError as exc:
         reason = getattr(exc, "reason", "")
         extra = ": the server is single-threaded, a timeout is not a dead process" if reason == "timeout" else ""
@@ -224,36 +250,49 @@ def preflight(settings: Settings | None = None, *, url: str | None = None, token
               unit: str | None = None, pid: int | None = None, pid_file: str | None = None,
               pattern: str | None = None, exclude_children: bool = True, log_lines: Sequence[str] | None = None,
               log_file: str | Path | None = None, probe_unauth: bool = False, timeout_s: float = 3.0,
-              check_systemd: bool = True) -> PreflightResult:
+              check_systemd: bool = True, port: int | None = None, budget_wait_s: float = 15.0) -> PreflightResult:
     """Run every check; never raises for what it finds (that goes in the table), only for bad arguments.
 
     The token is ``token``, else the settings' (``token_env`` variable, else ``token_file``). Without
     ``probe_unauth`` no request is sent without a token (each leaks memory on the real gateway):
-    ``metrics_needs_token`` stays None ("unknown (not probed)").
+    ``metrics_needs_token`` stays None ("unknown (not probed)"). ``port`` replaces the settings' port in the
+    default URL (``url`` wins when given). An explicit ``unit`` also finds the process (its MainPID) when no pid
+    or pid file is given. Each probe waits up to ``budget_wait_s`` for a slot of the gateway's request budget.
     """
     s = settings or load_settings()
-    url = url or s.base_url
+    if port is not None and not (isinstance(port, int) and 0 < port < 65536):
+        raise ConfigError(f"port {port!r} is not a TCP port (1-65535)", hint="e.g. --port 18789")
+    url = url or f"http://{s.host}:{port or s.port}"
     token = token if token is not None else gateway_token(settings=s)
+    explicit_unit = unit
     unit = unit or s.unit
     checks: list[Check] = []
     memory, status_line, needs_token = _http_checks(url, token, timeout_s, probe_unauth, checks,
-                                                    token_source(settings=s))
+                                                    token_source(settings=s), budget_wait_s=budget_wait_s)
+    budget_info = _budget_check(url, s, checks)
 
-    query = ProcessQuery(pid=pid, pid_file=pid_file, pattern=None if (pid or pid_file) else pattern or s.process_pattern,
+    by_id = bool(pid or pid_file)
+    query = ProcessQuery(pid=pid, pid_file=pid_file, unit=None if by_id else explicit_unit or None,
+                         pattern=None if (by_id or explicit_unit) else pattern or s.process_pattern,
                          exclude_children=exclude_children)
     found_pid = None
+    found: dict[str, Any] | None = None
     cgroup_ok = False
     try:
         info = find_by_query(query)
-        found_pid = info.pid
+        found_pid, found = info.pid, info.to_dict()
         reading = read_memory(info.pid)
-        checks.append(Check("process", "ok", f"pid {info.pid} ({info.found_by}), RSS {format_bytes(reading.rss_bytes, unit='MiB')}"
+        checks.append(Check("process", "ok" if info.match != "command line" else "warn",
+                            f"{info.describe()}; RSS {format_bytes(reading.rss_bytes, unit='MiB')}"
                             + (f"; {'; '.join(reading.notes)}" if reading.notes else ""), {"pid": info.pid}))
         cg, path, note = read_cgroup_memory(info.pid)
         cgroup_ok = cg is not None
         checks.append(Check("cgroup memory", "ok" if cg is not None else "skip",
                             f"{path}: {format_bytes(cg, unit='MiB')} (counts every process in the cgroup)" if cg is not None
                             else note or "not readable"))
+    except ProcessAmbiguous as exc:
+        checks.append(Check("process", "fail", str(exc), {"candidates": getattr(exc, "candidates", [])}))
+        checks.append(Check("cgroup memory", "skip", "no process chosen"))
     except ZcnbError as exc:
         checks.append(Check("process", "fail", exc.message))
         checks.append(Check("cgroup memory", "skip", "no process"))
@@ -283,7 +322,23 @@ def preflight(settings: Settings | None = None, *, url: str | None = None, token
     return PreflightResult(checks=tuple(checks), url=url, unit=unit, pid=found_pid, metrics_memory=memory,
                            metrics_status_line=status_line, metrics_needs_token=needs_token, cgroup_readable=cgroup_ok,
                            skill_log_form=form, layout=layout, memory_max_bytes=memory_max, journal_readable=journal_ok,
-                           process_query=query)
+                           process_query=query, process=found, request_budget=budget_info)
+
+
+def _budget_check(url: str, s: Settings, checks: list[Check]) -> dict[str, Any] | None:
+    """The request budget row: how much of the shared window is used (after preflight's own probes)."""
+    try:
+        usage = budget_for_url(url, settings=s).usage()
+    except ZcnbError as exc:
+        checks.append(Check("request budget", "fail", f"{exc.message} (no request can be sent without it)"))
+        return None
+    status, extra = "ok", ""
+    if usage.limit > GATEWAY_LIMIT * 0.9:
+        status = "warn"
+        extra = (f"; request_budget {usage.limit} is close to or above the real gateway's {GATEWAY_LIMIT} per 60 s, "
+                 "whose request 101 crashes it")
+    checks.append(Check("request budget", status, usage.describe() + extra, usage.to_dict()))
+    return usage.to_dict()
 
 
 def _systemd_checks(unit: str, units: Sequence[str], timeout_s: float, enabled: bool,

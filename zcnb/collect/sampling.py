@@ -6,7 +6,9 @@ Timestamps come from the wall clock at sample time, so a clock jump shows in the
 data honestly while the rate stays fixed. Each row is one ``os.write`` of a whole
 line (O_APPEND), so a killed sampler loses at most the row being written.
 /metrics is scraped by a background thread no faster than ``metrics_interval_s``
-(the real gateway allows 100 requests/60 s per token, shared with other clients).
+(the real gateway allows 100 requests/60 s per token, shared with other clients), and only when the
+gateway's shared request budget (:mod:`zcnb.collect.budget`) has a slot for background polling: otherwise
+the thread waits for one, and the run says how often it had to.
 Scraping stops for good (one ``gap`` row says why) when /metrics has no memory metrics,
 after the first 401/403 (no or invalid token: on the real gateway every token-less
 request leaks memory), and never starts without a token unless ``unauth_metrics=True``.
@@ -20,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..config import NO_TOKEN_LEAK, Secret
 from ..exceptions import ConfigError, EndpointAuthError, OutputWriteError, ProcessAccessDenied, TargetError, ZcnbError
 from ..units import format_bytes
+from .budget import RequestBudget, budget_for_url
 from .metrics import MetricsClient, parse_metrics
 from .process import MemoryReading, ProcessInfo, ProcessQuery, find_by_query, read_memory
 from .samples_csv import COLUMNS, Sample, SamplesFile, finite_or_none, read_samples
@@ -119,7 +122,8 @@ class Sampler:
                  finder: Callable[[], ProcessInfo] | None = None,
                  metrics_fetcher: Callable[[], str] | None = None,
                  writer: Callable[[int, bytes], int] = os.write,
-                 tick_hook: Callable[[int, float], None] | None = None) -> None:
+                 tick_hook: Callable[[int, float], None] | None = None,
+                 budget: RequestBudget | None = None) -> None:
         srcs = tuple(dict.fromkeys(s.strip() for s in sources if s.strip()))
         unknown = [s for s in srcs if s not in SOURCES]
         if not srcs or unknown:
@@ -143,7 +147,16 @@ class Sampler:
         self.fsync, self.append, self.progress = fsync, append, progress
         self.uss_pss = uss_pss  # smaps_rollup costs ~0.5 ms of kernel time per 40 MiB of RSS; statm ~20 us
         self._url = _safe_url(url) if url else None
-        self._client = MetricsClient(url, token=token, timeout_s=timeout_s) if url and metrics_fetcher is None else None
+        self._budget: RequestBudget | None = None
+        self._client: MetricsClient | None = None
+        if url and metrics_fetcher is None and "metrics" in srcs:
+            self._budget = budget or budget_for_url(url)
+            # background: polling leaves a quarter of the budget to interactive zcnb commands
+            self._client = MetricsClient(url, token=token, timeout_s=timeout_s, budget=self._budget,
+                                         background=True, caller="sample", budget_wait_s=timeout_s)
+        self._throttled = 0  # scrapes that had to wait for the request budget
+        self._throttle_said = False
+        self._strict = False  # once a process named by the pattern was found, never settle for a mention
         # No token and no explicit opt-in: not a single token-less /metrics request (each leaks on the real gateway).
         self._no_token = "metrics" in srcs and metrics_fetcher is None and not token and not unauth_metrics
         self._token_hint = token_hint or "set the gateway token (env var named by token_env, or token_file)"
@@ -152,7 +165,7 @@ class Sampler:
         self._mono, self._wall, self._tick_hook = monotonic, wall_clock, tick_hook
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
-        self._finder = finder or (lambda: find_by_query(self.query))  # type: ignore[arg-type]
+        self._finder = finder or self._find
         self._reader = reader
         self._psutil_proc: Any = None
         self._results: queue.SimpleQueue[MetricsResult] = queue.SimpleQueue()
@@ -160,10 +173,36 @@ class Sampler:
         self._first_gap = ""  # reason of the first process gap row (said when no sample is taken at all)
         self._file = SamplesFile(self.out, append=append, fsync=fsync, writer=writer)
         self._started = ""
+        self._chosen = ""  # which process, and why, for the header
+        self._first_proc: ProcessInfo | None = None
 
     def stop(self) -> None:
         """Ask a running :meth:`run` to stop after the current tick (thread-safe)."""
         self._stop.set()
+
+    def _find(self) -> ProcessInfo:
+        if self.query is None:
+            raise ConfigError("no process to find", hint="give pid, pid_file, unit or pattern")
+        query = replace(self.query, exe_match_only=True) if self._strict else self.query
+        info = find_by_query(query)
+        if info.match in ("executable", "argv[0]"):
+            self._strict = True  # a restart gap must not hand the sampler a process that only mentions the name
+        return info
+
+    def _wait_for_budget(self) -> bool:
+        """Wait (stop-aware) until the request budget has a slot for a background scrape; False when stopped."""
+        if self._budget is None:
+            return not self._stop.is_set()
+        while not self._stop.is_set():
+            try:
+                wait = self._budget.next_free_s(background=True)
+            except ZcnbError:
+                return True  # the scrape itself reports the ledger's problem
+            if wait <= 0:
+                return True
+            self._throttled += 1
+            self._stop.wait(wait)
+        return False
 
     # -- metrics -------------------------------------------------------------------------------------------
     def _scrape(self) -> MetricsResult:
@@ -190,7 +229,7 @@ class Sampler:
         next_at = time.monotonic()
         while not self._stop.is_set():
             self._stop.wait(max(0.0, next_at + self.metrics_interval_s - time.monotonic()))
-            if self._stop.is_set():
+            if self._stop.is_set() or not self._wait_for_budget():
                 return
             result = self._scrape()
             self._results.put(result)
@@ -209,6 +248,12 @@ class Sampler:
         head += [f"# target: {target}" + (f" url={self._url}" if self._url else ""),
                  (f"# sources: {','.join(self.sources)}   interval_s: {self.interval_s:g}   "
                   f"metrics_interval_s: {self.metrics_interval_s:g}   started: {started}")]
+        if self._chosen:
+            head.append(f"# process: {self._chosen}")
+        if self._budget is not None:
+            b = self._budget
+            head.append(f"# request_budget: {b.key} {b.limit} per {b.window_s:g} s for all zcnb processes, polling "
+                        f"at most {b.limit - b.reserve}; ledger {b.path}")
         head += [f"# note: {n}" for n in self._notes]
         if not exists:
             head.append(",".join(COLUMNS))
@@ -256,8 +301,9 @@ class Sampler:
     def run(self) -> SamplingSummary:
         """Sample until duration/max_samples/stop()/Ctrl-C; returns the summary. Data is kept in every case."""
         first = self._first_scrape()  # before the header, so the header can say what /metrics offers
+        self._chosen = self._choose()
         self._open()
-        run = _Run(metrics_off=first is not None and first.final)  # final: no more /metrics requests
+        run = _Run(metrics_off=first is not None and first.final, proc=self._first_proc)  # final: no more /metrics
         bar = self._progress_bar()
         poller = self._start_metrics_thread(run)
         try:
@@ -292,6 +338,16 @@ class Sampler:
         self._notes.append(f"metrics: {first.error}" if first.error else "metrics: exports process memory metrics")
         self._results.put(first)
         return first
+
+    def _choose(self) -> str:
+        """Find the process once before the header, which then says which one was chosen and why."""
+        if not {"psutil", "cgroup"} & set(self.sources) or self.query is None or self._finder != self._find:
+            return ""  # a caller's own finder: its first tick finds the process
+        try:
+            self._first_proc = self._find()
+        except TargetError as exc:
+            return f"none yet ({exc.message.splitlines()[0]})"
+        return self._first_proc.describe()
 
     def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
@@ -364,7 +420,11 @@ class Sampler:
             while not self._results.empty():
                 results.append(self._results.get_nowait())
             if not self._metrics_in_thread and now >= run.next_scrape and not run.metrics_off:
-                results.append(self._scrape())
+                wait = self._budget.next_free_s(background=True) if self._budget is not None else 0.0
+                if wait > 0:
+                    self._throttled += 1  # no slot now: skip this scrape, try at the next due tick
+                else:
+                    results.append(self._scrape())
                 run.next_scrape = max(run.next_scrape + self.metrics_interval_s, now)
         return results
 
@@ -404,6 +464,9 @@ class Sampler:
             event = "restart" if run.pids else "start"
             if run.pids:
                 notes.append(f"pid {run.pids[-1]} -> {pid}")
+                why = getattr(run.proc, "reason", "") if run.proc is not None else ""
+                if why:
+                    notes.append(f"chosen: {why}")
             run.pids.append(pid)
         elif not run.pids and run.counts.get("start", 0) == 0:
             event = "start"
@@ -414,6 +477,9 @@ class Sampler:
         if run.pending_missed:
             notes.append(f"skipped {run.pending_missed} missed tick(s)")
             run.pending_missed = 0
+        if self._throttled and not self._throttle_said:
+            self._throttle_said = True
+            notes.append(self._throttle_note())
         return self._row(run.counts, pid=pid, source="+".join(srcs), event=event, note="; ".join(notes), **kw)
 
     def _finish(self, run: _Run, bar: Any, poller: threading.Thread | None) -> None:
@@ -433,7 +499,16 @@ class Sampler:
                     run.stopped_by = "error"
             self._file.close()
 
+    def _throttle_note(self) -> str:
+        b = self._budget
+        where = f" of {b.key} ({b.limit} per {b.window_s:g} s shared by every zcnb process, polling at most " \
+                f"{b.limit - b.reserve})" if b is not None else ""
+        return (f"metrics: {self._throttled} scrape(s) waited for the request budget{where}: /metrics was scraped "
+                f"less often than every {self.metrics_interval_s:g} s")
+
     def _summary(self, run: _Run) -> SamplingSummary:
+        if self._throttled:
+            self._notes.append(self._throttle_note())
         measured = sum(v for key, v in run.counts.items() if key in ("sample", "start", "restart"))
         if not measured and self._first_gap:
             self._notes.append(f"no memory sample was taken: {self._first_gap}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from . import unit_arg
+from . import add_budget_option, apply_budget_option, port_arg, unit_arg
 from ..units import format_bytes
 
 
@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     target.add_argument("--pattern", help="regex on the full command line, like pgrep -f (default: zeptoclaw-gateway "
                         "when no other target is given)")
     p.add_argument("--url", help="gateway base URL for /metrics (default from settings, http://127.0.0.1:18789)")
+    p.add_argument("--port", type=port_arg, default=None,
+                   help="gateway port for the default /metrics URL (default: the port setting, 18789; --url wins)")
+    add_budget_option(p)
     p.add_argument("--token-env", help="NAME of the env var holding the token (default: the token_env setting, "
                    "GATEWAY_AUTH_TOKEN; the token_file setting is read when the variable is empty)")
     p.add_argument("--unauth-metrics", action="store_true",
@@ -54,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..config import NO_TOKEN_LEAK, gateway_token, load_settings, token_source
     from ..exceptions import ProcessNotFound, TargetError
 
+    apply_budget_option(args)
     settings = load_settings(getattr(args, "config", None), token_env=args.token_env)
     _check_out_folder(args.out)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
@@ -68,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
                                   hint="check the pid (pgrep -f zeptoclaw-gateway), or give --pid-file/--unit/--pattern")
     if {"psutil", "cgroup"} & set(sources):
         _first_tick(args, pattern)
-    url = args.url or (settings.base_url if "metrics" in sources else None)
+    url = args.url or (f"http://{settings.host}:{args.port or settings.port}" if "metrics" in sources else None)
     token = gateway_token(settings=settings) if "metrics" in sources else None
     where = token_source(settings=settings)
     if "metrics" in sources and not token:
@@ -114,7 +118,7 @@ def _first_tick(args: argparse.Namespace, pattern: str | None) -> None:
     import time
 
     from ..collect.process import ProcessQuery, find_by_query
-    from ..exceptions import ConfigError, ProcessNotFound, TargetError
+    from ..exceptions import ConfigError, ProcessAmbiguous, ProcessNotFound, TargetError
 
     if args.wait_for < 0:
         raise ConfigError(f"--wait-for {args.wait_for:g} is negative", hint="give seconds to wait, e.g. --wait-for 30")
@@ -122,8 +126,11 @@ def _first_tick(args: argparse.Namespace, pattern: str | None) -> None:
     deadline = time.monotonic() + args.wait_for
     while True:
         try:
-            find_by_query(query)
+            info = find_by_query(query)
+            print(f"process: {info.describe()}", file=sys.stderr)
             return
+        except ProcessAmbiguous:
+            raise  # waiting would not make the choice for the user: the message lists them and how to pick
         except TargetError as exc:
             if time.monotonic() >= deadline:
                 waited = f" (waited {args.wait_for:g} s)" if args.wait_for else ""

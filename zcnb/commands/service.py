@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from . import unit_arg
+from . import add_budget_option, apply_budget_option, unit_arg
 from ..units import format_bytes
 from .json_option import add_json_option, emit_json, json_to_stdout
 
@@ -25,6 +25,7 @@ def _common(p: argparse.ArgumentParser, *, unit: bool = True) -> None:
     p.add_argument("--port", type=_port, default=None,
                    help="gateway port for the systemd backend's health check (default: the settings', 18789)")
     p.add_argument("--incident", help="incident folder: append the ActionResult to its actions.jsonl")
+    add_budget_option(p)
     add_json_option(p)
 
 
@@ -49,6 +50,7 @@ def _destructive(p: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Any:
     from ..config import load_settings
 
+    apply_budget_option(args)
     return load_settings(getattr(args, "config", None), token_env=getattr(args, "token_env", None))
 
 
@@ -271,6 +273,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--pid", type=int, help="gateway pid: tells 'busy' (alive) from 'down' (gone)")
     p.add_argument("--text-ok", action="store_true", help="healthy body is plain 'ok' (the webhook)")
+    add_budget_option(p)
     p.add_argument("--probe-unauth", action="store_true",
                    help="probe even without a token (only for a gateway or webhook that serves /health openly: on "
                         "the real gateway every token-less request leaks memory)")

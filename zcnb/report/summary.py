@@ -101,6 +101,16 @@ def _sampling(samples: Any, column: str | None) -> dict[str, Any] | None:
     return out
 
 
+def _process(inc: Incident, samples: Any) -> str | None:
+    """Which process was observed and why it was chosen: the samples header, else preflight's choice."""
+    header = getattr(samples, "attrs", {}).get("header") or {} if samples is not None else {}
+    if header.get("process"):
+        return str(header["process"])
+    pre = (inc.read_json_or_none("preflight") or {}) if inc.has("preflight") else {}
+    row = next((c for c in pre.get("checks") or [] if c.get("name") == "process"), None)
+    return str(row["detail"]) if row and row.get("detail") else None
+
+
 def _leak_report(inc: Incident) -> dict[str, Any] | None:
     d = inc.read_json_or_none("leak_report")
     if not isinstance(d, dict):
@@ -168,6 +178,7 @@ def build_incident_summary(inc: Incident, *, stages: Sequence[dict[str, Any]] = 
         "stage_states": stage_states(inc, stages),
         "replay": inc.replay,
         "sampling": _sampling(samples, assessment.get("column")),
+        "process": _process(inc, samples),
         "detected_at": assessment.get("detected_at") or assessment.get("end"),
         "assessment": {k: assessment.get(k) for k in _ASSESSMENT_KEYS},
         "after_restart": {k: v for k, v in (inc.read_json_or_none("after_restart") or {}).items() if k != "log_lines"}

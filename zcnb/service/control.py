@@ -27,6 +27,8 @@ __all__ = ["check_health", "debug_lines", "plan_debug_logging", "plan_restart", 
            "restart_service", "set_debug_logging"]
 
 # Zig's format is "debug: ..." / "debug(scope): ..."; a short-style journal line has "host unit[pid]: " in front.
+# Health not verified, not unhealthy: no token (nothing may be sent) or no free slot in the request budget.
+_UNVERIFIED = ("not_probed", "throttled")
 _DEBUG_RE = re.compile(r"^(?:.*?\[\d+\]:\s)?\s*debug(\([^)]*\))?:")
 
 
@@ -63,7 +65,7 @@ def check_health(manager: ServiceManager, unit: str, *, token: Secret | None, ti
                             pid_alive=pid_alive(pid), token_sent=False)
     if once:
         return probe_health(hc.url, token=tok, timeout_s=min(timeout_s, 2.0), pid=_pid_getter(manager, unit)(),
-                            expect=hc.expect)
+                            expect=hc.expect, budget_wait_s=min(timeout_s, 2.0))
     return wait_healthy(hc.url, token=tok, timeout_s=timeout_s, pid_getter=_pid_getter(manager, unit), expect=hc.expect)
 
 
@@ -151,7 +153,7 @@ def restart_service(manager: ServiceManager, *, unit: str | None = None, full: b
                 h = check_health(manager, u, token=token, timeout_s=health_timeout_s)
                 if h is not None:
                     healths[u] = h.to_dict()
-                    if not h.healthy and h.state != "not_probed":
+                    if not h.healthy and h.state not in _UNVERIFIED:
                         left = units[i + 1:]
                         outcome = "partial"
                         message = (f"{u} started but is {h.state} ({h.detail}); stopped the sequence: "
@@ -162,16 +164,17 @@ def restart_service(manager: ServiceManager, *, unit: str | None = None, full: b
             h = check_health(manager, plan.target, token=token, timeout_s=health_timeout_s)
             if h is not None:
                 healths[plan.target] = h.to_dict()
-                if h.state == "not_probed":
+                if h.state in _UNVERIFIED:
                     message = f"{plan.target} restarted; health not verified ({h.detail})."
                 elif not h.healthy:
                     outcome, message = "failed", f"{plan.target} restarted but is {h.state} ({h.detail}). {h.advice}"
     except ServiceError as exc:
         outcome = "failed"
         message = f"{exc}. State now: {_states(manager, units)}"
-    unverified = [u for u, h in healths.items() if h.get("state") == "not_probed"]
+    unverified = [u for u, h in healths.items() if h.get("state") in _UNVERIFIED]
     if full and outcome == "ok" and unverified:
-        message = f"health not verified for {', '.join(unverified)}: no gateway token is set."
+        why = {str(healths[u].get("detail") or "") for u in unverified}
+        message = f"health not verified for {', '.join(unverified)}: {'; '.join(sorted(why))}."
     after = healths.get(units[0])
     res = ActionResult(plan.action, plan.target, False, outcome, started_at=started, finished_at=_now(),
                        commands=out.commands, plan_id=plan.plan_id, health_before=before_s,
@@ -240,7 +243,7 @@ def set_debug_logging(manager: ServiceManager, *, unit: str | None = None, enabl
         t_restart = _now()
         out = out + manager.restart(u, timeout_s=timeout_s)
         h = check_health(manager, u, token=token, timeout_s=timeout_s)
-        if h is not None and not h.healthy and h.state != "not_probed":
+        if h is not None and not h.healthy and h.state not in _UNVERIFIED:
             outcome, message = "failed", f"{u} restarted but is {h.state} ({h.detail})."
         if enable:
             deadline = time.monotonic() + window_s

@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..collect.budget import RequestBudget, budget_for_url
 from ..config import Secret
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, RequestBudgetExhausted
 
 __all__ = ["HEALTH_STATES", "HealthResult", "pid_alive", "probe_health", "wait_healthy"]
 
-HEALTH_STATES = ("healthy", "busy", "down", "unreachable", "unauthorized", "rate_limited", "unexpected", "not_probed")
+HEALTH_STATES = ("healthy", "busy", "down", "unreachable", "unauthorized", "rate_limited", "unexpected", "not_probed",
+                 "throttled")
 _ADVICE = {
     "healthy": "",
     "busy": "the process is alive but /health did not answer in time (the gateway is single-threaded; an agent "
@@ -31,6 +33,9 @@ _ADVICE = {
     "rate_limited": "the connection was closed without a reply (rate limit: 100 requests/60 s per token): "
                     "wait a minute before probing again",
     "unexpected": "the endpoint answered, but not with a healthy reply: read `detail`",
+    "throttled": "not probed: zcnb's shared request budget for this gateway had no free slot in time (it keeps "
+                 "every zcnb process together well under the gateway's 100 requests/60 s): try again in a minute, "
+                 "or stop another zcnb poller",
     "not_probed": "no gateway token is set, so /health was not probed (on the real gateway every token-less request "
                   "leaks memory): set the token env var or token_file to verify health",
 }
@@ -149,13 +154,24 @@ def _judge_body(status: int, text: str, expect: str) -> tuple[str, str, str | No
 
 
 def probe_health(url: str, *, token: Secret | None = None, timeout_s: float = 2.0, pid: int | None = None,
-                 expect: str = "json-healthy", token_env: str | None = None) -> HealthResult:
-    """One probe of ``url`` (``token_env``: the env var NAME the token came from, named in the 401 advice)."""
+                 expect: str = "json-healthy", token_env: str | None = None, budget: RequestBudget | None = None,
+                 budget_wait_s: float = 0.0) -> HealthResult:
+    """One probe of ``url`` (``token_env``: the env var NAME the token came from, named in the 401 advice).
+
+    The probe first takes a slot of the gateway's request budget (waiting up to ``budget_wait_s``); without
+    one nothing is sent and the state is ``throttled``.
+    """
     import httpx
 
     _check_url(url)
-    headers = {"X-Auth-Token": token.reveal()} if token else {}
     t0 = time.monotonic()
+    try:
+        grant = (budget or budget_for_url(url)).acquire(token=bool(token), wait_s=budget_wait_s, caller="health")
+    except RequestBudgetExhausted as exc:
+        return HealthResult(url=url, state="throttled", detail=exc.message, attempts=0,
+                            elapsed_s=time.monotonic() - t0, pid=pid, pid_alive=pid_alive(pid), token_env=token_env,
+                            token_sent=False)
+    headers = {"X-Auth-Token": token.reveal()} if token else {}
     status_code: int | None = None
     body_status: str | None = None
     extras: tuple[str, ...] = ()
@@ -179,6 +195,8 @@ def probe_health(url: str, *, token: Secret | None = None, timeout_s: float = 2.
         detail = f"connection closed without a reply ({type(exc).__name__})"
     except httpx.HTTPError as exc:
         state, detail = "unexpected", f"{type(exc).__name__}: {str(exc)[:100]}"
+    if grant.note():
+        detail = f"{detail} ({grant.note()})".strip() if detail else grant.note()
     return HealthResult(url=url, state=state, detail=detail, status_code=status_code, body_status=body_status,
                         extras=extras, attempts=1, elapsed_s=time.monotonic() - t0, pid=pid, pid_alive=pid_alive(pid),
                         token_env=token_env, token_sent=bool(token))
@@ -190,6 +208,8 @@ def wait_healthy(url: str, *, token: Secret | None, timeout_s: float = 30.0, pid
     """Poll ``url`` until healthy or ``timeout_s``; stop early on 401, rate limit, or a dead process.
 
     ``pid_getter`` is asked each round (the pid changes across a restart); ``pid`` is a fixed alternative.
+    Each probe waits (within ``timeout_s``) for a slot of the gateway's request budget; when none frees in
+    time the result is ``throttled`` and says so.
     """
     if timeout_s < 0 or interval_s <= 0:
         raise ConfigError("timeout_s must be >= 0 and interval_s > 0", hint="e.g. timeout_s=30, interval_s=0.5")
@@ -199,9 +219,11 @@ def wait_healthy(url: str, *, token: Secret | None, timeout_s: float = 30.0, pid
     while True:
         cur = pid_getter() if pid_getter is not None else pid
         left = max(0.1, min(probe_timeout_s, deadline - time.monotonic()))
-        res = probe_health(url, token=token, timeout_s=left, pid=cur, expect=expect, token_env=token_env)
-        attempts += 1
-        final = res.state in ("healthy", "unauthorized", "rate_limited") or (res.state == "down" and cur is not None)
+        res = probe_health(url, token=token, timeout_s=left, pid=cur, expect=expect, token_env=token_env,
+                           budget_wait_s=max(0.0, deadline - time.monotonic()))
+        attempts += res.attempts
+        final = res.state in ("healthy", "unauthorized", "rate_limited", "throttled") or (
+            res.state == "down" and cur is not None)
         if final or time.monotonic() + interval_s > deadline:
             return HealthResult(url=res.url, state=res.state, detail=res.detail, status_code=res.status_code,
                                 body_status=res.body_status, extras=res.extras, attempts=attempts,

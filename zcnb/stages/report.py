@@ -113,6 +113,8 @@ class IncidentReport:
         kind = " (replay of the bundled sample incident)" if s.get("replay") else ""
         rows = [REPORT_CSS, f"<h1>Memory-leak incident {esc(s.get('incident'))}</h1>",
                 f"<p>{esc(began)}{esc(ran)}{esc(kind)}.</p>"]
+        if s.get("process"):
+            rows.append(f"<p>Observed process: {esc(s['process'])}.</p>")
         for st in failed:
             rows.append(f"<p class='zcnb-failed'>{esc(st['notebook'])} failed: {esc(st.get('error'))} (see the "
                         f"executed notebook {esc(st.get('output'))}, cell {esc(st.get('failed_cell'))}).</p>")

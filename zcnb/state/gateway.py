@@ -46,13 +46,16 @@ class GatewayCheck:
 def process_running(pattern: str) -> GatewayCheck:
     """Look for a process whose command line matches ``pattern`` (``pgrep -f``; zcnb's own processes excluded)."""
     from ..collect.process import find_process
-    from ..exceptions import ProcessAccessDenied, ProcessNotFound
+    from ..exceptions import ProcessAccessDenied, ProcessAmbiguous, ProcessNotFound
 
     how = f"the process list (pattern {pattern!r})"
     try:
         info = find_process(pattern=pattern)
     except ProcessNotFound:
         return GatewayCheck(False, how, "no matching process")
+    except ProcessAmbiguous as exc:  # several match: one of them may be the gateway, so treat it as running
+        pids = ", ".join(str(c["pid"]) for c in getattr(exc, "candidates", []))
+        return GatewayCheck(True, how, f"several processes match (pids {pids}): give the unit or stop them first")
     except ProcessAccessDenied as exc:
         return GatewayCheck(True, how, f"pid {getattr(exc, 'pid', '?')} matches but is not readable")
     return GatewayCheck(True, how, f"pid {info.pid}: {info.cmdline[:120]}")
