@@ -234,3 +234,93 @@ def troughs(t: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]],
     if not out_t:
         return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
     return np.concatenate(out_t), np.concatenate(out_y), np.concatenate(out_s)
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """Line vs the best bounded model on one baseline series (see :func:`bounded_fit`)."""
+
+    delta_bic: float  # BIC(line) - BIC(bounded): > 0 favours the bounded model
+    tail_ratio: float  # bounded model's slope at the end / its mean slope over the window
+    tau_s: float  # time constant (exponential) or the time the rise ends (rise-then-flat)
+    model: str  # "saturating" | "rise-then-flat"
+
+
+def _line_sse(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """SSE of least-squares y = a + b*x for each column of ``x`` (shape m x k)."""
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean()
+    sxx = (xc * xc).sum(axis=0)
+    sxy = (xc * yc[:, None]).sum(axis=0)
+    syy = float((yc * yc).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sxx > 1e-18, syy - sxy * sxy / sxx, syy)
+
+
+def bounded_fit(t: np.ndarray, y: np.ndarray) -> Bounded | None:
+    """Does a bounded model beat a straight line? A model comparison by BIC on the baseline.
+
+    Models (least squares): line ``a + b t`` (2 parameters); saturating ``a + b (1 - exp(-t / tau))`` and
+    rise-then-flat ``a + b min(t, h)`` (3 parameters each, tau / h on a grid). BIC = m ln(SSE/m) + k ln m.
+    The tail ratio says how far the bounded model has levelled off: its slope at the end of the window
+    over its mean slope (exponential: (T/tau) e^(-T/tau) / (1 - e^(-T/tau)); rise-then-flat: 0 when the
+    flat part covers at least a quarter of the window, else 1). None with fewer than 8 points.
+    """
+    m = len(t)
+    if m < 8:
+        return None
+    tt = (t - t[0]).astype(np.float64)
+    span = float(tt[-1])
+    if span <= 0:
+        return None
+    yy = (y - float(np.median(y))) / max(float(np.std(y)), 1.0)  # scale-free SSEs
+    sse_line = float(_line_sse(tt[:, None], yy)[0])
+    taus = np.geomspace(span / 60.0, 5.0 * span, 72)
+    xs = 1.0 - np.exp(-tt[:, None] / taus[None, :])
+    sse_exp = _line_sse(xs, yy)
+    hs = np.quantile(tt, np.linspace(0.05, 0.95, 37))
+    xh = np.minimum(tt[:, None], hs[None, :])
+    sse_h = _line_sse(xh, yy)
+    floor = 1e-12 * max(sse_line, 1e-300)
+
+    def bic(sse: float, k: int) -> float:
+        return m * math.log(max(sse, floor) / m) + k * math.log(m)
+
+    i_e, i_h = int(np.argmin(sse_exp)), int(np.argmin(sse_h))
+    b_line, b_exp, b_h = bic(sse_line, 2), bic(float(sse_exp[i_e]), 3), bic(float(sse_h[i_h]), 3)
+    if b_exp <= b_h:
+        tau = float(taus[i_e])
+        r = span / tau
+        ratio = r * math.exp(-r) / -math.expm1(-r)
+        return Bounded(b_line - b_exp, ratio, tau, "saturating")
+    h = float(hs[i_h])
+    return Bounded(b_line - b_h, 0.0 if span - h >= 0.25 * span else 1.0, h, "rise-then-flat")
+
+
+def step_episodes(bt: np.ndarray, by: np.ndarray, *, min_gap: int = 2,
+                  max_len: int = 3) -> tuple[list[tuple[float, float]], float]:
+    """Sharp rises of the baseline separated by flat stretches: ([(time, size)], total size).
+
+    A jump is a point-to-point rise beyond 8 robust sigmas of the changes and 2 % of the level (as
+    :func:`step_jumps`). Jumps closer than ``min_gap`` points form one episode; an episode longer than
+    ``max_len`` points is a ramp (a cache filling up), not a step, and is not counted.
+    """
+    d = np.diff(by)
+    if d.size < 4:
+        return [], 0.0
+    threshold = max(8.0 * mad_sigma(d), 0.02 * float(np.median(by)))
+    hits = np.flatnonzero(d - np.median(d) > threshold)
+    episodes: list[tuple[float, float]] = []
+    total = 0.0
+    i = 0
+    while i < len(hits):
+        j = i
+        while j + 1 < len(hits) and hits[j + 1] - hits[j] <= min_gap:
+            j += 1
+        first, last = int(hits[i]), int(hits[j])
+        if last - first + 1 <= max_len:
+            size = float(by[last + 1] - by[first])
+            episodes.append((float(bt[first + 1]), size))
+            total += size
+        i = j + 1
+    return episodes, total

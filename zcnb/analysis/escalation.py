@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import check_unit
 from ..actions import apply_hint
+from ..config import check_unit
 from ..exceptions import DataError
 from ..units import format_bytes, format_duration
 

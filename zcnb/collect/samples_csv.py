@@ -22,6 +22,7 @@ from ..exceptions import ConfigError, OutputWriteError, SamplesFormatError
 from ..files import read_input
 from ..locks import lock_open_file
 from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, epoch_seconds, format_bytes, time_range_text
+from .memlimit import limit_from_header
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -224,6 +225,9 @@ def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
     out = out.reset_index(drop=True)[list(COLUMNS)]
     out.attrs["notes"] = notes
     out.attrs["header"] = _header(comments)
+    recorded = limit_from_header(out.attrs["header"])
+    if recorded is not None:  # the target's ceiling as the sampler found it (zcnb.collect.memlimit)
+        out.attrs["memory_limit"] = {"bytes": recorded.bytes, "source": recorded.source}
     out.attrs["path"] = str(p)
     return out
 

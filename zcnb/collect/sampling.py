@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..config import NO_TOKEN_LEAK, Secret
 from ..exceptions import ConfigError, EndpointAuthError, OutputWriteError, ProcessAccessDenied, TargetError, ZcnbError
 from ..units import format_bytes
+from .memlimit import MemoryLimit, detect_limit
 from .metrics import MetricsClient, parse_metrics
 from .process import MemoryReading, ProcessInfo, ProcessQuery, find_by_query, read_memory
 from .samples_csv import COLUMNS, Sample, SamplesFile, finite_or_none, read_samples
@@ -119,7 +120,8 @@ class Sampler:
                  finder: Callable[[], ProcessInfo] | None = None,
                  metrics_fetcher: Callable[[], str] | None = None,
                  writer: Callable[[int, bytes], int] = os.write,
-                 tick_hook: Callable[[int, float], None] | None = None) -> None:
+                 tick_hook: Callable[[int, float], None] | None = None,
+                 memory_limit: MemoryLimit | None = None) -> None:
         srcs = tuple(dict.fromkeys(s.strip() for s in sources if s.strip()))
         unknown = [s for s in srcs if s not in SOURCES]
         if not srcs or unknown:
@@ -160,6 +162,7 @@ class Sampler:
         self._first_gap = ""  # reason of the first process gap row (said when no sample is taken at all)
         self._file = SamplesFile(self.out, append=append, fsync=fsync, writer=writer)
         self._started = ""
+        self._limit = memory_limit  # None: detected when the file is opened (zcnb.collect.memlimit)
 
     def stop(self) -> None:
         """Ask a running :meth:`run` to stop after the current tick (thread-safe)."""
@@ -209,10 +212,29 @@ class Sampler:
         head += [f"# target: {target}" + (f" url={self._url}" if self._url else ""),
                  (f"# sources: {','.join(self.sources)}   interval_s: {self.interval_s:g}   "
                   f"metrics_interval_s: {self.metrics_interval_s:g}   started: {started}")]
+        head.append(self._memory_limit().header_line())
         head += [f"# note: {n}" for n in self._notes]
         if not exists:
             head.append(",".join(COLUMNS))
         self._file.write("\n".join(head) + "\n")
+
+    def _memory_limit(self) -> MemoryLimit:
+        """The target's memory ceiling for the header: given, else detected (MemoryMax, cgroup, MemTotal)."""
+        if self._limit is not None:
+            return self._limit
+        local = bool({"psutil", "cgroup"} & set(self.sources))
+        if not local and self._url:
+            host = urlsplit(self._url).hostname or ""
+            local = host in ("127.0.0.1", "localhost", "::1")
+        pid = None
+        if local and {"psutil", "cgroup"} & set(self.sources):
+            try:
+                pid = self._finder().pid
+            except (ZcnbError, OSError):
+                pid = None
+        unit = self.query.unit if self.query is not None else None
+        self._limit = detect_limit(pid, unit=unit, local=local)
+        return self._limit
 
     def _row(self, counts: dict[str, int], **kw: Any) -> Sample:
         kw.setdefault("timestamp", self._wall())
