@@ -18,6 +18,7 @@ from ._stats import (
     bounded_fit,
     cycle_period,
     hinge_onset,
+    mad_sigma,
     pooled_theil_sen,
     step_episodes,
     troughs,
@@ -61,6 +62,29 @@ def _baseline(p: Prepared, th: LeakThresholds) -> _Baseline:
     width = max(width, math.ceil(n / th.max_baseline_points))
     bt, by, bs = window_minima(p.t, p.y, bounds, [width] * len(bounds))
     return _Baseline(bt, by, bs, period, n_peaks, width, dt)
+
+
+def _skip_startup(b: _Baseline) -> tuple[_Baseline, float]:
+    """Drop a start-up ramp: a sharp rise in the first two steps of a segment's baseline (a process that has
+    just started loads its code and arenas before memory settles). Returns (baseline, bytes skipped)."""
+    keep = np.ones(len(b.t), dtype=bool)
+    skipped = 0.0
+    for i in np.unique(b.seg):
+        idx = np.flatnonzero(b.seg == i)
+        if len(idx) < 12:
+            continue
+        y = b.y[idx]
+        d = np.diff(y)
+        threshold = max(8.0 * mad_sigma(d), 0.02 * float(np.median(y)))
+        sharp = d[:3] - float(np.median(d)) > threshold
+        if not sharp[:2].any():
+            continue
+        last = int(np.flatnonzero(sharp)[-1])  # the ramp ends after the last sharp step of the first three
+        keep[idx[: last + 1]] = False
+        skipped += float(y[last + 1] - y[0])
+    if keep.all():
+        return b, 0.0
+    return _Baseline(b.t[keep], b.y[keep], b.seg[keep], b.period_s, b.n_peaks, b.width, b.dt), skipped
 
 
 def baseline(df: pd.DataFrame, *, column: str | None = None, thresholds: LeakThresholds | None = None) -> pd.Series:
@@ -212,6 +236,10 @@ def assess_leak(df: pd.DataFrame, *, column: str | None = None, limit_bytes: flo
     if p.restarts:
         notes.append(f"{len(p.restarts)} restart(s): {p.n_segments} segments fitted together (own intercepts)")
     b = _baseline(p, th)
+    b, ramp = _skip_startup(b)
+    if ramp > 0:
+        notes.append(f"start-up ramp (+{format_bytes(ramp)} in the first baseline points of a segment) "
+                     "left out of the baseline")
     if b.period_s is not None and b.n_peaks >= th.min_cycles:
         notes.append(f"GC/free cycles every ~{format_duration(b.period_s)}: baseline = troughs")
     duration = _duration(p, b.dt)
@@ -267,12 +295,17 @@ def _features(p: Prepared, b: _Baseline, fit: _Fit, level: float, current: float
         what = (f"time constant ~{format_duration(bnd.tau_s)}" if bnd.model == "saturating"
                 else f"rise ends ~{format_duration(bnd.tau_s)} in")
         notes.append(f"a bounded model ({bnd.model}, {what}) beats a straight line by BIC {bnd.delta_bic:.0f}; "
-                     f"its growth at the end is {bnd.tail_ratio:.0%} of its mean")
+                     f"its growth at the end is {bnd.tail_ratio:.0%} of its mean"
+                     + (f"; a line on top of it fits better still (BIC {bnd.persist_delta_bic:.0f}, "
+                        f"{format_bytes(bnd.persist_slope * H)}/h)" if bnd.persist_delta_bic >= th.bounded_min_delta_bic
+                        else ""))
     return LeakFeatures(
         slope_bps=fit.rate_h / H, slope_low_bps=fit.low_h / H, slope_high_bps=fit.high_h / H, p_value=fit.p_value,
         level_bytes=level, current_bytes=current, duration_s=duration, limit_bytes=limit,
         bounded_delta_bic=bnd.delta_bic if bnd else None, bounded_tail_ratio=bnd.tail_ratio if bnd else None,
-        bounded_tau_s=bnd.tau_s if bnd else None, step_episodes=len(episodes),
+        bounded_tau_s=bnd.tau_s if bnd else None, persist_delta_bic=bnd.persist_delta_bic if bnd else None,
+        persist_slope_bps=bnd.persist_slope if bnd else None,
+        step_episodes=len(episodes),
         step_share=step_total / rise if rise > 0 else 0.0,
         cyclic=b.period_s is not None and b.n_peaks >= th.min_cycles)
 

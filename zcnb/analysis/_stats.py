@@ -244,6 +244,8 @@ class Bounded:
     tail_ratio: float  # bounded model's slope at the end / its mean slope over the window
     tau_s: float  # time constant (exponential) or the time the rise ends (rise-then-flat)
     model: str  # "saturating" | "rise-then-flat"
+    persist_delta_bic: float = 0.0  # BIC(bounded) - BIC(saturating + line): > 0 = growth goes on after the bend
+    persist_slope: float = 0.0  # the line's slope in saturating + line (units of y per unit of t)
 
 
 def _line_sse(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -288,13 +290,29 @@ def bounded_fit(t: np.ndarray, y: np.ndarray) -> Bounded | None:
 
     i_e, i_h = int(np.argmin(sse_exp)), int(np.argmin(sse_h))
     b_line, b_exp, b_h = bic(sse_line, 2), bic(float(sse_exp[i_e]), 3), bic(float(sse_h[i_h]), 3)
+    sse_both, c_both = _sat_line_sse(tt, yy, taus)
+    b_both = bic(sse_both, 4)
+    slope_both = c_both * max(float(np.std(y)), 1.0) / span
     if b_exp <= b_h:
         tau = float(taus[i_e])
         r = span / tau
         ratio = r * math.exp(-r) / -math.expm1(-r)
-        return Bounded(b_line - b_exp, ratio, tau, "saturating")
+        return Bounded(b_line - b_exp, ratio, tau, "saturating", b_exp - b_both, slope_both)
     h = float(hs[i_h])
-    return Bounded(b_line - b_h, 0.0 if span - h >= 0.25 * span else 1.0, h, "rise-then-flat")
+    return Bounded(b_line - b_h, 0.0 if span - h >= 0.25 * span else 1.0, h, "rise-then-flat", b_h - b_both, slope_both)
+
+
+def _sat_line_sse(tt: np.ndarray, yy: np.ndarray, taus: np.ndarray) -> tuple[float, float]:
+    """Smallest SSE of ``a + b (1 - exp(-t / tau)) + c t / T`` over the tau grid (a warm-up on top of a leak),
+    and its c."""
+    best, coef = math.inf, 0.0
+    tn = tt / max(float(tt[-1]), 1e-9)
+    for tau in taus:
+        x = np.column_stack((np.ones_like(tt), -np.expm1(-tt / tau), tn))
+        sol, res, rank, _ = np.linalg.lstsq(x, yy, rcond=None)
+        if rank == 3 and res.size and float(res[0]) < best:
+            best, coef = float(res[0]), float(sol[2])
+    return (best, coef) if math.isfinite(best) else (float(np.sum((yy - yy.mean()) ** 2)), 0.0)
 
 
 def step_episodes(bt: np.ndarray, by: np.ndarray, *, min_gap: int = 2,

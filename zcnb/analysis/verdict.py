@@ -30,7 +30,8 @@ class LeakFeatures:
     recorded limit or None when unknown. Curvature (None = not tested): ``bounded_delta_bic`` = BIC(line) -
     BIC(best bounded model: saturating exponential or rise-then-flat), > 0 favours bounded;
     ``bounded_tail_ratio`` = the bounded model's slope at the end / its mean slope over the window;
-    ``bounded_tau_s`` its time constant. Steps: ``step_episodes`` sharp rises separated by flat stretches,
+    ``bounded_tau_s`` its time constant; ``persist_delta_bic`` = BIC(bounded) - BIC(saturating + line), > 0
+    when growth goes on after the bend (a warm-up on top of a leak), ``persist_slope_bps`` that line's slope. Steps: ``step_episodes`` sharp rises separated by flat stretches,
     ``step_share`` the fraction of the rise they make. ``cyclic``: a GC/free sawtooth was found.
     """
 
@@ -45,6 +46,8 @@ class LeakFeatures:
     bounded_delta_bic: float | None = None
     bounded_tail_ratio: float | None = None
     bounded_tau_s: float | None = None
+    persist_delta_bic: float | None = None
+    persist_slope_bps: float | None = None
     step_episodes: int = 0
     step_share: float = 0.0
     cyclic: bool = False
@@ -120,18 +123,32 @@ def decide_verdict(f: LeakFeatures, th: LeakThresholds | None = None) -> Verdict
                                threshold_rise_bytes=need)
     ttl, doubling, clock = _clock(f)
     near_limit = ttl is not None and ttl < th.high_s  # limit within a day: material whatever the level
+    bounded = (f.bounded_delta_bic is not None and f.bounded_delta_bic >= th.bounded_min_delta_bic
+               and f.bounded_tail_ratio is not None
+               and not (f.persist_delta_bic is not None and f.persist_delta_bic >= th.bounded_min_delta_bic
+                        and (f.persist_slope_bps or 0.0) * f.duration_s >= need))
+    levelled = bounded and f.bounded_tail_ratio is not None and f.bounded_tail_ratio <= th.levelled_tail_ratio
     if f.rise_bytes < need and not near_limit:
         return VerdictDecision(
-            "no_leak", flat_pattern, "none",
+            "no_leak", "warm-up-plateau" if levelled and not f.cyclic else flat_pattern, "none",
             f"baseline rises {100 * f.rise_bytes / max(f.level_bytes, 1.0):.2g} % over the window: below the "
             f"{100 * frac:.2g} % that counts for a window this long", threshold_rise_bytes=need)
+    if f.slope_low_bps * f.duration_s < 0.5 * need and not near_limit and not levelled:
+        if f.rise_bytes >= 3.0 * need:
+            return VerdictDecision("inconclusive", "unknown", "none",
+                                   "the baseline rises, but too unevenly to rule out noise in this window",
+                                   more_duration_s=max(f.duration_s, th.min_duration_s), threshold_rise_bytes=need)
+        return VerdictDecision(
+            "no_leak", flat_pattern, "none",
+            f"baseline rises {100 * f.rise_bytes / max(f.level_bytes, 1.0):.2g} % over the window, but the lower end "
+            f"of its interval is below the {100 * frac:.2g} % that counts for a window this long",
+            threshold_rise_bytes=need)
     severity = severity_for_time(clock, th)
     if f.step_episodes >= 2 and f.step_share >= th.step_share:
         return VerdictDecision("leak", "step", severity, f"{f.step_episodes} retained steps", ttl, doubling,
                                threshold_rise_bytes=need)
-    if f.bounded_delta_bic is not None and f.bounded_delta_bic >= th.bounded_min_delta_bic \
-            and f.bounded_tail_ratio is not None:
-        if f.bounded_tail_ratio <= th.levelled_tail_ratio:
+    if bounded and f.bounded_tail_ratio is not None:
+        if levelled:
             return VerdictDecision("no_leak", "warm-up-plateau", "none",
                                    "growth levels off (a bounded model beats a line)", threshold_rise_bytes=need)
         if f.bounded_tail_ratio <= th.undecided_tail_ratio and severity != "catastrophic":
