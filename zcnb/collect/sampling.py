@@ -227,9 +227,9 @@ class Sampler:
             host = urlsplit(self._url).hostname or ""
             local = host in ("127.0.0.1", "localhost", "::1")
         pid = None
-        if local and {"psutil", "cgroup"} & set(self.sources):
-            try:
-                pid = self._finder().pid
+        if local and self.query is not None and {"psutil", "cgroup"} & set(self.sources):
+            try:  # a lookup of its own: the tick loop's finder keeps its own state
+                pid = self.query.pid or find_by_query(self.query).pid
             except (ZcnbError, OSError):
                 pid = None
         unit = self.query.unit if self.query is not None else None
