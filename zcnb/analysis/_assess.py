@@ -259,7 +259,8 @@ def _inconclusive(p: Prepared, b: _Baseline, needed: DataNeeded, notes: list[str
                   p_value: float | None = None) -> LeakAssessment:
     slope = trend.slope if trend is not None else 0.0
     fit = _Fit(slope * H, slope * H, slope * H, 1.0, np.ones(len(b.t), dtype=bool))
-    segments = _segments(p, b, fit, [None] * p.n_segments)[0] if len(b.t) else ()
+    have = set(np.unique(b.seg).tolist())
+    segments = _segments(p, b, fit, [None] * p.n_segments)[0] if have == set(range(p.n_segments)) else ()
     return LeakAssessment(
         verdict="inconclusive", pattern="unknown", growth_bytes_per_hour=None, growth_interval=None,
         confidence=0.0, p_value=p_value, segments=segments, limit_bytes=limit, limit_source=source,

@@ -205,7 +205,7 @@ class LeakAssessment:
             ("advice", self.advice),
             ("onset", self.onset.isoformat() if self.onset else "-"),
             ("column", (f"{self.column}, {self.n_samples} samples over {format_duration(self.duration_s)}, "
-                        f"{len(self.segments)} segment(s)")),
+                        f"{len(self.restarts) + 1} segment(s)")),
         ]
         if self.needed:
             rows.append(("needed", str(self.needed)))
