@@ -107,7 +107,7 @@ def prepare(df: object, column: str | None = None) -> Prepared:
     if "event" in df.columns:
         ev = df["event"]
         is_gap = ev.eq("gap").to_numpy(dtype=bool, na_value=False)
-        is_restart = ev.eq("restart").to_numpy(dtype=bool, na_value=False)
+        is_restart = ev.eq("restart").to_numpy(dtype=bool, na_value=False).copy()
     else:
         is_gap = is_restart = np.zeros(len(df), dtype=bool)
     name = pick_column(df, column, ~is_gap)
@@ -123,7 +123,7 @@ def prepare(df: object, column: str | None = None) -> Prepared:
     if (values > BYTES_MAX).any():
         raise AnalysisError(f"column {name!r} holds values above 8 PiB (e.g. {float(values[values > BYTES_MAX][0]):.3g}): "
                             "not memory sizes", hint="repair the data: a real reading is far below 8 PiB", column=name)
-    boundary = is_restart
+    boundary = is_restart.copy()
     if "pid" in df.columns:
         pid = pd.to_numeric(df["pid"], errors="coerce")
         filled = pid.ffill()
