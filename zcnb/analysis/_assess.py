@@ -77,9 +77,13 @@ def _skip_startup(b: _Baseline) -> tuple[_Baseline, float]:
         d = np.diff(y)
         threshold = max(8.0 * mad_sigma(d), 0.02 * float(np.median(y)))
         sharp = d[:3] - float(np.median(d)) > threshold
-        if not sharp[:2].any():
+        nxt = y[2:12]
+        # or a start far below the level that follows (a noisy series hides the jump among its steps)
+        low = y[:2] < float(np.median(nxt)) - max(8.0 * mad_sigma(nxt), 0.1 * float(np.median(nxt)))
+        if not sharp[:2].any() and not low.any():
             continue
-        last = int(np.flatnonzero(sharp)[-1])  # the ramp ends after the last sharp step of the first three
+        last = max(int(np.flatnonzero(sharp)[-1]) if sharp[:2].any() else -1,
+                   int(np.flatnonzero(low)[-1]) if low.any() else -1)
         keep[idx[: last + 1]] = False
         skipped += float(y[last + 1] - y[0])
     if keep.all():
@@ -289,6 +293,10 @@ def _features(p: Prepared, b: _Baseline, fit: _Fit, level: float, current: float
         episodes += ep
         step_total += tot
     rise = fit.rate_h / H * sum(float(p.t[z - 1] - p.t[a]) for a, z in p.bounds())
+    if bnd is not None and bnd.step_delta_bic >= 2.0 and len(bnd.step_ups) >= 2 and len(bnd.step_ups) > len(episodes):
+        # level shifts on the baseline beat a line and a bounded model: retained steps under noise
+        episodes = list(bnd.step_ups)
+        step_total = sum(size for _, size in episodes)
     if len(episodes) >= 2:
         notes.append(f"{len(episodes)} sharp rises of the baseline: " + ", ".join(
             f"+{format_bytes(s)} at {p.timestamp(t).isoformat()}" for t, s in episodes[:8]))
@@ -305,7 +313,7 @@ def _features(p: Prepared, b: _Baseline, fit: _Fit, level: float, current: float
         level_bytes=level, current_bytes=current, duration_s=duration, limit_bytes=limit,
         bounded_delta_bic=bnd.delta_bic if bnd else None, bounded_tail_ratio=bnd.tail_ratio if bnd else None,
         bounded_tau_s=bnd.tau_s if bnd else None, persist_delta_bic=bnd.persist_delta_bic if bnd else None,
-        persist_slope_bps=bnd.persist_slope if bnd else None,
+        persist_slope_bps=bnd.persist_slope if bnd else None, bounded_rise_bytes=bnd.rise if bnd else None,
         step_episodes=len(episodes),
         step_share=step_total / rise if rise > 0 else 0.0,
         cyclic=b.period_s is not None and b.n_peaks >= th.min_cycles)

@@ -246,6 +246,9 @@ class Bounded:
     model: str  # "saturating" | "rise-then-flat"
     persist_delta_bic: float = 0.0  # BIC(bounded) - BIC(saturating + line): > 0 = growth goes on after the bend
     persist_slope: float = 0.0  # the line's slope in saturating + line (units of y per unit of t)
+    step_delta_bic: float = 0.0  # min(BIC(line), BIC(bounded)) - BIC(staircase): > 0 favours level shifts
+    step_ups: tuple[tuple[float, float], ...] = ()  # (time, size) of the staircase's upward shifts
+    rise: float = 0.0  # the bounded model's rise over the window (units of y)
 
 
 def _line_sse(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -290,6 +293,11 @@ def bounded_fit(t: np.ndarray, y: np.ndarray) -> Bounded | None:
 
     i_e, i_h = int(np.argmin(sse_exp)), int(np.argmin(sse_h))
     b_line, b_exp, b_h = bic(sse_line, 2), bic(float(sse_exp[i_e]), 3), bic(float(sse_h[i_h]), 3)
+    scale = max(float(np.std(y)), 1.0)
+    sse_st, cuts = _staircase(yy)
+    levels = [float(np.mean(part)) for part in np.split(yy, cuts)]
+    ups = tuple((float(t[c]), (b - a) * scale) for c, a, b in zip(cuts, levels, levels[1:]) if b > a)
+    b_step = bic(sse_st, 2 * len(cuts) + 1)
     sse_both, c_both = _sat_line_sse(tt, yy, taus)
     b_both = bic(sse_both, 4)
     slope_both = c_both * max(float(np.std(y)), 1.0) / span
@@ -297,9 +305,51 @@ def bounded_fit(t: np.ndarray, y: np.ndarray) -> Bounded | None:
         tau = float(taus[i_e])
         r = span / tau
         ratio = r * math.exp(-r) / -math.expm1(-r)
-        return Bounded(b_line - b_exp, ratio, tau, "saturating", b_exp - b_both, slope_both)
+        return Bounded(b_line - b_exp, ratio, tau, "saturating", b_exp - b_both, slope_both,
+                       min(b_line, b_exp) - b_step, ups, _rise(xs[:, i_e], yy) * scale)
     h = float(hs[i_h])
-    return Bounded(b_line - b_h, 0.0 if span - h >= 0.25 * span else 1.0, h, "rise-then-flat", b_h - b_both, slope_both)
+    return Bounded(b_line - b_h, 0.0 if span - h >= 0.25 * span else 1.0, h, "rise-then-flat", b_h - b_both,
+                   slope_both, min(b_line, b_h) - b_step, ups, _rise(xh[:, i_h], yy) * scale)
+
+
+def _rise(x: np.ndarray, y: np.ndarray) -> float:
+    """Rise of the least-squares ``a + b x`` from the first to the last point."""
+    xc = x - x.mean()
+    sxx = float((xc * xc).sum())
+    slope = float((xc * (y - y.mean())).sum()) / sxx if sxx > 0 else 0.0
+    return slope * float(x[-1] - x[0])
+
+
+def _staircase(y: np.ndarray, *, min_len: int = 3, max_shifts: int = 8) -> tuple[float, list[int]]:
+    """Piecewise-constant fit by binary segmentation: (SSE, sorted cut indices).
+
+    A split is kept when it lowers the SSE by more than 3 ln(m) noise variances (noise from the MAD of
+    first differences), so noise alone rarely adds a level.
+    """
+    m = len(y)
+    sigma2 = (mad_sigma(np.diff(y)) / math.sqrt(2.0)) ** 2
+    pen = 3.0 * math.log(max(m, 2)) * max(sigma2, 1e-12)
+    cuts: list[int] = []
+    for _ in range(max_shifts):
+        best_gain, best_cut = 0.0, -1
+        for a, b in zip([0, *cuts], [*cuts, m]):
+            seg = y[a:b]
+            n = len(seg)
+            if n < 2 * min_len:
+                continue
+            cs = np.cumsum(seg)
+            k = np.arange(min_len, n - min_len + 1)
+            left = cs[k - 1]
+            right = cs[-1] - left
+            gain = left**2 / k + right**2 / (n - k) - cs[-1] ** 2 / n
+            i = int(np.argmax(gain))
+            if gain[i] > best_gain:
+                best_gain, best_cut = float(gain[i]), a + int(k[i])
+        if best_gain <= pen:
+            break
+        cuts = sorted([*cuts, best_cut])
+    sse = float(sum(np.sum((part - part.mean()) ** 2) for part in np.split(y, cuts)))
+    return sse, cuts
 
 
 def _sat_line_sse(tt: np.ndarray, yy: np.ndarray, taus: np.ndarray) -> tuple[float, float]:

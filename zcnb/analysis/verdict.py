@@ -31,7 +31,7 @@ class LeakFeatures:
     BIC(best bounded model: saturating exponential or rise-then-flat), > 0 favours bounded;
     ``bounded_tail_ratio`` = the bounded model's slope at the end / its mean slope over the window;
     ``bounded_tau_s`` its time constant; ``persist_delta_bic`` = BIC(bounded) - BIC(saturating + line), > 0
-    when growth goes on after the bend (a warm-up on top of a leak), ``persist_slope_bps`` that line's slope. Steps: ``step_episodes`` sharp rises separated by flat stretches,
+    when growth goes on after the bend (a warm-up on top of a leak), ``persist_slope_bps`` that line's slope; ``bounded_rise_bytes`` the bounded model's rise over the window. Steps: ``step_episodes`` sharp rises separated by flat stretches,
     ``step_share`` the fraction of the rise they make. ``cyclic``: a GC/free sawtooth was found.
     """
 
@@ -48,6 +48,7 @@ class LeakFeatures:
     bounded_tau_s: float | None = None
     persist_delta_bic: float | None = None
     persist_slope_bps: float | None = None
+    bounded_rise_bytes: float | None = None
     step_episodes: int = 0
     step_share: float = 0.0
     cyclic: bool = False
@@ -115,7 +116,16 @@ def decide_verdict(f: LeakFeatures, th: LeakThresholds | None = None) -> Verdict
     frac = min_relative_rise(f.duration_s, th)
     need = max(frac * max(f.level_bytes, 0.0), th.min_observed_growth_bytes)
     flat_pattern = "sawtooth-flat" if f.cyclic else "flat"
+    bounded = (f.bounded_delta_bic is not None and f.bounded_delta_bic >= th.bounded_min_delta_bic
+               and f.bounded_tail_ratio is not None
+               and not (f.persist_delta_bic is not None and f.persist_delta_bic >= th.bounded_min_delta_bic
+                        and (f.persist_slope_bps or 0.0) * f.duration_s >= need))
+    levelled = bounded and f.bounded_tail_ratio is not None and f.bounded_tail_ratio <= th.levelled_tail_ratio
     rising = f.p_value < th.alpha and f.slope_bps > 0
+    warmed = levelled and not f.cyclic and (f.bounded_rise_bytes is None or f.bounded_rise_bytes >= need)
+    if not rising and warmed:
+        return VerdictDecision("no_leak", "warm-up-plateau", "none", "growth levelled off early (a bounded model "
+                               "beats a line)", threshold_rise_bytes=need)
     if not rising:
         shrinking = f.p_value < th.alpha and f.slope_bps < 0
         why = "baseline shrinks" if shrinking else "no significant baseline trend"
@@ -123,14 +133,9 @@ def decide_verdict(f: LeakFeatures, th: LeakThresholds | None = None) -> Verdict
                                threshold_rise_bytes=need)
     ttl, doubling, clock = _clock(f)
     near_limit = ttl is not None and ttl < th.high_s  # limit within a day: material whatever the level
-    bounded = (f.bounded_delta_bic is not None and f.bounded_delta_bic >= th.bounded_min_delta_bic
-               and f.bounded_tail_ratio is not None
-               and not (f.persist_delta_bic is not None and f.persist_delta_bic >= th.bounded_min_delta_bic
-                        and (f.persist_slope_bps or 0.0) * f.duration_s >= need))
-    levelled = bounded and f.bounded_tail_ratio is not None and f.bounded_tail_ratio <= th.levelled_tail_ratio
     if f.rise_bytes < need and not near_limit:
         return VerdictDecision(
-            "no_leak", "warm-up-plateau" if levelled and not f.cyclic else flat_pattern, "none",
+            "no_leak", "warm-up-plateau" if warmed else flat_pattern, "none",
             f"baseline rises {100 * f.rise_bytes / max(f.level_bytes, 1.0):.2g} % over the window: below the "
             f"{100 * frac:.2g} % that counts for a window this long", threshold_rise_bytes=need)
     if f.slope_low_bps * f.duration_s < 0.5 * need and not near_limit and not levelled:

@@ -49,10 +49,10 @@ class MemoryLimit:
         return f"# {HEADER_BYTES}: {value}   {HEADER_SOURCE}: {source}"
 
 
-def unit_memory_max(unit: str, *, timeout_s: float = 5.0,
+def unit_memory_max(unit: str, *, timeout_s: float = 5.0, systemctl: str | None = None,
                     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> int | None:
     """``MemoryMax`` of a systemd user unit in bytes; None when unset (``infinity``) or not readable."""
-    exe = shutil.which("systemctl")
+    exe = systemctl or shutil.which("systemctl")
     if exe is None:
         return None
     try:

@@ -169,6 +169,9 @@ _SLOW_PATH_MAX_BYTES = 64 << 20  # the row-by-row reader (exact messages for mal
 _CHUNK_ROWS = 250_000
 
 
+ANALYZE_MAX_ROWS = 4_000_000  # zcnb analyze: ~1 GiB peak (measured: bench/analyze_memory.py, docs/analysis.md)
+
+
 class _DataLines:
     """A binary file-like over a samples CSV that yields only the data lines (comment lines are collected,
     NUL bytes removed, a truncated last line dropped): what pandas' C parser reads, in bounded memory."""
@@ -177,6 +180,7 @@ class _DataLines:
         self._fh, self._rest, self._pending = fh, b"", first
         self.comments: list[str] = []
         self.truncated = b""
+        self.consumed = len(first)
 
     def read(self, size: int = -1) -> bytes:
         while True:
@@ -184,6 +188,7 @@ class _DataLines:
                 out, self._pending = self._pending, b""
                 return out
             block = self._fh.read(1 << 20)
+            self.consumed += len(block)
             if not block:
                 if self._rest.strip():
                     self.truncated = self._rest
@@ -211,7 +216,15 @@ def _categorical(values: list[Any]) -> Any:
     return pd.Categorical(union_categoricals(values)) if len(values) > 1 else values[0]
 
 
-def _read_fast(p: Path, *, compact: bool) -> pd.DataFrame | None:
+def _too_many(p: Path, rows: int, max_rows: int) -> SamplesFormatError:
+    return SamplesFormatError(
+        f"{p} holds ~{rows:,} rows: more than the {max_rows:,} that are analysed in bounded memory (~1 GiB)",
+        hint="analyse a window: keep the header lines and the newest rows (e.g. `(grep '^#' FILE | head -20; "
+             "grep -v '^#' FILE | head -1; tail -n 2000000 FILE) > last.csv`), or sample at a coarser interval",
+        path=str(p))
+
+
+def _read_fast(p: Path, *, compact: bool, max_rows: int | None = None) -> pd.DataFrame | None:
     """Typed, chunked reading of a zcnb samples CSV with bounded memory (~30-80 bytes per row kept).
 
     None when the file is not a plain zcnb/``timestamp,rss_bytes`` CSV or holds a cell the typed parser
@@ -248,23 +261,32 @@ def _read_fast(p: Path, *, compact: bool) -> pd.DataFrame | None:
             reader = pd.read_csv(src, dtype=dtypes, keep_default_na=False,
                                  na_values={c: [""] for c in (*FLOAT_COLUMNS, "pid") if c in header},
                                  chunksize=_CHUNK_ROWS, engine="c", skipinitialspace=True)
+            size = p.stat().st_size
+            seen = 0
             for chunk in reader:
                 if len(chunk.columns) != len(header):
                     return None
+                seen += len(chunk)
+                if max_rows is not None:  # refuse early: estimate the rows from the bytes read so far
+                    estimate = int(seen * size / max(src.consumed, 1))
+                    if seen > max_rows or (estimate > 1.05 * max_rows and src.consumed > (8 << 20)):
+                        raise _too_many(p, max(estimate, seen), max_rows)
                 raw = chunk["timestamp"].astype(str)
                 naive += int((~raw.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)).sum())
                 ts = parse_times(p, raw)
                 if ts.isna().any():
                     return None
-                parts["timestamp"].append(ts.astype("datetime64[ns, UTC]").to_numpy())
+                # int64 ns since the epoch (UTC): to_numpy() of tz-aware times would be Timestamp objects
+                parts["timestamp"].append(pd.DatetimeIndex(ts).as_unit("ns").asi8)
                 for col in FLOAT_COLUMNS:
                     if col in chunk:
                         vals = chunk[col].to_numpy(dtype="float64")
                         if np.isinf(vals).any() or (vals < 0).any() or (vals > BYTES_MAX).any():
                             return None
-                        parts[col].append(vals)
+                        parts[col].append(vals.astype(np.float32) if compact else vals)
                 pid = chunk["pid"].to_numpy(dtype="float64") if "pid" in chunk else np.full(len(chunk), np.nan)
-                parts["pid"].append(np.where((pid > 0) & (pid < 2**31), np.round(pid), np.nan))
+                ok = (pid > 0) & (pid < 2**31)  # int32 with 0 = not known: 4 bytes a row until the end
+                parts["pid"].append(np.where(ok, np.round(np.where(ok, pid, 0)), 0).astype(np.int32))
                 for col in ("source", "event", "note"):
                     text = chunk[col].fillna("").str.strip() if col in chunk else pd.Series("", index=chunk.index)
                     parts[col].append(pd.Categorical(text.astype(str)))
@@ -281,11 +303,12 @@ def _read_fast(p: Path, *, compact: bool) -> pd.DataFrame | None:
     if naive:
         notes.append(f"{naive} timestamp(s) without a UTC offset were taken as UTC")
     n = sum(len(a) for a in parts["timestamp"])
-    data: dict[str, Any] = {"timestamp": pd.DatetimeIndex(np.concatenate(parts["timestamp"])).tz_localize("UTC")
-                            if parts["timestamp"][0].dtype.kind == "M" and getattr(parts["timestamp"][0].dtype, "tz", None) is None
-                            else np.concatenate(parts["timestamp"])}
-    pid = np.concatenate(parts["pid"])
-    data["pid"] = pd.array(pid, dtype="Int64") if not np.isnan(pid).all() else pd.array([pd.NA] * n, dtype="Int64")
+    stamps = np.concatenate(parts["timestamp"])
+    parts["timestamp"] = []
+    data: dict[str, Any] = {"timestamp": pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC")}
+    pid32 = np.concatenate(parts["pid"])
+    parts["pid"] = []
+    data["pid"] = pd.arrays.IntegerArray(pid32.astype(np.int64), pid32 == 0)
     data["source"] = _categorical(parts["source"])
     for col in FLOAT_COLUMNS:
         if parts[col]:
@@ -295,7 +318,7 @@ def _read_fast(p: Path, *, compact: bool) -> pd.DataFrame | None:
                 continue
             # compact: float32 keeps 24 bits of mantissa, i.e. 1 KiB steps at 16 GiB: far below page and
             # arena jitter, and halves what a huge file costs; the contract's float64 otherwise.
-            data[col] = vals.astype(np.float32) if compact else vals
+            data[col] = vals
         elif not compact:
             data[col] = np.full(n, np.nan)
     data["event"] = _categorical(parts["event"])
@@ -303,7 +326,7 @@ def _read_fast(p: Path, *, compact: bool) -> pd.DataFrame | None:
     if not compact:  # the contract's object columns (8 bytes a row: the strings are shared by the categories)
         for col in ("source", "event", "note"):
             data[col] = np.asarray(data[col], dtype=object)
-    out = pd.DataFrame(data)
+    out = pd.DataFrame(data, copy=False)
     if not out[[c for c in FLOAT_COLUMNS if c in out.columns]].notna().any(axis=None):
         raise _bad(p, "has rows but not a single memory measurement", "check the sampler's gap notes in the file")
     return _finish(p, out, head + src.comments, notes)
@@ -326,7 +349,11 @@ def _finish(p: Path, out: pd.DataFrame, comments: list[str], notes: list[str]) -
         if dup.any():
             notes.append(f"dropped {int(dup.sum())} duplicate row(s)")
             out = out.drop(index=dup.index[dup.to_numpy()])
-    out = out.reset_index(drop=True)[[c for c in COLUMNS if c in out.columns]]
+    if not isinstance(out.index, pd.RangeIndex) or out.index.start != 0 or out.index.step != 1:
+        out = out.reset_index(drop=True)
+    order = [c for c in COLUMNS if c in out.columns]
+    if list(out.columns) != order:
+        out = out[order]
     out.attrs["notes"] = notes
     out.attrs["header"] = _header(comments)
     recorded = limit_from_header(out.attrs["header"])
@@ -336,16 +363,18 @@ def _finish(p: Path, out: pd.DataFrame, comments: list[str], notes: list[str]) -
     return out
 
 
-def read_samples(path: str | os.PathLike[str], *, compact: bool = False) -> pd.DataFrame:
+def read_samples(path: str | os.PathLike[str], *, compact: bool = False,
+                 max_rows: int | None = None) -> pd.DataFrame:
     """Read a samples CSV into the contract's DataFrame (``df.attrs['notes']``, ``df.attrs['header']``,
     ``df.attrs['memory_limit']`` when the header records the target's limit).
 
     zcnb CSVs are parsed typed and in chunks (bounded memory: a week at 1 Hz in well under 300 MiB);
     ``compact=True`` (``zcnb analyze``) leaves out memory columns without a single value, keeps memory as
-    float32 and source/event/note as categoricals: 10 million rows fit in about a gigabyte.
+    float32 and source/event/note as categoricals. ``max_rows``: refuse (SamplesFormatError with a hint)
+    a file with more rows, estimated early from the bytes read.
     """
     p = Path(path)
-    fast = _read_fast(p, compact=compact)
+    fast = _read_fast(p, compact=compact, max_rows=max_rows)
     if fast is not None:
         return fast
     return _read_rows(p)

@@ -24,14 +24,14 @@ def load_samples(path: str | Path, *, compact: bool = False) -> pd.DataFrame:
     """Read a samples CSV (any format zcnb.collect.samples_csv.read_samples accepts) into the contract's DataFrame.
 
     ``compact=True`` leaves out memory columns without a value (bounded memory on huge files)."""
-    from ..collect.samples_csv import read_samples
+    from ..collect.samples_csv import ANALYZE_MAX_ROWS, read_samples
 
     p = Path(path)
     if p.is_dir():  # a folder gets its own hint (the CSV inside it); everything else: read_samples says it
         raise SamplesFormatError(f"{p} is a directory, not a samples file",
                                  hint=f"give the CSV inside it, e.g. {p / 'samples.csv'} (written by zcnb sample)",
                                  path=str(p))
-    return read_samples(p, compact=compact)
+    return read_samples(p, compact=compact, max_rows=ANALYZE_MAX_ROWS if compact else None)
 
 
 def column_name(name: str | None) -> str | None:
