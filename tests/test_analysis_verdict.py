@@ -26,8 +26,9 @@ WEEK = 7 * DAY
 
 def feats(rate_h: float, level: float, duration: float, limit: float | None = None, **kw: object) -> LeakFeatures:
     s = rate_h / H
-    base = dict(slope_bps=s, slope_low_bps=0.9 * s, slope_high_bps=1.1 * s, p_value=1e-6, level_bytes=level,
-                current_bytes=level, duration_s=duration, limit_bytes=limit)
+    base: dict[str, object] = {"slope_bps": s, "slope_low_bps": 0.9 * s, "slope_high_bps": 1.1 * s, "p_value": 1e-6,
+                               "level_bytes": level, "current_bytes": level, "duration_s": duration,
+                               "limit_bytes": limit}
     base.update(kw)
     return LeakFeatures(**base)  # type: ignore[arg-type]
 

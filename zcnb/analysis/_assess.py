@@ -277,7 +277,7 @@ def _bounded_region(b: _Baseline) -> np.ndarray:
     counts = np.bincount(b.seg) if len(b.seg) else np.zeros(1, dtype=np.int64)
     last = int(b.seg[-1]) if len(b.seg) else 0
     pick = last if counts[last] >= 8 else int(np.argmax(counts))
-    return b.seg == pick
+    return np.asarray(b.seg == pick, dtype=bool)
 
 
 def _features(p: Prepared, b: _Baseline, fit: _Fit, level: float, current: float, duration: float,

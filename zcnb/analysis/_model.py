@@ -41,13 +41,6 @@ class LeakThresholds:
     moderate_s: float = 7 * 86400.0  # under a week: scheduled restarts + fix; beyond: low
     max_baseline_points: int = 2000  # decimation target: Theil-Sen is O(n^2) in baseline points
 
-    def practical_rate(self, level_bytes: float, duration_s: float) -> float:
-        """Smallest growth (bytes/h) that counts as a leak for a baseline of ``level_bytes`` over this window."""
-        from .verdict import min_relative_rise
-
-        need = max(min_relative_rise(duration_s, self) * max(level_bytes, 0.0), self.min_observed_growth_bytes)
-        return need / max(duration_s, 1.0) * 3600.0
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -187,7 +187,7 @@ class _DataLines:
             if self._pending:
                 out, self._pending = self._pending, b""
                 return out
-            block = self._fh.read(1 << 20)
+            block: bytes = self._fh.read(1 << 20)
             self.consumed += len(block)
             if not block:
                 if self._rest.strip():

@@ -81,7 +81,7 @@ def record(name: str, spec: dict, build: Path, manifest: dict) -> None:
     out = HERE / f"{name}.csv"
     out.unlink(missing_ok=True)
     limit = spec.get("limit")
-    given = MemoryLimit(limit, "MemoryMax=%d of the recorded unit (set by the recording harness)" % limit) \
+    given = MemoryLimit(limit, f"MemoryMax={limit} of the recorded unit (set by the recording harness)") \
         if limit else None
     try:
         summary = Sampler(out, query=ProcessQuery(pid=proc.pid), sources=("psutil",), interval_s=1.0,
