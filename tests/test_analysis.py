@@ -171,7 +171,7 @@ def test_no_limit_known_projects_nothing_and_says_so(monkeypatch: pytest.MonkeyP
     # no limit: restart before the baseline grows by half its post-restart level (100 MiB -> 5 h at 10 MiB/h)
     assert a.recommended_restart_interval_s == pytest.approx(0.5 * 100 * MIB / (10 * MIB) * 3600, rel=0.01)
     assert a.severity == "high"  # doubling in ~12 h, under high_s: not "none", not "low" as a 1e18 ceiling gave
-    assert "no limit known" in a.advice and "12.0 h" in a.advice
+    assert "no memory limit is known" in a.advice and "12.0 h" in a.advice
     slow = assess_leak(frame(t, 100 * MIB + 0.5 * MIB * t / 3600), host_limit=False, thresholds=th)
     assert slow.verdict == "leak" and slow.severity == "low"  # doubling in ~8 d, over moderate_s
     assert any(n.startswith("no memory limit known") for n in a.notes)

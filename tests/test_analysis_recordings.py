@@ -104,7 +104,7 @@ def test_without_a_recorded_limit_it_is_unknown_never_this_host(tmp_path: Path,
     bare.write_text("\n".join(ln for ln in text.splitlines() if "memory_limit" not in ln) + "\n")
     a = assess_leak(read_samples(bare))
     assert a.verdict == "leak" and a.limit_bytes is None and a.time_to_limit_s is None
-    assert "no limit known" in a.advice and dict(a.rows())["limit"] == "none known"
+    assert "no memory limit is known" in a.advice and dict(a.rows())["limit"] == "none known"
     given = assess_leak(read_samples(bare), limit_bytes=2 * 1024**3, limit_source="--limit")
     assert given.severity == "high" and given.limit_source == "--limit"
 

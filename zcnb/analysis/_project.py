@@ -76,7 +76,7 @@ def advice_for(severity: str, *, ttl_s: float | None, restart_s: float | None, d
         clock = f"the limit ({format_bytes(limit)}) is reached in ~{format_duration(ttl_s)}"
         short = f"limit in ~{format_duration(ttl_s)}"
     else:
-        clock = f"memory doubles in ~{format_duration(doubling_s)}; no limit known"
+        clock = f"memory doubles in ~{format_duration(doubling_s)}; no memory limit is known"
         short = f"memory doubles in ~{format_duration(doubling_s)}, no limit known"
     every = "-"
     if restart_s is not None:
