@@ -60,7 +60,7 @@ def test_recording_gets_the_runbook_class(name: str, monkeypatch: pytest.MonkeyP
 @pytest.mark.parametrize(("name", "pattern"), [
     ("py_sawflat", "sawtooth-flat"), ("py_warmup", "warm-up-plateau"),
     ("py_decel", "warm-up-plateau"), ("c_decel", "warm-up-plateau"), ("py_linear", "linear"),
-    ("c_linear", "linear"), ("py_flat", "flat"),
+    ("c_linear", "linear"), ("py_flat_60", "flat"),
 ])
 def test_recording_pattern(name: str, pattern: str) -> None:
     assert assess_leak(read_samples(REC / f"{name}.csv")).pattern == pattern
