@@ -28,7 +28,9 @@ def test_window_and_source_changes_reassess_and_redraw() -> None:
     opts = w.window.options
     w.window.value = (opts[0][1], opts[60][1])  # just the warm-up: the baseline is still climbing
     assert len(w.selection()) < len(df) / 4
-    assert w.assessment.verdict == "leak" and "Leak assessment: leak" in w.verdict.value
+    # a climbing window alone: a leak, or (growth decelerating) "cannot tell a cache from a leak yet"
+    assert w.assessment.verdict in ("leak", "inconclusive")
+    assert f"Leak assessment: {w.assessment.verdict}" in w.verdict.value
     assert _png(w) != first_png
     w.source.value = "uss_bytes"
     assert w.assessment.column == "uss_bytes"

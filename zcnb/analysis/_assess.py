@@ -12,8 +12,19 @@ import pandas as pd
 from ..units import format_bytes, format_duration
 from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth
 from ._prepare import Prepared, prepare
-from ._project import advice_for, project, resolve_limit, severity_for
-from ._stats import Trend, cycle_period, hinge_onset, mad_sigma, pooled_theil_sen, step_jumps, troughs, window_minima
+from ._project import advice_for, project, resolve_limit
+from ._stats import (
+    Trend,
+    bounded_fit,
+    cycle_period,
+    hinge_onset,
+    mad_sigma,
+    pooled_theil_sen,
+    step_episodes,
+    troughs,
+    window_minima,
+)
+from .verdict import LeakFeatures, decide_verdict
 
 __all__ = ["assess_leak", "baseline"]
 
@@ -53,6 +64,33 @@ def _baseline(p: Prepared, th: LeakThresholds) -> _Baseline:
     return _Baseline(bt, by, bs, period, n_peaks, width, dt)
 
 
+def _skip_startup(b: _Baseline) -> tuple[_Baseline, float]:
+    """Drop a start-up ramp: a sharp rise in the first two steps of a segment's baseline (a process that has
+    just started loads its code and arenas before memory settles). Returns (baseline, bytes skipped)."""
+    keep = np.ones(len(b.t), dtype=bool)
+    skipped = 0.0
+    for i in np.unique(b.seg):
+        idx = np.flatnonzero(b.seg == i)
+        if len(idx) < 12:
+            continue
+        y = b.y[idx]
+        d = np.diff(y)
+        threshold = max(8.0 * mad_sigma(d), 0.02 * float(np.median(y)))
+        sharp = d[:3] - float(np.median(d)) > threshold
+        nxt = y[2:12]
+        # or a start far below the level that follows (a noisy series hides the jump among its steps)
+        low = y[:2] < float(np.median(nxt)) - max(8.0 * mad_sigma(nxt), 0.1 * float(np.median(nxt)))
+        if not sharp[:2].any() and not low.any():
+            continue
+        last = max(int(np.flatnonzero(sharp)[-1]) if sharp[:2].any() else -1,
+                   int(np.flatnonzero(low)[-1]) if low.any() else -1)
+        keep[idx[: last + 1]] = False
+        skipped += float(y[last + 1] - y[0])
+    if keep.all():
+        return b, 0.0
+    return _Baseline(b.t[keep], b.y[keep], b.seg[keep], b.period_s, b.n_peaks, b.width, b.dt), skipped
+
+
 def baseline(df: pd.DataFrame, *, column: str | None = None, thresholds: LeakThresholds | None = None) -> pd.Series:
     """The baseline points assess_leak fits (window minima of each segment), indexed by UTC time.
 
@@ -66,8 +104,8 @@ def baseline(df: pd.DataFrame, *, column: str | None = None, thresholds: LeakThr
     return series
 
 
-def _needed(p: Prepared, b: _Baseline, th: LeakThresholds) -> DataNeeded | None:
-    n, duration = len(p.y), float(p.t[-1])
+def _needed(p: Prepared, b: _Baseline, th: LeakThresholds, duration: float) -> DataNeeded | None:
+    n = len(p.y)
     reasons: list[str] = []
     more_n, more_s = 0, 0.0
     if n < th.min_samples:
@@ -148,30 +186,49 @@ def _confidence(rate_h: float, low_h: float, high_h: float, threshold_h: float, 
     return round(min(share, 1.0 - p) if leak else share, 4)
 
 
-def _late_early(b: _Baseline, p: Prepared, th: LeakThresholds) -> tuple[Trend | None, Trend | None, np.ndarray]:
-    """Trends of the last third and first two thirds of every segment (pooled across segments)."""
-    late = np.zeros(len(b.t), dtype=bool)
-    for i, (a, z) in enumerate(p.bounds()):
-        mine = b.seg == i
-        late |= mine & (b.t >= p.t[a] + (2.0 / 3.0) * (p.t[z - 1] - p.t[a]))
-    if late.sum() < 6 or (~late).sum() < 6:
-        return None, None, late
-    return (pooled_theil_sen(b.t[late], b.y[late], b.seg[late], alpha=th.alpha),
-            pooled_theil_sen(b.t[~late], b.y[~late], b.seg[~late], alpha=th.alpha), late)
+def _duration(p: Prepared, dt: float) -> float:
+    """The window: span of the samples plus one sampling interval (each sample stands for its interval),
+    so 60 samples at 1 s make the 60 s the default thresholds ask for."""
+    return float(p.t[-1] - p.t[0]) + dt
+
+
+def _limit(df: pd.DataFrame, limit_bytes: float | None, limit_source: str | None,
+           available_bytes: float | None) -> tuple[float | None, str | None, bool]:
+    """(limit, source, relative-to-current) from the arguments, else the limit recorded with the samples.
+
+    ``df.attrs['memory_limit']`` (set by read_samples from the samples header) holds what the sampler found
+    on the target; without it the limit is unknown. This host's memory is never used: the limit belongs to
+    the target, and the same recording must give the same answer on any machine.
+    """
+    if limit_bytes is not None:
+        return float(limit_bytes), limit_source or "given", False
+    if available_bytes is not None:
+        return float(available_bytes), limit_source or "current + available memory (given)", True
+    rec = df.attrs.get("memory_limit") if isinstance(getattr(df, "attrs", None), dict) else None
+    if isinstance(rec, dict):
+        value, source = rec.get("bytes"), str(rec.get("source") or "samples header")
+        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            return float(value), source, False
+        return None, source, False
+    return None, None, False
 
 
 def assess_leak(df: pd.DataFrame, *, column: str | None = None, limit_bytes: float | None = None,
                 limit_source: str | None = None, available_bytes: float | None = None,
-                thresholds: LeakThresholds | None = None, host_limit: bool = True) -> LeakAssessment:
+                thresholds: LeakThresholds | None = None, host_limit: bool = False) -> LeakAssessment:
     """Decide whether the memory baseline in ``df`` (a samples DataFrame) grows like a leak.
 
-    With neither ``limit_bytes`` nor ``available_bytes``, the ceiling is current + this host's available
-    memory; ``host_limit=False`` says "no limit known" instead (remote data): no time to limit is projected.
+    The limit is ``limit_bytes`` (e.g. the unit's MemoryMax), else current + ``available_bytes``, else the
+    one the sampler recorded in the samples header (``df.attrs['memory_limit']``), else unknown: then no
+    time to limit is projected and severity is graded on the time for memory to double. ``host_limit`` is
+    accepted for compatibility and ignored: the analyst's machine says nothing about the target's ceiling.
     See docs/analysis.md for the method and every threshold (``LeakThresholds``).
     """
+    del host_limit
     th = thresholds or LeakThresholds()
     resolve_limit(0.0, limit_bytes=limit_bytes, limit_source=limit_source,
                   available_bytes=available_bytes if available_bytes is not None else 0.0)  # validate early
+    limit, source, relative = _limit(df, limit_bytes, limit_source, available_bytes)
     p = prepare(df, column)
     notes: list[str] = []
     if column is None:
@@ -183,167 +240,174 @@ def assess_leak(df: pd.DataFrame, *, column: str | None = None, limit_bytes: flo
     if p.restarts:
         notes.append(f"{len(p.restarts)} restart(s): {p.n_segments} segments fitted together (own intercepts)")
     b = _baseline(p, th)
+    b, ramp = _skip_startup(b)
+    if ramp > 0:
+        notes.append(f"start-up ramp (+{format_bytes(ramp)} in the first baseline points of a segment) "
+                     "left out of the baseline")
     if b.period_s is not None and b.n_peaks >= th.min_cycles:
         notes.append(f"GC/free cycles every ~{format_duration(b.period_s)}: baseline = troughs")
-    common = {"column": p.column, "n_samples": len(p.y), "duration_s": float(p.t[-1]), "start": p.t0,
+    duration = _duration(p, b.dt)
+    common = {"column": p.column, "n_samples": len(p.y), "duration_s": duration, "start": p.t0,
               "end": p.timestamp(p.t[-1]), "restarts": p.restarts, "cycle_period_s": b.period_s, "thresholds": th}
-    needed = _needed(p, b, th)
+    needed = _needed(p, b, th, duration)
     trend = None if needed else pooled_theil_sen(b.t, b.y, b.seg, alpha=th.alpha)
     if needed or trend is None:
         needed = needed or DataNeeded("need more distinct samples to fit a trend", 0, th.min_duration_s)
-        return LeakAssessment(
-            verdict="inconclusive", pattern="unknown", growth_bytes_per_hour=None, growth_interval=None,
-            confidence=0.0, p_value=None, segments=(), limit_bytes=limit_bytes,
-            limit_source=(limit_source or "given") if limit_bytes is not None else None, time_to_limit_s=None,
-            time_to_limit_interval=None, recommended_restart_interval_s=None, severity="none",
-            advice=f"Not enough data yet: {needed}.", onset=None, needed=needed, notes=tuple(notes), **common)
-    known = limit_bytes is not None or available_bytes is not None or host_limit
-    return _decide(p, b, trend, th, notes, common, limit_bytes, limit_source, available_bytes, limit_known=known)
+        return _inconclusive(p, b, needed, notes, common, limit if not relative else None,
+                             source if not relative else None, f"Not enough data yet: {needed}.")
+    return _decide(p, b, trend, th, notes, common, limit, source, relative, duration)
 
 
-def _classify(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: list[str],
-              seg_trends: list[Trend | None], threshold_h: float) -> tuple[str, str, _Fit]:
-    """Verdict, pattern and the growth to report (see docs/analysis.md for the rules)."""
-    bounds = p.bounds()
-    everything = np.ones(len(b.t), dtype=bool)
-    fit = _Fit(trend.slope * H, trend.low * H, trend.high * H, trend.p_value, everything)
-    significant = trend.p_value < th.alpha and trend.slope > 0
-    practical = fit.rate_h >= threshold_h and fit.rate_h * float(p.t[-1]) / H >= th.min_observed_growth_bytes
-    cyclic = b.period_s is not None and b.n_peaks >= th.min_cycles
-    if significant and not practical:
-        notes.append(f"baseline grows {format_bytes(fit.rate_h)}/h: statistically significant but below the "
-                     f"practical threshold {format_bytes(threshold_h)}/h")
-    if significant and practical:
-        jumps = step_jumps(b.t, b.y, b.seg)
-        rise = trend.slope * sum(p.t[z - 1] - p.t[a] for a, z in bounds)
-        stepped = 2 <= len(jumps) <= 5 and sum(s for _, s in jumps) >= 0.6 * rise
-        late, early, late_mask = _late_early(b, p, th)
-        if (not stepped and late is not None and early is not None and early.slope > 0
-                and late.slope <= th.plateau_ratio * early.slope
-                and (late.p_value >= th.alpha or late.slope * H < threshold_h)):
-            notes.append(f"baseline grew {format_bytes(early.slope * H)}/h early, then levelled off "
-                         f"(last third: {format_bytes(late.slope * H)}/h)")
-            return "no_leak", "warm-up-plateau", _Fit(late.slope * H, late.low * H, late.high * H, late.p_value,
-                                                      late_mask)
-        if stepped:
-            notes.append(f"{len(jumps)} steps up: " + ", ".join(
-                f"+{format_bytes(s)} at {p.timestamp(t).isoformat()}" for t, s in jumps))
-            return "leak", "step", _Fit(fit.rate_h, fit.low_h, fit.high_h, fit.p_value, everything, jumps[0][0])
-        return "leak", "sawtooth-rising" if cyclic else "linear", _onset_fit(p, b, seg_trends, th, notes, fit)
-    spread = float(np.quantile(b.y, 0.95) - np.quantile(b.y, 0.05)) / max(float(np.median(b.y)), 1.0)
-    if trend.p_value < th.alpha and trend.slope < 0:
-        notes.append(f"baseline shrinks ({format_bytes(fit.rate_h)}/h)")
-    if fit.high_h > threshold_h and trend.p_value >= th.alpha:
-        notes.append(f"a growth up to {format_bytes(fit.high_h)}/h cannot be ruled out yet: sample longer to be sure")
-    if cyclic:
-        return "no_leak", "sawtooth-flat", fit
-    if trend.tau > 0:
-        warm = _short_warmup(b, p, th, threshold_h)
-        if warm is not None:
-            notes.append(f"baseline rose {format_bytes(warm.rise)} in the first "
-                         f"{format_duration(warm.plateau_t - float(p.t[0]))}, then stayed level "
-                         f"({format_bytes(warm.fit.rate_h)}/h since)")
-            return "no_leak", "warm-up-plateau", warm.fit
-    return "no_leak", "flat" if (spread < 0.05 or not significant) else "unknown", fit
+def _inconclusive(p: Prepared, b: _Baseline, needed: DataNeeded, notes: list[str], common: dict[str, Any],
+                  limit: float | None, source: str | None, advice: str, trend: Trend | None = None,
+                  p_value: float | None = None) -> LeakAssessment:
+    slope = trend.slope if trend is not None else 0.0
+    fit = _Fit(slope * H, slope * H, slope * H, 1.0, np.ones(len(b.t), dtype=bool))
+    have = set(np.unique(b.seg).tolist())
+    segments = _segments(p, b, fit, [None] * p.n_segments)[0] if have == set(range(p.n_segments)) else ()
+    return LeakAssessment(
+        verdict="inconclusive", pattern="unknown", growth_bytes_per_hour=None, growth_interval=None,
+        confidence=0.0, p_value=p_value, segments=segments, limit_bytes=limit, limit_source=source,
+        time_to_limit_s=None, time_to_limit_interval=None, recommended_restart_interval_s=None, severity="none",
+        advice=advice, onset=None, needed=needed, notes=tuple(notes), **common)
 
 
-@dataclass(frozen=True)
-class _Warmup:
-    plateau_t: float  # when the rise ended (seconds since t0)
-    rise: float  # bytes
-    fit: _Fit  # the trend over the plateau
+def _bounded_region(b: _Baseline) -> np.ndarray:
+    """The baseline points the curvature test runs on: the last segment, or the longest if the last is short."""
+    counts = np.bincount(b.seg) if len(b.seg) else np.zeros(1, dtype=np.int64)
+    last = int(b.seg[-1]) if len(b.seg) else 0
+    pick = last if counts[last] >= 8 else int(np.argmax(counts))
+    return np.asarray(b.seg == pick, dtype=bool)
 
 
-def _short_warmup(b: _Baseline, p: Prepared, th: LeakThresholds, threshold_h: float) -> _Warmup | None:
-    """A rise that levels off early (a cache filling up) in the first segment that shows one.
-
-    Theil-Sen's median slope is ~0 (and Mann-Kendall often not significant) because most pairs lie on the
-    plateau, so the thirds-based check never runs. A linear-then-flat fit (the onset hinge on reversed
-    time) finds where the rise ends; it counts when it explains the series (halves the SSE of a line), the
-    rise is of practical size and > 8 robust sigmas of the plateau's jitter, and the plateau covers at
-    least the last third with no practical trend.
-    """
+def _features(p: Prepared, b: _Baseline, fit: _Fit, level: float, current: float, duration: float,
+              limit: float | None, th: LeakThresholds, notes: list[str]) -> LeakFeatures:
+    """The decision's inputs for this series (see zcnb.analysis.verdict.LeakFeatures)."""
+    region = _bounded_region(b)
+    bnd = bounded_fit(b.t[region], b.y[region])
+    episodes: list[tuple[float, float]] = []
+    step_total = 0.0
     for i in range(p.n_segments):
         mine = b.seg == i
-        if mine.sum() < 10:
-            continue
-        t, y = b.t[mine], b.y[mine]
-        rt = float(t[-1]) - t[::-1]
-        tau_r, sse_h, sse_l = hinge_onset(rt, y[::-1])
-        if not (tau_r > rt[0] and sse_h < 0.5 * sse_l):
-            continue
-        plateau_t = float(t[-1]) - tau_r
-        flat = t >= plateau_t
-        rise = float(np.median(y[flat]) - y[0])
-        if flat.sum() < 6 or float(t[-1]) - plateau_t < (float(t[-1]) - float(t[0])) / 3 \
-                or rise < max(th.min_observed_growth_bytes, 8.0 * mad_sigma(np.diff(y[flat]))):
-            continue
-        late = pooled_theil_sen(t[flat], y[flat], np.zeros(int(flat.sum()), dtype=np.int64), alpha=th.alpha)
-        if late is None or (late.p_value < th.alpha and late.slope * H >= threshold_h):
-            continue
-        region = np.zeros(len(b.t), dtype=bool)
-        region[np.flatnonzero(mine)[flat]] = True
-        return _Warmup(plateau_t, rise, _Fit(late.slope * H, late.low * H, late.high * H, late.p_value, region))
-    return None
+        ep, tot = step_episodes(b.t[mine], b.y[mine])
+        episodes += ep
+        step_total += tot
+    rise = fit.rate_h / H * sum(float(p.t[z - 1] - p.t[a]) for a, z in p.bounds())
+    if bnd is not None and bnd.step_delta_bic >= 2.0 and len(bnd.step_ups) >= 2 and len(bnd.step_ups) > len(episodes):
+        # level shifts on the baseline beat a line and a bounded model: retained steps under noise
+        episodes = list(bnd.step_ups)
+        step_total = sum(size for _, size in episodes)
+    if len(episodes) >= 2:
+        notes.append(f"{len(episodes)} sharp rises of the baseline: " + ", ".join(
+            f"+{format_bytes(s)} at {p.timestamp(t).isoformat()}" for t, s in episodes[:8]))
+    if bnd is not None and bnd.delta_bic >= th.bounded_min_delta_bic:
+        what = (f"time constant ~{format_duration(bnd.tau_s)}" if bnd.model == "saturating"
+                else f"rise ends ~{format_duration(bnd.tau_s)} in")
+        notes.append(f"a bounded model ({bnd.model}, {what}) beats a straight line by BIC {bnd.delta_bic:.0f}; "
+                     f"its growth at the end is {bnd.tail_ratio:.0%} of its mean"
+                     + (f"; a line on top of it fits better still (BIC {bnd.persist_delta_bic:.0f}, "
+                        f"{format_bytes(bnd.persist_slope * H)}/h)" if bnd.persist_delta_bic >= th.bounded_min_delta_bic
+                        else ""))
+    return LeakFeatures(
+        slope_bps=fit.rate_h / H, slope_low_bps=fit.low_h / H, slope_high_bps=fit.high_h / H, p_value=fit.p_value,
+        level_bytes=level, current_bytes=current, duration_s=duration, limit_bytes=limit,
+        bounded_delta_bic=bnd.delta_bic if bnd else None, bounded_tail_ratio=bnd.tail_ratio if bnd else None,
+        bounded_tau_s=bnd.tau_s if bnd else None, persist_delta_bic=bnd.persist_delta_bic if bnd else None,
+        persist_slope_bps=bnd.persist_slope if bnd else None, bounded_rise_bytes=bnd.rise if bnd else None,
+        step_episodes=len(episodes),
+        step_share=step_total / rise if rise > 0 else 0.0,
+        cyclic=b.period_s is not None and b.n_peaks >= th.min_cycles)
+
+
+def _late_fit(p: Prepared, b: _Baseline, th: LeakThresholds) -> _Fit | None:
+    """Growth over the last third of every segment (the plateau of a warm-up)."""
+    late = np.zeros(len(b.t), dtype=bool)
+    for i, (a, z) in enumerate(p.bounds()):
+        late |= (b.seg == i) & (b.t >= p.t[a] + (2.0 / 3.0) * (p.t[z - 1] - p.t[a]))
+    if late.sum() < 4:
+        return None
+    tr = pooled_theil_sen(b.t[late], b.y[late], b.seg[late], alpha=th.alpha)
+    if tr is None:
+        return None
+    return _Fit(tr.slope * H, tr.low * H, tr.high * H, tr.p_value, late)
 
 
 def _decide(p: Prepared, b: _Baseline, trend: Trend, th: LeakThresholds, notes: list[str], common: dict[str, Any],
-            limit_bytes: float | None, limit_source: str | None, available_bytes: float | None, *,
-            limit_known: bool = True) -> LeakAssessment:
+            limit_in: float | None, source_in: str | None, relative: bool, duration: float) -> LeakAssessment:
     bounds = p.bounds()
     seg_trends: list[Trend | None] = [trend] if len(bounds) == 1 else [
         pooled_theil_sen(b.t[b.seg == i], b.y[b.seg == i], np.zeros(int((b.seg == i).sum()), dtype=np.int64),
                          alpha=th.alpha) for i in range(len(bounds))]
-    level0 = trend.intercepts[-1] + trend.slope * p.t[-1]
-    threshold_h = th.practical_rate(level0)
-    verdict, pattern, fit = _classify(p, b, trend, th, notes, seg_trends, threshold_h)
+    everything = np.ones(len(b.t), dtype=bool)
+    fit = _Fit(trend.slope * H, trend.low * H, trend.high * H, trend.p_value, everything)
+    onset_notes: list[str] = []
+    if trend.p_value < th.alpha and trend.slope > 0:
+        fit = _onset_fit(p, b, seg_trends, th, onset_notes, fit)
     segments, level, restart_level = _segments(p, b, fit, seg_trends)
     a_last, z_last = bounds[-1]
     slope = fit.rate_h / H
     resid = p.y[a_last:z_last] - (level - slope * (p.t[-1] - p.t[a_last:z_last]))
     excursion = max(float(np.quantile(resid, 0.95)), 0.0)  # GC peaks and noise ride above the baseline
     current = level + excursion
-    limit: float | None = None
-    source: str | None = None
-    if limit_known:
-        limit, source = resolve_limit(current, limit_bytes=limit_bytes, limit_source=limit_source,
-                                      available_bytes=available_bytes)
+    limit, source = (current + limit_in, source_in) if relative and limit_in is not None else (limit_in, source_in)
+    feats = _features(p, b, fit, level, current, duration, limit, th, notes)
+    dec = decide_verdict(feats, th)
+    threshold_h = dec.threshold_rise_bytes / duration * H
+    if dec.verdict == "inconclusive":
+        more = dec.more_duration_s or th.min_duration_s
+        needed = DataNeeded(f"need ~{format_duration(more)} more: {dec.reason}", 0, more)
+        notes.append(dec.reason)
+        return _inconclusive(p, b, needed, notes, common, limit, source,
+                             f"Cannot tell a bounded cache from a leak yet: sample ~{format_duration(more)} longer "
+                             "and analyse again.", trend, fit.p_value)
+    if dec.verdict == "no_leak":
+        if dec.pattern == "warm-up-plateau":
+            late = _late_fit(p, b, th)
+            if late is not None:
+                notes.append(f"baseline levelled off: {format_bytes(late.rate_h)}/h over the last third")
+                fit = late
+        elif "below" in dec.reason:
+            notes.append(dec.reason)
+        elif dec.reason == "baseline shrinks":
+            notes.append(f"baseline shrinks ({format_bytes(fit.rate_h)}/h)")
+        if fit.high_h > threshold_h and fit.p_value >= th.alpha:
+            notes.append(f"a growth up to {format_bytes(fit.high_h)}/h cannot be ruled out yet: sample longer to be sure")
+        if dec.pattern == "warm-up-plateau":
+            segments = _segments(p, b, fit, seg_trends)[0]
+        conf = _confidence(fit.rate_h, fit.low_h, fit.high_h, threshold_h, False, fit.p_value)
+        return LeakAssessment(
+            verdict="no_leak", pattern=dec.pattern, growth_bytes_per_hour=fit.rate_h,
+            growth_interval=(fit.low_h, fit.high_h), confidence=conf, p_value=fit.p_value, segments=segments,
+            limit_bytes=limit, limit_source=source, time_to_limit_s=None, time_to_limit_interval=None,
+            recommended_restart_interval_s=None, severity="none",
+            advice=f"No leak: the memory baseline is {_PATTERN_TEXT.get(dec.pattern, dec.pattern)}; no action needed.",
+            onset=None, needed=None, notes=tuple(notes), kendall_tau=trend.tau, current_bytes=current, **common)
+    notes.extend(onset_notes)
+    onset = p.timestamp(fit.onset_t if fit.onset_t is not None else float(b.t[fit.region][0]))
     ttl = band = restart = None
-    severity = "none"
-    advice = f"No leak: the memory baseline is {pattern}; no action needed."
-    onset = None
-    if verdict == "leak":
-        onset = p.timestamp(fit.onset_t if fit.onset_t is not None else float(b.t[fit.region][0]))
-    if verdict == "leak" and limit is None:
-        severity, advice = _without_limit(rate_h=fit.rate_h, level=level, th=th, notes=notes)
-    elif verdict == "leak" and limit is not None:
+    if limit is not None:
         proj = project(rate_bps=slope, rate_low_bps=fit.low_h / H, rate_high_bps=fit.high_h / H,
                        current_bytes=current, restart_level_bytes=restart_level + excursion, limit=limit,
                        fraction=th.restart_fraction)
         ttl, band, restart = proj.time_to_limit_s, proj.interval, proj.restart_interval_s
         notes.extend(proj.notes)
-        doubling = max(level, 1.0) / slope
-        severity = severity_for(time_to_limit_s=ttl, doubling_s=doubling, th=th)
-        advice = advice_for(severity, ttl_s=ttl, restart_s=restart, doubling_s=doubling)
-    conf = _confidence(fit.rate_h, fit.low_h, fit.high_h, threshold_h, verdict == "leak", fit.p_value)
+    else:
+        restart = th.no_limit_restart_growth * max(restart_level + excursion, 1.0) / max(fit.high_h / H, slope)
+        notes.append("no memory limit known (none recorded with the samples, none given): time to limit not "
+                     f"projected; severity graded on the time for memory to double (~{format_duration(dec.doubling_s)})")
+    advice = advice_for(dec.severity, ttl_s=ttl, restart_s=restart, doubling_s=dec.doubling_s,
+                        rate_h=fit.rate_h, limit=limit)
+    conf = _confidence(fit.rate_h, fit.low_h, fit.high_h, threshold_h, True, fit.p_value)
     return LeakAssessment(
-        verdict=verdict, pattern=pattern, growth_bytes_per_hour=fit.rate_h, growth_interval=(fit.low_h, fit.high_h),
+        verdict="leak", pattern=dec.pattern, growth_bytes_per_hour=fit.rate_h, growth_interval=(fit.low_h, fit.high_h),
         confidence=conf, p_value=fit.p_value, segments=segments, limit_bytes=limit, limit_source=source,
         time_to_limit_s=ttl, time_to_limit_interval=band, recommended_restart_interval_s=restart,
-        severity=severity, advice=advice, onset=onset, needed=None, notes=tuple(notes), kendall_tau=trend.tau,
+        severity=dec.severity, advice=advice, onset=onset, needed=None, notes=tuple(notes), kendall_tau=trend.tau,
         current_bytes=current, **common)
 
 
-def _without_limit(*, rate_h: float, level: float, th: LeakThresholds, notes: list[str]) -> tuple[str, str]:
-    """Severity and advice for a leak with no known ceiling: graded on the time for memory to double."""
-    doubling_s = max(level, 1.0) / (rate_h / H)
-    severity = severity_for(time_to_limit_s=doubling_s, doubling_s=doubling_s, th=th)
-    notes.append("no memory limit known: time to limit and restart interval not projected; "
-                 f"severity graded on the time for memory to double (~{format_duration(doubling_s)})")
-    advice = (f"Leak of {format_bytes(rate_h)}/h (memory doubles in ~{format_duration(doubling_s)}); no memory limit is "
-              "known, so the time to hit it cannot be projected: pass the limit (the unit's MemoryMax, "
-              "e.g. --limit 2GiB) to get a time to limit and a restart interval.")
-    return severity, advice
+_PATTERN_TEXT = {"flat": "flat", "sawtooth-flat": "a flat sawtooth (GC/free cycles)",
+                 "warm-up-plateau": "a warm-up that levelled off (bounded cache)", "unknown": "not rising"}
 
 
 def _onset_fit(p: Prepared, b: _Baseline, seg_trends: list[Trend | None], th: LeakThresholds, notes: list[str],

@@ -21,22 +21,25 @@ class LeakThresholds:
 
     alpha: float = 0.05  # Mann-Kendall significance level; also sets the 1-alpha growth interval
     min_samples: int = 20
-    min_duration_s: float = 60.0
+    min_duration_s: float = 60.0  # window = span + one sampling interval: 60 samples at 1 s make 60 s
     min_cycles: int = 3  # GC/free cycles to observe before trusting a sawtooth baseline
-    min_growth_bytes_per_hour: float = 1.0 * MIB  # absolute floor of a growth that matters ...
-    min_daily_fraction: float = 0.10  # ... or growth of this fraction of current memory per 24 h
+    # A leak must rise by this fraction of the baseline level over the window: short windows need more
+    # (allocator arenas and caches move a few percent in minutes), a week less (30 % a week is a leak).
+    short_rise_fraction: float = 0.05  # windows up to short_window_s
+    long_rise_fraction: float = 0.02  # windows from long_window_s on (log-linear in between)
+    short_window_s: float = 300.0
+    long_window_s: float = 86400.0
     min_observed_growth_bytes: float = 512.0 * 1024  # growth seen in the window must exceed page/arena jitter
-    plateau_ratio: float = 0.25  # late slope below this x early slope = warm-up levelled off
+    step_share: float = 0.6  # >= 2 sharp rises making this share of the rise: a step leak
+    bounded_min_delta_bic: float = 10.0  # "very strong" evidence (Kass & Raftery) for a bounded model over a line
+    levelled_tail_ratio: float = 0.25  # bounded model's end slope / mean slope at or below: levelled off
+    undecided_tail_ratio: float = 0.8  # between the two: decelerating but not levelled, inconclusive
     restart_fraction: float = 0.8  # recommended restarts keep memory under this fraction of the limit
-    catastrophic_s: float = 3600.0  # time to limit (or to double) under 1 h: roll back now
+    no_limit_restart_growth: float = 0.5  # no limit known: restart before the baseline grows by this fraction
+    catastrophic_s: float = 3600.0  # time to limit (no limit: to double) under 1 h: roll back now
     high_s: float = 86400.0  # under a day: restart now, then diagnose
     moderate_s: float = 7 * 86400.0  # under a week: scheduled restarts + fix; beyond: low
     max_baseline_points: int = 2000  # decimation target: Theil-Sen is O(n^2) in baseline points
-
-    def practical_rate(self, level_bytes: float) -> float:
-        """Smallest growth (bytes/h) that counts as a leak for a process of ``level_bytes``."""
-        rel = self.min_daily_fraction * max(level_bytes, 0.0) / 24.0
-        return min(self.min_growth_bytes_per_hour, rel) if rel > 0 else self.min_growth_bytes_per_hour
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,7 +198,7 @@ class LeakAssessment:
             ("advice", self.advice),
             ("onset", self.onset.isoformat() if self.onset else "-"),
             ("column", (f"{self.column}, {self.n_samples} samples over {format_duration(self.duration_s)}, "
-                        f"{len(self.segments)} segment(s)")),
+                        f"{len(self.restarts) + 1} segment(s)")),
         ]
         if self.needed:
             rows.append(("needed", str(self.needed)))

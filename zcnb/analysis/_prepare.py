@@ -104,8 +104,12 @@ def prepare(df: object, column: str | None = None) -> Prepared:
         raise AnalysisError(
             f"timestamps go backwards at row {i} ({ts[i - 1].isoformat()} -> {ts[i].isoformat()})",
             hint="sort the samples by time (read_samples does) or fix the clock that wrote them", row=i)
-    event = df["event"].fillna("").astype(str).to_numpy() if "event" in df.columns else np.full(len(df), "")
-    is_gap = event == "gap"
+    if "event" in df.columns:
+        ev = df["event"]
+        is_gap = ev.eq("gap").to_numpy(dtype=bool, na_value=False)
+        is_restart = ev.eq("restart").to_numpy(dtype=bool, na_value=False).copy()
+    else:
+        is_gap = is_restart = np.zeros(len(df), dtype=bool)
     name = pick_column(df, column, ~is_gap)
     try:
         values = pd.to_numeric(df[name], errors="raise").to_numpy(dtype=float, na_value=np.nan)
@@ -119,7 +123,7 @@ def prepare(df: object, column: str | None = None) -> Prepared:
     if (values > BYTES_MAX).any():
         raise AnalysisError(f"column {name!r} holds values above 8 PiB (e.g. {float(values[values > BYTES_MAX][0]):.3g}): "
                             "not memory sizes", hint="repair the data: a real reading is far below 8 PiB", column=name)
-    boundary = event == "restart"
+    boundary = is_restart.copy()
     if "pid" in df.columns:
         pid = pd.to_numeric(df["pid"], errors="coerce")
         filled = pid.ffill()
@@ -135,7 +139,8 @@ def prepare(df: object, column: str | None = None) -> Prepared:
         raise AnalysisError("only one measured sample: a trend needs many",
                             hint="sample for longer: at least 20 samples over a minute or more")
     seg = seg_all[measured]
-    _, seg = np.unique(seg, return_inverse=True)  # renumber: a segment may hold only gaps
+    if len(seg):  # renumber 0, 1, 2, ... (non-decreasing ids; a segment may hold only gaps)
+        seg = np.concatenate(([0], np.cumsum(np.diff(seg) != 0)))
     ns_m = ns[measured]
     t0 = ts[measured][0]
     restart_rows = np.flatnonzero(boundary)

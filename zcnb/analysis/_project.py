@@ -7,28 +7,25 @@ from dataclasses import dataclass
 
 from ..exceptions import AnalysisError
 from ..units import format_bytes, format_duration
-from ._model import LeakThresholds
 
-__all__ = ["Projection", "project", "resolve_limit", "severity_for"]
+__all__ = ["Projection", "advice_for", "project", "resolve_limit"]
 
 
 def resolve_limit(current_bytes: float, *, limit_bytes: float | None, limit_source: str | None,
-                  available_bytes: float | None) -> tuple[float, str]:
-    """The memory ceiling: an explicit limit (e.g. the unit's MemoryMax), else current + available memory."""
+                  available_bytes: float | None) -> tuple[float | None, str | None]:
+    """The memory ceiling from explicit arguments: a limit (e.g. the unit's MemoryMax), else current + available
+    memory; (None, None) when neither is given. Never this host's memory (the limit belongs to the target)."""
     if limit_bytes is not None:
         if not (isinstance(limit_bytes, (int, float)) and math.isfinite(limit_bytes) and limit_bytes > 0):
             raise AnalysisError(f"limit_bytes must be a positive number of bytes, got {limit_bytes!r}",
-                                hint="pass e.g. 2 * 1024**3 for 2 GiB, or None to use available memory")
+                                hint="pass e.g. 2 * 1024**3 for 2 GiB (the unit's MemoryMax), or None")
         return float(limit_bytes), limit_source or "given"
     if available_bytes is not None:
         if not (isinstance(available_bytes, (int, float)) and math.isfinite(available_bytes) and available_bytes >= 0):
             raise AnalysisError(f"available_bytes must be a non-negative number, got {available_bytes!r}",
-                                hint="pass the host's available memory in bytes, or None to read it with psutil")
+                                hint="pass the target host's available memory in bytes, or None")
         return current_bytes + float(available_bytes), limit_source or "current + available memory (given)"
-    import psutil
-
-    # No MemoryMax: the process can grow by what the host still has available (TARGET.md).
-    return current_bytes + float(psutil.virtual_memory().available), "current + available memory on this host (psutil)"
+    return None, None
 
 
 @dataclass(frozen=True)
@@ -68,36 +65,33 @@ def project(*, rate_bps: float, rate_low_bps: float, rate_high_bps: float, curre
     return Projection(ttl, band, restart, tuple(notes))
 
 
-def severity_for(*, time_to_limit_s: float, doubling_s: float, th: LeakThresholds) -> str:
-    """Runbook "When to Escalate": minutes -> catastrophic, hours -> high, days -> moderate/low.
-
-    Catastrophic also when memory would double within ``catastrophic_s`` whatever the limit.
-    """
-    if min(time_to_limit_s, doubling_s) < th.catastrophic_s:
-        return "catastrophic"  # at the limit, or memory doubling, within the hour: a per-request leak
-    if time_to_limit_s < th.high_s:
-        return "high"
-    if time_to_limit_s < th.moderate_s:
-        return "moderate"
-    return "low"
+_QUARTER_S = 90 * 86400.0  # the runbook's "quarterly maintenance": no point scheduling rarer restarts
 
 
-def advice_for(severity: str, *, ttl_s: float | None, restart_s: float | None,
-               doubling_s: float | None = None) -> str:
-    """One actionable sentence per severity (runbook Steps 2-3, When to Escalate, Rollback)."""
-    ttl = format_duration(ttl_s)
-    every = format_duration(restart_s)
+def advice_for(severity: str, *, ttl_s: float | None, restart_s: float | None, doubling_s: float | None = None,
+               rate_h: float | None = None, limit: float | None = None) -> str:
+    """One actionable sentence per severity (runbook Steps 2-3, When to Escalate, Rollback), quoting the same
+    figures the verdict table shows: the time to the limit when one is known, else the time to double."""
+    if limit is not None and ttl_s is not None:
+        clock = f"the limit ({format_bytes(limit)}) is reached in ~{format_duration(ttl_s)}"
+        short = f"limit in ~{format_duration(ttl_s)}"
+    else:
+        clock = f"memory doubles in ~{format_duration(doubling_s)}; no memory limit is known"
+        short = f"memory doubles in ~{format_duration(doubling_s)}, no limit known"
+    every = "-"
+    if restart_s is not None:
+        every = (format_duration(restart_s) if restart_s <= _QUARTER_S
+                 else f"{format_duration(_QUARTER_S)} (quarterly maintenance; the leak allows longer)")
+    rate = f"{format_bytes(rate_h)}/h" if rate_h is not None else "growth"
     if severity == "catastrophic":
-        # Say which clock made it catastrophic: the limit, or memory doubling (a leak on every request).
-        fast = (f"memory doubles in ~{format_duration(doubling_s)}, limit in ~{ttl}"
-                if doubling_s is not None and (ttl_s is None or doubling_s < ttl_s) else f"limit in ~{ttl}")
-        return (f"Leak within minutes ({fast}): roll back to the previous version now; "
+        return (f"Leak within minutes ({rate}: {clock}): roll back to the previous version now; "
                 "restart the gateway meanwhile to buy time.")
     if severity == "high":
-        return f"Restart the gateway now (limit in ~{ttl}), then diagnose the leak source (Step 3)."
+        return (f"Fast leak ({rate}: {clock}): restart the gateway now, then diagnose the leak source (Step 3); "
+                f"until fixed, restart at least every {every}.")
     if severity == "moderate":
-        return f"Gradual leak (limit in ~{ttl}): schedule restarts every {every} and diagnose the source (Step 3)."
+        return f"Gradual leak ({rate}, {short}): schedule restarts every {every} and diagnose the source (Step 3)."
     if severity == "low":
-        return (f"Gradual leak over days (limit in ~{ttl}): acceptable with routine restarts every {every}; "
-                "add it to the maintenance schedule and fix it in code.")
+        return (f"Gradual leak over days ({rate}, {short}): acceptable with routine restarts every {every} "
+                "(add them to the maintenance schedule); fix it in code.")
     return "No action needed."

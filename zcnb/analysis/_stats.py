@@ -234,3 +234,161 @@ def troughs(t: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]],
     if not out_t:
         return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
     return np.concatenate(out_t), np.concatenate(out_y), np.concatenate(out_s)
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """Line vs the best bounded model on one baseline series (see :func:`bounded_fit`)."""
+
+    delta_bic: float  # BIC(line) - BIC(bounded): > 0 favours the bounded model
+    tail_ratio: float  # bounded model's slope at the end / its mean slope over the window
+    tau_s: float  # time constant (exponential) or the time the rise ends (rise-then-flat)
+    model: str  # "saturating" | "rise-then-flat"
+    persist_delta_bic: float = 0.0  # BIC(bounded) - BIC(saturating + line): > 0 = growth goes on after the bend
+    persist_slope: float = 0.0  # the line's slope in saturating + line (units of y per unit of t)
+    step_delta_bic: float = 0.0  # min(BIC(line), BIC(bounded)) - BIC(staircase): > 0 favours level shifts
+    step_ups: tuple[tuple[float, float], ...] = ()  # (time, size) of the staircase's upward shifts
+    rise: float = 0.0  # the bounded model's rise over the window (units of y)
+
+
+def _line_sse(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """SSE of least-squares y = a + b*x for each column of ``x`` (shape m x k)."""
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean()
+    sxx = (xc * xc).sum(axis=0)
+    sxy = (xc * yc[:, None]).sum(axis=0)
+    syy = float((yc * yc).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sxx > 1e-18, syy - sxy * sxy / sxx, syy)
+
+
+def bounded_fit(t: np.ndarray, y: np.ndarray) -> Bounded | None:
+    """Does a bounded model beat a straight line? A model comparison by BIC on the baseline.
+
+    Models (least squares): line ``a + b t`` (2 parameters); saturating ``a + b (1 - exp(-t / tau))`` and
+    rise-then-flat ``a + b min(t, h)`` (3 parameters each, tau / h on a grid). BIC = m ln(SSE/m) + k ln m.
+    The tail ratio says how far the bounded model has levelled off: its slope at the end of the window
+    over its mean slope (exponential: (T/tau) e^(-T/tau) / (1 - e^(-T/tau)); rise-then-flat: 0 when the
+    flat part covers at least a quarter of the window, else 1). None with fewer than 8 points.
+    """
+    m = len(t)
+    if m < 8:
+        return None
+    tt = (t - t[0]).astype(np.float64)
+    span = float(tt[-1])
+    if span <= 0:
+        return None
+    yy = (y - float(np.median(y))) / max(float(np.std(y)), 1.0)  # scale-free SSEs
+    sse_line = float(_line_sse(tt[:, None], yy)[0])
+    taus = np.geomspace(span / 60.0, 5.0 * span, 72)
+    xs = 1.0 - np.exp(-tt[:, None] / taus[None, :])
+    sse_exp = _line_sse(xs, yy)
+    hs = np.quantile(tt, np.linspace(0.05, 0.95, 37))
+    xh = np.minimum(tt[:, None], hs[None, :])
+    sse_h = _line_sse(xh, yy)
+    floor = 1e-12 * max(sse_line, 1e-300)
+
+    def bic(sse: float, k: int) -> float:
+        return m * math.log(max(sse, floor) / m) + k * math.log(m)
+
+    i_e, i_h = int(np.argmin(sse_exp)), int(np.argmin(sse_h))
+    b_line, b_exp, b_h = bic(sse_line, 2), bic(float(sse_exp[i_e]), 3), bic(float(sse_h[i_h]), 3)
+    scale = max(float(np.std(y)), 1.0)
+    sse_st, cuts = _staircase(yy)
+    levels = [float(np.mean(part)) for part in np.split(yy, cuts)]
+    ups = tuple((float(t[c]), (b - a) * scale) for c, a, b in zip(cuts, levels, levels[1:]) if b > a)
+    b_step = bic(sse_st, 2 * len(cuts) + 1)
+    sse_both, c_both = _sat_line_sse(tt, yy, taus)
+    b_both = bic(sse_both, 4)
+    slope_both = c_both * max(float(np.std(y)), 1.0) / span
+    if b_exp <= b_h:
+        tau = float(taus[i_e])
+        r = span / tau
+        ratio = r * math.exp(-r) / -math.expm1(-r)
+        return Bounded(b_line - b_exp, ratio, tau, "saturating", b_exp - b_both, slope_both,
+                       min(b_line, b_exp) - b_step, ups, _rise(xs[:, i_e], yy) * scale)
+    h = float(hs[i_h])
+    return Bounded(b_line - b_h, 0.0 if span - h >= 0.25 * span else 1.0, h, "rise-then-flat", b_h - b_both,
+                   slope_both, min(b_line, b_h) - b_step, ups, _rise(xh[:, i_h], yy) * scale)
+
+
+def _rise(x: np.ndarray, y: np.ndarray) -> float:
+    """Rise of the least-squares ``a + b x`` from the first to the last point."""
+    xc = x - x.mean()
+    sxx = float((xc * xc).sum())
+    slope = float((xc * (y - y.mean())).sum()) / sxx if sxx > 0 else 0.0
+    return slope * float(x[-1] - x[0])
+
+
+def _staircase(y: np.ndarray, *, min_len: int = 3, max_shifts: int = 8) -> tuple[float, list[int]]:
+    """Piecewise-constant fit by binary segmentation: (SSE, sorted cut indices).
+
+    A split is kept when it lowers the SSE by more than 3 ln(m) noise variances (noise from the MAD of
+    first differences), so noise alone rarely adds a level.
+    """
+    m = len(y)
+    sigma2 = (mad_sigma(np.diff(y)) / math.sqrt(2.0)) ** 2
+    pen = 3.0 * math.log(max(m, 2)) * max(sigma2, 1e-12)
+    cuts: list[int] = []
+    for _ in range(max_shifts):
+        best_gain, best_cut = 0.0, -1
+        for a, b in zip([0, *cuts], [*cuts, m]):
+            seg = y[a:b]
+            n = len(seg)
+            if n < 2 * min_len:
+                continue
+            cs = np.cumsum(seg)
+            k = np.arange(min_len, n - min_len + 1)
+            left = cs[k - 1]
+            right = cs[-1] - left
+            gain = left**2 / k + right**2 / (n - k) - cs[-1] ** 2 / n
+            i = int(np.argmax(gain))
+            if gain[i] > best_gain:
+                best_gain, best_cut = float(gain[i]), a + int(k[i])
+        if best_gain <= pen:
+            break
+        cuts = sorted([*cuts, best_cut])
+    sse = float(sum(np.sum((part - part.mean()) ** 2) for part in np.split(y, cuts)))
+    return sse, cuts
+
+
+def _sat_line_sse(tt: np.ndarray, yy: np.ndarray, taus: np.ndarray) -> tuple[float, float]:
+    """Smallest SSE of ``a + b (1 - exp(-t / tau)) + c t / T`` over the tau grid (a warm-up on top of a leak),
+    and its c."""
+    best, coef = math.inf, 0.0
+    tn = tt / max(float(tt[-1]), 1e-9)
+    for tau in taus:
+        x = np.column_stack((np.ones_like(tt), -np.expm1(-tt / tau), tn))
+        sol, res, rank, _ = np.linalg.lstsq(x, yy, rcond=None)
+        if rank == 3 and res.size and float(res[0]) < best:
+            best, coef = float(res[0]), float(sol[2])
+    return (best, coef) if math.isfinite(best) else (float(np.sum((yy - yy.mean()) ** 2)), 0.0)
+
+
+def step_episodes(bt: np.ndarray, by: np.ndarray, *, min_gap: int = 2,
+                  max_len: int = 3) -> tuple[list[tuple[float, float]], float]:
+    """Sharp rises of the baseline separated by flat stretches: ([(time, size)], total size).
+
+    A jump is a point-to-point rise beyond 8 robust sigmas of the changes and 2 % of the level (as
+    :func:`step_jumps`). Jumps closer than ``min_gap`` points form one episode; an episode longer than
+    ``max_len`` points is a ramp (a cache filling up), not a step, and is not counted.
+    """
+    d = np.diff(by)
+    if d.size < 4:
+        return [], 0.0
+    threshold = max(8.0 * mad_sigma(d), 0.02 * float(np.median(by)))
+    hits = np.flatnonzero(d - np.median(d) > threshold)
+    episodes: list[tuple[float, float]] = []
+    total = 0.0
+    i = 0
+    while i < len(hits):
+        j = i
+        while j + 1 < len(hits) and hits[j + 1] - hits[j] <= min_gap:
+            j += 1
+        first, last = int(hits[i]), int(hits[j])
+        if last - first + 1 <= max_len:
+            size = float(by[last + 1] - by[first])
+            episodes.append((float(bt[first + 1]), size))
+            total += size
+        i = j + 1
+    return episodes, total

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import check_unit
 from ..actions import apply_hint
+from ..config import check_unit
 from ..exceptions import DataError
 from ..units import format_bytes, format_duration
 
@@ -138,8 +138,8 @@ class EscalationDecision:
         ttl = "-" if self.time_to_limit_s is None else format_duration(self.time_to_limit_s)
         lines = [f"Escalation: {self.action.replace('_', ' ').upper()}", self.headline, "",
                  f"  verdict {self.verdict}, severity {self.severity}, growth {growth}, time to limit {ttl}",
-                 f"  persisted after restart: {_yn(self.persisted_after_restart)}, after state restore: "
-                 f"{_yn(self.persisted_after_restore)}"]
+                 (f"  persisted after restart: {_yn(self.persisted_after_restart)}, after state restore: "
+                  f"{_yn(self.persisted_after_restore)}")]
         if self.runbook_rule:
             lines += ["", f"Runbook: {self.runbook_rule}"]
         if self.reasons:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, OutputWriteError, SamplesFormatError
-from ..files import read_input
+from ..files import open_input, read_input
 from ..locks import lock_open_file
 from ..units import BYTES_MAX, EPOCH_MAX, EPOCH_MIN, epoch_seconds, format_bytes, time_range_text
+from .memlimit import limit_from_header
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,12 +165,226 @@ def check_byte_counts(p: Path, col: str, raw: pd.Series, vals: pd.Series) -> Non
                    "memory cells are byte counts (a real reading is far below 8 PiB); fix or remove those rows")
 
 
-def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a samples CSV into the contract's DataFrame (``df.attrs['notes']``, ``df.attrs['header']``)."""
+_SLOW_PATH_MAX_BYTES = 64 << 20  # the row-by-row reader (exact messages for malformed files) only below this
+_CHUNK_ROWS = 250_000
+
+
+ANALYZE_MAX_ROWS = 4_000_000  # zcnb analyze: ~1 GiB peak (measured: bench/analyze_memory.py, docs/analysis.md)
+
+
+class _DataLines:
+    """A binary file-like over a samples CSV that yields only the data lines (comment lines are collected,
+    NUL bytes removed, a truncated last line dropped): what pandas' C parser reads, in bounded memory."""
+
+    def __init__(self, fh: Any, first: bytes) -> None:
+        self._fh, self._rest, self._pending = fh, b"", first
+        self.comments: list[str] = []
+        self.truncated = b""
+        self.consumed = len(first)
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            if self._pending:
+                out, self._pending = self._pending, b""
+                return out
+            block: bytes = self._fh.read(1 << 20)
+            self.consumed += len(block)
+            if not block:
+                if self._rest.strip():
+                    self.truncated = self._rest
+                self._rest = b""
+                return b""
+            block = self._rest + block.replace(b"\x00", b"")
+            cut = block.rfind(b"\n") + 1
+            self._rest, block = block[cut:], block[:cut]
+            if b"\n#" in block or block.startswith(b"#"):
+                keep = []
+                for line in block.split(b"\n"):
+                    if line.startswith(b"#"):
+                        self.comments.append(line.decode("utf-8", "replace"))
+                    else:
+                        keep.append(line)
+                block = b"\n".join(keep)
+            if block.strip():
+                return block
+
+
+def _categorical(values: list[Any]) -> Any:
+    import pandas as pd
+    from pandas.api.types import union_categoricals
+
+    return pd.Categorical(union_categoricals(values)) if len(values) > 1 else values[0]
+
+
+def _too_many(p: Path, rows: int, max_rows: int) -> SamplesFormatError:
+    return SamplesFormatError(
+        f"{p} holds ~{rows:,} rows: more than the {max_rows:,} that are analysed in bounded memory (~1 GiB)",
+        hint="analyse a window: keep the header lines and the newest rows (e.g. `(grep '^#' FILE | head -20; "
+             "grep -v '^#' FILE | head -1; tail -n 2000000 FILE) > last.csv`), or sample at a coarser interval",
+        path=str(p))
+
+
+def _read_fast(p: Path, *, compact: bool, max_rows: int | None = None) -> pd.DataFrame | None:
+    """Typed, chunked reading of a zcnb samples CSV with bounded memory (~30-80 bytes per row kept).
+
+    None when the file is not a plain zcnb/``timestamp,rss_bytes`` CSV or holds a cell the typed parser
+    refuses and the file is small: the row-by-row reader then gives the exact message.
+    """
     import numpy as np
     import pandas as pd
 
+    fh = open_input(p, what="samples file", error=SamplesFormatError, hint="check the path (zcnb sample --out writes it)")
+    with fh:
+        head: list[str] = []
+        first = b""
+        while True:
+            line = fh.readline()
+            if not line:
+                return None
+            if line.startswith(b"#") or not line.replace(b"\x00", b"").strip():
+                head.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+                continue
+            first = line.replace(b"\x00", b"")
+            break
+        header = [h.strip() for h in first.decode("utf-8", "replace").strip().split(",")]
+        if "timestamp" not in header or not set(header) <= set(COLUMNS) or not set(FLOAT_COLUMNS) & set(header):
+            return None
+        src = _DataLines(fh, first)
+        dtypes: dict[str, Any] = {c: "float64" for c in FLOAT_COLUMNS if c in header}
+        dtypes.update({c: "str" for c in ("timestamp", "source", "event", "note") if c in header})
+        if "pid" in header:
+            dtypes["pid"] = "float64"
+        parts: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+        notes: list[str] = []
+        naive = 0
+        try:
+            reader = pd.read_csv(src, dtype=dtypes, keep_default_na=False,
+                                 na_values={c: [""] for c in (*FLOAT_COLUMNS, "pid") if c in header},
+                                 chunksize=_CHUNK_ROWS, engine="c", skipinitialspace=True)
+            size = p.stat().st_size
+            seen = 0
+            for chunk in reader:
+                if len(chunk.columns) != len(header):
+                    return None
+                seen += len(chunk)
+                if max_rows is not None:  # refuse early: estimate the rows from the bytes read so far
+                    estimate = int(seen * size / max(src.consumed, 1))
+                    if seen > max_rows or (estimate > 1.05 * max_rows and src.consumed > (8 << 20)):
+                        raise _too_many(p, max(estimate, seen), max_rows)
+                raw = chunk["timestamp"].astype(str)
+                naive += int((~raw.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)).sum())
+                ts = parse_times(p, raw)
+                if ts.isna().any():
+                    return None
+                # int64 ns since the epoch (UTC): to_numpy() of tz-aware times would be Timestamp objects
+                parts["timestamp"].append(pd.DatetimeIndex(ts).as_unit("ns").asi8)
+                for col in FLOAT_COLUMNS:
+                    if col in chunk:
+                        vals = chunk[col].to_numpy(dtype="float64")
+                        if np.isinf(vals).any() or (vals < 0).any() or (vals > BYTES_MAX).any():
+                            return None
+                        parts[col].append(vals.astype(np.float32) if compact else vals)
+                pid = chunk["pid"].to_numpy(dtype="float64") if "pid" in chunk else np.full(len(chunk), np.nan)
+                ok = (pid > 0) & (pid < 2**31)  # int32 with 0 = not known: 4 bytes a row until the end
+                parts["pid"].append(np.where(ok, np.round(np.where(ok, pid, 0)), 0).astype(np.int32))
+                for col in ("source", "event", "note"):
+                    text = chunk[col].fillna("").str.strip() if col in chunk else pd.Series("", index=chunk.index)
+                    parts[col].append(pd.Categorical(text.astype(str)))
+        except (ValueError, TypeError, pd.errors.ParserError, UnicodeDecodeError):
+            if p.stat().st_size <= _SLOW_PATH_MAX_BYTES:
+                return None
+            raise _bad(p, "holds rows the typed reader cannot parse (a cell that is not a number where a byte "
+                          "count belongs, or a row with extra cells)",
+                       "repair or remove those rows (the file is too large for the row-by-row reader)") from None
+    if not sum(len(a) for a in parts["timestamp"]):
+        raise _bad(p, "has a header but no sample rows", "sample for longer (zcnb sample --duration ...)")
+    if src.truncated:
+        notes.append(f"dropped a truncated last line (writer interrupted): {src.truncated[:60].decode('utf-8', 'replace')!r}")
+    if naive:
+        notes.append(f"{naive} timestamp(s) without a UTC offset were taken as UTC")
+    n = sum(len(a) for a in parts["timestamp"])
+    stamps = np.concatenate(parts["timestamp"])
+    parts["timestamp"] = []
+    data: dict[str, Any] = {"timestamp": pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC")}
+    pid32 = np.concatenate(parts["pid"])
+    parts["pid"] = []
+    data["pid"] = pd.arrays.IntegerArray(pid32.astype(np.int64), pid32 == 0)
+    data["source"] = _categorical(parts["source"])
+    for col in FLOAT_COLUMNS:
+        if parts[col]:
+            vals = np.concatenate(parts[col])
+            parts[col] = []
+            if compact and np.isnan(vals).all():
+                continue
+            # compact: float32 keeps 24 bits of mantissa, i.e. 1 KiB steps at 16 GiB: far below page and
+            # arena jitter, and halves what a huge file costs; the contract's float64 otherwise.
+            data[col] = vals
+        elif not compact:
+            data[col] = np.full(n, np.nan)
+    data["event"] = _categorical(parts["event"])
+    data["note"] = _categorical(parts["note"])
+    if not compact:  # the contract's object columns (8 bytes a row: the strings are shared by the categories)
+        for col in ("source", "event", "note"):
+            data[col] = np.asarray(data[col], dtype=object)
+    out = pd.DataFrame(data, copy=False)
+    if not out[[c for c in FLOAT_COLUMNS if c in out.columns]].notna().any(axis=None):
+        raise _bad(p, "has rows but not a single memory measurement", "check the sampler's gap notes in the file")
+    return _finish(p, out, head + src.comments, notes)
+
+
+def _finish(p: Path, out: pd.DataFrame, comments: list[str], notes: list[str]) -> pd.DataFrame:
+    """Sort, drop duplicate rows, attach the header and notes (both readers)."""
+    import pandas as pd
+
+    if not out["timestamp"].is_monotonic_increasing:
+        back = int((out["timestamp"].diff() < pd.Timedelta(0)).sum())
+        notes.append(f"{back} row(s) were out of time order (clock jump or merged files): sorted by time")
+        out = out.sort_values("timestamp", kind="stable")
+    same = out["timestamp"].diff().eq(pd.Timedelta(0)).to_numpy()
+    if same.any():  # duplicates share a timestamp: only those rows need the full comparison
+        cand = same | pd.Series(same).shift(-1, fill_value=False).to_numpy()
+        subset = [c for c in ("timestamp", "pid", "source", "event", *FLOAT_COLUMNS) if c in out.columns]
+        dup = out[cand].astype({c: "object" for c in ("source", "event") if c in out.columns}) \
+            .duplicated(subset=subset, keep="first")
+        if dup.any():
+            notes.append(f"dropped {int(dup.sum())} duplicate row(s)")
+            out = out.drop(index=dup.index[dup.to_numpy()])
+    if not isinstance(out.index, pd.RangeIndex) or out.index.start != 0 or out.index.step != 1:
+        out = out.reset_index(drop=True)
+    order = [c for c in COLUMNS if c in out.columns]
+    if list(out.columns) != order:
+        out = out[order]
+    out.attrs["notes"] = notes
+    out.attrs["header"] = _header(comments)
+    recorded = limit_from_header(out.attrs["header"])
+    if recorded is not None:  # the target's ceiling as the sampler found it (zcnb.collect.memlimit)
+        out.attrs["memory_limit"] = {"bytes": recorded.bytes, "source": recorded.source}
+    out.attrs["path"] = str(p)
+    return out
+
+
+def read_samples(path: str | os.PathLike[str], *, compact: bool = False,
+                 max_rows: int | None = None) -> pd.DataFrame:
+    """Read a samples CSV into the contract's DataFrame (``df.attrs['notes']``, ``df.attrs['header']``,
+    ``df.attrs['memory_limit']`` when the header records the target's limit).
+
+    zcnb CSVs are parsed typed and in chunks (bounded memory: a week at 1 Hz in well under 300 MiB);
+    ``compact=True`` (``zcnb analyze``) leaves out memory columns without a single value, keeps memory as
+    float32 and source/event/note as categoricals. ``max_rows``: refuse (SamplesFormatError with a hint)
+    a file with more rows, estimated early from the bytes read.
+    """
     p = Path(path)
+    fast = _read_fast(p, compact=compact, max_rows=max_rows)
+    if fast is not None:
+        return fast
+    return _read_rows(p)
+
+
+def _read_rows(p: Path) -> pd.DataFrame:
+    """The row-by-row reader: the runbook's loop format, and exact messages for malformed files."""
+    import numpy as np
+    import pandas as pd
+
     comments, data, notes = _split(p)
     if not data:
         raise _bad(p, "holds no samples", "sample for longer, or check the file is the right one")
@@ -213,19 +428,7 @@ def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
     measured = out[list(FLOAT_COLUMNS)].notna().any(axis=1)
     if not measured.any():
         raise _bad(p, "has rows but not a single memory measurement", "check the sampler's gap notes in the file")
-    if not out["timestamp"].is_monotonic_increasing:
-        back = int((out["timestamp"].diff() < pd.Timedelta(0)).sum())
-        notes.append(f"{back} row(s) were out of time order (clock jump or merged files): sorted by time")
-        out = out.sort_values("timestamp", kind="stable")
-    dup = out.duplicated(subset=["timestamp", "pid", "source", "event", *FLOAT_COLUMNS], keep="first")
-    if dup.any():
-        notes.append(f"dropped {int(dup.sum())} duplicate row(s)")
-        out = out[~dup]
-    out = out.reset_index(drop=True)[list(COLUMNS)]
-    out.attrs["notes"] = notes
-    out.attrs["header"] = _header(comments)
-    out.attrs["path"] = str(p)
-    return out
+    return _finish(p, out, comments, notes)
 
 
 def _header(comments: list[str]) -> dict[str, str]:

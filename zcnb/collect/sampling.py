@@ -32,6 +32,7 @@ from ..config import NO_TOKEN_LEAK, Secret
 from ..exceptions import ConfigError, EndpointAuthError, OutputWriteError, ProcessAccessDenied, TargetError, ZcnbError
 from ..units import format_bytes
 from .budget import RequestBudget, budget_for_url
+from .memlimit import MemoryLimit, detect_limit
 from .metrics import MetricsClient, parse_metrics
 from .process import MemoryReading, ProcessInfo, ProcessQuery, find_by_query, read_memory
 from .samples_csv import COLUMNS, Sample, SamplesFile, finite_or_none, read_samples
@@ -123,7 +124,8 @@ class Sampler:
                  metrics_fetcher: Callable[[], str] | None = None,
                  writer: Callable[[int, bytes], int] = os.write,
                  tick_hook: Callable[[int, float], None] | None = None,
-                 budget: RequestBudget | None = None) -> None:
+                 budget: RequestBudget | None = None,
+                 memory_limit: MemoryLimit | None = None) -> None:
         srcs = tuple(dict.fromkeys(s.strip() for s in sources if s.strip()))
         unknown = [s for s in srcs if s not in SOURCES]
         if not srcs or unknown:
@@ -175,6 +177,7 @@ class Sampler:
         self._started = ""
         self._chosen = ""  # which process, and why, for the header
         self._first_proc: ProcessInfo | None = None
+        self._limit = memory_limit  # None: detected when the file is opened (zcnb.collect.memlimit)
 
     def stop(self) -> None:
         """Ask a running :meth:`run` to stop after the current tick (thread-safe)."""
@@ -254,10 +257,29 @@ class Sampler:
             b = self._budget
             head.append(f"# request_budget: {b.key} {b.limit} per {b.window_s:g} s for all zcnb processes, polling "
                         f"at most {b.limit - b.reserve}; ledger {b.path}")
+        head.append(self._memory_limit().header_line())
         head += [f"# note: {n}" for n in self._notes]
         if not exists:
             head.append(",".join(COLUMNS))
         self._file.write("\n".join(head) + "\n")
+
+    def _memory_limit(self) -> MemoryLimit:
+        """The target's memory ceiling for the header: given, else detected (MemoryMax, cgroup, MemTotal)."""
+        if self._limit is not None:
+            return self._limit
+        local = bool({"psutil", "cgroup"} & set(self.sources))
+        if not local and self._url:
+            host = urlsplit(self._url).hostname or ""
+            local = host in ("127.0.0.1", "localhost", "::1")
+        pid = None
+        if local and self.query is not None and {"psutil", "cgroup"} & set(self.sources):
+            try:  # a lookup of its own: the tick loop's finder keeps its own state
+                pid = self.query.pid or find_by_query(self.query).pid
+            except (ZcnbError, OSError):
+                pid = None
+        unit = self.query.unit if self.query is not None else None
+        self._limit = detect_limit(pid, unit=unit, local=local)
+        return self._limit
 
     def _row(self, counts: dict[str, int], **kw: Any) -> Sample:
         kw.setdefault("timestamp", self._wall())

@@ -20,16 +20,18 @@ __all__ = ["EXIT_CODES", "column_name", "load_samples", "parse_size", "register"
 EXIT_CODES = {"no_leak": 0, "leak": 1, "inconclusive": 3}
 
 
-def load_samples(path: str | Path) -> pd.DataFrame:
-    """Read a samples CSV (any format zcnb.collect.samples_csv.read_samples accepts) into the contract's DataFrame."""
-    from ..collect.samples_csv import read_samples
+def load_samples(path: str | Path, *, compact: bool = False) -> pd.DataFrame:
+    """Read a samples CSV (any format zcnb.collect.samples_csv.read_samples accepts) into the contract's DataFrame.
+
+    ``compact=True`` leaves out memory columns without a value (bounded memory on huge files)."""
+    from ..collect.samples_csv import ANALYZE_MAX_ROWS, read_samples
 
     p = Path(path)
     if p.is_dir():  # a folder gets its own hint (the CSV inside it); everything else: read_samples says it
         raise SamplesFormatError(f"{p} is a directory, not a samples file",
                                  hint=f"give the CSV inside it, e.g. {p / 'samples.csv'} (written by zcnb sample)",
                                  path=str(p))
-    return read_samples(p)
+    return read_samples(p, compact=compact, max_rows=ANALYZE_MAX_ROWS if compact else None)
 
 
 def column_name(name: str | None) -> str | None:
@@ -46,8 +48,10 @@ def _run(args: argparse.Namespace) -> int:
     from .json_option import emit_json, info, json_to_stdout
 
     limit = parse_size(args.limit) if args.limit else None
-    df = load_samples(args.file)
+    df = load_samples(args.file, compact=True)
     column = args.column if args.column in df.columns else column_name(args.column)
+    # The limit: --limit, else the one the sampler recorded in the file's header, else unknown (never this
+    # machine's memory: the same file gives the same verdict on any machine).
     a = assess_leak(df, column=column, limit_bytes=limit, limit_source="--limit" if limit else None)
     width = max(len(k) for k, _ in a.rows())
     if not json_to_stdout(args):
@@ -72,7 +76,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("file", help="samples CSV (zcnb sample output, any timestamp+rss_bytes CSV, or the runbook loop)")
     p.add_argument("--column", help="memory column to analyse: rss, vms, uss, pss, metrics_rss, metrics_vms, cgroup "
                    "(or the full name, e.g. rss_bytes; default: first of rss, metrics_rss, cgroup, pss, uss with data)")
-    p.add_argument("--limit", help="memory limit, e.g. 2GiB or 512MiB (default: current + available memory)")
+    p.add_argument("--limit", help="the target's memory limit, e.g. 2GiB (the unit's MemoryMax); default: the limit "
+                   "recorded in the samples header by zcnb sample, else unknown (no time to limit projected)")
     p.add_argument("--png", help="figure path (default: FILE.png)")
     p.add_argument("--no-png", action="store_true", help="do not write a figure")
     add_json_option(p, "the assessment")
