@@ -259,6 +259,33 @@ def _assess_all(groups: list[tuple[str, pd.DataFrame]], column: str, limit_bytes
     return [out[key] for key, _ in groups]
 
 
+def _vector_groups(df: pd.DataFrame, slim: pd.DataFrame, by: str, col: str, window_s: float | None,
+                   limit_bytes: float | None) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, tuple[int, float | None]],
+                                                  str]:
+    """The vectorised pass: (instance, frame to assess) in instance order, raw counts of the reduced ones, a note."""
+    from .vector import fleet_baselines
+
+    fb = fleet_baselines(df, by=by, column=col, window_s=window_s, limit_bytes=limit_bytes)
+    groups: list[tuple[str, pd.DataFrame]] = []
+    raw_counts: dict[str, tuple[int, float | None]] = {}
+    for i, key in enumerate(fb.instances):
+        frame = fb.baselines.get(key)
+        if frame is None:
+            # Without events or pids only timestamp and value matter to assess_leak: a narrower frame is cheaper.
+            sub = slim.iloc[fb.rows[key]]
+            groups.append((key, sub[["timestamp", col]] if fb.plain[i] else sub))
+        else:
+            groups.append((key, frame))
+            raw_counts[key] = (int(fb.n_samples[i]), _num(fb.last[i]))
+    counts = fb.counts()
+    n_base = counts.pop("baseline", 0)
+    raw = ", ".join(f"{n} {why}" for why, n in sorted(counts.items())) or "none"
+    note = (f"engine: vector (one numpy pass: trough baseline = minimum of every {fb.width} x "
+            f"{format_duration(fb.step_s)} window, Theil-Sen trend, for all {len(fb.instances)} instances); "
+            f"{n_base} assessed on their baseline, raw per-instance path for the rest ({raw})")
+    return groups, raw_counts, note
+
+
 def _rank_key(r: FleetRow) -> tuple[Any, ...]:
     ttl = r.time_to_limit_s if r.time_to_limit_s is not None else math.inf
     growth = r.growth_bytes_per_hour if r.growth_bytes_per_hour is not None else 0.0
@@ -268,8 +295,15 @@ def _rank_key(r: FleetRow) -> tuple[Any, ...]:
 def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = "instance", column: str | None = None,
                query: str = DEFAULT_FLEET_QUERY,
                rule_flagged: Collection[str] | None = None, keep_data: bool = True,
-               workers: int | None = None) -> FleetView:
+               workers: int | None = None, engine: str = "auto", window_s: float | None = None) -> FleetView:
     """Assess each ``by`` group with ``assess_leak`` and rank the fleet.
+
+    ``engine``: "vector" computes every instance's trough baseline and robust trend in one numpy pass
+    (:mod:`zcnb.fleet.vector`) and hands each baseline to ``assess_leak``; instances where a coarser
+    baseline could change the decision (restarts, GC cycles, growth near the threshold, ...) take the
+    raw per-instance path. "per-instance" runs ``assess_leak`` on every instance's raw samples. "auto":
+    vector from 16 instances. ``window_s``: the baseline window of the vector engine (at least the
+    expected GC cycle; default: the span over 300 windows).
 
     ``rule_flagged`` lists the instances the alert rule fires for (from
     :func:`fleet_from_prometheus`); None means the rule was not evaluated.
@@ -285,14 +319,27 @@ def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = 
         raise ConfigError(f"limit_bytes must be a positive number, got {limit_bytes!r}", hint="e.g. parse_size('2GiB')")
     if df.empty:
         raise AnalysisError("no samples to analyse", hint="widen the time range or check the query matches series")
+    if engine not in ("auto", "vector", "per-instance"):
+        raise ConfigError(f"unknown fleet engine {engine!r}", hint="use auto, vector or per-instance")
     col = pick_column(df, column)
     # Only the columns assess_leak reads: smaller frames to slice and to send to workers.
     slim = df[[c for c in ("timestamp", "pid", "source", col, "event", "note") if c in df.columns]]
-    groups = [(str(key), slim.loc[idx]) for key, idx in df.groupby(by, sort=True).indices.items()]
+    use_vector = engine == "vector" or (engine == "auto" and df[by].nunique() >= 16)
+    notes = [f"analysed column {col!r} per {by!r}"]
+    if use_vector:
+        groups, raw_counts, note = _vector_groups(df, slim, by, col, window_s, limit_bytes)
+        notes.append(note)
+    else:
+        groups = [(str(key), slim.iloc[idx]) for key, idx in df.groupby(by, sort=True).indices.items()]
+        raw_counts = {}
+        notes.append(f"engine: per-instance (assess_leak on every instance's {len(slim):,} raw samples)")
     n_workers = _auto_workers(len(groups)) if workers is None else max(1, int(workers))
     rows: list[FleetRow] = []
     assessments: dict[str, Any] = {}
     for row, a in _assess_all(groups, col, limit_bytes, n_workers):
+        if row.instance in raw_counts:  # assessed on its baseline: show the raw sample count and last value
+            n_raw, last = raw_counts[row.instance]
+            row = replace(row, n_samples=n_raw, last_bytes=last)
         rows.append(row)
         if a is not None:
             assessments[row.instance] = a
@@ -303,7 +350,6 @@ def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = 
     rows = [FleetRow(**{**r.to_dict(), "restart_rank": ranks.get(r.instance),
                         "rule_flagged": (r.instance in flagged) if flagged is not None else None}) for r in rows]
     rows.sort(key=_rank_key)
-    notes = [f"analysed column {col!r} per {by!r}"]
     if limit_bytes is None:
         notes.append("no limit given: no time to limit, severity reflects only how fast memory doubles, and the "
                      "restart order is by growth rate; give limit_bytes (e.g. the unit's MemoryMax or the host's "
