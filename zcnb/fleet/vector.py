@@ -22,6 +22,7 @@ against the per-instance path on a mixed fleet.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -223,7 +224,8 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
     bt, by_ = window_minima_rows(grid_t, grid_y, width)
     n_windows = (~np.isnan(by_)).sum(axis=1)
     slope, low, high, pval = theil_sen_rows(bt, by_, alpha=th.alpha)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows/windows (missing scrapes) give NaN
         level = np.nanmedian(np.where(np.isnan(by_), np.nan, by_), axis=1)
         # Noise: robust sigma of sample-to-sample differences; cycles: range of detrended samples per window.
         diffs = np.diff(grid_y, axis=1)
