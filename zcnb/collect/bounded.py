@@ -25,10 +25,11 @@ __all__ = ["BoundedReply", "DeadlineExceeded", "ReplyTooLarge", "get_bounded"]
 class ReplyTooLarge(Exception):
     """The reply is bigger than the cap (``size``: bytes read or announced when stopped)."""
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"reply larger than {limit} bytes (stopped at {size})")
+    def __init__(self, size: int, limit: int, *, announced: bool = False) -> None:
+        super().__init__(f"reply larger than {limit} bytes ({'announced' if announced else 'stopped at'} {size})")
         self.size = size
         self.limit = limit
+        self.announced = announced  # from Content-Length: nothing of the body was read
 
 
 class DeadlineExceeded(Exception):
@@ -109,7 +110,7 @@ def get_bounded(client: httpx.Client, url: str, *, params: Mapping[str, str] | N
                                extensions={"trace": holder.trace}) as resp:
                 declared = resp.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
-                    raise ReplyTooLarge(int(declared), max_bytes)
+                    raise ReplyTooLarge(int(declared), max_bytes, announced=True)
                 chunks: list[bytes] = []
                 if resp.is_stream_consumed:  # an in-memory reply (e.g. httpx.MockTransport): already read
                     if len(resp.content) > max_bytes:
@@ -122,6 +123,8 @@ def get_bounded(client: httpx.Client, url: str, *, params: Mapping[str, str] | N
                     chunks.append(chunk)
                     if time.monotonic() > deadline:
                         raise DeadlineExceeded(size)
+                if holder.fired:  # the watchdog's shutdown reads as a clean end of a length-less body
+                    raise DeadlineExceeded(size)
                 raw = b"".join(chunks)
                 if resp.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
                     raw = _decode(resp, raw, max_bytes)

@@ -158,8 +158,9 @@ def _api_get(client: httpx.Client, base: str, endpoint: str, params: dict[str, s
             resp = get_bounded(client, url, params=params, headers=headers, max_bytes=max_bytes, deadline=deadline)
         except ReplyTooLarge as exc:
             raise PrometheusError(
-                f"Prometheus reply from {base} is larger than {format_bytes(exc.limit)} (stopped reading at "
-                f"{format_bytes(exc.size)})", url=base,
+                f"Prometheus reply from {base} is larger than {format_bytes(exc.limit)} "
+                + (f"(announced {format_bytes(exc.size)}; not read)" if exc.announced
+                   else f"(stopped reading at {format_bytes(exc.size)})"), url=base,
                 hint="narrow the query (a label filter, a coarser --step, a shorter --since) or raise the cap "
                      "(--max-response)") from None
         except DeadlineExceeded as exc:

@@ -33,7 +33,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bearer-token-env", default=None, help="NAME of the env var holding a bearer token")
     p.add_argument("--basic-user-env", default=None, help="NAME of the env var holding the basic-auth user")
     p.add_argument("--basic-password-env", default=None, help="NAME of the env var holding the basic-auth password")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="total seconds for each Prometheus query, all chunks and retries included (default 30)")
+    p.add_argument("--max-response", default="512MiB",
+                   help="largest Prometheus reply read, e.g. 512MiB (default); bigger replies are refused")
     p.add_argument("--retries", type=int, default=3, help="retries on 5xx / connection errors (default 3)")
     p.add_argument("--no-rule", action="store_true", help="do not evaluate the alert rule on the server")
     p.add_argument("--png", default=None, help="write the small-multiples figure to this PNG file")
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     start, end = _range(args)
     limit = parse_size(args.limit) if args.limit else None
+    max_response = int(parse_size(args.max_response))
     auth = None
     if args.bearer_token_env or args.basic_user_env or args.basic_password_env:
         auth = PrometheusAuth(bearer_token_env=args.bearer_token_env, basic_user_env=args.basic_user_env,
@@ -82,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     view = fleet_from_prometheus(args.prometheus_url, args.query or DEFAULT_FLEET_QUERY, start=start, end=end,
                                  step=args.step, limit_bytes=limit, auth=auth, evaluate_rule=not args.no_rule,
                                  instance_label=args.instance_label, timeout_s=args.timeout, retries=args.retries,
-                                 fallback_query=None if args.query else EXPORTER_FLEET_QUERY)
+                                 fallback_query=None if args.query else EXPORTER_FLEET_QUERY,
+                                 max_response_bytes=max_response)
     if not json_to_stdout(args):
         print(view.summary())
         table = view.to_frame()

@@ -367,20 +367,22 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
                           step: float | str = "15s", limit_bytes: float | None = None,
                           auth: PrometheusAuth | None = None, evaluate_rule: bool = True,
                           instance_label: str = "instance", timeout_s: float = 30.0, retries: int = 3,
-                          fallback_query: str | None = None) -> FleetView:
+                          fallback_query: str | None = None,
+                          max_response_bytes: int | None = None) -> FleetView:
     """Query Prometheus, assess every instance, and (with a limit) evaluate the alert rule at ``end``.
 
     ``fallback_query`` is read when ``query`` has no series (e.g. ``EXPORTER_FLEET_QUERY`` when the gateways'
     own metrics have no memory); the view's notes then say which query was used and why.
     """
-    from ..collect.prometheus import query_instant, query_range
+    from ..collect.prometheus import MAX_RESPONSE_BYTES, query_instant, query_range
 
+    cap = max_response_bytes or MAX_RESPONSE_BYTES
     df = query_range(url, query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s, retries=retries,
-                     instance_label=instance_label)
+                     instance_label=instance_label, max_response_bytes=cap)
     used_note = None
     if df.empty and fallback_query:
         df = query_range(url, fallback_query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s,
-                         retries=retries, instance_label=instance_label)
+                         retries=retries, instance_label=instance_label, max_response_bytes=cap)
         used_note = (f"{query} has no series (the gateways' own metrics have no memory): read the zcnb exporter's "
                      f"series instead, {fallback_query}")
         query = fallback_query
@@ -391,6 +393,6 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
     if evaluate_rule and limit_bytes is not None:
         rule = alert_rule(query, limit_bytes=limit_bytes)
         flagged = list(query_instant(url, rule.expr, at=end, auth=auth, timeout_s=timeout_s, retries=retries,
-                                     instance_label=instance_label))
+                                     instance_label=instance_label, max_response_bytes=cap))
     view = fleet_view(df, limit_bytes=limit_bytes, by="instance", query=query, rule_flagged=flagged)
     return replace(view, notes=(used_note, *view.notes)) if used_note else view
