@@ -8,12 +8,14 @@ cap, a gzip bomb. Each client must end within its deadline with a clear error an
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -153,7 +155,10 @@ def test_cli_fleet_endless_reply_bounded_memory(hostile: Hostile) -> None:
             " '--max-response', '32MiB', '--no-rule'])\n"
             "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)\n")
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60,
+                          env=env, cwd=root)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 2, proc.stderr
     assert "larger than 32.0 MiB" in proc.stderr and "Traceback" not in proc.stderr
