@@ -26,7 +26,8 @@ import numpy as np
 MIB = 2**20
 
 
-def generate(n_instances: int, n_points: int, *, step_s: float = 15.0, seed: int = 0) -> tuple[Any, dict[str, str]]:
+def generate(n_instances: int, n_points: int, *, step_s: float = 15.0, seed: int = 0,
+             offset: int = 0) -> tuple[Any, dict[str, str]]:
     """A fleet with known modes: linear/step/sawtooth-rising leaks and flat/sawtooth/warm-up non-leaks."""
     from zcnb.collect.prometheus import samples_frame
 
@@ -35,7 +36,7 @@ def generate(n_instances: int, n_points: int, *, step_s: float = 15.0, seed: int
     hours = (t - t[0]) / 3600
     modes = ["linear", "step", "sawtooth-rising", "flat", "sawtooth-flat", "warmup"]
     names, ts, vals, truth = [], [], [], {}
-    for i in range(n_instances):
+    for i in range(offset, offset + n_instances):
         mode = modes[i % len(modes)]
         base = rng.uniform(40, 400) * MIB
         noise = rng.normal(0, 0.3 * MIB, n_points)
@@ -57,6 +58,30 @@ def generate(n_instances: int, n_points: int, *, step_s: float = 15.0, seed: int
         truth[f"gw-{i:03d}:18789"] = "leak" if mode in ("linear", "step", "sawtooth-rising") else "no_leak"
     df = samples_frame(np.concatenate(names), np.concatenate(ts), np.concatenate(vals))
     return df, truth
+
+
+def write_openmetrics(n_instances: int, n_points: int, path: Path, *, step_s: float = 60.0, seed: int = 0,
+                      metric: str = "process_resident_memory_bytes") -> dict[str, str]:
+    """The :func:`generate` fleet as an OpenMetrics file for ``promtool tsdb create-blocks-from openmetrics``.
+
+    Written instance by instance (bounded memory for 10,000 instances); returns the truth per instance.
+    """
+    truth: dict[str, str] = {}
+    batch = 50
+    with open(path, "w", encoding="ascii") as fh:
+        fh.write(f"# TYPE {metric} gauge\n")
+        for first in range(0, n_instances, batch):
+            n = min(batch, n_instances - first)
+            df, part = generate(n, n_points, step_s=step_s, seed=seed + first, offset=first)
+            truth.update(part)
+            stamps = [f"{int(x)}" for x in df["timestamp"].iloc[:n_points].astype("int64") // 10**9]
+            values = df["rss_bytes"].to_numpy()
+            for j, inst in enumerate(dict.fromkeys(df["instance"])):
+                head = f'{metric}{{instance="{inst}",job="zeptoclaw-gateway"}} '
+                vals = values[j * n_points:(j + 1) * n_points]
+                fh.write("".join(f"{head}{v:.0f} {t}\n" for v, t in zip(vals, stamps)))
+        fh.write("# EOF\n")
+    return truth
 
 
 def _naive(df: Any, limit: float) -> int:

@@ -126,6 +126,7 @@ class FleetView:
     end: datetime | None
     notes: tuple[str, ...] = ()
     assessments: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    mode: str = ""  # how the data left Prometheus: "raw" samples or the server-side "baseline"; "" = given frame
     data: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -156,6 +157,7 @@ class FleetView:
             "start": self.start.isoformat() if self.start is not None else None,
             "end": self.end.isoformat() if self.end is not None else None,
             "notes": list(self.notes),
+            "mode": self.mode,
             "assessments": {k: (a.to_dict() if hasattr(a, "to_dict") else a) for k, a in self.assessments.items()},
         }
 
@@ -368,21 +370,34 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
                           auth: PrometheusAuth | None = None, evaluate_rule: bool = True,
                           instance_label: str = "instance", timeout_s: float = 30.0, retries: int = 3,
                           fallback_query: str | None = None,
-                          max_response_bytes: int | None = None) -> FleetView:
+                          max_response_bytes: int | None = None, mode: str = "auto",
+                          gc_cycle_s: float | None = None, raw_points_max: int | None = None) -> FleetView:
     """Query Prometheus, assess every instance, and (with a limit) evaluate the alert rule at ``end``.
 
     ``fallback_query`` is read when ``query`` has no series (e.g. ``EXPORTER_FLEET_QUERY`` when the gateways'
     own metrics have no memory); the view's notes then say which query was used and why.
+    ``mode``: "raw" reads every sample; "baseline" has the server compute the per-window minimum
+    (``min_over_time(q[W])`` every W, :mod:`zcnb.fleet.pushdown`) so only the baseline leaves it; "auto"
+    counts the series first and goes baseline above ``raw_points_max`` points (default 2,000,000).
+    ``gc_cycle_s``: the expected GC cycle; W is at least 1.5 times it.
     """
-    from ..collect.prometheus import MAX_RESPONSE_BYTES, query_instant, query_range
+    from ..collect.prometheus import MAX_RESPONSE_BYTES, query_instant
+    from ..units import parse_duration, to_epoch
+    from .pushdown import RAW_POINTS_MAX
 
+    if mode not in ("auto", "raw", "baseline"):
+        raise ConfigError(f"unknown fleet mode {mode!r}", hint="use auto, raw or baseline")
     cap = max_response_bytes or MAX_RESPONSE_BYTES
-    df = query_range(url, query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s, retries=retries,
-                     instance_label=instance_label, max_response_bytes=cap)
+    t0, t1, dt = to_epoch(start), to_epoch(end), parse_duration(step)
+    if t0 is None or t1 is None:
+        raise ConfigError("a range query needs a start and an end time", hint="e.g. --since 1h (the end is now)")
+    common = {"auth": auth, "timeout_s": timeout_s, "retries": retries, "instance_label": instance_label,
+              "max_response_bytes": cap}
+    df, mode_note, used = _fetch(url, query, t0, t1, dt, mode, gc_cycle_s, raw_points_max or RAW_POINTS_MAX, common)
     used_note = None
     if df.empty and fallback_query:
-        df = query_range(url, fallback_query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s,
-                         retries=retries, instance_label=instance_label, max_response_bytes=cap)
+        df, mode_note, used = _fetch(url, fallback_query, t0, t1, dt, mode, gc_cycle_s,
+                                     raw_points_max or RAW_POINTS_MAX, common)
         used_note = (f"{query} has no series (the gateways' own metrics have no memory): read the zcnb exporter's "
                      f"series instead, {fallback_query}")
         query = fallback_query
@@ -392,7 +407,38 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
     flagged: list[str] | None = None
     if evaluate_rule and limit_bytes is not None:
         rule = alert_rule(query, limit_bytes=limit_bytes)
-        flagged = list(query_instant(url, rule.expr, at=end, auth=auth, timeout_s=timeout_s, retries=retries,
-                                     instance_label=instance_label, max_response_bytes=cap))
-    view = fleet_view(df, limit_bytes=limit_bytes, by="instance", query=query, rule_flagged=flagged)
-    return replace(view, notes=(used_note, *view.notes)) if used_note else view
+        flagged = list(query_instant(url, rule.expr, at=t1, **common))
+    # Baseline series are a few hundred points each: the per-instance path on them is already cheap.
+    view = fleet_view(df, limit_bytes=limit_bytes, by="instance", query=query, rule_flagged=flagged,
+                      engine="per-instance" if used == "baseline" else "auto")
+    notes = tuple(n for n in (used_note, mode_note) if n) + view.notes
+    return replace(view, notes=notes, mode=used)
+
+
+def _fetch(url: str, query: str, t0: float, t1: float, dt: float, mode: str, gc_cycle_s: float | None,
+           raw_points_max: int, common: dict[str, Any]) -> tuple[pd.DataFrame, str, str]:
+    """Samples (raw) or server-side baselines for ``query``; a note saying which and why; the mode used."""
+    from ..collect.prometheus import query_instant, query_range
+    from .pushdown import baseline_query, baseline_window, choose_mode, windows_per_request
+
+    n_series = None
+    if mode != "raw":
+        counted = query_instant(url, f"count({query})", at=t1, **common)
+        n_series = int(next(iter(counted.values()), 0.0))
+    used = mode if mode != "auto" else choose_mode(n_series or 0, t0, t1, dt, raw_points_max=raw_points_max)
+    n_raw = (n_series or 0) * (math.floor((t1 - t0) / dt) + 1)
+    if used == "raw":
+        df = query_range(url, query, start=t0, end=t1, step=dt, **common)
+        why = f"{n_series} series x {math.floor((t1 - t0) / dt) + 1} points <= {raw_points_max:,}" if mode == "auto" \
+            else "asked for"
+        return df, f"mode: raw (every sample at {format_duration(dt)}; {why})", used
+    w = baseline_window(t0, t1, dt, gc_cycle_s=gc_cycle_s)
+    expr = baseline_query(query, w, dt)
+    per_req = windows_per_request(n_series or 1, w, dt)
+    df = query_range(url, expr, start=t0 + w, end=t1, step=w, max_points_per_series=per_req, **common)
+    why = (f"{n_series} series x {math.floor((t1 - t0) / dt) + 1} points = {n_raw:,} > {raw_points_max:,}"
+           if mode == "auto" else "asked for")
+    note = (f"mode: baseline ({expr} every {format_duration(w)}, computed by Prometheus: only the trough baseline "
+            f"left the server, {why}); GC cycles shorter than the window are not visible, so patterns describe "
+            f"the baseline and n_samples counts windows")
+    return df, note, "baseline"
