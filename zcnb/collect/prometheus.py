@@ -153,7 +153,7 @@ def _api_get(client: httpx.Client, base: str, endpoint: str, params: dict[str, s
         if left <= 0:
             break
         if "timeout" in params:  # ask Prometheus to give up before we do
-            params = {**params, "timeout": _fmt(max(left, 0.001)) + "s"}
+            params = {**params, "timeout": f"{max(int(left * 1000), 1)}ms"}
         try:
             resp = get_bounded(client, url, params=params, headers=headers, max_bytes=max_bytes, deadline=deadline)
         except ReplyTooLarge as exc:
