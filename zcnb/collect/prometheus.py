@@ -309,20 +309,21 @@ def _to_frame(merged: dict[tuple[tuple[str, str], ...], list[np.ndarray]], *, va
               instance_label: str) -> pd.DataFrame:
     labels = [dict(k) for k in merged]
     keys = _series_keys(labels, instance_label)
-    frames = []
+    names: list[np.ndarray] = []
+    stamps: list[np.ndarray] = []
+    vals_all: list[np.ndarray] = []
     for key, parts in zip(keys, merged.values()):
         arr = np.concatenate(parts)
         ts = arr[:, 0].astype(np.float64)
-        vals = arr[:, 1].astype(str).astype(np.float64)  # "NaN", "+Inf" parse too
+        vals = np.array(arr[:, 1].tolist(), dtype=np.float64)  # "NaN", "+Inf" parse too
         ts, first = np.unique(ts, return_index=True)  # sorted, one value per timestamp
-        frames.append(pd.DataFrame({"instance": key, "ts": ts, "value": vals[first]}))
-    if frames:
-        long = pd.concat(frames, ignore_index=True)
-    else:
-        long = pd.DataFrame({"instance": pd.Series(dtype=str), "ts": pd.Series(dtype=np.float64),
-                             "value": pd.Series(dtype=np.float64)})
-    return samples_frame(long["instance"].to_numpy(), long["ts"].to_numpy(), long["value"].to_numpy(),
-                         value_column=value_column)
+        names.append(np.full(len(ts), key, dtype=object))
+        stamps.append(ts)
+        vals_all.append(vals[first])
+    if names:
+        return samples_frame(np.concatenate(names), np.concatenate(stamps), np.concatenate(vals_all),
+                             value_column=value_column)
+    return samples_frame(np.empty(0, dtype=object), np.empty(0), np.empty(0), value_column=value_column)
 
 
 def samples_frame(instance: np.ndarray | list[str], ts: np.ndarray, values: np.ndarray, *,

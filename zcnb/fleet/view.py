@@ -391,7 +391,7 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
     t0, t1, dt = to_epoch(start), to_epoch(end), parse_duration(step)
     if t0 is None or t1 is None:
         raise ConfigError("a range query needs a start and an end time", hint="e.g. --since 1h (the end is now)")
-    common = {"auth": auth, "timeout_s": timeout_s, "retries": retries, "instance_label": instance_label,
+    common: dict[str, Any] = {"auth": auth, "timeout_s": timeout_s, "retries": retries, "instance_label": instance_label,
               "max_response_bytes": cap}
     df, mode_note, used = _fetch(url, query, t0, t1, dt, mode, gc_cycle_s, raw_points_max or RAW_POINTS_MAX, common)
     used_note = None
