@@ -30,6 +30,7 @@ from ..exceptions import (
     MetricsFormatError,
 )
 from ..redact import redact, safe_url
+from .bounded import DeadlineExceeded, ReplyTooLarge, get_bounded
 from .budget import Grant, RequestBudget, budget_for_url
 
 __all__ = [
@@ -247,23 +248,18 @@ class MetricsClient:
         self._spend()
         start = time.monotonic()
         try:
-            # trust_env=False: HTTP(S)_PROXY/ALL_PROXY must never see the X-Auth-Token header.
-            with (httpx.Client(timeout=self.timeout_s, follow_redirects=False, trust_env=False) as client,
-                  client.stream("GET", self.url, headers=self._headers()) as resp):
-                declared = resp.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise self._too_large(int(declared))
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise self._too_large(size)
-                    chunks.append(chunk)
-                    if time.monotonic() - start > self.timeout_s:
-                        raise httpx.ReadTimeout("body read exceeded the timeout")
-                body = b"".join(chunks).decode("utf-8", errors="replace")
-                status, ctype = resp.status_code, resp.headers.get("content-type", "")
+            # trust_env=False: HTTP(S)_PROXY/ALL_PROXY must never see the X-Auth-Token header. The read is
+            # bounded in size and by one deadline for the whole reply (a drip-fed reply ends on time too).
+            with httpx.Client(timeout=self.timeout_s, follow_redirects=False, trust_env=False) as client:
+                reply = get_bounded(client, self.url, headers=self._headers(), max_bytes=self.max_bytes,
+                                    deadline=start + self.timeout_s)
+            body = reply.content.decode("utf-8", errors="replace")
+            status, ctype = reply.status_code, reply.headers.get("content-type", "")
+        except ReplyTooLarge as exc:
+            raise self._too_large(exc.size) from None
+        except DeadlineExceeded as exc:
+            raise self._unreachable("timeout", f"no complete reply within {self.timeout_s:g} s "
+                                               f"({exc.read} bytes received)") from None
         except httpx.RemoteProtocolError:
             # No (valid) status line, or closed with nothing: ask again the raw way and decide from the bytes.
             return self._fetch_socket()

@@ -11,6 +11,7 @@ their values never appear in arguments, frames, errors or output.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ import pandas as pd
 from ..config import Secret, read_token
 from ..exceptions import ConfigError, PrometheusError
 from ..redact import safe_url
-from ..units import parse_duration, to_epoch
+from ..units import format_bytes, parse_duration, to_epoch
+from .bounded import BoundedReply, DeadlineExceeded, ReplyTooLarge, get_bounded
 
 __all__ = [
     "MAX_POINTS_PER_SERIES",
+    "MAX_RESPONSE_BYTES",
     "SAMPLE_COLUMNS",
     "PrometheusAuth",
     "check_url",
@@ -38,6 +41,7 @@ __all__ = [
 ]
 
 MAX_POINTS_PER_SERIES = 11_000  # Prometheus refuses (end-start)/step > 11000
+MAX_RESPONSE_BYTES = 512 * 1024 * 1024  # per API reply; 1,000 series x 5,760 points is ~170 MB of JSON
 SAMPLE_COLUMNS = ("timestamp", "pid", "source", "rss_bytes", "vms_bytes", "uss_bytes", "pss_bytes",
                   "cgroup_bytes", "metrics_rss_bytes", "metrics_vms_bytes", "event", "note")
 _VALUE_COLUMNS = SAMPLE_COLUMNS[3:10]
@@ -130,17 +134,42 @@ def _client(timeout_s: float, transport: httpx.BaseTransport | None) -> httpx.Cl
 
 
 def _api_get(client: httpx.Client, base: str, endpoint: str, params: dict[str, str], *, headers: dict[str, str],
-             retries: int, backoff_s: float, sleep: Callable[[float], None]) -> dict[str, Any]:
-    """One API call with retries on 5xx/429 and connection errors; returns ``data``."""
+             retries: int, backoff_s: float, sleep: Callable[[float], None], deadline: float,
+             timeout_s: float, max_bytes: int) -> dict[str, Any]:
+    """One API call with retries on 5xx/429 and connection errors, all within ``deadline``; returns ``data``.
+
+    Every reply is read through :func:`zcnb.collect.bounded.get_bounded`: at most ``max_bytes`` and never past
+    the deadline (``timeout_s`` is the caller's total, shown in messages).
+    """
     url = f"{base}/api/v1/{endpoint}"
     last = ""
     for attempt in range(retries + 1):
         if attempt:
-            sleep(min(backoff_s * 2 ** (attempt - 1), 30.0))
+            pause = min(backoff_s * 2 ** (attempt - 1), 30.0)
+            if time.monotonic() + pause >= deadline:
+                break
+            sleep(pause)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        if "timeout" in params:  # ask Prometheus to give up before we do
+            params = {**params, "timeout": f"{max(int(left * 1000), 1)}ms"}
         try:
-            resp = client.get(url, params=params, headers=headers)
+            resp = get_bounded(client, url, params=params, headers=headers, max_bytes=max_bytes, deadline=deadline)
+        except ReplyTooLarge as exc:
+            raise PrometheusError(
+                f"Prometheus reply from {base} is larger than {format_bytes(exc.limit)} "
+                + (f"(announced {format_bytes(exc.size)}; not read)" if exc.announced
+                   else f"(stopped reading at {format_bytes(exc.size)})"), url=base,
+                hint="narrow the query (a label filter, a coarser --step, a shorter --since) or raise the cap "
+                     "(--max-response)") from None
+        except DeadlineExceeded as exc:
+            raise PrometheusError(
+                f"Prometheus at {base} did not complete the reply within the {timeout_s:g} s deadline "
+                f"({format_bytes(exc.read)} received)", url=base,
+                hint="raise --timeout (the total for the whole query), or narrow the query / coarsen --step") from None
         except httpx.TimeoutException:
-            last = f"timed out after {client.timeout.read}s"
+            last = f"timed out (deadline {timeout_s:g} s)"
             continue
         except (httpx.TransportError, OSError) as exc:
             last = f"cannot connect ({type(exc).__name__})"
@@ -149,30 +178,33 @@ def _api_get(client: httpx.Client, base: str, endpoint: str, params: dict[str, s
             last = f"HTTP {resp.status_code}: {_api_error(resp) or resp.reason_phrase}"
             continue
         return _decode(resp, url)
+    if not last:
+        last = f"the {timeout_s:g} s deadline passed"
     raise PrometheusError(f"Prometheus at {base} failed after {retries + 1} attempt(s): {last}",
                           hint="check that Prometheus is running and the URL/port are right; raise --timeout for slow queries",
                           url=base)
 
 
-def _api_error(resp: httpx.Response) -> str:
+def _json(resp: BoundedReply) -> Any:
     try:
-        body = resp.json()
-    except ValueError:
-        return ""
+        return json.loads(resp.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _api_error(resp: BoundedReply) -> str:
+    body = _json(resp)
     if isinstance(body, dict) and body.get("status") == "error":
         return f"{body.get('errorType', 'error')}: {body.get('error', '')}"
     return ""
 
 
-def _decode(resp: httpx.Response, url: str) -> dict[str, Any]:
+def _decode(resp: BoundedReply, url: str) -> dict[str, Any]:
     if resp.status_code in (401, 403):
         raise PrometheusError(f"Prometheus refused the request: HTTP {resp.status_code} (authentication failed)",
                               hint="check the credentials in the env vars named by --bearer-token-env / --basic-*-env",
                               url=url, status=resp.status_code)
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
+    body = _json(resp)
     if isinstance(body, dict) and body.get("status") == "error":
         raise PrometheusError(f"Prometheus rejected the query ({body.get('errorType', 'error')}): {body.get('error', '')}",
                               hint="fix the PromQL expression (try it in the Prometheus UI) or the time range/step",
@@ -232,8 +264,12 @@ def query_range(url: str, promql: str, *, start: datetime | float | str, end: da
                 retries: int = 3, backoff_s: float = 0.5, max_points_per_series: int = MAX_POINTS_PER_SERIES,
                 value_column: str = "rss_bytes", instance_label: str = "instance",
                 transport: httpx.BaseTransport | None = None,
-                sleep: Callable[[float], None] = time.sleep) -> pd.DataFrame:
+                sleep: Callable[[float], None] = time.sleep,
+                max_response_bytes: int = MAX_RESPONSE_BYTES) -> pd.DataFrame:
     """Run a PromQL range query and return samples (one series per ``instance_label`` value).
+
+    ``timeout_s`` is the deadline for the whole call (every chunk and retry); each reply is read up to
+    ``max_response_bytes``. Either exceeded is a :class:`PrometheusError` saying which.
 
     Columns: the samples layout (``source`` = "prometheus", ``pid`` NA, values in
     ``value_column``) plus ``instance``; sorted by instance then time.
@@ -248,13 +284,16 @@ def query_range(url: str, promql: str, *, start: datetime | float | str, end: da
         raise ConfigError("a range query needs a start and an end time", hint="e.g. --since 1h (the end is now)")
     if t1 < t0:
         raise ConfigError("query end is before its start", hint="swap start and end, or shorten --since")
+    _check_bounds(timeout_s, max_response_bytes)
+    deadline = time.monotonic() + timeout_s
     headers = auth.headers() if auth else {}
     merged: dict[tuple[tuple[str, str], ...], list[np.ndarray]] = {}
     with _client(timeout_s, transport) as client:
         for s, e in _chunks(t0, t1, dt, max_points_per_series):
             params = {"query": promql, "start": _fmt(s), "end": _fmt(e), "step": _fmt(dt), "timeout": _fmt(timeout_s) + "s"}
             data = _api_get(client, base, "query_range", params, headers=headers, retries=retries,
-                            backoff_s=backoff_s, sleep=sleep)
+                            backoff_s=backoff_s, sleep=sleep, deadline=deadline, timeout_s=timeout_s,
+                            max_bytes=max_response_bytes)
             if data.get("resultType") != "matrix":
                 raise PrometheusError(f"range query returned {data.get('resultType')!r}, expected a matrix",
                                       hint="use an expression that yields an instant vector", url=base)
@@ -270,20 +309,21 @@ def _to_frame(merged: dict[tuple[tuple[str, str], ...], list[np.ndarray]], *, va
               instance_label: str) -> pd.DataFrame:
     labels = [dict(k) for k in merged]
     keys = _series_keys(labels, instance_label)
-    frames = []
+    names: list[np.ndarray] = []
+    stamps: list[np.ndarray] = []
+    vals_all: list[np.ndarray] = []
     for key, parts in zip(keys, merged.values()):
         arr = np.concatenate(parts)
         ts = arr[:, 0].astype(np.float64)
-        vals = arr[:, 1].astype(str).astype(np.float64)  # "NaN", "+Inf" parse too
+        vals = np.array(arr[:, 1].tolist(), dtype=np.float64)  # "NaN", "+Inf" parse too
         ts, first = np.unique(ts, return_index=True)  # sorted, one value per timestamp
-        frames.append(pd.DataFrame({"instance": key, "ts": ts, "value": vals[first]}))
-    if frames:
-        long = pd.concat(frames, ignore_index=True)
-    else:
-        long = pd.DataFrame({"instance": pd.Series(dtype=str), "ts": pd.Series(dtype=np.float64),
-                             "value": pd.Series(dtype=np.float64)})
-    return samples_frame(long["instance"].to_numpy(), long["ts"].to_numpy(), long["value"].to_numpy(),
-                         value_column=value_column)
+        names.append(np.full(len(ts), key, dtype=object))
+        stamps.append(ts)
+        vals_all.append(vals[first])
+    if names:
+        return samples_frame(np.concatenate(names), np.concatenate(stamps), np.concatenate(vals_all),
+                             value_column=value_column)
+    return samples_frame(np.empty(0, dtype=object), np.empty(0), np.empty(0), value_column=value_column)
 
 
 def samples_frame(instance: np.ndarray | list[str], ts: np.ndarray, values: np.ndarray, *,
@@ -306,16 +346,23 @@ def query_instant(url: str, promql: str, *, at: datetime | float | str | None = 
                   auth: PrometheusAuth | None = None, timeout_s: float = 30.0, retries: int = 3,
                   backoff_s: float = 0.5, instance_label: str = "instance",
                   transport: httpx.BaseTransport | None = None,
-                  sleep: Callable[[float], None] = time.sleep) -> dict[str, float]:
-    """Run an instant query; return ``{series key: value}`` (keys as in :func:`query_range`)."""
+                  sleep: Callable[[float], None] = time.sleep,
+                  max_response_bytes: int = MAX_RESPONSE_BYTES) -> dict[str, float]:
+    """Run an instant query; return ``{series key: value}`` (keys as in :func:`query_range`).
+
+    ``timeout_s``: the deadline for the whole call; replies read up to ``max_response_bytes``.
+    """
     base = check_url(url)
+    _check_bounds(timeout_s, max_response_bytes)
+    deadline = time.monotonic() + timeout_s
     params = {"query": promql, "timeout": _fmt(timeout_s) + "s"}
     when = to_epoch(at)
     if when is not None:
         params["time"] = _fmt(when)
     headers = auth.headers() if auth else {}
     with _client(timeout_s, transport) as client:
-        data = _api_get(client, base, "query", params, headers=headers, retries=retries, backoff_s=backoff_s, sleep=sleep)
+        data = _api_get(client, base, "query", params, headers=headers, retries=retries, backoff_s=backoff_s, sleep=sleep,
+                        deadline=deadline, timeout_s=timeout_s, max_bytes=max_response_bytes)
     if data.get("resultType") != "vector":
         raise PrometheusError(f"instant query returned {data.get('resultType')!r}, expected a vector",
                               hint="use an expression that yields an instant vector", url=base)
@@ -323,6 +370,14 @@ def query_instant(url: str, promql: str, *, at: datetime | float | str | None = 
     labels = [dict(r.get("metric") or {}) for r in result]
     keys = _series_keys(labels, instance_label)
     return {k: float(r["value"][1]) for k, r in zip(keys, result)}
+
+
+def _check_bounds(timeout_s: float, max_bytes: int) -> None:
+    if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s < 1e6):
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout_s!r}", hint="e.g. --timeout 30")
+    if not (isinstance(max_bytes, int) and max_bytes > 0):
+        raise ConfigError(f"the reply size cap must be a positive number of bytes, got {max_bytes!r}",
+                          hint="e.g. --max-response 512MiB")
 
 
 def _fmt(x: float) -> str:

@@ -33,8 +33,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bearer-token-env", default=None, help="NAME of the env var holding a bearer token")
     p.add_argument("--basic-user-env", default=None, help="NAME of the env var holding the basic-auth user")
     p.add_argument("--basic-password-env", default=None, help="NAME of the env var holding the basic-auth password")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="total seconds for each Prometheus query, all chunks and retries included (default 30)")
+    p.add_argument("--max-response", default="512MiB",
+                   help="largest Prometheus reply read, e.g. 512MiB (default); bigger replies are refused")
     p.add_argument("--retries", type=int, default=3, help="retries on 5xx / connection errors (default 3)")
+    p.add_argument("--mode", choices=("auto", "raw", "baseline"), default="auto",
+                   help="raw: every sample; baseline: Prometheus computes min_over_time per window and only that "
+                        "is read; auto (default): baseline above 2,000,000 raw points (series x points)")
+    p.add_argument("--gc-cycle", default=None,
+                   help="expected GC/free cycle (e.g. 10m): the baseline window is at least 1.5x this")
     p.add_argument("--no-rule", action="store_true", help="do not evaluate the alert rule on the server")
     p.add_argument("--png", default=None, help="write the small-multiples figure to this PNG file")
     add_json_option(p, "the fleet view")
@@ -67,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from ..collect.prometheus import PrometheusAuth
     from ..files import write_private
     from ..fleet.view import fleet_from_prometheus
-    from ..units import format_bytes, format_duration, parse_size
+    from ..units import format_bytes, format_duration, parse_duration, parse_size
     from ..viz.fleet import plot_fleet
     from .json_option import emit_json, info, json_to_stdout
 
     start, end = _range(args)
     limit = parse_size(args.limit) if args.limit else None
+    max_response = int(parse_size(args.max_response))
     auth = None
     if args.bearer_token_env or args.basic_user_env or args.basic_password_env:
         auth = PrometheusAuth(bearer_token_env=args.bearer_token_env, basic_user_env=args.basic_user_env,
@@ -82,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
     view = fleet_from_prometheus(args.prometheus_url, args.query or DEFAULT_FLEET_QUERY, start=start, end=end,
                                  step=args.step, limit_bytes=limit, auth=auth, evaluate_rule=not args.no_rule,
                                  instance_label=args.instance_label, timeout_s=args.timeout, retries=args.retries,
-                                 fallback_query=None if args.query else EXPORTER_FLEET_QUERY)
+                                 fallback_query=None if args.query else EXPORTER_FLEET_QUERY,
+                                 max_response_bytes=max_response, mode=args.mode,
+                                 gc_cycle_s=parse_duration(args.gc_cycle) if args.gc_cycle else None)
     if not json_to_stdout(args):
-        print(view.summary())
+        print(view.summary() + f" [mode: {view.mode}]")
         table = view.to_frame()
         cols = ["instance", "verdict", "pattern", "severity", "growth_bytes_per_hour", "time_to_limit_s", "last_bytes",
                 "n_samples", "restart_rank"] + (["rule_flagged"] if view.rule_evaluated else [])

@@ -126,6 +126,7 @@ class FleetView:
     end: datetime | None
     notes: tuple[str, ...] = ()
     assessments: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    mode: str = ""  # how the data left Prometheus: "raw" samples or the server-side "baseline"; "" = given frame
     data: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -156,6 +157,7 @@ class FleetView:
             "start": self.start.isoformat() if self.start is not None else None,
             "end": self.end.isoformat() if self.end is not None else None,
             "notes": list(self.notes),
+            "mode": self.mode,
             "assessments": {k: (a.to_dict() if hasattr(a, "to_dict") else a) for k, a in self.assessments.items()},
         }
 
@@ -259,6 +261,33 @@ def _assess_all(groups: list[tuple[str, pd.DataFrame]], column: str, limit_bytes
     return [out[key] for key, _ in groups]
 
 
+def _vector_groups(df: pd.DataFrame, slim: pd.DataFrame, by: str, col: str, window_s: float | None,
+                   limit_bytes: float | None) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, tuple[int, float | None]],
+                                                  str]:
+    """The vectorised pass: (instance, frame to assess) in instance order, raw counts of the reduced ones, a note."""
+    from .vector import fleet_baselines
+
+    fb = fleet_baselines(df, by=by, column=col, window_s=window_s, limit_bytes=limit_bytes)
+    groups: list[tuple[str, pd.DataFrame]] = []
+    raw_counts: dict[str, tuple[int, float | None]] = {}
+    for i, key in enumerate(fb.instances):
+        frame = fb.baselines.get(key)
+        if frame is None:
+            # Without events or pids only timestamp and value matter to assess_leak: a narrower frame is cheaper.
+            sub = slim.iloc[fb.rows[key]]
+            groups.append((key, sub[["timestamp", col]] if fb.plain[i] else sub))
+        else:
+            groups.append((key, frame))
+            raw_counts[key] = (int(fb.n_samples[i]), _num(fb.last[i]))
+    counts = fb.counts()
+    n_base = counts.pop("baseline", 0)
+    raw = ", ".join(f"{n} {why}" for why, n in sorted(counts.items())) or "none"
+    note = (f"engine: vector (one numpy pass: trough baseline = minimum of every {fb.width} x "
+            f"{format_duration(fb.step_s)} window, Theil-Sen trend, for all {len(fb.instances)} instances); "
+            f"{n_base} assessed on their baseline, raw per-instance path for the rest ({raw})")
+    return groups, raw_counts, note
+
+
 def _rank_key(r: FleetRow) -> tuple[Any, ...]:
     ttl = r.time_to_limit_s if r.time_to_limit_s is not None else math.inf
     growth = r.growth_bytes_per_hour if r.growth_bytes_per_hour is not None else 0.0
@@ -268,8 +297,15 @@ def _rank_key(r: FleetRow) -> tuple[Any, ...]:
 def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = "instance", column: str | None = None,
                query: str = DEFAULT_FLEET_QUERY,
                rule_flagged: Collection[str] | None = None, keep_data: bool = True,
-               workers: int | None = None) -> FleetView:
+               workers: int | None = None, engine: str = "auto", window_s: float | None = None) -> FleetView:
     """Assess each ``by`` group with ``assess_leak`` and rank the fleet.
+
+    ``engine``: "vector" computes every instance's trough baseline and robust trend in one numpy pass
+    (:mod:`zcnb.fleet.vector`) and hands each baseline to ``assess_leak``; instances where a coarser
+    baseline could change the decision (restarts, GC cycles, growth near the threshold, ...) take the
+    raw per-instance path. "per-instance" runs ``assess_leak`` on every instance's raw samples. "auto":
+    vector from 16 instances. ``window_s``: the baseline window of the vector engine (at least the
+    expected GC cycle; default: the span over 300 windows).
 
     ``rule_flagged`` lists the instances the alert rule fires for (from
     :func:`fleet_from_prometheus`); None means the rule was not evaluated.
@@ -285,14 +321,27 @@ def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = 
         raise ConfigError(f"limit_bytes must be a positive number, got {limit_bytes!r}", hint="e.g. parse_size('2GiB')")
     if df.empty:
         raise AnalysisError("no samples to analyse", hint="widen the time range or check the query matches series")
+    if engine not in ("auto", "vector", "per-instance"):
+        raise ConfigError(f"unknown fleet engine {engine!r}", hint="use auto, vector or per-instance")
     col = pick_column(df, column)
     # Only the columns assess_leak reads: smaller frames to slice and to send to workers.
     slim = df[[c for c in ("timestamp", "pid", "source", col, "event", "note") if c in df.columns]]
-    groups = [(str(key), slim.loc[idx]) for key, idx in df.groupby(by, sort=True).indices.items()]
+    use_vector = engine == "vector" or (engine == "auto" and df[by].nunique() >= 16)
+    notes = [f"analysed column {col!r} per {by!r}"]
+    if use_vector:
+        groups, raw_counts, note = _vector_groups(df, slim, by, col, window_s, limit_bytes)
+        notes.append(note)
+    else:
+        groups = [(str(key), slim.iloc[idx]) for key, idx in df.groupby(by, sort=True).indices.items()]
+        raw_counts = {}
+        notes.append(f"engine: per-instance (assess_leak on every instance's {len(slim):,} raw samples)")
     n_workers = _auto_workers(len(groups)) if workers is None else max(1, int(workers))
     rows: list[FleetRow] = []
     assessments: dict[str, Any] = {}
     for row, a in _assess_all(groups, col, limit_bytes, n_workers):
+        if row.instance in raw_counts:  # assessed on its baseline: show the raw sample count and last value
+            n_raw, last = raw_counts[row.instance]
+            row = replace(row, n_samples=n_raw, last_bytes=last)
         rows.append(row)
         if a is not None:
             assessments[row.instance] = a
@@ -303,7 +352,6 @@ def fleet_view(df: pd.DataFrame, *, limit_bytes: float | None = None, by: str = 
     rows = [FleetRow(**{**r.to_dict(), "restart_rank": ranks.get(r.instance),
                         "rule_flagged": (r.instance in flagged) if flagged is not None else None}) for r in rows]
     rows.sort(key=_rank_key)
-    notes = [f"analysed column {col!r} per {by!r}"]
     if limit_bytes is None:
         notes.append("no limit given: no time to limit, severity reflects only how fast memory doubles, and the "
                      "restart order is by growth rate; give limit_bytes (e.g. the unit's MemoryMax or the host's "
@@ -321,20 +369,35 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
                           step: float | str = "15s", limit_bytes: float | None = None,
                           auth: PrometheusAuth | None = None, evaluate_rule: bool = True,
                           instance_label: str = "instance", timeout_s: float = 30.0, retries: int = 3,
-                          fallback_query: str | None = None) -> FleetView:
+                          fallback_query: str | None = None,
+                          max_response_bytes: int | None = None, mode: str = "auto",
+                          gc_cycle_s: float | None = None, raw_points_max: int | None = None) -> FleetView:
     """Query Prometheus, assess every instance, and (with a limit) evaluate the alert rule at ``end``.
 
     ``fallback_query`` is read when ``query`` has no series (e.g. ``EXPORTER_FLEET_QUERY`` when the gateways'
     own metrics have no memory); the view's notes then say which query was used and why.
+    ``mode``: "raw" reads every sample; "baseline" has the server compute the per-window minimum
+    (``min_over_time(q[W])`` every W, :mod:`zcnb.fleet.pushdown`) so only the baseline leaves it; "auto"
+    counts the series first and goes baseline above ``raw_points_max`` points (default 2,000,000).
+    ``gc_cycle_s``: the expected GC cycle; W is at least 1.5 times it.
     """
-    from ..collect.prometheus import query_instant, query_range
+    from ..collect.prometheus import MAX_RESPONSE_BYTES, query_instant
+    from ..units import parse_duration, to_epoch
+    from .pushdown import RAW_POINTS_MAX
 
-    df = query_range(url, query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s, retries=retries,
-                     instance_label=instance_label)
+    if mode not in ("auto", "raw", "baseline"):
+        raise ConfigError(f"unknown fleet mode {mode!r}", hint="use auto, raw or baseline")
+    cap = max_response_bytes or MAX_RESPONSE_BYTES
+    t0, t1, dt = to_epoch(start), to_epoch(end), parse_duration(step)
+    if t0 is None or t1 is None:
+        raise ConfigError("a range query needs a start and an end time", hint="e.g. --since 1h (the end is now)")
+    common: dict[str, Any] = {"auth": auth, "timeout_s": timeout_s, "retries": retries, "instance_label": instance_label,
+              "max_response_bytes": cap}
+    df, mode_note, used = _fetch(url, query, t0, t1, dt, mode, gc_cycle_s, raw_points_max or RAW_POINTS_MAX, common)
     used_note = None
     if df.empty and fallback_query:
-        df = query_range(url, fallback_query, start=start, end=end, step=step, auth=auth, timeout_s=timeout_s,
-                         retries=retries, instance_label=instance_label)
+        df, mode_note, used = _fetch(url, fallback_query, t0, t1, dt, mode, gc_cycle_s,
+                                     raw_points_max or RAW_POINTS_MAX, common)
         used_note = (f"{query} has no series (the gateways' own metrics have no memory): read the zcnb exporter's "
                      f"series instead, {fallback_query}")
         query = fallback_query
@@ -344,7 +407,38 @@ def fleet_from_prometheus(url: str, query: str, *, start: datetime | float | str
     flagged: list[str] | None = None
     if evaluate_rule and limit_bytes is not None:
         rule = alert_rule(query, limit_bytes=limit_bytes)
-        flagged = list(query_instant(url, rule.expr, at=end, auth=auth, timeout_s=timeout_s, retries=retries,
-                                     instance_label=instance_label))
-    view = fleet_view(df, limit_bytes=limit_bytes, by="instance", query=query, rule_flagged=flagged)
-    return replace(view, notes=(used_note, *view.notes)) if used_note else view
+        flagged = list(query_instant(url, rule.expr, at=t1, **common))
+    # Baseline series are a few hundred points each: the per-instance path on them is already cheap.
+    view = fleet_view(df, limit_bytes=limit_bytes, by="instance", query=query, rule_flagged=flagged,
+                      engine="per-instance" if used == "baseline" else "auto")
+    notes = tuple(n for n in (used_note, mode_note) if n) + view.notes
+    return replace(view, notes=notes, mode=used)
+
+
+def _fetch(url: str, query: str, t0: float, t1: float, dt: float, mode: str, gc_cycle_s: float | None,
+           raw_points_max: int, common: dict[str, Any]) -> tuple[pd.DataFrame, str, str]:
+    """Samples (raw) or server-side baselines for ``query``; a note saying which and why; the mode used."""
+    from ..collect.prometheus import query_instant, query_range
+    from .pushdown import baseline_query, baseline_window, choose_mode, windows_per_request
+
+    n_series = None
+    if mode != "raw":
+        counted = query_instant(url, f"count({query})", at=t1, **common)
+        n_series = int(next(iter(counted.values()), 0.0))
+    used = mode if mode != "auto" else choose_mode(n_series or 0, t0, t1, dt, raw_points_max=raw_points_max)
+    n_raw = (n_series or 0) * (math.floor((t1 - t0) / dt) + 1)
+    if used == "raw":
+        df = query_range(url, query, start=t0, end=t1, step=dt, **common)
+        why = f"{n_series} series x {math.floor((t1 - t0) / dt) + 1} points <= {raw_points_max:,}" if mode == "auto" \
+            else "asked for"
+        return df, f"mode: raw (every sample at {format_duration(dt)}; {why})", used
+    w = baseline_window(t0, t1, dt, gc_cycle_s=gc_cycle_s)
+    expr = baseline_query(query, w, dt)
+    per_req = windows_per_request(n_series or 1, w, dt)
+    df = query_range(url, expr, start=t0 + w, end=t1, step=w, max_points_per_series=per_req, **common)
+    why = (f"{n_series} series x {math.floor((t1 - t0) / dt) + 1} points = {n_raw:,} > {raw_points_max:,}"
+           if mode == "auto" else "asked for")
+    note = (f"mode: baseline ({expr} every {format_duration(w)}, computed by Prometheus: only the trough baseline "
+            f"left the server, {why}); GC cycles shorter than the window are not visible, so patterns describe "
+            f"the baseline and n_samples counts windows")
+    return df, note, "baseline"
