@@ -86,6 +86,10 @@ def _matrix(series: list[tuple[dict[str, str], list[list[Any]]]]) -> dict[str, A
 def _grid_reply(labels: list[dict[str, str]]) -> Callable[[dict[str, str]], Reply]:
     """Answer any range query with value = 1000*series + t on the requested grid (like Prometheus)."""
     def reply(q: dict[str, str]) -> Reply:
+        if "start" not in q:  # an instant query (fleet's count(...) before choosing raw or baseline mode)
+            result = ([{"metric": {}, "value": [float(q.get("time", time.time())), str(len(labels))]}]
+                      if q["query"].startswith("count(") else [])
+            return 200, {"status": "success", "data": {"resultType": "vector", "result": result}}
         s, e, step = float(q["start"]), float(q["end"]), float(q["step"])
         if (e - s) / step > 11000:
             return 400, {"status": "error", "errorType": "bad_data",
@@ -335,11 +339,14 @@ def test_notebook_fleet_mode_empty_query_is_the_cli_default(fake: FakeApi, tmp_p
     fake.default = _grid_reply([{"instance": "gw-a:18789", "job": "zeptoclaw-gateway"}])
     inc = open_incident(tmp_path / "inc")
     view = confirm.fleet(inc, prometheus_url=fake.url, promql="", since="10m", step="15s")
-    assert fake.requests and {r["params"]["query"] for r in fake.requests} == {DEFAULT_FLEET_QUERY}
+    ranged = [r for r in fake.requests if r["path"].endswith("/query_range")]
+    assert ranged and {r["params"]["query"] for r in ranged} == {DEFAULT_FLEET_QUERY}
     assert '{job="zeptoclaw-gateway"}' in DEFAULT_FLEET_QUERY and len(view.rows) == 1
     fake.requests.clear()
     main(["fleet", "--prometheus-url", fake.url, "--since", "10m", "--step", "15s"])  # the CLI with no --query
-    assert fake.requests and {r["params"]["query"] for r in fake.requests} == {DEFAULT_FLEET_QUERY}
+    ranged = [r for r in fake.requests if r["path"].endswith("/query_range")]
+    assert ranged and {r["params"]["query"] for r in ranged} == {DEFAULT_FLEET_QUERY}
+    assert {r["params"]["query"] for r in fake.requests if r not in ranged} <= {f"count({DEFAULT_FLEET_QUERY})"}
     fake.requests.clear()
     confirm.fleet(inc, prometheus_url=fake.url, promql="up", since="10m", step="15s")
-    assert {r["params"]["query"] for r in fake.requests} == {"up"}
+    assert {r["params"]["query"] for r in fake.requests if r["path"].endswith("/query_range")} == {"up"}

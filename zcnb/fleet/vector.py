@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import LeakThresholds
+from ..analysis.verdict import min_relative_rise
 
 __all__ = ["TARGET_POINTS", "FleetBaselines", "fleet_baselines", "theil_sen_rows", "window_minima_rows"]
 
@@ -237,11 +238,26 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
         spread = np.nanmax(detr, axis=2) - np.nanmin(detr, axis=2)
         amp = np.nanmedian(spread, axis=1)
         cycle_ratio = amp / np.maximum(noise, 1.0)
+        # Curvature: how far the baseline strays from its own straight line, as the largest median residual
+        # over 20 consecutive chunks. A warm-up that levels off (or a cache filling up) bends the baseline;
+        # the bounded-model test that names it needs the raw series, so such instances take the raw path.
+        intercept = np.nanmedian(by_ - np.nan_to_num(slope)[:, None] * bt, axis=1)
+        resid = by_ - (intercept[:, None] + np.nan_to_num(slope)[:, None] * bt)
+        n_chunks = min(20, max(1, resid.shape[1] // 5))
+        usable = (resid.shape[1] // n_chunks) * n_chunks
+        bend = np.nanmax(np.abs(np.nanmedian(resid[:, :usable].reshape(n_inst, n_chunks, -1), axis=2)), axis=1)
     route = []
     frames: dict[str, pd.DataFrame] = {}
     rows: dict[str, np.ndarray] = {}
-    thr = np.array([th.practical_rate(float(v)) if math.isfinite(v) else th.min_growth_bytes_per_hour
-                    for v in level]) / 3600.0
+    # The verdict's own rule (zcnb.analysis.verdict): over a window this long the baseline must rise by
+    # min_relative_rise of its level (and at least min_observed_growth_bytes); as a rate per second.
+    first_slot = np.full(n_inst, n_slots, dtype=np.int64)
+    np.minimum.at(first_slot, codes[measured], slot[measured])
+    last_slot = np.zeros(n_inst, dtype=np.int64)
+    np.maximum.at(last_slot, codes[measured], slot[measured])
+    span_s = np.maximum(last_slot - first_slot + 1, 1) * step
+    thr = np.array([max(min_relative_rise(float(d), th) * (float(v) if math.isfinite(v) else 0.0),
+                        th.min_observed_growth_bytes) / float(d) for v, d in zip(level, span_s, strict=True)])
     for i, key in enumerate(keys):
         reason = str(raw_reason[i])
         if not reason and width == 1:
@@ -254,6 +270,8 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
             reason = "GC cycles"
         if not reason and not (high[i] < 0.5 * thr[i] or (low[i] > 2.0 * thr[i] and pval[i] < 1e-3)):
             reason = "growth near the threshold"
+        if not reason and bend[i] > max(thr[i] * span_s[i], 3.0 * noise[i]):
+            reason = "curved baseline (warm-up or bounded growth)"
         if not reason and slope[i] > 0 and _near_boundary(slope[i], level[i], last[i], limit_bytes, th):
             # The baseline sits below the raw peaks, so its time to limit is a little longer: near a
             # severity boundary that could change the severity.
