@@ -25,7 +25,15 @@ from ..exceptions import BackupInvalid, StateError, UnsafePath
 from ..locks import HeldLock
 from .apply import DEFAULT_UNIT, StepHook, run_restore
 from .backups import BackupInfo, backups_path, resolve_backup, state_path
-from .crashlog import CRASH_LOG_VERSION, crash_log_path, lock_state, phase, read_crash_log, refuse_if_locked, save_crash_log
+from .crashlog import (
+    CRASH_LOG_VERSION,
+    crash_log_path,
+    lock_state,
+    phase,
+    read_crash_log,
+    refuse_if_locked,
+    save_crash_log,
+)
 from .gateway import check_gateway, gateway_notes, gateway_pattern, gateway_step, refuse_if_running
 from .tree import CopyFile, same_filesystem
 from .verified import verify_for_restore

@@ -23,16 +23,16 @@ __all__ = [
     "fsync_dir",
     "hash_entries",
     "hash_tree",
+    "nearest_existing",
     "read_hash",
     "run_parallel",
-    "sync_filesystem",
-    "walk_tree",
-    "workers_for",
-    "nearest_existing",
     "safe_child",
     "same_filesystem",
     "symlink_problems",
+    "sync_filesystem",
     "tree_digest",
+    "walk_tree",
+    "workers_for",
 ]
 
 #: ``copy_file(src, dst)``: copy one regular file; injectable so tests can simulate a full disk.
