@@ -1,9 +1,9 @@
 """The staging copy of a restore, and the only way zcnb ever gets rid of one.
 
-:func:`stage_copy` copies a verified backup in one pass: every file is read once, hashed while it is
-copied (the bytes written are the bytes hashed) and checked against the backup's verified hashes; files
-are copied by a few threads; one ``syncfs`` makes the whole copy durable (an fsync per file where there is
-no ``syncfs``). :func:`fingerprint` records what was staged (names, kinds, sizes, mtimes, inodes), so the
+:func:`stage_copy` copies a verified backup and hashes every file: small files while they are copied (the
+bytes written are the bytes hashed), big ones by reading the kernel's copy back (the bytes staged are the bytes
+hashed); every hash is checked against the backup's verified hashes. Files are copied by a few threads; one
+``syncfs`` makes the whole copy durable (an fsync per file where there is no ``syncfs``). :func:`fingerprint` records what was staged (names, kinds, sizes, mtimes, inodes), so the
 state can be checked after the swap without reading every byte again.
 
 :func:`discard_copy` deletes a tree only when its content proves the backup holds all of it (every file
