@@ -140,6 +140,11 @@ def verify_for_restore(path: Path, state: Path, *, reuse: bool) -> tuple[VerifyR
     started = datetime.now(UTC)
     vr = verify_backup(root)
     note = ""
-    if vr.ok and before is not None and backup_fingerprint(root) == before:
-        note = _save(rpath, root, before, vr, started)
+    if vr.ok and not reuse:
+        if before is None:
+            note = "the backup folder could not be walked for its fingerprint: the confirmed run verifies again"
+        elif backup_fingerprint(root) != before:
+            note = "the backup changed while it was verified: the confirmed run verifies again"
+        else:
+            note = _save(rpath, root, before, vr, started)
     return vr, note
