@@ -35,13 +35,14 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(autouse=True)
-def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Restores without a service manager refuse while a process matches ``process_pattern``: give these tests
     a pattern nothing matches, so simulated gateways of other tests (or leftovers) cannot interfere. The
     environment variable also reaches the child processes some tests start."""
     import uuid
 
     monkeypatch.setenv("ZCNB_PROCESS_PATTERN", f"zcnb-test-no-gateway-{uuid.uuid4().hex}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # verification records
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:

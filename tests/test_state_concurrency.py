@@ -45,11 +45,12 @@ except ZcnbError as exc:
 
 
 @pytest.fixture(autouse=True)
-def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No process may match the gateway pattern (the racers run without a service manager)."""
     import uuid
 
     monkeypatch.setenv("ZCNB_PROCESS_PATTERN", f"zcnb-test-no-gateway-{uuid.uuid4().hex}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # verification records
 
 
 def _race(data: Path, work: Path, slow: float) -> list[dict[str, object]]:

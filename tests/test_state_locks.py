@@ -28,8 +28,9 @@ BACKUP = "20261127-221500"
 
 
 @pytest.fixture(autouse=True)
-def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_gateway_pattern(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ZCNB_PROCESS_PATTERN", f"zcnb-test-no-gateway-{uuid.uuid4().hex}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # verification records
 
 
 @pytest.fixture

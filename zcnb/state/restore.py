@@ -25,10 +25,19 @@ from ..exceptions import BackupInvalid, StateError, UnsafePath
 from ..locks import HeldLock
 from .apply import DEFAULT_UNIT, StepHook, run_restore
 from .backups import BackupInfo, backups_path, resolve_backup, state_path
-from .crashlog import CRASH_LOG_VERSION, crash_log_path, lock_state, phase, read_crash_log, refuse_if_locked, save_crash_log
+from .crashlog import (
+    CRASH_LOG_VERSION,
+    crash_log_path,
+    lock_state,
+    phase,
+    read_crash_log,
+    refuse_if_locked,
+    save_crash_log,
+)
 from .gateway import check_gateway, gateway_notes, gateway_pattern, gateway_step, refuse_if_running
 from .tree import CopyFile, same_filesystem
-from .verify import VerifyResult, verify_backup
+from .verified import verify_for_restore
+from .verify import VerifyResult
 
 __all__ = ["DEFAULT_UNIT", "StepHook", "check_state_dir", "restore_state", "resume_restore", "unique_stamp"]
 
@@ -106,11 +115,13 @@ def restore_state(backup: str | os.PathLike[str] | BackupInfo = "latest", *,
 def _plan(backup: str | os.PathLike[str] | BackupInfo, state: Path, base: Path,
           quarantine_dir: str | os.PathLike[str] | None, service: Any, unit: str, pattern: str, *, stop_gateway: bool,
           held: HeldLock | None = None) -> _Planned:
-    info, vr = _usable_backup(backup, base, state, held)
+    info, vr, note = _usable_backup(backup, base, state, held)
     qbase, qtext = _quarantine_base(quarantine_dir, base, state, info)
     plan = _restore_plan(info, vr, state, qtext, service, unit, pattern, stop_gateway=stop_gateway)
     details: dict[str, Any] = {"backup": info.to_dict(), "verify": vr.to_dict(), "state_dir": str(state),
                                "quarantine": qtext}
+    if note:
+        details["verify_note"] = note
     return _Planned(info, vr, qbase, plan, details)
 
 
@@ -137,7 +148,7 @@ def _journal(p: _Planned, state: Path, base: Path, unit: str, pattern: str, *, s
 
 
 def _usable_backup(backup: str | os.PathLike[str] | BackupInfo, base: Path, state: Path,
-                   held: HeldLock | None = None) -> tuple[BackupInfo, VerifyResult]:
+                   held: HeldLock | None = None) -> tuple[BackupInfo, VerifyResult, str]:
     """The backup to restore, verified; refuses while an unfinished restore of ``state`` is recorded."""
     info = resolve_backup(backup, backups_dir=base)
     check_state_dir(state)
@@ -146,14 +157,14 @@ def _usable_backup(backup: str | os.PathLike[str] | BackupInfo, base: Path, stat
         died = f"; {held.stale_note()} (it stopped half-way)" if held is not None and held.stale is not None else ""
         raise StateError(f"an unfinished restore of {state} is recorded in {crash_log_path(state)} (step {j_old.get('step')}){died}",
                          hint="finish it with `zcnb restore resume` or revert it with `zcnb restore undo`", path=str(state))
-    vr = verify_backup(info.path)
+    vr, note = verify_for_restore(info.path, state, reuse=held is not None)
     if vr.link_problems:
         raise UnsafePath(f"backup {info.name} holds unsafe symlinks: {'; '.join(vr.link_problems)}",
                          hint="pick another backup or fix the links by hand", path=str(info.path))
     if not vr.ok:
         raise BackupInvalid(f"backup {info.name} failed verification: {'; '.join(vr.problems)}",
                             hint="pick another backup (`zcnb backup list`, `zcnb backup verify NAME`)", path=str(info.path))
-    return info, vr
+    return info, vr, note
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -200,6 +211,8 @@ def _dry_run(plan: Plan, started: datetime, details: dict[str, Any], service: An
     gw = check_gateway(service, unit, pattern, fallback=True)
     details.update(gateway_active=gw.running, gateway_check=gw.to_dict())
     notes = gateway_notes(gw, service, unit, stop_gateway=stop_gateway)
+    if details.get("verify_note"):
+        notes.append(str(details["verify_note"]) + ".")
     return ActionResult("restore-state", plan.target, True, "planned", started_at=started, finished_at=_now(),
                         commands=plan.steps, plan_id=plan.plan_id, details=details,
                         message=" ".join([f"dry run: nothing was changed. {apply_hint(plan.plan_id)}."] + notes))

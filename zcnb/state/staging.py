@@ -1,9 +1,9 @@
 """The staging copy of a restore, and the only way zcnb ever gets rid of one.
 
-:func:`stage_copy` copies a verified backup in one pass: every file is read once, hashed while it is
-copied (the bytes written are the bytes hashed) and checked against the backup's verified hashes; files
-are copied by a few threads; one ``syncfs`` makes the whole copy durable (an fsync per file where there is
-no ``syncfs``). :func:`fingerprint` records what was staged (names, kinds, sizes, mtimes, inodes), so the
+:func:`stage_copy` copies a verified backup and hashes every file: small files while they are copied (the
+bytes written are the bytes hashed), big ones by reading the kernel's copy back (the bytes staged are the bytes
+hashed); every hash is checked against the backup's verified hashes. Files are copied by a few threads; one
+``syncfs`` makes the whole copy durable (an fsync per file where there is no ``syncfs``). :func:`fingerprint` records what was staged (names, kinds, sizes, mtimes, inodes), so the
 state can be checked after the swap without reading every byte again.
 
 :func:`discard_copy` deletes a tree only when its content proves the backup holds all of it (every file
@@ -13,6 +13,8 @@ state) is moved aside, never deleted.
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import os
 import secrets
@@ -21,6 +23,7 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import StateError
 from .tree import CopyFile, Entry, file_sha256, fsync_dir, run_parallel, sync_filesystem, walk_tree
@@ -70,10 +73,11 @@ def stage_copy(src: Path, dst: Path, *, expected: Mapping[str, str] | None, copy
     one = _copier(dst, copy_file, fsync_each=not synced)
     results = []
     if files:
-        results.append(one(files[0]))
+        first = min(range(len(files)), key=lambda i: files[i].size)  # copied alone: the smallest
+        results.append(one(files[first]))
         if after_first_file is not None:
             after_first_file()
-        results += run_parallel(one, files[1:], total_bytes=sum(e.size for e in files))
+        results += run_parallel(one, files[:first] + files[first + 1:], total_bytes=sum(e.size for e in files))
     total = 0
     for rel, digest, size in results:
         hashes[rel] = "f:" + digest
@@ -114,22 +118,20 @@ def _copier(dst: Path, copy_file: CopyFile | None, *, fsync_each: bool) -> Calla
 
 def copy_hashed(src: str, dst: str, *, fsync: bool = False) -> tuple[str, int]:
     """Copy one regular file to the new path ``dst`` (never overwriting, never following links), keeping mode,
-    times and extended attributes; returns the sha256 and size of the bytes written. A failed copy is removed."""
+    times and extended attributes; returns the sha256 and size of the bytes now in ``dst``. A failed copy is removed.
+
+    Files under 1 MiB are read once, hashed and written from the same buffer. Bigger ones are copied by the
+    kernel (``copy_file_range``: no trip through Python, no second buffer), their write-back to disk is started at
+    once, and the copy itself is read back and hashed (so the hash is of the bytes staged, not of a read of the
+    source that could differ from what was written); where the kernel cannot copy, the first way is used.
+    """
     fi = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         st = os.fstat(fi)
-        fo = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fo = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            h, size = hashlib.sha256(), 0
-            while True:
-                buf = os.read(fi, _CHUNK if st.st_size >= _CHUNK else st.st_size + 1)
-                if not buf:
-                    break
-                h.update(buf)
-                size += len(buf)
-                view = memoryview(buf)
-                while view:
-                    view = view[os.write(fo, view):]
+            done = _kernel_copy(fi, fo) if st.st_size >= _BIG else None
+            digest, size = done if done is not None else _hash_and_write(fi, fo, st.st_size)
             _copy_xattrs(fi, fo)
             os.fchmod(fo, stat.S_IMODE(st.st_mode))
             os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -145,7 +147,74 @@ def copy_hashed(src: str, dst: str, *, fsync: bool = False) -> tuple[str, int]:
                 os.close(fo)
     finally:
         os.close(fi)
+    return digest, size
+
+
+def _hash_and_write(fi: int, fo: int, size_hint: int) -> tuple[str, int]:
+    h, size = hashlib.sha256(), 0
+    while True:
+        buf = os.read(fi, _CHUNK if size_hint >= _CHUNK else size_hint + 1)
+        if not buf:
+            break
+        h.update(buf)
+        size += len(buf)
+        view = memoryview(buf)
+        while view:
+            view = view[os.write(fo, view):]
     return h.hexdigest(), size
+
+
+def _kernel_copy(fi: int, fo: int) -> tuple[str, int] | None:
+    """``copy_file_range`` all of ``fi`` into ``fo``, start its write-back, hash what ``fo`` holds; None (both files
+    rewound, ``fo`` emptied) where the kernel or filesystem cannot copy this way."""
+    try:
+        while os.copy_file_range(fi, fo, _COPY_STEP):
+            pass
+    except OSError as exc:
+        if exc.errno not in _NO_KERNEL_COPY:
+            raise
+        os.ftruncate(fo, 0)
+        os.lseek(fo, 0, os.SEEK_SET)
+        os.lseek(fi, 0, os.SEEK_SET)
+        return None
+    _start_writeback(fo)
+    h, off = hashlib.sha256(), 0
+    buf = bytearray(_READBACK)
+    view = memoryview(buf)
+    while True:
+        n = os.preadv(fo, [buf], off)
+        if not n:
+            break
+        h.update(view[:n])
+        off += n
+    return h.hexdigest(), off
+
+
+_BIG = 1 << 20
+_COPY_STEP = 1 << 30
+_READBACK = 4 << 20
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.ETXTBSY}
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing ``fd``'s dirty pages now (``sync_file_range(SYNC_FILE_RANGE_WRITE)``), so
+    the final flush overlaps with the rest of the copy; a no-op where the call is missing."""
+    fn = _sync_file_range()
+    if fn is not None:
+        fn(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # advisory: a failure here is caught by the final syncfs/fsync
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return fn
 
 
 def _copy_xattrs(fi: int, fo: int) -> None:

@@ -23,16 +23,16 @@ __all__ = [
     "fsync_dir",
     "hash_entries",
     "hash_tree",
+    "nearest_existing",
     "read_hash",
     "run_parallel",
-    "sync_filesystem",
-    "walk_tree",
-    "workers_for",
-    "nearest_existing",
     "safe_child",
     "same_filesystem",
     "symlink_problems",
+    "sync_filesystem",
     "tree_digest",
+    "walk_tree",
+    "workers_for",
 ]
 
 #: ``copy_file(src, dst)``: copy one regular file; injectable so tests can simulate a full disk.
@@ -86,6 +86,7 @@ class Entry:
     target: str = ""  # a symlink's text
     ino: int = 0
     mtime_ns: int = 0  # files only
+    ctime_ns: int = 0  # files only: changes with every write, chmod or rename of the inode (not settable by utime)
 
 
 def walk_tree(root: str | os.PathLike[str]) -> list[Entry]:
@@ -112,7 +113,8 @@ def _walk(folder: str, rel_dir: str, out: list[Entry]) -> None:
             subdirs.append((e.path, rel + "/"))
         elif e.is_file(follow_symlinks=False):
             st = e.stat(follow_symlinks=False)
-            out.append(Entry(rel, e.path, "f", st.st_size, ino=e.inode(), mtime_ns=st.st_mtime_ns))
+            out.append(Entry(rel, e.path, "f", st.st_size, ino=e.inode(), mtime_ns=st.st_mtime_ns,
+                             ctime_ns=st.st_ctime_ns))
         else:
             raise StateError(f"{e.path} is not a regular file, folder or symlink", hint="remove it from the tree first",
                              path=e.path)

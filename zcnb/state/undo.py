@@ -13,8 +13,8 @@ from ..actions import ActionResult, Plan, apply_hint, require_confirmation
 from ..config import Settings
 from ..exceptions import StateError, UnsafePath, ZcnbError
 from ..files import ensure_private_dir, write_json
-from .backups import state_path
 from .apply import discard_staging
+from .backups import state_path
 from .crashlog import CRASH_LOG_VERSION, lock_state, phase, read_crash_log, refuse_if_locked, save_crash_log
 from .gateway import check_gateway, gateway_notes, gateway_pattern, gateway_step, refuse_if_running
 from .restore import DEFAULT_UNIT, StepHook, check_state_dir, unique_stamp

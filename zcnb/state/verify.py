@@ -69,6 +69,7 @@ class VerifyResult:
     digest: str = ""
     hashes: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     link_problems: tuple[str, ...] = ()  # also in ``problems``: symlinks that are absolute or lead outside
+    reused_from: str = ""  # when a restore reused an earlier verification (zcnb.state.verified): its start time
 
     @property
     def ok(self) -> bool:
@@ -80,6 +81,7 @@ class VerifyResult:
             "problems": list(self.problems), "warnings": list(self.warnings), "file_count": self.file_count,
             "size_bytes": self.size_bytes, "json_checked": self.json_checked, "manifest": self.manifest,
             "manifest_checked": self.manifest_checked, "digest": self.digest,
+            "reused_verification_of": self.reused_from or None,
         }
 
     def _repr_html_(self) -> str:
@@ -156,7 +158,9 @@ def _check_tree(root: Path, content: Path, layout: str) -> tuple[list[str], list
     return problems, warnings, info
 
 
-def _check_manifest(root: Path, problems: list[str], warnings: list[str]) -> tuple[str | None, int]:
+def _check_manifest(root: Path, problems: list[str], warnings: list[str], content: Path | None = None,
+                    hashes: Mapping[str, str] | None = None) -> tuple[str | None, int]:
+    """Compare the manifest's checksums; files of ``content`` already hashed (``hashes``) are not read again."""
     for name in MANIFEST_NAMES:
         mpath = root / name
         if mpath.is_file():
@@ -169,16 +173,24 @@ def _check_manifest(root: Path, problems: list[str], warnings: list[str]) -> tup
         problems.append(f"manifest {name} is unreadable: {exc}")
         return name, 0
     root_abs = os.path.abspath(root)
+    content_abs = os.path.abspath(content) if content is not None else None
     matched = 0
     for rel, expected in entries.items():
         p = os.path.normpath(os.path.join(root_abs, rel))
         if os.path.commonpath([p, root_abs]) != root_abs:
             problems.append(f"manifest {name} names a path outside the backup: {rel}")
             continue
-        if not os.path.isfile(p):
+        known = None
+        if content_abs is not None and hashes and os.path.commonpath([p, content_abs]) == content_abs and p != content_abs:
+            known = hashes.get(os.path.relpath(p, content_abs).replace(os.sep, "/"))
+        if known is not None and known.startswith("f:"):
+            got = known[2:]  # hashed by the content scan, from the same bytes
+        elif not os.path.isfile(p):
             problems.append(f"{rel} is listed in {name} but missing")
             continue
-        if file_sha256(Path(p)) != expected:
+        else:
+            got = file_sha256(Path(p))
+        if got != expected:
             problems.append(f"{rel} does not match its checksum in {name} (changed or corrupt)")
         else:
             matched += 1
@@ -193,7 +205,8 @@ def verify_backup(path: str | os.PathLike[str], *, layout: str | None = None) ->
     layout = layout or detect_layout(root)
     content = content_root(root, layout)
     problems, warnings, info = _check_tree(root, content, layout)
-    manifest, matched = _check_manifest(root, problems, warnings) if layout != "state" else (None, 0)
+    manifest, matched = (_check_manifest(root, problems, warnings, content, info["hashes"]) if layout != "state"
+                         else (None, 0))
     hashes = info["hashes"]
     return VerifyResult(
         path=root, layout=layout, content_path=content, problems=tuple(problems), warnings=tuple(warnings),
