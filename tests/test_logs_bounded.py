@@ -30,9 +30,8 @@ def _word(i: int) -> str:
 
 def _write(path: Path, shapes: int, *, repeat_first: int = 50) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        for k in range(repeat_first):  # a frequent group, first seen at line 1
-            fh.write(f"2026-11-20T10:00:{k % 60:02d}+0000 gw01 zeptoclaw-gateway[4100]: error: [nim] upstream 503 "
-                     f"after {k}ms\n")
+        fh.writelines(f"2026-11-20T10:00:{k % 60:02d}+0000 gw01 zeptoclaw-gateway[4100]: error: [nim] upstream 503 "
+                      f"after {k}ms\n" for k in range(repeat_first))  # a frequent group, first seen at line 1
         for i in range(shapes):
             lvl = "warning" if i % 3 == 0 else "error"
             fh.write(f"2026-11-20T10:{(i // 60) % 60:02d}:{i % 60:02d}+0000 gw01 zeptoclaw-gateway[4100]: "
@@ -86,8 +85,8 @@ def test_memory_does_not_grow_with_the_number_of_shapes(tmp_path: Path, engine: 
         path = tmp_path / f"{n}.log"
         pad = "x" * 1000
         with open(path, "w", encoding="utf-8") as fh:
-            for i in range(n):
-                fh.write(f"2026-11-20T10:00:00+0000 gw01 zeptoclaw-gateway[1]: error: {_word(i)} {pad}\n")
+            fh.writelines(f"2026-11-20T10:00:00+0000 gw01 zeptoclaw-gateway[1]: error: {_word(i)} {pad}\n"
+                          for i in range(n))
         out = subprocess.run([sys.executable, "-c", _PEAK, str(path), engine], capture_output=True, text=True,
                              check=True, cwd=Path(__file__).resolve().parents[1]).stdout.split()
         peaks.append(float(out[0]))

@@ -385,3 +385,53 @@ def test_property_journal_export_identical(tmp_path: Path, data: bytes, unit: st
     finally:
         logs.NATIVE_PARALLEL_MIN_BYTES = logs_native_min
     assert _engine(c).startswith("engine: native")
+
+
+# --- a dense log as another tool might write it: stamp styles, CRLF, long lines, mixed levels -----------------
+_STAMPS = {"z": "%Y-%m-%dT%H:%M:%SZ", "colon": "%Y-%m-%dT%H:%M:%S+00:00", "precise": "%Y-%m-%dT%H:%M:%S.%f+0000",
+           "comma": "%Y-%m-%dT%H:%M:%S,%f", "offset": "%Y-%m-%dT%H:%M:%S.%f+01:30"}
+
+
+@needs_native
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("style", sorted(_STAMPS))
+def test_dense_log_of_other_stamp_styles(tmp_path: Path, style: str, crlf: bool) -> None:
+    """A new stamp on every line in each short-iso style, CRLF or not, 200 KB lines among them: both engines give
+    the same summary, every line has its time, and each skill form's count is what the generator wrote."""
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(hash((style, crlf)) & 0xFFFF)
+    t = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    token: Counter[str] = Counter()
+    tool: Counter[str] = Counter()
+    levels: Counter[str] = Counter()
+    path = tmp_path / "dense.log"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        for i in range(4000):
+            t += timedelta(milliseconds=rng.randint(1, 300))
+            sk = rng.choice(["git_workflow", "web-search", "Code_Review"])
+            r = rng.random()
+            if r < 0.2:
+                body, lv = f"info: [agent] invoking skill:{sk} s{i}", "info"
+                token[sk.lower().replace("_", "-")] += 1
+            elif r < 0.3:
+                body, lv = f'info: [agent] tool skill args={{"name":"{sk}","q":"{"y" * rng.choice([9, 200_000])}"}}', "info"
+                tool[sk.lower().replace("_", "-")] += 1
+            elif r < 0.4:
+                body, lv = f"error(gateway): failed {rng.randint(1, 99)} times", "error"
+            elif r < 0.45:
+                body, lv = f"Warn: slow {rng.randint(1, 9)}", "warning"
+            elif r < 0.5:
+                body, lv = "Connection error: error.RateLimitExceeded", "error"
+            elif r < 0.53:
+                body, lv = "debug: [gateway] GET /health freed 12 bytes", "debug"
+            else:
+                body, lv = f"  at frame {i}", "none"
+            levels[lv] += 1
+            fh.write(f"{t.strftime(_STAMPS[style])} gw01 zeptoclaw-gateway[4100]: {body}" + ("\r\n" if crlf else "\n"))
+    s = assert_same(path, unit="zeptoclaw-gateway", bucket="10s")
+    assert s.n_lines == 4000 and s.bad_times == 0 and s.start is not None
+    assert {k: s.levels[k] for k in levels} == dict(levels)
+    assert dict(zip(s.skills["skill"], s.skills["token_form"])) == dict(token)
+    assert dict(zip(s.skills["skill"], s.skills["tool_form"])) == dict(tool)
