@@ -435,3 +435,44 @@ def test_dense_log_of_other_stamp_styles(tmp_path: Path, style: str, crlf: bool)
     assert {k: s.levels[k] for k in levels} == dict(levels)
     assert dict(zip(s.skills["skill"], s.skills["token_form"])) == dict(token)
     assert dict(zip(s.skills["skill"], s.skills["tool_form"])) == dict(tool)
+
+
+@needs_native
+def test_export_entries_of_every_kind_amid_common_ones(tmp_path: Path) -> None:
+    """Binary fields (holding an empty line and '=', or a NUL byte), repeated fields and odd values between thousands of
+    common text-only entries, so each kind meets the native reader's map-based path for common entries and its
+    field-by-field path side by side: the same summary as the Python engine."""
+    import struct
+
+    rng = random.Random(7)
+
+    def field(name: str, value: bytes) -> bytes:
+        if b"\n" in value or b"\x00" in value or rng.random() < 0.02:  # as journalctl writes them
+            return name.encode() + b"\n" + struct.pack("<Q", len(value)) + value + b"\n"
+        return name.encode() + b"=" + value + b"\n"
+
+    out = bytearray()
+    usec = 1_795_900_000_000_000
+    for i in range(3000):
+        usec += rng.randint(1000, 400_000)
+        r = rng.random()
+        msg = (b"info: [agent] invoking skill:git_workflow" if r < 0.3 else
+               b"error: upstream =\n\nfailed skill:web-search" if r < 0.35 else
+               b"warning(gateway): unauthorized GET /health" if r < 0.5 else
+               b"Connection error: error.RateLimitExceeded" if r < 0.55 else
+               b"info: [nim] a=b c=d " + str(i).encode())
+        fields = [("__CURSOR", f"s=ab;i={i:x}".encode()), ("__REALTIME_TIMESTAMP", str(usec).encode()),
+                  ("_PID", b"4100" if i < 1500 else b"4101"), ("PRIORITY", b"6"),
+                  ("_SYSTEMD_USER_UNIT", b"zeptoclaw-gateway.service"), ("SYSLOG_IDENTIFIER", b"zeptoclaw-gateway"),
+                  ("MESSAGE", msg)]
+        if rng.random() < 0.05:
+            fields.append(("MESSAGE", b"a repeated field: the first one counts"))
+        if rng.random() < 0.01:
+            fields.append(("EXTRA", b"nul \x00 inside"))
+        rng.shuffle(fields)
+        out += b"".join(field(k, v) for k, v in fields) + b"\n"
+    path = tmp_path / "mixed.export"
+    path.write_bytes(bytes(out))
+    s = assert_same(path, unit="zeptoclaw-gateway", bucket="10s")
+    assert _engine(s).startswith("engine: native"), _engine(s)
+    assert s.n_lines >= 3000 and s.pids == (4100, 4101)
