@@ -385,3 +385,94 @@ def test_property_journal_export_identical(tmp_path: Path, data: bytes, unit: st
     finally:
         logs.NATIVE_PARALLEL_MIN_BYTES = logs_native_min
     assert _engine(c).startswith("engine: native")
+
+
+# --- a dense log as another tool might write it: stamp styles, CRLF, long lines, mixed levels -----------------
+_STAMPS = {"z": "%Y-%m-%dT%H:%M:%SZ", "colon": "%Y-%m-%dT%H:%M:%S+00:00", "precise": "%Y-%m-%dT%H:%M:%S.%f+0000",
+           "comma": "%Y-%m-%dT%H:%M:%S,%f", "offset": "%Y-%m-%dT%H:%M:%S.%f+01:30"}
+
+
+@needs_native
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("style", sorted(_STAMPS))
+def test_dense_log_of_other_stamp_styles(tmp_path: Path, style: str, crlf: bool) -> None:
+    """A new stamp on every line in each short-iso style, CRLF or not, 200 KB lines among them: both engines give
+    the same summary, every line has its time, and each skill form's count is what the generator wrote."""
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(hash((style, crlf)) & 0xFFFF)
+    t = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    token: Counter[str] = Counter()
+    tool: Counter[str] = Counter()
+    levels: Counter[str] = Counter()
+    path = tmp_path / "dense.log"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        for i in range(4000):
+            t += timedelta(milliseconds=rng.randint(1, 300))
+            sk = rng.choice(["git_workflow", "web-search", "Code_Review"])
+            r = rng.random()
+            if r < 0.2:
+                body, lv = f"info: [agent] invoking skill:{sk} s{i}", "info"
+                token[sk.lower().replace("_", "-")] += 1
+            elif r < 0.3:
+                body, lv = f'info: [agent] tool skill args={{"name":"{sk}","q":"{"y" * rng.choice([9, 200_000])}"}}', "info"
+                tool[sk.lower().replace("_", "-")] += 1
+            elif r < 0.4:
+                body, lv = f"error(gateway): failed {rng.randint(1, 99)} times", "error"
+            elif r < 0.45:
+                body, lv = f"Warn: slow {rng.randint(1, 9)}", "warning"
+            elif r < 0.5:
+                body, lv = "Connection error: error.RateLimitExceeded", "error"
+            elif r < 0.53:
+                body, lv = "debug: [gateway] GET /health freed 12 bytes", "debug"
+            else:
+                body, lv = f"  at frame {i}", "none"
+            levels[lv] += 1
+            fh.write(f"{t.strftime(_STAMPS[style])} gw01 zeptoclaw-gateway[4100]: {body}" + ("\r\n" if crlf else "\n"))
+    s = assert_same(path, unit="zeptoclaw-gateway", bucket="10s")
+    assert s.n_lines == 4000 and s.bad_times == 0 and s.start is not None
+    assert {k: s.levels[k] for k in levels} == dict(levels)
+    assert dict(zip(s.skills["skill"], s.skills["token_form"])) == dict(token)
+    assert dict(zip(s.skills["skill"], s.skills["tool_form"])) == dict(tool)
+
+
+@needs_native
+def test_export_entries_of_every_kind_amid_common_ones(tmp_path: Path) -> None:
+    """Binary fields (holding an empty line and '=', or a NUL byte), repeated fields and odd values between thousands of
+    common text-only entries, so each kind meets the native reader's map-based path for common entries and its
+    field-by-field path side by side: the same summary as the Python engine."""
+    import struct
+
+    rng = random.Random(7)
+
+    def field(name: str, value: bytes) -> bytes:
+        if b"\n" in value or b"\x00" in value or rng.random() < 0.02:  # as journalctl writes them
+            return name.encode() + b"\n" + struct.pack("<Q", len(value)) + value + b"\n"
+        return name.encode() + b"=" + value + b"\n"
+
+    out = bytearray()
+    usec = 1_795_900_000_000_000
+    for i in range(3000):
+        usec += rng.randint(1000, 400_000)
+        r = rng.random()
+        msg = (b"info: [agent] invoking skill:git_workflow" if r < 0.3 else
+               b"error: upstream =\n\nfailed skill:web-search" if r < 0.35 else
+               b"warning(gateway): unauthorized GET /health" if r < 0.5 else
+               b"Connection error: error.RateLimitExceeded" if r < 0.55 else
+               b"info: [nim] a=b c=d " + str(i).encode())
+        fields = [("__CURSOR", f"s=ab;i={i:x}".encode()), ("__REALTIME_TIMESTAMP", str(usec).encode()),
+                  ("_PID", b"4100" if i < 1500 else b"4101"), ("PRIORITY", b"6"),
+                  ("_SYSTEMD_USER_UNIT", b"zeptoclaw-gateway.service"), ("SYSLOG_IDENTIFIER", b"zeptoclaw-gateway"),
+                  ("MESSAGE", msg)]
+        if rng.random() < 0.05:
+            fields.append(("MESSAGE", b"a repeated field: the first one counts"))
+        if rng.random() < 0.01:
+            fields.append(("EXTRA", b"nul \x00 inside"))
+        rng.shuffle(fields)
+        out += b"".join(field(k, v) for k, v in fields) + b"\n"
+    path = tmp_path / "mixed.export"
+    path.write_bytes(bytes(out))
+    s = assert_same(path, unit="zeptoclaw-gateway", bucket="10s")
+    assert _engine(s).startswith("engine: native"), _engine(s)
+    assert s.n_lines >= 3000 and s.pids == (4100, 4101)

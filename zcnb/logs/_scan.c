@@ -146,6 +146,12 @@ typedef struct {
 
 typedef struct { long long us; long long pid; long long seq; char *msg; Py_ssize_t msg_n; char hasts, haspid; } Crash;
 
+/* Bounded memory whatever the log: at most MAX_GROUPS error/warning groups (the first shapes seen; later new shapes
+ * are counted as "other" per level), keys of at most GROUP_KEY_MAX normalised bytes, examples of at most
+ * EXAMPLE_MAX bytes (zcnb.logs.scan.MAX_GROUPS / GROUP_KEY_MAX / EXAMPLE_MAX). */
+#define MAX_GROUPS 5000
+#define GROUP_KEY_MAX 1024
+#define EXAMPLE_MAX 4096
 #define RAW_SLOTS 4096 /* recent error/warning lines, verbatim (1 MiB) */
 #define RAW_TEXT 248
 typedef struct { uint64_t h; int32_t g; Py_ssize_t n; char text[RAW_TEXT]; } RawEnt;
@@ -172,6 +178,7 @@ typedef struct {
     long long *ban_ts, *ban_seq; char *ban_hasts; size_t nban, cap_bt, cap_bs, cap_bh;
     Crash *crashes; size_t ncrash, capcrash;
     long long lines, debug, info, alloc_w, free_w, deinit_w;
+    long long other[2][128][3]; /* lines of shapes beyond MAX_GROUPS: [warning?][flags][scope: other, gpa, DebugAllocator] */
     long long unreadable, bad_times; /* json lines / export entries skipped; lines with a time out of range */
     int has_first; long long first, last;
     int has_pid; long long last_pid;
@@ -184,6 +191,7 @@ typedef struct {
     const char *rlim; /* bytes up to here may be read (past a message's end) by the vector loops */
     uint64_t *jq, *jsp; size_t jq_cap, jsp_cap; /* json: bit maps of a line's quotes and backslash/control bytes */
     int j_bvalid; long long j_sec, j_b;
+    int32_t prio_col[8]; /* PRIORITY 0..7: column index + 1 (0: not yet made) */
     char reason[200]; int failed;
     long long range_start, range_stop; /* scan_file: where the counted lines/entries began, where the scan ended */
 } Scanner;
@@ -464,6 +472,7 @@ static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py
                         Py_ssize_t mn, const Ctx *cx) {
     Py_ssize_t nn = normalise(s, msg, mn);
     if (nn < 0) return -1;
+    if (nn > GROUP_KEY_MAX) nn = GROUP_KEY_MAX;
     int flags = flags_of(msg, mn, s->rlim);
     uint64_t h = hash_mem(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8)
                                    ^ (uint64_t)flags, scope, (size_t)sn), s->norm, (size_t)nn);
@@ -489,12 +498,14 @@ static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py
             return s->gidx[j];
         j = (j + 1) & (s->gcap - 1);
     }
+    if (s->ngroups >= MAX_GROUPS) return -2; /* full: the caller counts the line as "other" */
     if (grow((void **)&s->groups, &s->capgroups, s->ngroups + 1, sizeof(Grp)) < 0) return -1;
     Grp *g = &s->groups[s->ngroups];
     memset(g, 0, sizeof(Grp));
     g->h = h; g->flags = flags; g->level = level; g->kind = kind; g->count = 0; g->seq = s->lines;
     g->scope = dup_bytes(scope, sn); g->scope_n = sn;
     g->norm = dup_bytes(s->norm, nn); g->norm_n = nn;
+    if (mn > EXAMPLE_MAX) mn = EXAMPLE_MAX;
     g->ex = dup_bytes(msg, mn); g->ex_n = mn;
     if (!g->scope || !g->norm || !g->ex) return -1;
     (void)cx;
@@ -518,6 +529,12 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
         }
     }
     int32_t gi = group_of(s, kind, level, scope, sn, msg, mn, cx);
+    if (gi == -2) { /* beyond MAX_GROUPS shapes */
+        int fl = flags_of(msg, mn, s->rlim);
+        int sc = sn == 3 && memcmp(scope, "gpa", 3) == 0 ? 1 : sn == 14 && memcmp(scope, "DebugAllocator", 14) == 0 ? 2 : 0;
+        s->other[level == 'w'][fl & 127][sc]++;
+        return fl;
+    }
     if (gi < 0) return -1;
     group_seen(&s->groups[gi], cx);
     if (mn <= RAW_TEXT) { r->h = h; r->g = gi; r->n = mn; memcpy(r->text, msg, (size_t)mn); }
@@ -1186,17 +1203,43 @@ static const char *j_value(const char *p, const char *e, int depth, JVal *out, i
     }
 }
 
-static int j_field(const char *k, Py_ssize_t n) {
-    switch (n) {
-    case 7: return memcmp(k, "MESSAGE", 7) == 0 ? F_MESSAGE : -1;
-    case 4: return memcmp(k, "_PID", 4) == 0 ? F_PID : -1;
-    case 8: return memcmp(k, "PRIORITY", 8) == 0 ? F_PRIORITY : -1;
-    case 20: return memcmp(k, "__REALTIME_TIMESTAMP", 20) == 0 ? F_TS : -1;
-    case 18: return memcmp(k, "_SYSTEMD_USER_UNIT", 18) == 0 ? F_UUNIT : -1;
-    case 13: return memcmp(k, "_SYSTEMD_UNIT", 13) == 0 ? F_UNIT : -1;
-    case 17: return memcmp(k, "SYSLOG_IDENTIFIER", 17) == 0 ? F_IDENT : -1;
+static inline __attribute__((always_inline)) int j_field(const char *k, Py_ssize_t n) {
+    switch (n) { /* eq_bytes with a constant length: a few word compares, no call */
+    case 7: return eq_bytes(k, "MESSAGE", 7) ? F_MESSAGE : -1;
+    case 4: return eq_bytes(k, "_PID", 4) ? F_PID : -1;
+    case 8: return eq_bytes(k, "PRIORITY", 8) ? F_PRIORITY : -1;
+    case 20: return eq_bytes(k, "__REALTIME_TIMESTAMP", 20) ? F_TS : -1;
+    case 18: return eq_bytes(k, "_SYSTEMD_USER_UNIT", 18) ? F_UUNIT : -1;
+    case 13: return eq_bytes(k, "_SYSTEMD_UNIT", 13) ? F_UNIT : -1;
+    case 17: return eq_bytes(k, "SYSLOG_IDENTIFIER", 17) ? F_IDENT : -1;
     default: return -1;
     }
+}
+
+/* j_field for a key with at least 8 readable bytes from k (inside a line, before its end e): the first 8 bytes
+ * and the length pick the candidate without a branch per name (keys come in any order: a switch mispredicts). */
+static const char *const FNAME[NFIELDS] = {"MESSAGE", "_PID", "PRIORITY", "__REALTIME_TIMESTAMP", "_SYSTEMD_USER_UNIT",
+                                           "_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER"};
+static uint64_t FHEAD[NFIELDS]; /* each name's first 8 bytes (zero-padded), set at import */
+static Py_ssize_t FLEN[NFIELDS];
+static void init_fields(void) {
+    for (int k = 0; k < NFIELDS; k++) {
+        size_t n = strlen(FNAME[k]);
+        FLEN[k] = (Py_ssize_t)n;
+        FHEAD[k] = 0;
+        memcpy(&FHEAD[k], FNAME[k], n < 8 ? n : 8);
+    }
+}
+static inline __attribute__((always_inline)) int j_field8(const char *k, Py_ssize_t n, const char *e) {
+    if (e - k < 8 || n < 1) return j_field(k, n);
+    uint64_t x;
+    memcpy(&x, k, 8);
+    if (n < 8) x &= ((uint64_t)1 << (8 * n)) - 1;
+    int f = -1;
+#pragma GCC unroll 8
+    for (int i = 0; i < NFIELDS; i++) f = (n == FLEN[i] && x == FHEAD[i]) ? i : f; /* unrolled: cmovs */
+    if (f >= 0 && n > 8 && !eq_bytes(k + 8, FNAME[f] + 8, (size_t)(n - 8))) f = -1;
+    return f;
 }
 
 /* decode a JSON string's escapes into buf (UTF-8); lone surrogates become '?' (str.encode(errors="replace")),
@@ -1285,7 +1328,7 @@ static const char *j_flat_object(const QMap *x, const char *p, const char *e, JV
         ZC_NEXTQ(a);
         if (a != q) return NULL; /* something else than a string where a key belongs */
         ZC_NEXTQ(b);
-        int f = j_field(a + 1, b - (a + 1));
+        int f = j_field8(a + 1, b - (a + 1), e);
         q = b + 1;
         ZC_WS(q);
         if (q >= e || *q != ':') return NULL;
@@ -1445,8 +1488,65 @@ static int j_int(Scanner *s, const char *t, Py_ssize_t n, int *has, long long *v
     return 1;
 }
 
-static int json_line(Scanner *s, const char *p, const char *lim, const char **eout) {
+/* The line at p: its end (the next '\n', or lim), and its bit maps in s->jq / s->jsp (s->jq_cap words at least
+ * (e - p) / 64 + 1). -1 when out of memory. */
+static int qline_base(Scanner *s, const char *p, const char *lim, const char **eout) {
     const char *e = line_end(p, lim);
+    size_t nw = (size_t)(e - p) / 64 + 1;
+    if (grow((void **)&s->jq, &s->jq_cap, nw, sizeof(uint64_t)) < 0 || grow((void **)&s->jsp, &s->jsp_cap, nw, sizeof(uint64_t)) < 0)
+        return -1;
+    qmask(p, e, lim, s->jq, s->jsp);
+    *eout = e;
+    return 0;
+}
+
+#ifdef ZC_X86
+/* qline_base in one pass: the newline found with the quote and backslash/control maps, 64 bytes a step */
+__attribute__((target("avx2"))) static int qline_avx2(Scanner *s, const char *p, const char *lim, const char **eout) {
+    const __m256i dq = _mm256_set1_epi8('"'), bs = _mm256_set1_epi8('\\'), hi = _mm256_set1_epi8((char)0xE0),
+                  z = _mm256_setzero_si256(), nl = _mm256_set1_epi8('\n');
+    size_t w = 0;
+    for (;; w++) {
+        const char *b = p + w * 64;
+        if (lim - b < 64) break;
+        if (w + 1 > s->jq_cap || w + 1 > s->jsp_cap) {
+            if (grow((void **)&s->jq, &s->jq_cap, w + 1, sizeof(uint64_t)) < 0
+                || grow((void **)&s->jsp, &s->jsp_cap, w + 1, sizeof(uint64_t)) < 0)
+                return -1;
+        }
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)b), v1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+#define ZC_M(x) ((uint64_t)(uint32_t)_mm256_movemask_epi8(x))
+#define ZC_SP(v) _mm256_or_si256(_mm256_cmpeq_epi8(v, bs), _mm256_cmpeq_epi8(_mm256_and_si256(v, hi), z))
+        uint64_t q = ZC_M(_mm256_cmpeq_epi8(v0, dq)) | ZC_M(_mm256_cmpeq_epi8(v1, dq)) << 32;
+        uint64_t sp = ZC_M(ZC_SP(v0)) | ZC_M(ZC_SP(v1)) << 32;
+        uint64_t n = ZC_M(_mm256_cmpeq_epi8(v0, nl)) | ZC_M(_mm256_cmpeq_epi8(v1, nl)) << 32;
+#undef ZC_SP
+#undef ZC_M
+        if (n) {
+            int k = __builtin_ctzll(n);
+            uint64_t keep = ((uint64_t)1 << k) - 1; /* k < 64 */
+            s->jq[w] = q & keep;
+            s->jsp[w] = sp & keep;
+            *eout = b + k;
+            return 0;
+        }
+        s->jq[w] = q;
+        s->jsp[w] = sp;
+    }
+    const char *b = p + w * 64, *e = line_end(b, lim); /* the last bytes of the window */
+    size_t nw = w + (size_t)(e - b) / 64 + 1;
+    if (grow((void **)&s->jq, &s->jq_cap, nw, sizeof(uint64_t)) < 0 || grow((void **)&s->jsp, &s->jsp_cap, nw, sizeof(uint64_t)) < 0)
+        return -1;
+    qmask_base(b, e, lim, s->jq + w, s->jsp + w);
+    *eout = e;
+    return 0;
+}
+#endif
+static int (*qline)(Scanner *, const char *, const char *, const char **) = qline_base;
+
+static int json_line(Scanner *s, const char *p, const char *lim, const char **eout) {
+    const char *e;
+    if (qline(s, p, lim, &e) < 0) return R_NOMEM;
     *eout = e;
     const char *q = p;
     while (q < e && is_space((unsigned char)*q)) q++;
@@ -1456,10 +1556,6 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     JVal f[NFIELDS];
     memset(f, 0, sizeof f);
     int deep = 0;
-    size_t nw = (size_t)(e - p) / 64 + 1;
-    if (grow((void **)&s->jq, &s->jq_cap, nw, sizeof(uint64_t)) < 0 || grow((void **)&s->jsp, &s->jsp_cap, nw, sizeof(uint64_t)) < 0)
-        return R_NOMEM;
-    qmask(p, e, lim, s->jq, s->jsp);
     QMap x = {p, s->jq, s->jsp, (size_t)(e - p + 63) / 64};
     uint64_t special = 0;
     for (size_t i = 0; i < x.nw; i++) special |= s->jsp[i];
@@ -1517,9 +1613,19 @@ static int count_entry(Scanner *s, const Txt *t, const char *rlim) {
     if (see_pid(s, &cx) < 0) return R_NOMEM;
     if (has_prio) {
         static const Ctx none = {0, 0, 0, 0, 0, 0};
-        char d[24];
-        int dn = snprintf(d, sizeof d, "%lld", prio);
-        if (count(s, &none, 'P', d, dn) < 0) return R_NOMEM;
+        if (prio >= 0 && prio < 8) { /* syslog priorities: their columns remembered */
+            if (!s->prio_col[prio]) {
+                char d = (char)('0' + prio);
+                int32_t c = col_of(s, 'P', &d, 1);
+                if (c < 0) return R_NOMEM;
+                s->prio_col[prio] = c + 1;
+            }
+            if (count_col(s, &none, s->prio_col[prio] - 1) < 0) return R_NOMEM;
+        } else {
+            char d[24];
+            int dn = snprintf(d, sizeof d, "%lld", prio);
+            if (count(s, &none, 'P', d, dn) < 0) return R_NOMEM;
+        }
     }
     s->rlim = rlim;
     const char *m = t[F_MESSAGE].p ? t[F_MESSAGE].p : "", *mend = m + t[F_MESSAGE].n, *le;
@@ -1535,19 +1641,144 @@ static int count_entry(Scanner *s, const Txt *t, const char *rlim) {
 /* ---------------------------------------------------------------- journalctl -o export entries */
 /* NAME=value lines, or NAME\n<le64 size><bytes>\n for a binary field, and an empty line after each entry; the first
  * of a repeated field counts (zcnb.logs.journal_export). *eout = the empty line. R_INCOMPLETE: the entry goes past lim. */
+/* An export line from q: its end (the next '\n', or NULL when none before lim), its first '=' (*eq, NULL when
+ * none) and whether a NUL byte follows that '=' (*nul). */
+static const char *xline_base(const char *q, const char *lim, const char **eq, int *nul) {
+    const char *nl = memchr(q, '\n', (size_t)(lim - q));
+    *eq = NULL;
+    *nul = 0;
+    if (!nl) return NULL;
+    *eq = memchr(q, '=', (size_t)(nl - q));
+    if (*eq) *nul = memchr(*eq, 0, (size_t)(nl - *eq)) != NULL;
+    return nl;
+}
+
+#ifdef ZC_X86
+/* xline_base in one pass, 32 bytes a step (three libc calls per field line cost more than the line) */
+__attribute__((target("avx2"))) static const char *xline_avx2(const char *q, const char *lim, const char **eq, int *nul) {
+    const __m256i vn = _mm256_set1_epi8('\n'), ve = _mm256_set1_epi8('='), vz = _mm256_setzero_si256();
+    const char *p = q, *eqp = NULL;
+    int z0 = 0;
+    while (lim - p >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)p);
+        uint32_t n = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, vn));
+        uint32_t e = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, ve));
+        uint32_t z = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, vz));
+        if (n) {
+            uint32_t before = (1u << __builtin_ctz(n)) - 1; /* ctz < 32 */
+            e &= before;
+            z &= before;
+        }
+        if (!eqp && e) {
+            eqp = p + __builtin_ctz(e);
+            z &= ~((1u << __builtin_ctz(e)) - 1);
+        }
+        if (eqp && z) z0 = 1;
+        if (n) {
+            *eq = eqp;
+            *nul = z0;
+            return p + __builtin_ctz(n);
+        }
+        p += 32;
+    }
+    for (; p < lim; p++) {
+        if (*p == '\n') { *eq = eqp; *nul = z0; return p; }
+        if (*p == '=' && !eqp) eqp = p;
+        else if (*p == 0 && eqp) z0 = 1;
+    }
+    *eq = NULL;
+    *nul = 0;
+    return NULL;
+}
+#endif
+static const char *(*xline)(const char *, const char *, const char **, int *) = xline_base;
+static int use_export_fast = 0; /* the CPU has AVX2: export_fast */
+
+#ifdef ZC_X86
+/* The common export entry (text fields only, no NUL byte) from bit maps of its newlines and '=' (64 bytes a word),
+ * built up to the empty line that ends it: count_entry's result, or FX_SLOW (nothing counted) when it is not such an
+ * entry or lies too near lim (export_entry reads it then). */
+#define FX_SLOW 1000
+__attribute__((target("avx2"))) static int export_fast(Scanner *s, const char *p, const char *lim, const char **eout) {
+    if (p >= lim || *p == '\n') return FX_SLOW;
+    const __m256i vn = _mm256_set1_epi8('\n'), ve = _mm256_set1_epi8('='), vz = _mm256_setzero_si256();
+    size_t w = 0;
+    uint64_t prev_top = 0;
+    const char *end = NULL; /* the empty line's newline */
+    for (;; w++) {
+        const char *b = p + w * 64;
+        if (lim - b < 64) return FX_SLOW;
+        if (w + 1 > s->jq_cap || w + 1 > s->jsp_cap) {
+            if (grow((void **)&s->jq, &s->jq_cap, w + 1, sizeof(uint64_t)) < 0
+                || grow((void **)&s->jsp, &s->jsp_cap, w + 1, sizeof(uint64_t)) < 0)
+                return -1;
+        }
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)b), v1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+#define ZC_M(x) ((uint64_t)(uint32_t)_mm256_movemask_epi8(x))
+        uint64_t n = ZC_M(_mm256_cmpeq_epi8(v0, vn)) | ZC_M(_mm256_cmpeq_epi8(v1, vn)) << 32;
+        uint64_t e = ZC_M(_mm256_cmpeq_epi8(v0, ve)) | ZC_M(_mm256_cmpeq_epi8(v1, ve)) << 32;
+        uint64_t z = ZC_M(_mm256_cmpeq_epi8(v0, vz)) | ZC_M(_mm256_cmpeq_epi8(v1, vz)) << 32;
+#undef ZC_M
+        uint64_t two = n & ((n << 1) | prev_top); /* a newline right after a newline: the empty line */
+        if (two) {
+            int k = __builtin_ctzll(two);
+            uint64_t keep = k == 63 ? ~(uint64_t)0 >> 1 : ((uint64_t)1 << (k + 1)) - 1;
+            if (z & keep) return FX_SLOW;
+            s->jq[w] = n & keep;
+            s->jsp[w] = e & keep;
+            end = b + k;
+            break;
+        }
+        if (z) return FX_SLOW;
+        s->jq[w] = n;
+        s->jsp[w] = e;
+        prev_top = n >> 63;
+    }
+    Txt t[NFIELDS];
+    memset(t, 0, sizeof t);
+    size_t q = 0; /* the line start, from p */
+    for (size_t x = 0; x <= w; x++) {
+        uint64_t nb = s->jq[x];
+        while (nb) {
+            size_t nl = (x << 6) + (size_t)__builtin_ctzll(nb);
+            nb &= nb - 1;
+            if (p + nl == end) break; /* the empty line */
+            size_t y = q >> 6; /* the first '=' in [q, nl) */
+            uint64_t eb = s->jsp[y] & (~(uint64_t)0 << (q & 63));
+            while (!eb && ++y <= x) eb = s->jsp[y];
+            if (!eb) return FX_SLOW; /* no '=' up to the end of the maps: a binary field */
+            size_t eq = (y << 6) + (size_t)__builtin_ctzll(eb);
+            if (eq > nl) return FX_SLOW; /* a line without '=': a binary field */
+            int f = j_field8(p + q, (Py_ssize_t)(eq - q), lim);
+            if (f >= 0 && !t[f].p) { t[f].p = p + eq + 1; t[f].n = (Py_ssize_t)(nl - eq - 1); }
+            q = nl + 1;
+        }
+    }
+    *eout = end;
+    if (!t[F_MESSAGE].p) { t[F_MESSAGE].p = ""; t[F_MESSAGE].n = 0; }
+    return count_entry(s, t, lim);
+}
+#endif
+
 static int export_entry(Scanner *s, const char *p, const char *lim, const char **eout) {
+#ifdef ZC_X86
+    if (use_export_fast) {
+        int r = export_fast(s, p, lim, eout);
+        if (r != FX_SLOW) return r;
+    }
+#endif
     Txt t[NFIELDS];
     memset(t, 0, sizeof t);
     const char *q = p;
     int nf = 0;
     while (q < lim && *q != '\n') {
-        const char *nl = memchr(q, '\n', (size_t)(lim - q));
+        const char *eq, *v, *ve;
+        int f, nul;
+        const char *nl = xline(q, lim, &eq, &nul);
         if (!nl) return R_INCOMPLETE;
-        const char *eq = memchr(q, '=', (size_t)(nl - q)), *v, *ve;
-        int f;
         if (eq) {
-            if (memchr(eq, 0, (size_t)(nl - eq))) return gave_way(s, "a journal export text field with a NUL byte");
-            f = j_field(q, eq - q);
+            if (nul) return gave_way(s, "a journal export text field with a NUL byte");
+            f = j_field8(q, eq - q, lim);
             v = eq + 1;
             ve = nl;
             q = nl + 1;
@@ -1818,13 +2049,23 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
     free(s->on); s->on = NULL; s->cap_on = 0;
     s->nout = 0;
     if (!bn) { Py_XDECREF(bb); Py_XDECREF(bc); goto done; }
-    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsL}", "lines", s->lines,
+    PyObject *other = PyList_New(0);
+    if (!other) { Py_DECREF(bb); Py_DECREF(bc); Py_DECREF(bn); goto done; }
+    for (int w = 0; w < 2; w++)
+        for (int f = 0; f < 128; f++)
+            for (int c = 0; c < 3; c++)
+                if (s->other[w][f][c] && append(other, Py_BuildValue("(siiL)", w ? "warning" : "error", c, f,
+                                                                     s->other[w][f][c])) < 0) {
+                    Py_DECREF(bb); Py_DECREF(bc); Py_DECREF(bn); Py_DECREF(other);
+                    goto done;
+                }
+    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsLsN}", "lines", s->lines,
                         "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
                         "bucket_b", bb, "bucket_c", bc, "bucket_n", bn,
                         "debug", s->debug, "info", s->info, "alloc", s->alloc_w, s->free_w, s->deinit_w,
                         "range", s->range_start, s->range_stop, "unreadable", s->unreadable,
-                        "bad_times", s->bad_times);
+                        "bad_times", s->bad_times, "other", other);
 done:
     Py_XDECREF(cols); Py_XDECREF(groups); Py_XDECREF(pids); Py_XDECREF(banners); Py_XDECREF(crashes);
     return out;
@@ -1876,8 +2117,12 @@ PyMODINIT_FUNC PyInit__scan(void) {
         next_digit = digit_avx2;
         str_stop = str_stop_avx2;
         qmask = qmask_avx2;
+        xline = xline_avx2;
+        use_export_fast = 1;
+        qline = qline_avx2;
     }
 #endif
+    init_fields();
     if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&scanmodule);
     if (!m) return NULL;

@@ -139,5 +139,8 @@ def to_acc(res: dict[str, Any]) -> Acc:
             acc.alloc_mentions[word] += n
     for kind, level, n, scope, norm, flags, example, first, last, seq in res["groups"]:
         add_level_group(acc, (level, scope, norm, flags, kind), n, None, first, last, example, seq)
+    for level, scope, flags, n in res["other"]:  # lines of shapes beyond MAX_GROUPS
+        add_level_group(acc, (level.encode(), (b"", b"gpa", b"DebugAllocator")[scope], b"", flags, "o"), n, None,
+                        None, None, b"", 0, other=True)
     acc.crashes = [(ts, pid, seq, msg.decode("utf-8", "replace")) for ts, pid, seq, msg in res["crashes"]]
     return acc

@@ -29,7 +29,7 @@ from typing import Any
 from .message import MAX_LOG_TS
 from .skills import SKILL_TOKEN_RE, TOOL_SKILL_ARGS
 
-__all__ = ["ISO_LINE", "Acc", "ErrKey", "LineSeq", "Where", "add_level_group", "bucket_of", "line_ts", "scan_block",
+__all__ = ["EXAMPLE_MAX", "GROUP_KEY_MAX", "ISO_LINE", "MAX_GROUPS", "Acc", "ErrKey", "LineSeq", "Where", "add_level_group", "bucket_of", "line_ts", "scan_block",
            "scan_messages"]
 
 # journalctl -o short-iso: "2026-11-28T10:00:00+00:00 host ident[pid]: message"
@@ -42,6 +42,12 @@ _NUM = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")
 _NUMB = re.compile(rb"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")
 _ALLOC_WORDS = (b"alloc", b"free", b"deinit")
 _GPA_SCOPES = ("gpa", "DebugAllocator")
+#: Bounded memory whatever the log (the same bounds in ``_scan.c``): at most MAX_GROUPS error/warning groups, the
+#: first shapes seen in the log; lines of later new shapes are counted per level in ``Acc.other_errors``. A group's
+#: key holds at most GROUP_KEY_MAX bytes of the normalised message, its example at most EXAMPLE_MAX bytes.
+MAX_GROUPS = 5000
+GROUP_KEY_MAX = 1024
+EXAMPLE_MAX = 4096
 
 
 @functools.lru_cache(maxsize=64)
@@ -129,6 +135,7 @@ class Acc:
     bucket_skill_forms: Counter[tuple[int, str, str]] = field(default_factory=Counter)
     bucket_arrays: list[tuple[Any, Any, Any, list[Any]]] = field(default_factory=list)
     errors: dict[Any, list[Any]] = field(default_factory=dict)  # ErrKey -> [count, first, last, example, seq]
+    other_errors: Counter[str] = field(default_factory=Counter)  # level -> lines of shapes beyond MAX_GROUPS
     pids: list[tuple[float | None, int, int]] = field(default_factory=list)  # (ts, pid, seq) at each change
     banners: list[tuple[float | None, int]] = field(default_factory=list)  # (ts, seq)
     crashes: list[tuple[float | None, int | None, int, str]] = field(default_factory=list)  # (ts, pid, seq, line)
@@ -149,6 +156,14 @@ class Acc:
     def see_pid(self, ts: float | None, pid: int | None, seq: int) -> None:
         if pid is not None and (not self.pids or self.pids[-1][1] != pid):
             self.pids.append((ts, pid, seq))
+
+    def cap_errors(self) -> None:
+        """Keep the MAX_GROUPS groups first seen in the log; count the lines of the others as ``other_errors``."""
+        if len(self.errors) <= MAX_GROUPS:
+            return
+        order = sorted(self.errors, key=lambda k: self.errors[k][4])
+        for key in order[MAX_GROUPS:]:
+            self.other_errors[key[0].decode("ascii")] += self.errors.pop(key)[0]
 
     def merge(self, other: Acc) -> None:
         """Add ``other`` (a later part of the same log) into self."""
@@ -171,6 +186,8 @@ class Acc:
                 mine[2] = _max(mine[2], last)
                 if seq + base < mine[4]:
                     mine[3], mine[4] = example, seq + base
+        self.other_errors.update(other.other_errors)
+        self.cap_errors()
         for ts, pid, seq in other.pids:
             self.see_pid(ts, pid, seq + base)
         self.banners.extend((ts, seq + base) for ts, seq in other.banners)
@@ -259,7 +276,7 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
                                 line.decode("utf-8", "replace")))
     if debug:
         _debug_hits(acc, debug, b)
-    for key, (n, first, last, example, seq) in seen.items():
+    for key, (n, first, last, example, seq) in sorted(seen.items(), key=lambda kv: kv[1][4]):  # in line order
         add_level_group(acc, key, n, b, first, last, example, seq)
 
 
@@ -271,11 +288,11 @@ ErrKey = tuple[bytes, bytes, bytes, int, str]
 
 def _seen(seen: dict[ErrKey, list[Any]], level: bytes, scope: bytes, msg: bytes, kind: str, pos: int,
           where: Where) -> None:
-    key = (level, scope, _NUMB.sub(b"N", msg), _flags(msg), kind)
+    key = (level, scope, _NUMB.sub(b"N", msg)[:GROUP_KEY_MAX], _flags(msg), kind)
     ts = where.ts_at(pos)
     hit = seen.get(key)
     if hit is None:
-        seen[key] = [1, ts, ts, msg, where.seq_at(pos)]
+        seen[key] = [1, ts, ts, msg[:EXAMPLE_MAX], where.seq_at(pos)]
     else:
         hit[0] += 1
         hit[1] = _min(hit[1], ts)
@@ -313,7 +330,7 @@ def _debug_hits(acc: Acc, debug: Counter[bytes], b: int | None) -> None:
 
 
 def add_level_group(acc: Acc, key: ErrKey, n: int, b: int | None, first: float | None, last: float | None,
-              example: bytes, seq: int) -> None:
+                    example: bytes, seq: int, *, other: bool = False) -> None:
     """Count ``n`` error/warning lines of one group; ``example`` is its first line (line number ``seq``).
 
     The key's kind: ``"z"`` a Zig level line (``example`` is the text after the prefix), ``"p"`` a plain line
@@ -338,8 +355,10 @@ def add_level_group(acc: Acc, key: ErrKey, n: int, b: int | None, first: float |
         acc.requests["unauth"] += n
         if b is not None:
             acc.buckets[(b, "unauth")] += n
-    mine = acc.errors.get(key)
-    if mine is None:
+    mine = None if other else acc.errors.get(key)
+    if other or (mine is None and len(acc.errors) >= MAX_GROUPS):
+        acc.other_errors[level] += n
+    elif mine is None:
         acc.errors[key] = [n, first, last, example, seq]
     else:
         mine[0] += n

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .message import MAX_LINE
-from .scan import Acc, normalise_message
+from .scan import MAX_GROUPS, Acc, normalise_message
 from .shown import keep, shown_names
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ class LogSummary:
     unreadable: int = 0  # JSON lines / export entries that could not be read: skipped (see notes)
     bad_times: int = 0  # lines whose time is not a date or out of range (1970 .. 2200): counted without a time
     cut_lines: int = 0  # lines longer than zcnb.logs.message.MAX_LINE: only their head was read
+    other_errors: dict[str, int] = field(default_factory=dict)  # level -> lines of shapes beyond MAX_GROUPS
 
     def __repr__(self) -> str:
         return (f"LogSummary(unit={self.unit!r}, lines={self.n_lines}, skills={self.skill_counts}, "
@@ -109,6 +110,7 @@ class LogSummary:
             "alloc_mentions": dict(self.alloc_mentions), "allocator": dict(self.allocator),
             "n_buckets": len(self.buckets), "activities": [str(c) for c in self.buckets.columns],
             "unreadable": self.unreadable, "bad_times": self.bad_times, "cut_lines": self.cut_lines,
+            "other_errors": dict(self.other_errors),
             "notes": list(self.notes),
         }
 
@@ -347,6 +349,10 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
     skills = skills.sort_values(["count", "skill"], ascending=[False, True], ignore_index=True)
     tools = pd.DataFrame(sorted(acc.tools.items(), key=lambda kv: (-kv[1], kv[0])), columns=["tool", "count"])
     errs = _top_errors(acc, redact, top)
+    for level in ("error", "warning"):  # bounded memory: shapes beyond MAX_GROUPS are one row per level
+        if acc.other_errors[level]:
+            errs.append([acc.other_errors[level], None, None, level,
+                         f"(other {level} messages: shapes beyond the first {MAX_GROUPS} distinct ones)", "o"])
     top_errors = pd.DataFrame(
         [{"level": v[3], "message": v[4], "count": v[0], "first_seen": _dt(v[1]), "last_seen": _dt(v[2])} for v in errs],
         columns=["level", "message", "count", "first_seen", "last_seen"])
@@ -375,6 +381,11 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
                      "clean exit (parse them with zcnb leaks)")
     notes.append(f"{levels['debug']} debug lines" + ("" if levels["debug"] else ": debug logging is not active (LOG_LEVEL is not read by the real gateway)"))
     notes += _reading_notes(acc)
+    if acc.other_errors:
+        e, w = acc.other_errors["error"], acc.other_errors["warning"]
+        notes.append(f"more than {MAX_GROUPS} distinct error/warning message shapes: the first {MAX_GROUPS} seen are "
+                     f"grouped, {e + w} further line(s) ({e} error, {w} warning) are counted as 'other' (memory stays "
+                     "bounded; with several scan threads a group may miss lines a later part counted as other)")
     if acc.lines == 0:
         notes.append("no lines of this unit: is the unit name right?" if unit else "no log lines read")
     return LogSummary(
@@ -383,4 +394,5 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
         top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p, _s in acc.pids),
         requests=dict(sorted(acc.requests.items())), alloc_mentions=dict(acc.alloc_mentions),
         allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes), crashes=crashes,
-        unreadable=acc.unreadable, bad_times=acc.bad_times, cut_lines=acc.cut_lines)
+        unreadable=acc.unreadable, bad_times=acc.bad_times, cut_lines=acc.cut_lines,
+        other_errors={k: v for k, v in sorted(acc.other_errors.items()) if v})

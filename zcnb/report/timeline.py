@@ -155,14 +155,37 @@ def _alert_entries(incident: Incident) -> list[TimelineEntry]:
 
 
 def _crash_entries(incident: Incident) -> list[TimelineEntry]:
-    """Crashes stage 03 found in the gateway's log (``log_summary.json`` ``crashes``), one entry each."""
+    """Crashes stage 03 found in the gateway's log (``log_summary.json`` ``crashes``), one entry each, with the
+    restart that followed it in the log (``restarts`` with reason ``crash``) or the fact that none did.
+
+    A crash line without a time of its own (a log with no timestamps) is placed at the log's last time and says so;
+    with no time in the log at all it stays off the timeline (the report's root-cause table still lists it).
+    """
     d = incident.read_json_or_none("log_summary")
-    crashes = d.get("crashes") if isinstance(d, dict) else None
+    if not isinstance(d, dict):
+        return []
+    after = [r for r in d.get("restarts") or [] if isinstance(r, dict) and r.get("reason") == "crash"]
+    log_end = _ts(d.get("end"))
     out = []
-    for c in crashes or []:
-        t = _ts(c.get("timestamp")) if isinstance(c, dict) else None
-        if t is not None:
-            pid = f" (pid {c['pid']})" if c.get("pid") else ""
-            out.append(TimelineEntry(t, "crash", f"{str(c.get('message', ''))[:160]}{pid}",
-                                     "log_summary.json; 03_diagnose.ipynb > Errors"))
+    for c in d.get("crashes") or []:
+        if not isinstance(c, dict):
+            continue
+        msg = str(c.get("message", ""))
+        t, when = _ts(c.get("timestamp")), ""
+        if t is None and log_end is not None:
+            t, when = log_end, "; no time on the line: placed at the log's last time"
+        if t is None:
+            continue
+        pid = f" (pid {c['pid']})" if c.get("pid") else ""
+        restart = next((r for r in after if str(r.get("detail", "")).startswith(msg)
+                        and (not c.get("pid") or r.get("old_pid") == c.get("pid"))), None)
+        if restart is not None and restart.get("new_pid") is not None:
+            rt = _ts(restart.get("timestamp"))
+            then = f"; restarted as pid {restart['new_pid']}" + (f" at {rt:%H:%M:%S} UTC" if rt else "")
+        elif restart is not None:
+            then = "; no restart after it in the log"
+        else:
+            then = ""
+        out.append(TimelineEntry(t, "crash", f"gateway crashed: {msg[:160]}{pid}{then}{when}",
+                                 "log_summary.json crashes; 03_diagnose.ipynb > Errors and warnings"))
     return out

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ..logs.message import LogEntry
     from ..logs.summary import LogSummary
 
-__all__ = ["Note", "correlation", "explorer", "leak_report", "load_entries", "load_samples", "summarize"]
+__all__ = ["JournalEntries", "Note", "correlation", "explorer", "leak_report", "load_entries", "load_samples",
+           "summarize"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,29 @@ class Note:
 
     def _repr_markdown_(self) -> str:
         return f"> {self.text}"
+
+
+class JournalEntries(list["LogEntry"]):
+    """The unit's entries as :func:`load_entries` read them, with what the reader skipped: ``stats.unreadable``
+    journal lines (not JSON, not an object, cut, malformed export entries) and whether ``limit`` cut the read."""
+
+    def __init__(self, entries: Any = (), *, stats: Any = None, source: str = "", limit_hit: int | None = None) -> None:
+        from ..logs.message import ReadStats
+
+        super().__init__(entries)
+        self.stats = stats if stats is not None else ReadStats()
+        self.source = source
+        self.limit_hit = limit_hit
+
+    def reading_note(self) -> str:
+        """What was read and what was skipped, said even when nothing was."""
+        n = self.stats.unreadable
+        note = (f"{len(self)} journal entries read from {self.source}; {n} unreadable journal line(s) skipped"
+                + (" (not JSON, not an object, nested too deep, longer than 4 MiB, or a cut or malformed entry)"
+                   if n else ""))
+        if self.limit_hit is not None:
+            note += f"; the read stopped at the limit of {self.limit_hit} entries (later ones not counted)"
+        return note
 
 
 def _entry_json(e: LogEntry) -> str:
@@ -61,17 +85,23 @@ def _check_preflight_journal(incident: Incident, unit: str) -> None:
 
 
 def load_entries(incident: Incident, *, unit: str, live: bool = False, since: str | None = None,
-                 until: str | None = None, limit: int = 2_000_000) -> list[LogEntry]:
-    """The unit's entries: live from journald (saved, redacted, as ``journal.jsonl``) or the incident's saved copy."""
+                 until: str | None = None, limit: int = 2_000_000) -> JournalEntries:
+    """The unit's entries: live from journald (saved, redacted, as ``journal.jsonl``) or the incident's saved copy.
+
+    Lines the reader cannot use are skipped and counted (``.stats.unreadable``); :func:`summarize` states the count.
+    """
     from ..logs.journal import read_journal, read_journal_json
+    from ..logs.message import ReadStats
     from ..redact import default_redactor
 
     red = default_redactor()
+    stats = ReadStats()
     if live:
         _check_preflight_journal(incident, unit)
-        entries = []
-        for i, e in enumerate(read_journal(unit, since=since or None, until=until or None, redact=red)):
+        entries = JournalEntries(stats=stats, source="the live journal (journalctl)")
+        for i, e in enumerate(read_journal(unit, since=since or None, until=until or None, redact=red, stats=stats)):
             if i >= limit:
+                entries.limit_hit = limit
                 break
             entries.append(e)
         write_private(incident.path("journal"), "".join(_entry_json(e) + "\n" for e in entries))
@@ -79,7 +109,8 @@ def load_entries(incident: Incident, *, unit: str, live: bool = False, since: st
     if not incident.has("journal"):
         raise LogFormatError(f"the incident has no {incident.path('journal').name}",
                              hint="run with live=True on the gateway host, or copy journalctl -o json output there")
-    return list(read_journal_json(incident.path("journal"), unit=unit, redact=red))
+    path = incident.path("journal")
+    return JournalEntries(read_journal_json(path, unit=unit, redact=red, stats=stats), stats=stats, source=path.name)
 
 
 _NICE_BUCKETS_S = (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -97,10 +128,18 @@ def summarize(incident: Incident, entries: list[LogEntry], *, unit: str, bucket:
     """:func:`zcnb.logs.summarize_logs` of the entries; saved as ``log_summary.json``.
 
     ``bucket="auto"`` picks about 30 buckets over the window (10 s for a few minutes, 2 min for an hour).
+    Entries from :func:`load_entries` bring what their reader skipped: the summary counts the unreadable journal
+    lines (``unreadable``) and its first note says how many were skipped, even none.
     """
+    import dataclasses
+
     from ..logs.entries import summarize_logs
 
-    summary = summarize_logs(entries, unit=unit, bucket=auto_bucket(entries) if bucket == "auto" else bucket)
+    stats = entries.stats if isinstance(entries, JournalEntries) else None
+    summary = summarize_logs(entries, unit=unit, bucket=auto_bucket(entries) if bucket == "auto" else bucket,
+                             stats=stats)
+    if isinstance(entries, JournalEntries):
+        summary = dataclasses.replace(summary, notes=(entries.reading_note(), *summary.notes))
     incident.write_json("log_summary", summary.to_dict())
     return summary
 
