@@ -174,6 +174,89 @@ def _wait_exit(pid: int, deadline: float, on_tick: Callable[[], None] | None = N
     return not _alive(pid)
 
 
+_ACCEPT_SYSCALLS = {"x86_64": {"43", "288"}, "aarch64": {"202", "242"}}
+
+
+def _in_accept(pid: int) -> bool | None:
+    """True while ``pid``'s main thread is blocked in accept()/accept4(); None when that cannot be read."""
+    import platform
+
+    nums = _ACCEPT_SYSCALLS.get(platform.machine())
+    try:
+        with open(f"/proc/{pid}/syscall", encoding="ascii") as fh:
+            first = fh.read().split(" ", 1)[0].strip()
+    except OSError:
+        first = ""
+    if nums and first and first != "running":
+        return first in nums
+    try:
+        with open(f"/proc/{pid}/wchan", encoding="ascii") as fh:
+            return "accept" in fh.read()
+    except OSError:
+        return None
+
+
+def _writes(pid: int) -> int | None:
+    """``syscw`` of /proc/PID/io (write syscalls so far); None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("syscw:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _fd_limit_wait(proc: Any, old: tuple[int, int], host: str, port: int, deadline: float,
+                   notes: list[str]) -> tuple[bool, int]:
+    """Connect while the limit is low, and give the limit back the moment the process has left accept():
+    the leak report's stack traces need to open the binary's debug info (with the limit still low every frame
+    prints as ``???``). If accept() won the race (the connection was served), lower it again and retry."""
+    import psutil
+
+    low = proc.rlimit(psutil.RLIMIT_NOFILE)
+    tries = 0
+    lowered = True
+    while time.monotonic() < deadline:
+        if not _alive(proc.pid):
+            break
+        if lowered:
+            tries += 1
+            writes = _writes(proc.pid)
+            problem = _connect(host, port)
+            if problem:
+                notes.append(problem)
+            # Wait until it has left accept() *and* done something after it (its first write is the state-save
+            # warning): the wake-up alone comes before accept() tries to take an fd.
+            while (time.monotonic() < deadline and _alive(proc.pid)
+                   and (_in_accept(proc.pid) is True or (writes is not None and _writes(proc.pid) == writes))):
+                time.sleep(0.0003)
+            # left accept(): give the limit back at once (the stack traces of the report need to open files)
+            try:
+                proc.rlimit(psutil.RLIMIT_NOFILE, old)
+            except psutil.Error:
+                break
+            lowered = False
+            settle = time.monotonic() + 1.0
+            while time.monotonic() < settle and _alive(proc.pid) and not _in_accept(proc.pid):
+                time.sleep(0.005)
+        elif _in_accept(proc.pid) and listening_fds(proc.pid, port) and tries < 5:
+            try:  # back in accept(): the connection was served before the limit bit; lower and try again
+                proc.rlimit(psutil.RLIMIT_NOFILE, low)
+            except psutil.Error:
+                break
+            lowered = True
+        else:
+            time.sleep(0.01)
+    if lowered:
+        try:
+            proc.rlimit(psutil.RLIMIT_NOFILE, old)
+        except psutil.Error:
+            pass
+    return not _alive(proc.pid), tries
+
+
 def plan_steps(pid: int, *, port: int, host: str = "127.0.0.1", method: str = "auto", timeout_s: float) -> tuple[str, ...]:
     """The exact steps :func:`clean_stop` takes (``auto``: the shutdown-socket steps, with the fallback named)."""
     if method not in METHODS:
@@ -258,34 +341,12 @@ def clean_stop(pid: int, *, port: int, host: str = "127.0.0.1", method: str = "a
                               hint="run as the gateway's user (or root); or pass method='connect'") from None
         steps.append(f"prlimit --pid {pid} --nofile={max(held - 1, 1)}:{old[1]} (holds {held} fds)")
         details["fd_limit"] = {"held": held, "lowered_to": max(held - 1, 1), "restored_to": old[0]}
-        problem = _connect(host, port)
-        steps.append(f"connect once to {host}:{port}")
-        if problem:
-            notes.append(problem)
-        restored = {"done": False}
-
-        def restore() -> None:
-            if restored["done"]:
-                return
-            try:
-                if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
-                    restored["done"] = True
-                    return
-                # The loop has ended once the listening socket is closed: give the limit back at once.
-                if not listening_fds(pid, port):
-                    proc.rlimit(psutil.RLIMIT_NOFILE, old)
-                    restored["done"] = True
-            except psutil.Error:
-                restored["done"] = True
-
-        exited = _wait_exit(pid, deadline, restore)
-        if not restored["done"]:
-            try:
-                psutil.Process(pid).rlimit(psutil.RLIMIT_NOFILE, old)
-            except psutil.Error:
-                pass
+        exited, tries = _fd_limit_wait(proc, old, host, port, deadline, notes)
+        steps.append(f"connect to {host}:{port} ({tries}x); restore the limit to {old[0]} as soon as pid {pid} "
+                     "has left accept()")
         notes.append("the open-files limit was lowered: the gateway's own state save on shutdown is skipped "
                      "(error.ProcessFdQuotaExceeded); back the state up first")
+        details["fd_limit"]["connections"] = tries
     else:
         if ran == "connect":
             problem = _connect(host, port)

@@ -461,6 +461,11 @@ class _Parser:
             self.notes.append("valgrind report has no LEAK SUMMARY: it was cut off")
         if truncated and not any("cut" in n or "saw loss" in n for n in self.notes):
             self.notes.append("the last record is incomplete: the report was cut off")
+        bare = sum(1 for r in self.records if r.frames and all(f.file is None and f.function is None for f in r.frames))
+        if bare:
+            self.notes.append(f"{bare} record(s) have stack traces that are not symbolized (???): the program could "
+                              "not read its own debug info when it printed them (e.g. a lowered open-files limit, or "
+                              "a stripped binary)")
         attributed = self._attribute(self.sites, notes=True)
         self._attribute(self.sites_all, notes=False)
         records = tuple(self._retool(self._with_attribution(r, attributed)) for r in self.records)
