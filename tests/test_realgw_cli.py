@@ -32,8 +32,10 @@ def test_gateway_real_prints_where_never_the_token_and_stops_cleanly(real_gatewa
     with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=5) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n")
         assert b"401" in s.recv(4096)
-    out, err = proc.communicate(timeout=60)
-    out = first + out
+    proc.wait(timeout=60)
+    out = first + proc.stdout.read()
+    assert proc.stderr is not None
+    err = proc.stderr.read()
     assert proc.returncode == 0, err
     assert "log: " in out and "pid file: " in out and "from $GATEWAY_AUTH_TOKEN" in out
     assert token not in out and token not in err
