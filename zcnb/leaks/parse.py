@@ -94,13 +94,19 @@ def _decode(text: object) -> list[str]:
 
 
 def _strip(line: str) -> str:
-    line = line.replace("\x00", "").rstrip("\r")
-    m = _JOURNAL.match(line)
-    if m:
-        line = line[m.end():]
-    m = _VG_PREFIX.match(line)
-    if m:
-        line = line[m.end():]
+    if "\x00" in line:
+        line = line.replace("\x00", "")
+    line = line.rstrip("\r")
+    c = line[:1]
+    if c.isdigit() or c.isupper():  # a journal prefix starts with a year or a month name
+        m = _JOURNAL.match(line)
+        if m:
+            line = line[m.end():]
+            c = line[:1]
+    if c in ("=", "-", "*"):
+        m = _VG_PREFIX.match(line)
+        if m:
+            line = line[m.end():]
     return line
 
 
@@ -211,6 +217,7 @@ class _Parser:
         self.source_text: dict[tuple[str, int], str] = {}  # program call site -> its source line (Zig prints it)
         self.site_runs: dict[tuple[str, int], int] = {}  # program call site -> records whose trace passes it
         self.last_frame: tuple[Frame, bool] | None = None
+        self.rt_ids: dict[int, bool] = {}  # id(frame) -> is runtime, for the frames held by frame_cache
         self.records: list[LeakRecord] = []
         self.tools: list[str] = []
         self.summary: dict[str, dict[str, dict[str, int | None]]] = {}
@@ -252,10 +259,8 @@ class _Parser:
         self._aggregate(rec)
 
     def _runtime(self, frame: Frame) -> bool:
-        lf = self.last_frame
-        if lf is not None and lf[0] is frame:
-            return lf[1]
-        return is_runtime_frame(frame)
+        rt = self.rt_ids.get(id(frame))  # frames of the line cache live as long as the parser: ids are stable
+        return is_runtime_frame(frame) if rt is None else rt
 
     def _aggregate(self, rec: LeakRecord) -> None:
         t = self.kind_totals.setdefault(rec.kind, {"bytes": None, "blocks": None, "records": 0})
@@ -326,6 +331,7 @@ class _Parser:
             cached = (frame, is_runtime_frame(frame))
             if len(self.frame_cache) < _MAX_CACHE:
                 self.frame_cache[line] = cached
+                self.rt_ids[id(frame)] = cached[1]
         elif m:
             frame = _zig_frame(m)
             cached = (frame, is_runtime_frame(frame))
@@ -566,6 +572,8 @@ class _Parser:
 
 def _is_header(line: str) -> bool:
     text = line.strip()
+    if not ("leak" in text or "free" in text or "Allocation size" in text):  # cheap test first: source lines
+        return False
     return bool(_ZIG_LEAK.match(text) or _ZIG_SAFE_LEAK.match(text) or _ZIG_DOUBLE.match(text)
                 or _ZIG_MISMATCH.match(text) or _ZIG_TESTS_LEAKED.match(text))
 
