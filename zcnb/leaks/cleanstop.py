@@ -196,6 +196,27 @@ def _in_accept(pid: int) -> bool | None:
         return None
 
 
+def _wait_while_writing(pid: int, hard_deadline: float, idle_s: float = 3.0) -> tuple[bool, float | None]:
+    """Wait while ``pid`` is out of accept() and its write count keeps growing; (exited, extra seconds waited)
+    or (False, None) when it is idle (blocked in accept() or silent for ``idle_s``)."""
+    t0 = time.monotonic()
+    last = _writes(pid)
+    if last is None or _in_accept(pid):
+        return not _alive(pid), None
+    quiet_since = time.monotonic()
+    progressed = False
+    while time.monotonic() < hard_deadline:
+        if not _alive(pid):
+            return True, time.monotonic() - t0
+        now = _writes(pid)
+        if now is not None and now != last:
+            last, quiet_since, progressed = now, time.monotonic(), True
+        elif time.monotonic() - quiet_since > idle_s or _in_accept(pid):
+            break
+        time.sleep(0.05)
+    return not _alive(pid), (time.monotonic() - t0) if progressed else None
+
+
 def _writes(pid: int) -> int | None:
     """``syscw`` of /proc/PID/io (write syscalls so far); None when unreadable."""
     try:
@@ -279,8 +300,13 @@ def plan_steps(pid: int, *, port: int, host: str = "127.0.0.1", method: str = "a
 
 
 def clean_stop(pid: int, *, port: int, host: str = "127.0.0.1", method: str = "auto", timeout_s: float = 10.0,
-               kill_after: bool = True) -> CleanStop:
+               kill_after: bool = True, report_grace_s: float = 600.0) -> CleanStop:
     """SIGTERM ``pid`` and make its accept() fail so it exits cleanly; SIGKILL after ``timeout_s`` if asked.
+
+    A gateway with many leaks prints its report for a long time (about 4 ms per record for the real one:
+    8,000 records take ~30 s). When the timeout comes while the process has left accept() and its write
+    count still grows, the wait goes on as long as it keeps writing (at most ``report_grace_s`` more):
+    killing it then would cut the very report the stop is for.
 
     ``method``: ``auto`` (shutdown-socket, else fd-limit), ``shutdown-socket``, ``fd-limit`` or ``connect``
     (SIGTERM + one connection only: for programs that check their flag after every accept).
@@ -354,6 +380,12 @@ def clean_stop(pid: int, *, port: int, host: str = "127.0.0.1", method: str = "a
             if problem:
                 notes.append(problem)
         exited = _wait_exit(pid, deadline)
+    if not exited and ran in ("shutdown-socket", "fd-limit") and report_grace_s > 0:
+        exited, extra = _wait_while_writing(pid, time.monotonic() + report_grace_s)
+        if extra is not None:
+            details["still_writing_after_timeout_s"] = round(extra, 2)
+            notes.append(f"pid {pid} had left accept() and was still writing (its leak report) at the {timeout_s:g} s "
+                         f"timeout: waited {extra:.1f} s more while its output kept growing")
     waited = time.monotonic() - t0
     if not exited and kill_after:
         try:

@@ -339,11 +339,17 @@ class ProcessSupervisorBackend:
             alt = (f"zcnb leaks capture --pid {pid} --port {end[1]} --log {svc.log_file}" if end is not None
                    else "zcnb leaks capture")
             details["clean_alternative"] = alt
-            warnings.append(
-                f"{unit} (pid {pid}) did not exit on SIGTERM: waited {waited:.1f} s ({how}), then killed it with "
-                "SIGKILL; its allocator's exit-time leak report is lost for this run. The ZeptoClaw gateway looks "
-                "at SIGTERM only when accept() fails, so SIGTERM never stops it: stop it cleanly with "
-                f"`{alt}` (capture action), or give this service stop_method 'clean'")
+            if svc.stop_method == "clean" and end is not None:
+                warnings.append(
+                    f"{unit} (pid {pid}) did not exit within {waited:.1f} s of SIGTERM and the clean stop ({how}): "
+                    "killed it with SIGKILL; its allocator's exit-time leak report is lost (or cut) for this run. "
+                    f"Retry with a longer timeout, or capture the report with `{alt}`")
+            else:
+                warnings.append(
+                    f"{unit} (pid {pid}) did not exit on SIGTERM: waited {waited:.1f} s ({how}), then killed it "
+                    "with SIGKILL; its allocator's exit-time leak report is lost for this run. The ZeptoClaw gateway "
+                    "looks at SIGTERM only when accept() fails, so SIGTERM never stops it: stop it cleanly with "
+                    f"`{alt}` (capture action), or give this service stop_method 'clean'")
             if not self._wait_gone(pid, 5.0):
                 raise CommandFailed(f"{unit} (pid {pid}) survived SIGKILL", hint="check for a D-state process (ps -o stat)",
                                     unit=unit, pid=pid)
