@@ -61,7 +61,7 @@ def test_whole_incident_on_the_real_binary(real_gateway: Any, tmp_path: Path, mo
     monkeypatch.setenv("GATEWAY_AUTH_TOKEN", TOKEN)
     exe = locate_real_gateway()
     lines: list[str] = []
-    run = run_demo(incidents_dir=tmp_path, options=DemoOptions(gateway_binary=str(exe), probe_headers=20),
+    run = run_demo(incidents_dir=tmp_path, options=DemoOptions(gateway_binary=str(exe), probe_headers=20, sample_s=66.0, after_s=16.0),
                    progress=False, say=lines.append)
     folder = Path(run.folder)
     text = "\n".join(lines)
@@ -82,8 +82,8 @@ def test_whole_incident_on_the_real_binary(real_gateway: Any, tmp_path: Path, mo
     df = read_samples(folder / "samples.csv")
     start = pd.Timestamp(restart["started_at"])
     pre = df[df.index < start] if isinstance(df.index, pd.DatetimeIndex) else df[df["timestamp"] < start]
-    res = assess_leak(pre)
-    assert res.growth_interval is not None, res
+    res = assess_leak(pre)  # the 66 s of probes before the restart: its own verdict and growth interval
+    assert res.verdict == "leak" and res.growth_interval is not None, res
     times = pre.index if isinstance(pre.index, pd.DatetimeIndex) else pd.DatetimeIndex(pre["timestamp"])
     hours = (times[-1] - times[0]).total_seconds() / 3600
     probes = truth["unauth_by_phase"]["before"]
