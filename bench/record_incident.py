@@ -20,7 +20,7 @@ OUT = Path(__file__).resolve().parents[1] / "zcnb" / "data" / "sample_incident"
 FILES = ("samples.csv", "journal.jsonl", "actions.jsonl", "ground_truth.json")
 
 
-KEEP_RECORDS = 300  # of the real exit report (thousands of records, ~1.4 KB each): the package stays small
+KEEP_RECORDS = 100  # of the real exit report (thousands of records, ~1.4 KB each): the package stays small
 
 
 def _real_leak_report(out: Path) -> None:

@@ -283,12 +283,18 @@ def _collect(manager: Any, incident: Any, svc: Any, url: str, token: Secret, opt
     from ..service import plan_restart, restart_service
     from .traffic import TrafficGenerator
 
-    sampler = Sampler(
-        incident.path("samples"), query=ProcessQuery(pid_file=str(svc.pid_file)), url=url, token=token,
-        sources=("psutil", "metrics"), interval_s=opt.interval_s, duration_s=opt.sample_s + opt.after_s + 15,
-        metrics_interval_s=opt.metrics_interval_s, progress=progress,
-    )
-    sampling = threading.Thread(target=sampler.run, name="zcnb-demo-sampler", daemon=True)
+    def make_sampler(seconds: float, append: bool) -> tuple[Any, threading.Thread]:
+        smp = Sampler(
+            incident.path("samples"), query=ProcessQuery(pid_file=str(svc.pid_file)), url=url, token=token,
+            sources=("psutil", "metrics"), interval_s=opt.interval_s, duration_s=seconds,
+            metrics_interval_s=opt.metrics_interval_s, progress=progress, append=append,
+        )
+        return smp, threading.Thread(target=smp.run, name="zcnb-demo-sampler", daemon=True)
+
+    # The real binary prints its leak report for a long time after the clean stop (~4 ms per record) and its
+    # RSS jumps while it loads its debug info: those samples are of a process that is exiting, not of the leak.
+    # So on it, sampling pauses for the restart (a second sampler appends after it).
+    sampler, sampling = make_sampler(opt.sample_s + opt.after_s + 15 if not real else opt.sample_s + 5, False)
     timings: dict[str, float] = {}
     truth: dict[str, Any] = {}
     rates = ", ".join(f"{k} {v:g}/s" for k, v in {**opt.skills, **opt.tools}.items())
@@ -296,7 +302,7 @@ def _collect(manager: Any, incident: Any, svc: Any, url: str, token: Secret, opt
         f"token-less probes {2 * opt.unauth_rate:g}/s in "
         f"{opt.probe_period_s / 2:g} s waves")
     say(f"sampling: psutil every {opt.interval_s:g} s, /metrics every {opt.metrics_interval_s:g} s; "
-        f"{opt.sample_s:g} s, a restart, then {opt.after_s:g} s")
+        f"{opt.sample_s:g} s, a restart, then {opt.after_s:g} s" + (" (paused during the restart)" if real else ""))
     sampling.start()
     traffic = None
     try:
@@ -314,12 +320,18 @@ def _collect(manager: Any, incident: Any, svc: Any, url: str, token: Secret, opt
                 truth = _add_counts(truth, _ground_truth(url, token))
             if phase == "before":
                 old = _pid(svc.pid_file)
+                if real:
+                    sampler.stop()
+                    sampling.join(timeout=30)
                 plan = plan_restart(manager, unit=UNIT)
                 result = restart_service(manager, unit=UNIT, execute=True, confirm=plan.plan_id, token=token,
                                          incident=incident)
                 timings["restart_s"] = result.duration_s or 0.0
                 say(f"restart: {result.outcome}, pid {old} -> {_pid(svc.pid_file)} in "
                     f"{format_duration(result.duration_s)} (health: {result.health_after or 'not checked'})")
+                if real:
+                    sampler, sampling = make_sampler(opt.after_s + 5, True)
+                    sampling.start()
     finally:
         if traffic is not None:
             traffic.stop()
