@@ -196,11 +196,12 @@ def _in_accept(pid: int) -> bool | None:
         return None
 
 
-def _wait_while_writing(pid: int, hard_deadline: float, idle_s: float = 3.0) -> tuple[bool, float | None]:
-    """Wait while ``pid`` is out of accept() and its write count keeps growing; (exited, extra seconds waited)
-    or (False, None) when it is idle (blocked in accept() or silent for ``idle_s``)."""
+def _wait_while_writing(pid: int, hard_deadline: float, idle_s: float = 15.0) -> tuple[bool, float | None]:
+    """Wait while ``pid`` is out of accept() and its read+write count keeps growing (it reads its debug info to
+    symbolize, then writes a record); (exited, extra seconds waited), or (False, None) when it is idle (blocked
+    in accept(), or no read/write for ``idle_s``: generous, a loaded host stalls it for seconds)."""
     t0 = time.monotonic()
-    last = _writes(pid)
+    last = _writes(pid, "both")
     if last is None or _in_accept(pid):
         return not _alive(pid), None
     quiet_since = time.monotonic()
@@ -208,7 +209,7 @@ def _wait_while_writing(pid: int, hard_deadline: float, idle_s: float = 3.0) -> 
     while time.monotonic() < hard_deadline:
         if not _alive(pid):
             return True, time.monotonic() - t0
-        now = _writes(pid)
+        now = _writes(pid, "both")
         if now is not None and now != last:
             last, quiet_since, progressed = now, time.monotonic(), True
         elif time.monotonic() - quiet_since > idle_s or _in_accept(pid):
@@ -217,16 +218,18 @@ def _wait_while_writing(pid: int, hard_deadline: float, idle_s: float = 3.0) -> 
     return not _alive(pid), (time.monotonic() - t0) if progressed else None
 
 
-def _writes(pid: int) -> int | None:
-    """``syscw`` of /proc/PID/io (write syscalls so far); None when unreadable."""
+def _writes(pid: int, field: str = "syscw") -> int | None:
+    """``syscw`` of /proc/PID/io (write syscalls so far; ``field="both"``: reads + writes); None when unreadable."""
+    names = ("syscr:", "syscw:") if field == "both" else (f"{field}:",)
+    total = None
     try:
         with open(f"/proc/{pid}/io", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("syscw:"):
-                    return int(line.split()[1])
+                if line.startswith(names):
+                    total = (total or 0) + int(line.split()[1])
     except (OSError, ValueError):
         return None
-    return None
+    return total
 
 
 def _fd_limit_wait(proc: Any, old: tuple[int, int], host: str, port: int, deadline: float,

@@ -335,7 +335,7 @@ class ProcessSupervisorBackend:
         if not gone:
             self._signal(pid, signal.SIGKILL)
             cmds.append(f"kill -KILL {pid}")
-            details.update(sigterm_ignored=True, report_lost=True)
+            details.update(sigterm_ignored=svc.stop_method != "clean" or end is None, report_lost=True)
             alt = (f"zcnb leaks capture --pid {pid} --port {end[1]} --log {svc.log_file}" if end is not None
                    else "zcnb leaks capture")
             details["clean_alternative"] = alt
