@@ -225,7 +225,11 @@ def test_traffic_respects_token_budget_and_tolerates_drops(sim_gateway: Any) -> 
     assert gw.ground_truth()["rate_limited"] == 2
 
 
-def test_sigterm_exit_needs_a_connection_and_writes_gpa_report(sim_gateway: Any) -> None:
+def test_sigterm_is_ignored_until_accept_fails_then_gpa_report(sim_gateway: Any) -> None:
+    """The real profile behaves like the real binary: SIGTERM plus a connection does not stop it (the connection
+    is served); a failing accept() (its listening socket shut down through pidfd_getfd) ends it cleanly."""
+    from zcnb.leaks.cleanstop import clean_stop
+
     gw = sim_gateway(profile="real", leak="per_request", leak_kind="agent", leak_bytes=1000)
     with httpx.Client(headers=hdr(gw)) as client:
         for i in range(25):
@@ -236,6 +240,11 @@ def test_sigterm_exit_needs_a_connection_and_writes_gpa_report(sim_gateway: Any)
     os.kill(gw.pid, signal.SIGTERM)
     assert not gone(gw, 1.5), "exited before any connection: the real gateway waits in accept()"
     socket.create_connection((gw.host, gw.port), timeout=5).close()
+    assert not gone(gw, 1.5), "exited after a connection: the real gateway sees SIGTERM only when accept() fails"
+    assert httpx.get(gw.url + "/health", headers=hdr(gw), timeout=5).status_code == 200  # still served
+    assert idle_in_accept(gw.pid, 10)
+    stop = clean_stop(gw.pid, port=gw.port, timeout_s=15, kill_after=False)
+    assert stop.exited and stop.method == "shutdown-socket", stop
     assert gone(gw, 15)
     result = gw.stop()
     assert result.exit_code == 0 and result.note == "was not running"

@@ -204,7 +204,9 @@ def test_capture_dry_run_then_execute_with_restart(tmp_path: Path, gateways: lis
         assert b"401" in gw.unauth_request()
     dry = capture_leak_report(pid=gw.pid, port=gw.port, log_source=gw.log)
     assert dry.action.dry_run and dry.action.outcome == "planned" and gw.proc.poll() is None
-    assert dry.plan.steps[0] == f"kill -TERM {gw.pid}" and dry.report is None
+    assert dry.plan.steps[0].startswith(f"kill -TERM {gw.pid};") and dry.report is None
+    assert "pidfd_getfd" in dry.plan.steps[1] and "RLIMIT_NOFILE" in dry.plan.steps[2]
+    assert dry.plan.steps[3].startswith("wait up to 10 s") and "kill -KILL" in dry.plan.steps[3]
     with pytest.raises(PlanError, match="does not match"):
         capture_leak_report(pid=gw.pid, port=gw.port, log_source=gw.log, execute=True, confirm="nope")
     assert gw.proc.poll() is None
@@ -219,6 +221,7 @@ def test_capture_dry_run_then_execute_with_restart(tmp_path: Path, gateways: lis
     res = capture_leak_report(pid=gw.pid, port=gw.port, log_source=gw.log, restart=restart, execute=True,
                               confirm=plan_id, timeout_s=20)
     assert res.action.outcome == "ok" and not res.report_lost, res.action.message
+    assert res.method == "shutdown-socket" and "state save ran" in (res.state_save or "")
     assert gw.proc.wait(timeout=10) == 0  # a clean exit, not a kill
     assert res.report is not None and res.report.recognized
     assert len(res.report.leaks) == 3  # one per unauthenticated request; the unblocking connect leaks nothing
@@ -236,6 +239,27 @@ def test_capture_sigterm_ignored_kills_and_says_report_lost(tmp_path: Path, gate
                               confirm=plan.plan_id)
     assert res.report_lost and res.action.outcome == "partial" and "LOST" in res.action.message
     assert gw.proc.wait(timeout=10) == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("method", ["fd-limit", "connect"])
+def test_capture_other_methods_on_the_real_profile(tmp_path: Path, gateways: list[_Gateway], method: str) -> None:
+    """fd-limit (the fallback) stops the real profile cleanly and says the state save is skipped; connect alone
+    (SIGTERM + one connection) does not stop it: SIGKILL after the timeout, report lost, said so."""
+    gw = _Gateway(tmp_path)
+    gateways.append(gw)
+    gw.unauth_request()
+    timeout = 15.0 if method == "fd-limit" else 1.5
+    plan = capture_leak_report(pid=gw.pid, port=gw.port, log_source=gw.log, timeout_s=timeout, method=method).plan
+    res = capture_leak_report(pid=gw.pid, port=gw.port, log_source=gw.log, timeout_s=timeout, method=method,
+                              execute=True, confirm=plan.plan_id)
+    assert res.method == method
+    if method == "fd-limit":
+        assert res.action.outcome == "ok" and gw.proc.wait(timeout=10) == 0, res.action.message
+        assert res.report is not None and len(res.report.leaks) == 1
+        assert "state save" in res.action.message and "skipped" in res.action.message
+    else:
+        assert res.report_lost and "LOST" in res.action.message and "within 1.5 s" in res.action.message
+        assert gw.proc.wait(timeout=10) == -signal.SIGKILL
 
 
 def test_capture_callable_source_and_errors(tmp_path: Path, gateways: list[_Gateway]) -> None:

@@ -1,4 +1,5 @@
-"""``zcnb gateway``: run the simulated ZeptoClaw gateway in the foreground until Ctrl-C."""
+"""``zcnb gateway``: run the simulated ZeptoClaw gateway (or, with ``--real PATH``, a real binary) in the
+foreground until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of errors and traffic (default 0)")
     p.add_argument("--traffic", action="store_true", help="also send skill/tool/probe traffic (42 token calls/min)")
     p.add_argument("--duration", type=float, help="stop after this many seconds instead of waiting for Ctrl-C")
+    p.add_argument("--real", metavar="PATH", nargs="?", const="",
+                   help="run a real zeptoclaw-gateway binary instead of the simulator (PATH; without it: "
+                        "$ZCNB_REAL_GATEWAY or the .ci/build-real-gateway cache), on 127.0.0.1 with a private HOME; "
+                        "Ctrl-C stops it cleanly (its leak report goes to the log)")
+    p.add_argument("--work-dir", help="--real: folder for its HOME, log and pid file "
+                                      "(default: $XDG_DATA_HOME/zeptoclaw/real-gateway)")
     p.set_defaults(handler=run)
 
 
@@ -52,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from ..exceptions import ConfigError
     from ..files import write_private
 
+    if args.real is not None:
+        return _run_real(args)
     if args.leak == "per_request" and not args.leak_kind:
         raise ConfigError("--leak per_request needs --leak-kind", hint="e.g. --leak-kind unauth")
     given = read_token(args.token_env)
@@ -97,6 +106,56 @@ def run(args: argparse.Namespace) -> int:
         result = gw.stop()
         signal.signal(signal.SIGTERM, previous)
     print(f"stopped: {'clean exit' if result.clean else result.note}; {len(gw.leak_report_lines())} leak report lines")
+    return 0
+
+
+def _run_real(args: argparse.Namespace) -> int:
+    from ..config import Secret, read_token, xdg_data_dir
+    from ..demo.realgw import RealGatewayProcess, locate_real_gateway
+    from ..exceptions import ConfigError
+    from ..files import ensure_private_dir, write_private
+    from ..leaks.parse import parse_leak_report
+
+    exe = locate_real_gateway(args.real or None)
+    if exe is None:
+        raise ConfigError("no real zeptoclaw-gateway binary found",
+                          hint="pass --real PATH, set $ZCNB_REAL_GATEWAY, or build it: bash .ci/build-real-gateway")
+    given = read_token(args.token_env)
+    token = given or Secret(secrets.token_hex(16))
+    if args.token_file:
+        write_private(args.token_file, token.reveal() + "\n")
+    work = ensure_private_dir(args.work_dir or (xdg_data_dir() / "real-gateway"))
+    gw = RealGatewayProcess.start(exe, work, port=args.port or None, token=token.reveal(),
+                                  log_path=args.log_file, pid_file=args.pid_file, name="gateway")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    offset = gw.log_path.stat().st_size
+    try:
+        origin = f"from ${args.token_env}" if given else (
+            f"generated, saved to {args.token_file}" if args.token_file else "generated (pass --token-file to save it)")
+        print(f"real gateway {exe} at {gw.url}  pid {gw.pid}")
+        print(f"token: {origin}; send it as X-Auth-Token (env var name: {args.token_env}); its startup banner in "
+              "the log prints it in clear")
+        print(f"log: {gw.log_path}   pid file: {gw.pid_file}   HOME: {gw.home}")
+        print("it ignores SIGTERM; Ctrl-C here stops it cleanly (accept() made to fail, leak report in the log)",
+              flush=True)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while gw.proc.poll() is None and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.2)
+        if gw.proc.poll() is not None:
+            print(f"zcnb: the real gateway exited by itself (code {gw.proc.returncode}); see {gw.log_path}",
+                  file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        res = gw.stop_clean(timeout_s=30) if gw.proc.poll() is None else None
+    with gw.log_path.open("rb") as fh:
+        fh.seek(offset)
+        report = parse_leak_report(fh.read())
+    how = (f"clean exit after {res.waited_s:.1f} s (stop method {res.method})" if res is not None and res.exited
+           else "killed: the leak report is lost")
+    print(f"stopped: {how}; {report.summary}")
     return 0
 
 

@@ -2,8 +2,8 @@
 
     zcnb leaks REPORT_FILE [--top N] [--json [OUT]]
     zcnb leaks run [--tool valgrind|asan|lsan|massif] [--seconds 30] [--signal INT|TERM] [--json [OUT]] -- CMD ARGS...
-    zcnb leaks capture --pid PID --port PORT [--host H] [--log FILE] [--timeout 10] [--execute --confirm ID]
-                       [--json [OUT]]
+    zcnb leaks capture --pid PID --port PORT --log FILE [--host H] [--timeout 10] [--method auto]
+                       [--execute --confirm ID] [--json [OUT]]
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ def _capture_parser() -> argparse.ArgumentParser:
     p.add_argument("--pid", type=int, required=True, help="the gateway's pid")
     p.add_argument("--port", type=int, required=True, help="the gateway's port (one connection wakes its accept loop)")
     p.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
-    p.add_argument("--log", metavar="FILE", help="(required) log file the gateway's stderr goes to")
+    p.add_argument("--log", metavar="FILE", required=True, help="log file the gateway's stderr goes to")
+    p.add_argument("--method", choices=("auto", "shutdown-socket", "fd-limit", "connect"), default="auto",
+                   help="how accept() is made to fail after SIGTERM: auto (shutdown-socket via pidfd_getfd, else "
+                        "fd-limit), shutdown-socket, fd-limit (skips the gateway's state save), connect (one "
+                        "connection only; not enough for the real gateway)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the exit before SIGKILL")
     p.add_argument("--execute", action="store_true", help="apply the plan (default: dry run that prints it)")
     p.add_argument("--confirm", metavar="PLAN_ID", help="the plan id printed by the dry run")
@@ -95,7 +99,11 @@ def _print_report(report: Any, top: int) -> None:
         for s in sites:
             b = "?" if s.bytes is None else s.bytes
             lines = ",".join(map(str, s.lines))
-            print(f"  {b:>10} B {s.records:>4}x  {s.function}  {s.file or '?'}:{lines}")
+            print(f"  {b:>10} B {s.records:>4}x  {s.function}  {s.file or '?'}:{lines}"
+                  + (f"  ({s.attributed} attributed: trace ends in {', '.join(s.via)})" if s.attributed else ""))
+        if any(s.attributed for s in sites):
+            print("  (attributed: the allocator kept only frames inside the standard library; counted at the "
+                  "program's call site of that function seen in this report)")
     for r in report.errors:
         print(f"  {r.kind}: {r.site} {r.note}")
     for n in report.notes:
@@ -162,12 +170,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_capture(args: argparse.Namespace) -> int:
     from ..leaks.capture import capture_leak_report
 
-    if not args.log:
-        raise ConfigError("--log FILE is required on the command line",
-                          hint="pass the file the gateway's stderr goes to (for journald use the Python API "
-                               "with a callable log source)")
     res = capture_leak_report(pid=args.pid, port=args.port, host=args.host, log_source=args.log,
-                              timeout_s=args.timeout, execute=args.execute, confirm=args.confirm)
+                              timeout_s=args.timeout, execute=args.execute, confirm=args.confirm, method=args.method)
     if json_to_stdout(args):
         pass
     elif res.action.dry_run:
@@ -177,6 +181,8 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         print(f"apply with: --execute --confirm {res.plan.plan_id}")
     else:
         print(f"{res.action.outcome}: {res.action.message}")
+        if res.capture_s is not None:
+            print(f"capture took {res.capture_s:.1f} s (stop method {res.method})")
         if res.report is not None:
             _print_report(res.report, 10)
     emit_json(args, res.to_dict())

@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from . import add_budget_option, apply_budget_option, unit_arg
 from ..units import format_bytes
+from . import add_budget_option, apply_budget_option, unit_arg
 from .json_option import add_json_option, emit_json, json_to_stdout
 
 __all__ = ["register"]

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -170,22 +169,20 @@ class SimulatedGateway:
                             hint="the machine may be overloaded: raise start_timeout_s")
 
     def stop(self, timeout: float = 5.0) -> StopResult:
-        """SIGTERM, then connect to unblock the accept loop (real profile), wait; SIGKILL after ``timeout``."""
+        """The clean stop (:func:`zcnb.leaks.cleanstop.clean_stop`): SIGTERM, then make accept() fail (the real
+        profile, like the real gateway, looks at the flag only then), wait; SIGKILL after ``timeout``."""
+        from ..leaks.cleanstop import clean_stop
+
         proc = self._holder[0]
         t0 = time.monotonic()
         if proc is None or proc.poll() is not None:
             return StopResult(pid=proc.pid if proc else None, exit_code=proc.returncode if proc else None,
                               clean=False, killed=False, report_lost=False, duration_s=0.0, note="was not running")
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.05)  # let the handler set its flag before the wake-up connection arrives
-        while time.monotonic() - t0 < timeout:
-            _answers(self.host, self._port)  # the accept loop only sees the flag on the next connection
-            try:
-                code = proc.wait(timeout=0.25)
-                return StopResult(pid=proc.pid, exit_code=code, clean=code == 0, killed=False, report_lost=False,
-                                  duration_s=time.monotonic() - t0, note="SIGTERM, then one connection to wake accept()")
-            except subprocess.TimeoutExpired:
-                pass
+        res = clean_stop(proc.pid, port=self._port, host=self.host, timeout_s=timeout, kill_after=False)
+        if res.exited:
+            code = proc.wait(timeout=10)
+            return StopResult(pid=proc.pid, exit_code=code, clean=code == 0, killed=False, report_lost=False,
+                              duration_s=time.monotonic() - t0, note=f"SIGTERM, then stop method {res.method}")
         result = self.kill()
         return StopResult(pid=result.pid, exit_code=result.exit_code, clean=False, killed=True, report_lost=True,
                           duration_s=time.monotonic() - t0,

@@ -20,12 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from ..config import Secret
 from ..exceptions import ActionTimeout, ConfigError
 
-__all__ = ["ENV_BINARY", "RealGatewayProcess", "default_cache_binary", "locate_real_gateway"]
+__all__ = ["ENV_BINARY", "RealGatewayProcess", "default_cache_binary", "locate_real_gateway", "real_gateway_env",
+           "real_gateway_service"]
 
 ENV_BINARY = "ZCNB_REAL_GATEWAY"
 BINARY_NAME = "zeptoclaw-gateway"
@@ -56,6 +57,38 @@ def locate_real_gateway(path: str | os.PathLike[str] | None = None) -> Path | No
         return cached
     found = shutil.which(BINARY_NAME)
     return Path(found).resolve() if found else None
+
+
+def real_gateway_env(home: Path, port: int, token: str | Secret) -> dict[str, str | Secret]:
+    """The environment REAL-GATEWAY.md starts the binary with (loopback, private HOME, no memory loop)."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "WORKSPACE": str(home / "workspace"),
+            "NVIDIA_API_KEY": "unused", "GATEWAY_BIND": "127.0.0.1", "GATEWAY_PORT": str(port),
+            "GATEWAY_AUTH_TOKEN": token, "ZEPTO_MEMORY_SECS": "0"}
+
+
+def _prepare_home(home: Path) -> None:
+    (home / ".zeptoclaw").mkdir(parents=True, exist_ok=True)
+    (home / "workspace").mkdir(exist_ok=True)
+
+
+def real_gateway_service(name: str, binary: str | os.PathLike[str], *, run_dir: str | os.PathLike[str],
+                         token: Secret, port: int | None = None, stop_method: str = "term") -> Any:
+    """A :class:`zcnb.service.SupervisedService` for the real binary (health with the token; loopback only).
+
+    ``stop_method="term"`` is what a plain supervisor does (SIGTERM, SIGKILL after the timeout: the real
+    gateway ignores SIGTERM, so its leak report is lost); ``"clean"`` makes its accept() fail so it exits.
+    """
+    from ..service.base import HealthCheck
+    from ..service.supervisor import SupervisedService
+
+    d = Path(run_dir)
+    home = d / f"{name.removesuffix('.service')}-home"
+    _prepare_home(home)
+    port = port or _free_port()
+    return SupervisedService(name=name, argv=(str(Path(binary)),), pid_file=d / f"{name}.pid",
+                             log_file=d / f"{name}.log", cwd=home, env=real_gateway_env(home, port, token),
+                             health=HealthCheck(f"http://127.0.0.1:{port}/health", needs_token=True),
+                             stop_method=stop_method)
 
 
 def _free_port() -> int:
@@ -97,13 +130,10 @@ class RealGatewayProcess:
         exe = Path(binary)
         work = Path(workdir)
         home = work / f"{name}-home"
-        (home / ".zeptoclaw").mkdir(parents=True, exist_ok=True)
-        (home / "workspace").mkdir(exist_ok=True)
+        _prepare_home(home)
         port = port or _free_port()
         tok = token or secrets.token_hex(16)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "WORKSPACE": str(home / "workspace"),
-               "NVIDIA_API_KEY": "unused", "GATEWAY_BIND": "127.0.0.1", "GATEWAY_PORT": str(port),
-               "GATEWAY_AUTH_TOKEN": tok, "ZEPTO_MEMORY_SECS": "0"}
+        env = {k: str(v) for k, v in real_gateway_env(home, port, tok).items()}
         log = Path(log_path) if log_path else work / f"{name}.log"
         pidf = Path(pid_file) if pid_file else work / f"{name}.pid"
         with log.open("ab") as fh:
@@ -129,6 +159,14 @@ class RealGatewayProcess:
                 raise ActionTimeout(f"the real gateway {self.binary} {why}; end of its log: {tail}",
                                     hint="check REAL-GATEWAY.md: HOME/.zeptoclaw must exist, the port must be free")
             time.sleep(0.05)
+
+    def stop_clean(self, timeout_s: float = 30.0) -> Any:
+        """The clean stop (:func:`zcnb.leaks.cleanstop.clean_stop`): the leak report is printed to the log."""
+        from ..leaks.cleanstop import clean_stop
+
+        res = clean_stop(self.pid, port=self.port, timeout_s=timeout_s)
+        self.proc.wait(timeout=10)
+        return res
 
     def stop(self) -> int | None:
         """SIGKILL by pid (SIGTERM does not stop this binary); returns the exit code."""

@@ -18,6 +18,7 @@ really happened. Nothing is left running, and nothing is left in ``$TMPDIR``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -66,6 +67,11 @@ class DemoOptions:
     pdf: bool = False  # also print report.pdf (needs Chromium)
     stage_workers: int = 2  # stages run side by side when their inputs are ready (1: one after the other)
     warm_kernels: bool = True  # start the stages' kernels (helpers imported) while sampling
+    # A real zeptoclaw-gateway binary instead of the simulator (zcnb.demo.realgw): it leaks each token-less
+    # request's parsed headers, so the probes carry ``probe_headers`` extra headers; no skill/tool traffic
+    # (its /agent would call the model API); restarted with the clean stop (it ignores SIGTERM).
+    gateway_binary: str | None = None
+    probe_headers: int = 20
 
 
 class _JournalCapture:
@@ -119,7 +125,7 @@ class _JournalCapture:
             os.write(self._fd, "".join(out).encode("utf-8"))
 
 
-def _probe_waves(url: str, *, rate: float, seconds: float, period_s: float, seed: int) -> None:
+def _probe_waves(url: str, *, rate: float, seconds: float, period_s: float, seed: int, headers: int = 0) -> int:
     """Token-less probes in waves: ``rate``/s for half of each period, none for the other half.
 
     Real probe traffic comes in bursts (a heartbeat checker, a load balancer); the on/off contrast also gives
@@ -129,12 +135,15 @@ def _probe_waves(url: str, *, rate: float, seconds: float, period_s: float, seed
 
     end = time.monotonic() + seconds
     k = 0
+    sent = 0
     while (left := end - time.monotonic()) > 0:
         on = min(period_s / 2, left)
-        with TrafficGenerator(url, token=None, unauth_rate=rate, seed=seed + k):
+        with TrafficGenerator(url, token=None, unauth_rate=rate, seed=seed + k, probe_headers=headers) as tg:
             time.sleep(on)
+        sent += tg.counts().unauth
         k += 1
         time.sleep(max(0.0, min(period_s / 2, end - time.monotonic())))
+    return sent
 
 
 def _ground_truth(url: str, token: Secret) -> dict[str, Any]:
@@ -190,11 +199,20 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
     incident = open_incident(folder)
     work = Path(tempfile.mkdtemp(prefix="zcnb-demo-"))
     os.chmod(work, 0o700)
-    svc = simulator_service(
-        UNIT, run_dir=work, token=token, profile="real", leak="per_request",
-        extra_args=["--leak-kind", opt.leak_kind, "--leak-bytes", str(opt.leak_bytes), "--seed", str(opt.seed),
-                    "--exit-with-parent", "--rate-limit", "100"],
-    )
+    real = opt.gateway_binary is not None
+    if real:
+        from .realgw import locate_real_gateway, real_gateway_service
+
+        exe = locate_real_gateway(opt.gateway_binary)
+        assert exe is not None  # a given path is checked (ConfigError) or found
+        svc = real_gateway_service(UNIT, exe, run_dir=work, token=token, stop_method="clean")
+        opt = dataclasses.replace(opt, skills={}, tools={})
+    else:
+        svc = simulator_service(
+            UNIT, run_dir=work, token=token, profile="real", leak="per_request",
+            extra_args=["--leak-kind", opt.leak_kind, "--leak-bytes", str(opt.leak_bytes), "--seed", str(opt.seed),
+                        "--exit-with-parent", "--rate-limit", "100"],
+        )
     manager = ProcessSupervisorBackend([svc], run_dir=work)
     url = svc.health.url.rsplit("/health", 1)[0] if svc.health else ""
     capture = _JournalCapture(svc.log_file, incident.path("journal"), pid_file=svc.pid_file, token=token)
@@ -208,18 +226,25 @@ def run_demo(*, incidents_dir: str | os.PathLike[str] | None = None, options: De
             manager.start(UNIT, timeout_s=15.0)
             capture.start()
             kind = "token-less (unauth)" if opt.leak_kind == "unauth" else opt.leak_kind
-            say(f"gateway started: pid {_pid(svc.pid_file)} at {url} (simulated, real profile; leaks "
-                f"{format_bytes(opt.leak_bytes)} per {kind} request)")
+            if real:
+                say(f"gateway started: pid {_pid(svc.pid_file)} at {url} (the real binary {svc.argv[0]}; it leaks "
+                    f"the parsed headers of every token-less request: probes carry {opt.probe_headers} extra "
+                    "headers; no skill/tool traffic: its /agent would call the model API)")
+            else:
+                say(f"gateway started: pid {_pid(svc.pid_file)} at {url} (simulated, real profile; leaks "
+                    f"{format_bytes(opt.leak_bytes)} per {kind} request)")
             if run_stages and opt.warm_kernels:  # the stages' kernels start (and import) while the gateway is sampled
                 from ..report.kernel import KernelPool
 
                 pool = KernelPool(len(_STAGE_ORDER), cwd=folder, preload=_PRELOAD)
-            timings, truth = _collect(manager, incident, svc, url, token, opt, progress=progress, say=say)
+            timings, truth = _collect(manager, incident, svc, url, token, opt, progress=progress, say=say, real=real)
             capture.stop()
             say(f"logs: {_count_lines(incident.path('journal'))} journal lines captured (redacted) into journal.jsonl")
             timings["collect_s"] = time.monotonic() - t0
             write_json(folder / "ground_truth.json",
-                       {**truth, "leak_kind": opt.leak_kind, "leak_bytes": opt.leak_bytes})
+                       {**truth, "leak_kind": "unauth" if real else opt.leak_kind,
+                        "leak_bytes": None if real else opt.leak_bytes,
+                        **({"gateway": "real", "probe_headers": opt.probe_headers} if real else {})})
             if not run_stages:
                 return folder
             run = _stages(manager, folder, work, opt, say=say, kernels=pool)
@@ -251,45 +276,62 @@ def _count_lines(path: Path) -> int:
 
 
 def _collect(manager: Any, incident: Any, svc: Any, url: str, token: Secret, opt: DemoOptions, *, progress: bool,
-             say: Callable[[str], None]) -> tuple[dict[str, float], dict[str, Any]]:
+             say: Callable[[str], None], real: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
     """Traffic and sampling before and after an executed restart; (timings, the simulator's counts)."""
     from ..collect.process import ProcessQuery
     from ..collect.sampling import Sampler
     from ..service import plan_restart, restart_service
     from .traffic import TrafficGenerator
 
-    sampler = Sampler(
-        incident.path("samples"), query=ProcessQuery(pid_file=str(svc.pid_file)), url=url, token=token,
-        sources=("psutil", "metrics"), interval_s=opt.interval_s, duration_s=opt.sample_s + opt.after_s + 15,
-        metrics_interval_s=opt.metrics_interval_s, progress=progress,
-    )
-    sampling = threading.Thread(target=sampler.run, name="zcnb-demo-sampler", daemon=True)
+    def make_sampler(seconds: float, append: bool) -> tuple[Any, threading.Thread]:
+        smp = Sampler(
+            incident.path("samples"), query=ProcessQuery(pid_file=str(svc.pid_file)), url=url, token=token,
+            sources=("psutil", "metrics"), interval_s=opt.interval_s, duration_s=seconds,
+            metrics_interval_s=opt.metrics_interval_s, progress=progress, append=append,
+        )
+        return smp, threading.Thread(target=smp.run, name="zcnb-demo-sampler", daemon=True)
+
+    # The real binary prints its leak report for a long time after the clean stop (~4 ms per record) and its
+    # RSS jumps while it loads its debug info: those samples are of a process that is exiting, not of the leak.
+    # So on it, sampling pauses for the restart (a second sampler appends after it).
+    sampler, sampling = make_sampler(opt.sample_s + opt.after_s + 15 if not real else opt.sample_s + 5, False)
     timings: dict[str, float] = {}
     truth: dict[str, Any] = {}
     rates = ", ".join(f"{k} {v:g}/s" for k, v in {**opt.skills, **opt.tools}.items())
-    say(f"traffic: skill and tool calls with the token ({rates}); token-less probes {2 * opt.unauth_rate:g}/s in "
+    say(f"traffic: {f'skill and tool calls with the token ({rates})' if rates else 'no calls with the token'}; "
+        f"token-less probes {2 * opt.unauth_rate:g}/s in "
         f"{opt.probe_period_s / 2:g} s waves")
     say(f"sampling: psutil every {opt.interval_s:g} s, /metrics every {opt.metrics_interval_s:g} s; "
-        f"{opt.sample_s:g} s, a restart, then {opt.after_s:g} s")
+        f"{opt.sample_s:g} s, a restart, then {opt.after_s:g} s" + (" (paused during the restart)" if real else ""))
     sampling.start()
     traffic = None
     try:
         for phase, seconds in (("before", opt.sample_s), ("after", opt.after_s)):
             traffic = TrafficGenerator(url, token=token, skills=opt.skills, tools=opt.tools, seed=opt.seed + len(truth))
             traffic.start()
-            _probe_waves(url, rate=2 * opt.unauth_rate, seconds=seconds, period_s=opt.probe_period_s,
-                         seed=opt.seed + len(truth))
+            probes = _probe_waves(url, rate=2 * opt.unauth_rate, seconds=seconds, period_s=opt.probe_period_s,
+                                  seed=opt.seed + len(truth), headers=opt.probe_headers if real else 0)
             traffic.stop()
             traffic = None
-            truth = _add_counts(truth, _ground_truth(url, token))
+            if real:  # the real binary has no /__ground_truth: count what was sent and answered 401
+                truth = {**truth, "unauth": truth.get("unauth", 0) + probes,
+                         "unauth_by_phase": {**truth.get("unauth_by_phase", {}), phase: probes}}
+            else:
+                truth = _add_counts(truth, _ground_truth(url, token))
             if phase == "before":
                 old = _pid(svc.pid_file)
+                if real:
+                    sampler.stop()
+                    sampling.join(timeout=30)
                 plan = plan_restart(manager, unit=UNIT)
                 result = restart_service(manager, unit=UNIT, execute=True, confirm=plan.plan_id, token=token,
                                          incident=incident)
                 timings["restart_s"] = result.duration_s or 0.0
                 say(f"restart: {result.outcome}, pid {old} -> {_pid(svc.pid_file)} in "
                     f"{format_duration(result.duration_s)} (health: {result.health_after or 'not checked'})")
+                if real:
+                    sampler, sampling = make_sampler(opt.after_s + 5, True)
+                    sampling.start()
     finally:
         if traffic is not None:
             traffic.stop()
@@ -319,7 +361,8 @@ def _stages(manager: Any, folder: Path, work: Path, opt: DemoOptions, *, say: Ca
         extra = f": {result.error}" if result.status != "ok" else ""
         say(f"stage {k}/{n} {result.notebook}: {result.status} ({format_duration(result.duration_s)}){extra}")
 
-    run = run_incident(incident_dir=folder, progress=False, commit="demo-simulator", pdf=opt.pdf, index=True,
+    run = run_incident(incident_dir=folder, progress=False,
+                       commit="demo-real-gateway" if opt.gateway_binary else "demo-simulator", pdf=opt.pdf, index=True,
                        workers=opt.stage_workers, kernels=kernels, on_stage=stage_done,
                        stage_parameters={"02": {"supervisor_file": str(sup_file)}, "03": {"bucket": opt.bucket}})
     if run.report_html:

@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif gw.real:
-        signal.signal(signal.SIGTERM, lambda *_: term.__setitem__("flag", True))  # noticed after next accept
+        signal.signal(signal.SIGTERM, lambda *_: term.__setitem__("flag", True))  # seen when accept() fails
     else:
         signal.signal(signal.SIGTERM, _raise_stop)
     if opts.pid_file:
@@ -325,12 +325,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             if not ready:
                 continue
-            conn, _addr = lsock.accept()
-            gw.serve(conn)
-            if term["flag"]:  # like `while (!shutdown) { accept(); handle(); }`: clean exit with the report
-                for line in gw.leaks.report_lines(scope=opts.gpa_scope):
-                    log.line(line)
-                return 0
+            try:
+                conn, _addr = lsock.accept()
+            except OSError as exc:
+                # Like the real gateway: the SIGTERM flag is looked at only when accept() fails
+                # (a shut-down listening socket, or EMFILE under a lowered fd limit).
+                if term["flag"]:
+                    for line in gw.leaks.report_lines(scope=opts.gpa_scope):
+                        log.line(line)
+                    return 0
+                log.line(f"Accept error: error.{_errname(exc)}")
+                time.sleep(_TICK_S)  # the real one spins here; a tick keeps the simulator's CPU low
+                continue
+            gw.serve(conn)  # a connection after SIGTERM is served normally, as by the real gateway
     except _Stop:
         log.line("info: [gateway] SIGTERM received, shutting down")
         return 0
@@ -338,6 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         lsock.close()
+
+
+def _errname(exc: OSError) -> str:
+    import errno
+
+    names = {errno.EINVAL: "SocketNotListening", errno.EMFILE: "ProcessFdQuotaExceeded",
+             errno.ENFILE: "SystemFdQuotaExceeded"}
+    return names.get(exc.errno or 0, type(exc).__name__)
 
 
 def _raise_stop(*_: object) -> None:

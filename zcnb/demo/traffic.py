@@ -70,8 +70,10 @@ class TrafficGenerator:
         self, url: str, *, token: Secret | str | None, skills: dict[str, float] | None = None,
         tools: dict[str, float] | None = None, unauth_rate: float = 0.0, heartbeat_rate: float = 0.0,
         ws_rate: float = 0.0, health_rate: float = 0.0, duration_s: float | None = None, seed: int = 0,
-        budget_per_min: int = 60, timeout_s: float = 10.0, jitter: float = 0.2,
+        budget_per_min: int = 60, timeout_s: float = 10.0, jitter: float = 0.2, probe_headers: int = 0,
     ) -> None:
+        """``probe_headers``: extra headers (``X-Probe-N: ...``) on every token-less request; the real gateway
+        leaks each request's parsed headers on its 401 path, so they set the size of its leak."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"traffic target {url!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:18789")
@@ -91,6 +93,9 @@ class TrafficGenerator:
         if any(k != "unauth" for k, _n, _r in self._streams) and not self._token:
             raise ConfigError("traffic with a token was asked for but no token was given",
                               hint="pass token=gateway.token (or only unauth_rate)")
+        if not isinstance(probe_headers, int) or not 0 <= probe_headers <= 100:
+            raise ConfigError(f"probe_headers must be an integer 0..100, got {probe_headers!r}", hint="e.g. 20")
+        self.probe_headers = probe_headers
         self.duration_s, self.budget_per_min, self.timeout_s, self.jitter = duration_s, budget_per_min, timeout_s, jitter
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -170,6 +175,8 @@ class TrafficGenerator:
                 return
             assert self._token is not None
             headers["X-Auth-Token"] = self._token.reveal()
+        else:
+            headers.update({f"X-Probe-{i}": f"value-{i:04d}-{'p' * 24}" for i in range(self.probe_headers)})
         method, path, body = "GET", "/health", None
         if kind == "skill":
             method, path = "POST", "/agent"

@@ -3,10 +3,12 @@
 * :func:`run_with_leak_check` is the runbook's "Profile Memory"/"Test Fix" workflow: start a
   command under valgrind (memcheck or massif) or with ASan/LSan options, let it run, stop it
   with a signal, wait, parse what it printed.
-* :func:`capture_leak_report` is the clean-exit capture (issue 8.2): Zig's debug allocator
-  reports only at a clean exit, and the real gateway notices SIGTERM only after its next
-  accept(). So: SIGTERM, one TCP connection, wait, SIGKILL only after the timeout (the report
-  is then lost, and we say so), collect and parse the new log text, restart. Dry run by default.
+* :func:`capture_leak_report` is the clean-exit capture: Zig's debug allocator reports only at
+  a clean exit, and the real gateway looks at its SIGTERM flag only when accept() *fails*. So:
+  SIGTERM, make accept() fail (:mod:`zcnb.leaks.cleanstop`: shutdown of a pidfd_getfd duplicate
+  of its listening socket, else a lowered fd limit and one connection), wait, SIGKILL only after
+  the timeout (the report is then lost, and we say so), collect and parse the new log text,
+  restart. Dry run by default.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +30,7 @@ from ..actions import ActionResult, Plan, require_confirmation
 from ..exceptions import ConfigError, ProcessNotFound
 from ..files import ensure_private_dir, write_private
 from ..redact import Redactor, default_redactor
+from .cleanstop import METHODS, clean_stop, plan_steps, state_save_outcome
 from .massif import MassifReport, parse_massif_file
 from .model import LeakReport
 from .parse import parse_leak_report
@@ -268,9 +270,13 @@ class LeakCapture:
     plan: Plan
     report: LeakReport | None = None
     report_lost: bool = False
+    method: str | None = None  # the stop method that ran (None on a dry run)
+    state_save: str | None = None  # what happened to the gateway's own state save
+    capture_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action.to_dict(), "plan": self.plan.to_dict(), "report_lost": self.report_lost,
+                "method": self.method, "state_save": self.state_save, "capture_s": self.capture_s,
                 "report": self.report.to_dict() if self.report else None}
 
     def _repr_markdown_(self) -> str:
@@ -293,15 +299,13 @@ def _start_time(pid: int) -> float | None:
 
 
 def _capture_plan(pid: int, started: float | None, *, host: str, port: int, timeout_s: float, where: str,
-                  restart_name: str | None) -> Plan:
+                  restart_name: str | None, method: str) -> Plan:
     """The capture plan; its target (hence its id) names the pid *and* its start time, so a plan id
     confirmed for one process never applies to another that reused the pid."""
     when = (datetime.fromtimestamp(started, tz=UTC).isoformat(timespec="milliseconds") if started is not None
             else "not running")
     return Plan(action="capture-leak-report", target=f"pid {pid} (started {when}) ({host}:{port})", steps=(
-        f"kill -TERM {pid}",
-        f"connect once to {host}:{port} (unblocks accept() so the gateway sees the SIGTERM)",
-        f"wait up to {timeout_s:g} s for pid {pid} to exit; then kill -KILL {pid} (the leak report is then lost)",
+        *plan_steps(pid, port=port, host=host, method=method, timeout_s=timeout_s),
         f"collect the new log text from {where} and parse the leak report",
         f"restart via {restart_name}()" if restart_name else "no restart (none given)",
     ))
@@ -310,20 +314,24 @@ def _capture_plan(pid: int, started: float | None, *, host: str, port: int, time
 def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_source: LogSource,
                         timeout_s: float = 10.0, restart: Callable[[], object] | None = None,
                         execute: bool = False, confirm: str | None = None,
-                        settle_s: float = 1.0) -> LeakCapture:
+                        settle_s: float = 1.0, method: str = "auto") -> LeakCapture:
     """Stop the gateway cleanly to get its exit-time leak report; dry run unless confirmed.
 
     ``log_source`` is a log file to tail or a callable returning new log text. ``settle_s``
     is how long to keep reading after the exit while new text still arrives (journald lags).
+    ``method`` is how accept() is made to fail after the SIGTERM (:mod:`zcnb.leaks.cleanstop`):
+    ``auto`` (shutdown-socket, else fd-limit), ``shutdown-socket``, ``fd-limit`` or ``connect``.
     """
     if not isinstance(pid, int) or pid <= 1:
         raise ConfigError(f"invalid pid {pid!r}", hint="pass the gateway's pid (e.g. from `zcnb gateway status`)")
     if not 0 < port < 65536:
         raise ConfigError(f"invalid port {port!r}", hint="pass the gateway's TCP port (default 18789)")
+    if method not in METHODS:
+        raise ConfigError(f"unknown capture method {method!r}", hint=f"use one of: {', '.join(METHODS)}")
     where = "callable" if callable(log_source) else str(log_source)
     restart_name = getattr(restart, "__name__", type(restart).__name__) if restart else None
     plan = _capture_plan(pid, _start_time(pid), host=host, port=port, timeout_s=timeout_s, where=where,
-                         restart_name=restart_name)
+                         restart_name=restart_name, method=method)
     if not require_confirmation(plan, execute=execute, confirm=confirm):
         return LeakCapture(action=ActionResult(action=plan.action, target=plan.target, dry_run=True, outcome="planned",
                                                commands=plan.steps, plan_id=plan.plan_id,
@@ -335,20 +343,9 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
     tail = _LogTail(log_source)
     tail.mark()
     messages: list[str] = []
-    os.kill(pid, signal.SIGTERM)
-    try:
-        with socket.create_connection((host, port), timeout=2.0):
-            pass  # connect and close: a request (even a 401) could itself leak
-    except OSError as exc:
-        messages.append(f"connect to {host}:{port} failed ({exc.strerror or exc}); waiting anyway")
-    deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    lost = _alive(pid)
-    if lost:
-        os.kill(pid, signal.SIGKILL)
-        messages.append(f"pid {pid} did not exit within {timeout_s:g} s of SIGTERM: SIGKILLed; "
-                        "the allocator's exit-time leak report is LOST")
+    t0 = time.monotonic()
+    stop = clean_stop(pid, port=port, host=host, method=method, timeout_s=timeout_s)
+    lost = not stop.exited
     text = tail.read()
     end = time.monotonic() + settle_s
     while time.monotonic() < end:  # keep reading while the log still grows (journald lags the exit)
@@ -358,10 +355,21 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
             text += more
             end = time.monotonic() + settle_s / 2
     report = parse_leak_report(text)  # the raw text, in memory only: the report keeps sizes and frames, not lines
+    capture_s = time.monotonic() - t0
     red = _redactor()
-    if not lost:
-        messages.append(f"pid {pid} exited cleanly; {report.summary}" if report.recognized else
-                        f"pid {pid} exited cleanly but the log holds no leak report (no leaks, or not a debug-allocator build)")
+    how = f"stop method {stop.method}" + (f" (fallback: {stop.fallback_reason})" if stop.fallback_reason else "")
+    messages.append(how)
+    if lost:
+        messages.extend(stop.notes)
+    else:
+        messages.append(f"pid {pid} exited cleanly {stop.waited_s:.1f} s after SIGTERM; {report.summary}"
+                        if report.recognized else
+                        f"pid {pid} exited cleanly but the log holds no leak report (no leaks, or not a "
+                        "debug-allocator build)")
+        messages.extend(n for n in stop.notes if "state save" not in n)
+    state_save = None if lost else state_save_outcome(text, stop.method)
+    if state_save:
+        messages.append(state_save)
     outcome = "partial" if lost else "ok"
     if restart is not None:
         try:
@@ -371,8 +379,10 @@ def capture_leak_report(*, pid: int, port: int, host: str = "127.0.0.1", log_sou
             outcome = "failed"
             messages.append(f"restart via {restart_name}() failed: {type(exc).__name__}: {red.redact(str(exc))}")
     action = ActionResult(action=plan.action, target=plan.target, dry_run=False, outcome=outcome, started_at=started,
-                          finished_at=datetime.now(UTC), commands=plan.steps, plan_id=plan.plan_id,
+                          finished_at=datetime.now(UTC), commands=stop.steps, plan_id=plan.plan_id,
                           message="; ".join(messages),
-                          details={"report_lost": lost, "leak_report": report.to_dict() if report.recognized else None})
+                          details={"report_lost": lost, "stop": stop.to_dict(), "state_save": state_save,
+                                   "capture_s": round(capture_s, 3),
+                                   "leak_report": report.to_dict() if report.recognized else None})
     return LeakCapture(action=action, plan=plan, report=report if not lost or report.recognized else None,
-                       report_lost=lost)
+                       report_lost=lost, method=stop.method, state_save=state_save, capture_s=capture_s)

@@ -90,10 +90,19 @@ class LeakRecord:
     free_frames: tuple[Frame, ...] = ()  # Zig double free / size mismatch: the offending free
     note: str = ""
     complete: bool = True
+    # For a trace that ends inside the standard library: the program's frame it is attributed to (see parse.py)
+    attributed_to: Frame | None = None
+
+    @property
+    def std_only(self) -> bool:
+        """True when no frame of the trace is in the program's own source (it ends inside a runtime/library)."""
+        return bool(self.frames) and all(is_runtime_frame(f) for f in self.frames)
 
     @property
     def site(self) -> Frame | None:
-        """The first frame in the user's code (else the first named frame)."""
+        """The first frame in the user's code (else the attributed program frame, else the first named frame)."""
+        if self.attributed_to is not None:
+            return self.attributed_to
         for f in self.frames:
             if not is_runtime_frame(f):
                 return f
@@ -123,6 +132,15 @@ class SiteStat:
     bytes: int | None  # None when no record of this site had a known size (Zig leaks)
     blocks: int | None
     kinds: tuple[str, ...]
+    attributed: int = 0  # records whose trace ends in the standard library, attributed here (see ``via``)
+    via: tuple[str, ...] = ()  # the library functions those traces end in, e.g. ("std hash_map putContext",)
+
+    @property
+    def label(self) -> str:
+        """``N records`` with the attributed part said: ``140 (20 attributed: trace ends in std putContext)``."""
+        if not self.attributed:
+            return str(self.records)
+        return f"{self.records} ({self.attributed} attributed: trace ends in {', '.join(self.via)})"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -143,10 +161,23 @@ class LeakReport:
     tool_summary: dict[str, dict[str, dict[str, int | None]]] = field(default_factory=dict)
     tests_leaked: int | None = None
     notes: tuple[str, ...] = ()
+    # Set by the parser, which aggregates while streaming: totals and sites then cover every record, while
+    # ``records`` keeps only the first ``max_records`` (memory stays bounded on a million-record report).
+    record_count: int | None = None
+    kind_totals: dict[str, dict[str, int | None]] | None = None
+    site_stats: tuple[SiteStat, ...] | None = None  # every leak site, largest first
+    reachable_stats: tuple[SiteStat, ...] | None = None  # every site including still-reachable
+
+    @property
+    def n_records(self) -> int:
+        """All records parsed (``records`` may hold fewer, see ``record_count``)."""
+        return self.record_count if self.record_count is not None else len(self.records)
 
     @property
     def totals(self) -> dict[str, dict[str, int | None]]:
         """Per kind: ``{"bytes": int|None, "blocks": int|None, "records": int}``."""
+        if self.kind_totals is not None:
+            return {k: dict(v) for k, v in self.kind_totals.items()}
         out: dict[str, dict[str, int | None]] = {}
         for r in self.records:
             t = out.setdefault(r.kind, {"bytes": None, "blocks": None, "records": 0})
@@ -168,13 +199,16 @@ class LeakReport:
     def leaked_bytes(self) -> int | None:
         """Bytes definitely lost (direct + indirect + definitely + leaked); None if no size is known."""
         total: int | None = None
-        for r in self.records:
-            if r.kind in ("direct", "indirect", "definitely", "leaked"):
-                total = _add(total, r.bytes)
+        for kind, t in self.totals.items():
+            if kind in ("direct", "indirect", "definitely", "leaked"):
+                total = _add(total, t["bytes"])
         return total
 
     def top_sites(self, n: int = 10, *, include_reachable: bool = False) -> tuple[SiteStat, ...]:
         """Leak sites, largest first (by bytes, then by number of records)."""
+        pre = self.reachable_stats if include_reachable else self.site_stats
+        if pre is not None:
+            return pre[:n]
         kinds = LEAK_KINDS + (("still-reachable",) if include_reachable else ())
         groups: dict[tuple[str, str | None], list[LeakRecord]] = {}
         for r in self.records:
@@ -190,8 +224,11 @@ class LeakReport:
             for r in recs:
                 b, blk = _add(b, r.bytes), _add(blk, r.blocks)
             lines = sorted({s.line for r in recs if (s := r.site) is not None and s.line is not None})
+            attributed = [r for r in recs if r.attributed_to is not None]
+            via = sorted({f"std {r.frames[-1].function}" for r in attributed if r.frames})
             stats.append(SiteStat(function=func, file=file, lines=tuple(lines), records=len(recs), bytes=b,
-                                  blocks=blk, kinds=tuple(sorted({r.kind for r in recs}))))
+                                  blocks=blk, kinds=tuple(sorted({r.kind for r in recs})), attributed=len(attributed),
+                                  via=tuple(via)))
         stats.sort(key=lambda s: (-(s.bytes if s.bytes is not None else -1), -s.records, s.function))
         return tuple(stats[:n])
 
@@ -199,7 +236,7 @@ class LeakReport:
     def summary(self) -> str:
         if not self.recognized:
             return "no leak report recognised in the text"
-        parts = [f"{'/'.join(self.tools)}: {len(self.records)} record(s)"]
+        parts = [f"{'/'.join(self.tools)}: {self.n_records} record(s)"]
         for kind, t in self.totals.items():
             parts.append(f"{kind} {format_bytes(t['bytes'])} in {t['blocks']} block(s)")
         if self.tests_leaked is not None:
@@ -207,7 +244,7 @@ class LeakReport:
         top = self.top_sites(1)
         if top:
             s = top[0]
-            parts.append(f"top site {s.function} ({s.file or '?'}) {format_bytes(s.bytes)} x{s.records}")
+            parts.append(f"top site {s.function} ({s.file or '?'}) {format_bytes(s.bytes)} x{s.label}")
         if self.truncated:
             parts.append("TRUNCATED: the report was cut off, totals are a lower bound")
         return "; ".join(parts)
@@ -222,6 +259,8 @@ class LeakReport:
             "tests_leaked": self.tests_leaked,
             "tool_summary": self.tool_summary,
             "top_sites": [s.to_dict() for s in self.top_sites()],
+            "records_total": self.n_records,
+            "records_kept": len(self.records),
             "records": [r.to_dict() for r in self.records],
             "notes": list(self.notes),
             "summary": self.summary,
@@ -235,11 +274,14 @@ class LeakReport:
         rows = "".join(
             f"<tr><td>{esc(s.function)}</td><td>{esc(s.file or '?')}</td>"
             f"<td>{esc(','.join(map(str, s.lines)))}</td><td>{esc(', '.join(s.kinds))}</td>"
-            f"<td style='text-align:right'>{s.records}</td><td style='text-align:right'>{esc(format_bytes(s.bytes))}</td>"
+            f"<td style='text-align:right'>{esc(s.label)}</td><td style='text-align:right'>{esc(format_bytes(s.bytes))}</td>"
             f"<td style='text-align:right'>{s.blocks if s.blocks is not None else '?'}</td></tr>"
             for s in self.top_sites()
         )
         table = ("<table><thead><tr><th>site</th><th>file</th><th>lines</th><th>kinds</th><th>records</th>"
                  f"<th>bytes</th><th>blocks</th></tr></thead><tbody>{rows}</tbody></table>")
         errs = "".join(f"<li>{esc(r.kind)} at {esc(str(r.site))} {esc(r.note)}</li>" for r in self.errors)
-        return head + table + (f"<p>Allocator errors:</p><ul>{errs}</ul>" if errs else "")
+        foot = ("<p>Records marked <i>attributed</i> have a trace that ends inside the standard library (the allocator "
+                "kept only its innermost frames); they are counted at the program's call site of that library "
+                "function, found in this report.</p>" if any(s.attributed for s in self.top_sites()) else "")
+        return head + table + foot + (f"<p>Allocator errors:</p><ul>{errs}</ul>" if errs else "")

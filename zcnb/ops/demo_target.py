@@ -45,7 +45,9 @@ def simulator_service(name: str, *, run_dir: str | os.PathLike[str], token: Secr
         argv.append("--exit-with-parent")
     return SupervisedService(name=name, argv=tuple(argv), pid_file=d / f"{name}.pid", log_file=d / f"{name}.log",
                              env={"GATEWAY_AUTH_TOKEN": token},
-                             health=HealthCheck(f"http://127.0.0.1:{port}/health", needs_token=True))
+                             health=HealthCheck(f"http://127.0.0.1:{port}/health", needs_token=True),
+                             # the real profile, like the real gateway, ignores SIGTERM until accept() fails
+                             stop_method="clean" if profile == "real" and not ignore_sigterm else "term")
 
 
 @dataclass(frozen=True)

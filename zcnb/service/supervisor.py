@@ -23,7 +23,9 @@ from ..exceptions import CommandFailed, ConfigError, ServicePermissionError, Uni
 from ..files import read_input, write_json, write_private
 from .base import HealthCheck, ServiceStatus, StepOutcome, format_command, redact_line
 
-__all__ = ["ProcessSupervisorBackend", "SupervisedService"]
+__all__ = ["STOP_METHODS", "ProcessSupervisorBackend", "SupervisedService"]
+
+STOP_METHODS = ("term", "clean")
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,20 @@ class SupervisedService:
     cwd: Path | None = None
     env: Mapping[str, str | Secret] = field(default_factory=dict)  # Secret values are never written to files
     health: HealthCheck | None = None
+    # "term": SIGTERM + one connection, SIGKILL after the timeout; "clean": SIGTERM, then make accept() fail
+    # (zcnb.leaks.cleanstop) so a gateway that ignores SIGTERM until then exits and prints its leak report.
+    stop_method: str = "term"
+
+    def __post_init__(self) -> None:
+        if self.stop_method not in STOP_METHODS:
+            raise ConfigError(f"service {self.name!r}: unknown stop_method {self.stop_method!r}",
+                              hint=f"use one of: {', '.join(STOP_METHODS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "argv": list(self.argv), "pid_file": str(self.pid_file),
                 "log_file": str(self.log_file), "cwd": str(self.cwd) if self.cwd else None,
                 "env": {k: v for k, v in self.env.items() if not isinstance(v, Secret)},
-                "health": self.health.to_dict() if self.health else None}
+                "health": self.health.to_dict() if self.health else None, "stop_method": self.stop_method}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SupervisedService:
@@ -55,7 +65,7 @@ class SupervisedService:
             return cls(name=str(d["name"]), argv=tuple(str(a) for a in argv), pid_file=Path(d["pid_file"]),
                        log_file=Path(d["log_file"]), cwd=Path(d["cwd"]) if d.get("cwd") else None,
                        env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
-                       health=HealthCheck(**h) if h else None)
+                       health=HealthCheck(**h) if h else None, stop_method=str(d.get("stop_method") or "term"))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"service entry is missing or has a bad field ({exc})",
                               hint="each service needs name, argv (list), pid_file, log_file") from None
@@ -190,6 +200,9 @@ class ProcessSupervisorBackend:
         svc = self.service(unit)
         start = f"{format_command(svc.argv)} >>{svc.log_file} 2>&1 &  # detached; pid -> {svc.pid_file}"
         stop = f"kill -TERM $(cat {svc.pid_file})  # SIGKILL if still running after the timeout"
+        if svc.stop_method == "clean":
+            stop = (f"kill -TERM $(cat {svc.pid_file}); shutdown its listening socket (pidfd_getfd; else a lowered "
+                    "fd limit + one connection) so accept() fails and it exits cleanly  # SIGKILL after the timeout")
         if verb == "start":
             return (start,)
         if verb == "stop":
@@ -285,6 +298,12 @@ class ProcessSupervisorBackend:
         except OSError:
             pass
 
+    def _endpoint(self, svc: SupervisedService) -> tuple[str, int] | None:
+        if svc.health is None:
+            return None
+        parts = urlsplit(svc.health.url)
+        return parts.hostname or "127.0.0.1", parts.port or 80
+
     def stop(self, unit: str, *, timeout_s: float = 10.0) -> StepOutcome:
         svc = self.service(unit)
         pid = self._owned_pid(svc)
@@ -293,21 +312,54 @@ class ProcessSupervisorBackend:
             return StepOutcome((), (f"{unit} was not running",))
         cmds = [f"kill -TERM {pid}"]
         warnings: list[str] = []
-        self._signal(pid, signal.SIGTERM)
-        self._nudge(svc)
-        if not self._wait_gone(pid, timeout_s):
+        details: dict[str, Any] = {"stopped_pid": pid, "stop_method": svc.stop_method}
+        t0 = time.monotonic()
+        end = self._endpoint(svc)
+        if svc.stop_method == "clean" and end is not None:
+            from ..leaks.cleanstop import clean_stop
+
+            res = clean_stop(pid, host=end[0], port=end[1], timeout_s=timeout_s, kill_after=False)
+            cmds = list(res.steps)
+            details["clean_stop"] = res.to_dict()
+            gone = res.exited
+            how = f"SIGTERM, then stop method {res.method}"
+        else:
+            if svc.stop_method == "clean":
+                warnings.append(f"{unit} has no health URL, so its port is unknown: stopped with SIGTERM only")
+            self._signal(pid, signal.SIGTERM)
+            self._nudge(svc)
+            gone = self._wait_gone(pid, timeout_s)
+            how = "SIGTERM, then one connection to wake its accept loop"
+        waited = time.monotonic() - t0
+        details["waited_s"] = round(waited, 2)
+        if not gone:
             self._signal(pid, signal.SIGKILL)
             cmds.append(f"kill -KILL {pid}")
-            warnings.append(f"{unit} (pid {pid}) ignored SIGTERM for {timeout_s:.0f} s: killed with SIGKILL; "
-                            "WARNING: the allocator's exit-time leak report is lost for this run")
+            details.update(sigterm_ignored=svc.stop_method != "clean" or end is None, report_lost=True)
+            alt = (f"zcnb leaks capture --pid {pid} --port {end[1]} --log {svc.log_file}" if end is not None
+                   else "zcnb leaks capture")
+            details["clean_alternative"] = alt
+            if svc.stop_method == "clean" and end is not None:
+                warnings.append(
+                    f"{unit} (pid {pid}) did not exit within {waited:.1f} s of SIGTERM and the clean stop ({how}): "
+                    "killed it with SIGKILL; its allocator's exit-time leak report is lost (or cut) for this run. "
+                    f"Retry with a longer timeout, or capture the report with `{alt}`")
+            else:
+                warnings.append(
+                    f"{unit} (pid {pid}) did not exit on SIGTERM: waited {waited:.1f} s ({how}), then killed it "
+                    "with SIGKILL; its allocator's exit-time leak report is lost for this run. The ZeptoClaw gateway "
+                    "looks at SIGTERM only when accept() fails, so SIGTERM never stops it: stop it cleanly with "
+                    f"`{alt}` (capture action), or give this service stop_method 'clean'")
             if not self._wait_gone(pid, 5.0):
                 raise CommandFailed(f"{unit} (pid {pid}) survived SIGKILL", hint="check for a D-state process (ps -o stat)",
                                     unit=unit, pid=pid)
+        else:
+            details["report_lost"] = False
         child = self._procs.pop(pid, None)
         if child is not None:
             child.wait(timeout=1)
         svc.pid_file.unlink(missing_ok=True)
-        return StepOutcome(tuple(cmds), tuple(warnings), {"stopped_pid": pid})
+        return StepOutcome(tuple(cmds), tuple(warnings), details)
 
     def restart(self, unit: str, *, timeout_s: float = 10.0) -> StepOutcome:
         return self.stop(unit, timeout_s=timeout_s) + self.start(unit, timeout_s=timeout_s)
