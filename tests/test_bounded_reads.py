@@ -174,3 +174,18 @@ def test_cli_fleet_timeout_is_total(hostile: Hostile, capsys: pytest.CaptureFixt
     assert time.monotonic() - t0 < 4
     err = capsys.readouterr().err
     assert "within the 2 s deadline" in err and "Traceback" not in err
+
+
+
+@pytest.mark.parametrize(("hostile", "expected"), [(drip_body, "no reply within 1.5 s"),
+                                                   (drip_headers, "no reply within 1.5 s"),
+                                                   (endless, "larger than 1048576 bytes")],
+                         indirect=["hostile"], ids=["drip-body", "drip-headers", "endless"])
+def test_health_probe_is_bounded(hostile: Hostile, expected: str) -> None:
+    """``probe_health`` (zcnb health, restart waits) ends by its deadline and never reads past 1 MiB."""
+    from zcnb.service.health import probe_health
+
+    t0 = time.monotonic()
+    res = probe_health(hostile.url + "/health", timeout_s=1.5)
+    assert time.monotonic() - t0 < 2.8
+    assert res.state != "healthy" and expected in res.detail, res

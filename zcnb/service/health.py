@@ -14,11 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..collect.bounded import DeadlineExceeded, ReplyTooLarge, get_bounded
 from ..collect.budget import RequestBudget, budget_for_url
 from ..config import Secret
 from ..exceptions import ConfigError, RequestBudgetExhausted
 
 __all__ = ["HEALTH_STATES", "HealthResult", "pid_alive", "probe_health", "wait_healthy"]
+
+HEALTH_MAX_BYTES = 1024 * 1024  # a /health reply is a few bytes; anything past 1 MiB is not a health reply
 
 HEALTH_STATES = ("healthy", "busy", "down", "unreachable", "unauthorized", "rate_limited", "unexpected", "not_probed",
                  "throttled")
@@ -176,11 +179,16 @@ def probe_health(url: str, *, token: Secret | None = None, timeout_s: float = 2.
     body_status: str | None = None
     extras: tuple[str, ...] = ()
     try:
+        # Bounded like every network read: HEALTH_MAX_BYTES of body, one deadline for the whole reply.
         with httpx.Client(timeout=timeout_s, trust_env=False) as client:
-            resp = client.get(url, headers=headers)
+            resp = get_bounded(client, url, headers=headers, max_bytes=HEALTH_MAX_BYTES,
+                               deadline=time.monotonic() + timeout_s)
         status_code = resp.status_code
-        state, detail, body_status, extras = _judge_body(resp.status_code, resp.text, expect)
-    except httpx.TimeoutException:
+        state, detail, body_status, extras = _judge_body(resp.status_code,
+                                                         resp.content.decode("utf-8", errors="replace"), expect)
+    except ReplyTooLarge as exc:
+        state, detail = "unexpected", f"reply body larger than {HEALTH_MAX_BYTES} bytes (read {exc.size}); stopped reading"
+    except (httpx.TimeoutException, DeadlineExceeded):
         alive = pid_alive(pid)
         state = "busy" if alive else ("down" if alive is False else "unreachable")
         detail = f"no reply within {timeout_s:.1f} s" + ("" if alive is None else f"; process {'alive' if alive else 'gone'}")
