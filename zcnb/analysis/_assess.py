@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class _Baseline:
     n_peaks: int
     width: int
     dt: float
+    startup_ramp: float = 0.0  # bytes of a start-up ramp left out of the baseline (_skip_startup)
 
 
 def _baseline(p: Prepared, th: LeakThresholds) -> _Baseline:
@@ -88,7 +89,20 @@ def _skip_startup(b: _Baseline) -> tuple[_Baseline, float]:
         skipped += float(y[last + 1] - y[0])
     if keep.all():
         return b, 0.0
-    return _Baseline(b.t[keep], b.y[keep], b.seg[keep], b.period_s, b.n_peaks, b.width, b.dt), skipped
+    return _Baseline(b.t[keep], b.y[keep], b.seg[keep], b.period_s, b.n_peaks, b.width, b.dt, skipped), skipped
+
+
+def _gradual_start(p: Prepared, b: _Baseline) -> bool:
+    """Whether the first segment's start-up rise came in several raw steps (a warm-up: a cache filling) rather
+    than one jump (the process's own start: the interpreter or binary loading)."""
+    if not len(b.t):
+        return False
+    a, z = p.bounds()[0]
+    head = p.y[a:z][p.t[a:z] <= b.t[0]]
+    if len(head) < 3:
+        return False
+    rise = float(head.max() - head[0])
+    return rise > 0 and float(np.diff(head).max()) < 0.5 * rise
 
 
 def baseline(df: pd.DataFrame, *, column: str | None = None, thresholds: LeakThresholds | None = None) -> pd.Series:
@@ -241,6 +255,8 @@ def assess_leak(df: pd.DataFrame, *, column: str | None = None, limit_bytes: flo
         notes.append(f"{len(p.restarts)} restart(s): {p.n_segments} segments fitted together (own intercepts)")
     b = _baseline(p, th)
     b, ramp = _skip_startup(b)
+    if ramp > 0 and not _gradual_start(p, b):
+        b = replace(b, startup_ramp=0.0)  # one jump at exec (a process starting), not a cache filling up
     if ramp > 0:
         notes.append(f"start-up ramp (+{format_bytes(ramp)} in the first baseline points of a segment) "
                      "left out of the baseline")
@@ -314,7 +330,7 @@ def _features(p: Prepared, b: _Baseline, fit: _Fit, level: float, current: float
         bounded_delta_bic=bnd.delta_bic if bnd else None, bounded_tail_ratio=bnd.tail_ratio if bnd else None,
         bounded_tau_s=bnd.tau_s if bnd else None, persist_delta_bic=bnd.persist_delta_bic if bnd else None,
         persist_slope_bps=bnd.persist_slope if bnd else None, bounded_rise_bytes=bnd.rise if bnd else None,
-        step_episodes=len(episodes),
+        step_episodes=len(episodes), startup_ramp_bytes=b.startup_ramp,
         step_share=step_total / rise if rise > 0 else 0.0,
         cyclic=b.period_s is not None and b.n_peaks >= th.min_cycles)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..units import format_bytes
 from ._model import LeakThresholds
 
 __all__ = ["LeakFeatures", "VerdictDecision", "decide_verdict", "min_relative_rise", "severity_for_time"]
@@ -52,6 +53,7 @@ class LeakFeatures:
     step_episodes: int = 0
     step_share: float = 0.0
     cyclic: bool = False
+    startup_ramp_bytes: float = 0.0  # a start-up rise left out of the baseline (the cache filling, then level)
 
     @property
     def rise_bytes(self) -> float:
@@ -123,19 +125,25 @@ def decide_verdict(f: LeakFeatures, th: LeakThresholds | None = None) -> Verdict
     levelled = bounded and f.bounded_tail_ratio is not None and f.bounded_tail_ratio <= th.levelled_tail_ratio
     rising = f.p_value < th.alpha and f.slope_bps > 0
     warmed = levelled and not f.cyclic and (f.bounded_rise_bytes is None or f.bounded_rise_bytes >= need)
+    # A rise at the start, left out of the baseline, then a level baseline: the warm-up has already levelled off.
+    ramped = not f.cyclic and f.startup_ramp_bytes >= need
     if not rising and warmed:
         return VerdictDecision("no_leak", "warm-up-plateau", "none", "growth levelled off early (a bounded model "
                                "beats a line)", threshold_rise_bytes=need)
     if not rising:
         shrinking = f.p_value < th.alpha and f.slope_bps < 0
         why = "baseline shrinks" if shrinking else "no significant baseline trend"
+        if ramped and not shrinking:
+            return VerdictDecision("no_leak", "warm-up-plateau", "none",
+                                   f"a start-up rise of {format_bytes(f.startup_ramp_bytes)}, then {why}",
+                                   threshold_rise_bytes=need)
         return VerdictDecision("no_leak", "unknown" if shrinking and not f.cyclic else flat_pattern, "none", why,
                                threshold_rise_bytes=need)
     ttl, doubling, clock = _clock(f)
     near_limit = ttl is not None and ttl < th.high_s  # limit within a day: material whatever the level
     if f.rise_bytes < need and not near_limit:
         return VerdictDecision(
-            "no_leak", "warm-up-plateau" if warmed else flat_pattern, "none",
+            "no_leak", "warm-up-plateau" if warmed or ramped else flat_pattern, "none",
             f"baseline rises {100 * f.rise_bytes / max(f.level_bytes, 1.0):.2g} % over the window: below the "
             f"{100 * frac:.2g} % that counts for a window this long", threshold_rise_bytes=need)
     if f.slope_low_bps * f.duration_s < 0.5 * need and not near_limit and not levelled:

@@ -178,7 +178,10 @@ class SimulatedGateway:
         if proc is None or proc.poll() is not None:
             return StopResult(pid=proc.pid if proc else None, exit_code=proc.returncode if proc else None,
                               clean=False, killed=False, report_lost=False, duration_s=0.0, note="was not running")
-        res = clean_stop(proc.pid, port=self._port, host=self.host, timeout_s=timeout, kill_after=False)
+        # The simulator writes its leak report in well under a second; its threads keep doing I/O while it
+        # runs, so the real binary's long "still writing its report" grace would only delay the SIGKILL.
+        res = clean_stop(proc.pid, port=self._port, host=self.host, timeout_s=timeout, kill_after=False,
+                         report_grace_s=timeout)
         if res.exited:
             code = proc.wait(timeout=10)
             return StopResult(pid=proc.pid, exit_code=code, clean=code == 0, killed=False, report_lost=False,
