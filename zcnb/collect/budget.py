@@ -26,7 +26,6 @@ import fcntl
 import math
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +58,9 @@ def runtime_dir(settings: Settings | None = None) -> Path:
     elif os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
         path = Path(os.environ["XDG_RUNTIME_DIR"]) / "zcnb"
     else:
-        path = Path(tempfile.gettempdir()) / f"zcnb-{os.getuid()}"
+        # /tmp itself, not $TMPDIR: the ledger is host-wide, so two zcnb processes with different TMPDIRs
+        # (a notebook kernel, a test, a shell) must still find the same one.
+        path = Path("/tmp") / f"zcnb-{os.getuid()}"
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
         st = os.lstat(path)
