@@ -159,3 +159,18 @@ def test_sampler_records_the_target_limit_and_replay_uses_it(tmp_path: Path,
     given.run()
     assert time.monotonic() - t0 < 30
     assert "memory_limit_bytes: unknown   memory_limit_source: unknown: test" in (tmp_path / "g.csv").read_text()
+
+
+@pytest.mark.parametrize("late_ms", [0, 1, 300])
+def test_sixty_samples_a_second_apart_are_decided_despite_timer_jitter(late_ms: int) -> None:
+    """`sample --duration 60 --interval 1` on a real process: the first tick can be late by a few ms, so the
+    span is 58.99x s; the window (span + one interval) is still the 60 s the default thresholds ask for."""
+    import numpy as np
+    import pandas as pd
+
+    t = pd.Timestamp("2026-12-05T08:33:36.344Z") + pd.to_timedelta(np.arange(60, dtype=float), unit="s")
+    t = t.delete(0).insert(0, t[0] + pd.Timedelta(milliseconds=late_ms))  # the first tick came late
+    y = 9_000_000 + 40_000 * np.arange(60.0)  # 40 KB/s: a clear leak
+    df = pd.DataFrame({"timestamp": t, "rss_bytes": y})
+    a = assess_leak(df)
+    assert a.needed is None and a.verdict == "leak", (a.verdict, a.needed)

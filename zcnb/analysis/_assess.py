@@ -126,7 +126,9 @@ def _needed(p: Prepared, b: _Baseline, th: LeakThresholds, duration: float) -> D
         more_n = th.min_samples - n
         more_s = max(more_s, more_n * b.dt)
         reasons.append(f"{more_n} more samples (have {n}, need {th.min_samples})")
-    if duration < th.min_duration_s:
+    # Timer jitter: 60 samples taken "every 1 s" can span 58.999 s; within half an interval (at most 1 % of the
+    # window) the window counts as long enough, so `sample --duration 60 --interval 1` is always decided.
+    if duration < th.min_duration_s - min(0.5 * b.dt, 0.01 * th.min_duration_s):
         more_s = max(more_s, th.min_duration_s - duration)
         reasons.append(f"{format_duration(th.min_duration_s - duration)} more (have {format_duration(duration)}, "
                        f"need {format_duration(th.min_duration_s)})")
