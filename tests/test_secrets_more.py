@@ -270,7 +270,7 @@ def test_capture_plan_id_changes_with_the_process_start_time(tmp_path: Path) -> 
         ta, tb = psutil.Process(a.pid).create_time(), psutil.Process(b.pid).create_time()
         assert ta != tb
         kw: dict[str, Any] = {"host": "127.0.0.1", "port": 18789, "timeout_s": 10.0, "where": "log",
-                              "restart_name": None}
+                              "restart_name": None, "method": "auto"}
         # the same pid number with another start time (a reused pid) gives another plan id
         assert _capture_plan(a.pid, ta, **kw).plan_id != _capture_plan(a.pid, tb, **kw).plan_id
         assert _capture_plan(a.pid, ta, **kw).plan_id == _capture_plan(a.pid, ta, **kw).plan_id
