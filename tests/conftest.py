@@ -18,6 +18,21 @@ hypothesis_settings.register_profile("zcnb-ci", database=None, derandomize=True)
 hypothesis_settings.load_profile("zcnb-ci" if os.environ.get("CI") else "zcnb")
 
 
+@pytest.fixture(autouse=True)
+def _working_directory_kept() -> Iterator[None]:
+    """Every test leaves the process's working directory where it found it (the notebook tests that run after
+    it resolve ``tests/sanitize.cfg`` from there): one that moves it fails, and the directory is put back."""
+    before = os.getcwd()
+    yield
+    try:
+        now: str | None = os.getcwd()
+    except FileNotFoundError:
+        now = None
+    if now != before:
+        os.chdir(before)
+        pytest.fail(f"the test left the working directory at {now or '(a removed folder)'} instead of {before}")
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -195,8 +195,10 @@ def _execute(notebook: Path, output: Path, params: dict[str, Any], *, progress: 
     stage = notebook.name[:2]
     t0 = time.monotonic()
     km = kernels.take() if kernels is not None else None
-    common = {"parameters": params, "progress_bar": progress, "cwd": str(cwd), "kernel_name": kernel_name or "python3",
-              "execution_timeout": timeout_s, "log_output": False}
+    # The kernel starts in ``cwd`` (nbclient reads it from ``resources``); papermill's own ``cwd=`` would chdir the
+    # whole process, which races when stages run in parallel threads and can leave the caller in a removed folder.
+    common = {"parameters": params, "progress_bar": progress, "resources": {"metadata": {"path": str(cwd)}},
+              "kernel_name": kernel_name or "python3", "execution_timeout": timeout_s, "log_output": False}
     try:
         if km is not None:
             papermill.execute_notebook(str(notebook), str(output), km=km, **common)
