@@ -87,6 +87,9 @@ def test_steps_and_noise() -> None:
     assert (flat.verdict, flat.pattern) == ("no_leak", "flat")
     shrink = decide_verdict(feats(-5 * MIB, 60 * MIB, 3600, p_value=1e-4))
     assert (shrink.verdict, shrink.pattern) == ("no_leak", "unknown")
+    # a significant fall far below what a rise would need (a few KiB/h on a level baseline) is flat
+    dip = decide_verdict(feats(-64 * 1024, 60 * MIB, 3600, p_value=1e-4))
+    assert (dip.verdict, dip.pattern, dip.reason) == ("no_leak", "flat", "baseline falls by less than what counts")
     # rising, but the interval's low end is far below what counts: not a leak (small) / inconclusive (large)
     wobbly = feats(3 * MIB * 20, 60 * MIB, 180, slope_low_bps=0.0)
     assert decide_verdict(wobbly).verdict == "no_leak"

@@ -107,6 +107,28 @@ def _tie_term(v: np.ndarray) -> float:
     return float(np.sum(k * (k - 1) * (2 * k + 5)))
 
 
+_PAIR_BLOCK_CELLS = 1 << 18  # pairs formed per numpy step: bounded scratch memory (~10 MiB), few Python steps
+
+
+def _pair_slopes(ts: np.ndarray, ys: np.ndarray, out: list[np.ndarray]) -> float:
+    """Append the slopes ``(y_j - y_i) / (t_j - t_i)`` of every pair i < j with t_j > t_i to ``out`` (in blocks
+    of rows, so scratch memory stays bounded while each numpy step handles many pairs); returns the sum of the
+    signs of their ``y_j - y_i`` (Mann-Kendall's S)."""
+    n = len(ts)
+    rows = max(1, _PAIR_BLOCK_CELLS // n)
+    s = 0.0
+    for r0 in range(0, n - 1, rows):
+        r1 = min(n - 1, r0 + rows)
+        dx = ts[None, r0 + 1 :] - ts[r0:r1, None]  # column c is j = r0 + 1 + c
+        dy = ys[None, r0 + 1 :] - ys[r0:r1, None]
+        keep = np.arange(r0 + 1, n)[None, :] > np.arange(r0, r1)[:, None]  # j > i
+        keep &= dx > 0
+        dy = dy[keep]
+        out.append(dy / dx[keep])
+        s += float(np.sign(dy).sum())
+    return s
+
+
 def pooled_theil_sen(t: np.ndarray, y: np.ndarray, seg: np.ndarray, *, alpha: float = 0.05) -> Trend | None:
     """Theil-Sen over within-segment pairs only (Hirsch's seasonal Kendall slope, segments as seasons).
 
@@ -125,14 +147,7 @@ def pooled_theil_sen(t: np.ndarray, y: np.ndarray, seg: np.ndarray, *, alpha: fl
         medians.append((float(np.median(ts)) if n else 0.0, float(np.median(ys)) if n else 0.0))
         if n < 2:
             continue
-        for k in range(1, n):  # offsets instead of an n x n matrix: memory stays O(pairs)
-            dx = ts[k:] - ts[:-k]
-            dy = ys[k:] - ys[:-k]
-            ok = dx > 0
-            if not ok.all():
-                dx, dy = dx[ok], dy[ok]
-            slopes.append(dy / dx)
-            s_total += float(np.sign(dy).sum())
+        s_total += _pair_slopes(ts, ys, slopes)
         var_total += (n * (n - 1) * (2 * n + 5) - _tie_term(ts) - _tie_term(ys)) / 18.0
     if not slopes:
         return None
@@ -358,14 +373,28 @@ def _staircase(y: np.ndarray, *, min_len: int = 3, max_shifts: int = 8) -> tuple
 def _sat_line_sse(tt: np.ndarray, yy: np.ndarray, taus: np.ndarray) -> tuple[float, float]:
     """Smallest SSE of ``a + b (1 - exp(-t / tau)) + c t / T`` over the tau grid (a warm-up on top of a leak),
     and its c."""
-    best, coef = math.inf, 0.0
+    # All taus in one pass: the line part (1, t / T) is projected out of y and of every warm-up column, then each
+    # column's least squares is closed-form (the Frisch-Waugh-Lovell theorem); a column with (almost) nothing left
+    # after the projection is collinear with the line, a rank-deficient fit, and is skipped.
     tn = tt / max(float(tt[-1]), 1e-9)
-    for tau in taus:
-        x = np.column_stack((np.ones_like(tt), -np.expm1(-tt / tau), tn))
-        sol, res, rank, _ = np.linalg.lstsq(x, yy, rcond=None)
-        if rank == 3 and res.size and float(res[0]) < best:
-            best, coef = float(res[0]), float(sol[2])
-    return (best, coef) if math.isfinite(best) else (float(np.sum((yy - yy.mean()) ** 2)), 0.0)
+    tc = tn - tn.mean()
+    stt = float(tc @ tc)
+    if stt <= 0:
+        return float(np.sum((yy - yy.mean()) ** 2)), 0.0
+    x = -np.expm1(-tt[:, None] / taus[None, :])  # (points, taus)
+    x_slope = (tc @ x) / stt  # each column's slope on t / T
+    xr = x - x.mean(axis=0) - tc[:, None] * x_slope  # residual of each column after the line
+    y_slope = float(tc @ yy) / stt
+    yr = yy - yy.mean() - tc * y_slope
+    sxx = np.einsum("ij,ij->j", xr, xr)
+    sxy = yr @ xr
+    ok = sxx > 1e-10 * np.einsum("ij,ij->j", x - x.mean(axis=0), x - x.mean(axis=0))
+    if not ok.any():
+        return float(np.sum((yy - yy.mean()) ** 2)), 0.0
+    b = np.where(ok, sxy / np.where(ok, sxx, 1.0), 0.0)
+    sse = np.where(ok, float(yr @ yr) - b * sxy, np.inf)
+    k = int(np.argmin(sse))
+    return max(float(sse[k]), 0.0), y_slope - float(b[k]) * float(x_slope[k])
 
 
 def step_episodes(bt: np.ndarray, by: np.ndarray, *, min_gap: int = 2,

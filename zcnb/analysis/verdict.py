@@ -131,8 +131,12 @@ def decide_verdict(f: LeakFeatures, th: LeakThresholds | None = None) -> Verdict
         return VerdictDecision("no_leak", "warm-up-plateau", "none", "growth levelled off early (a bounded model "
                                "beats a line)", threshold_rise_bytes=need)
     if not rising:
-        shrinking = f.p_value < th.alpha and f.slope_bps < 0
-        why = "baseline shrinks" if shrinking else "no significant baseline trend"
+        # A shrink counts by the same measure as a rise: a significant fall smaller than the rise that would
+        # count is a level baseline (its sign is then down to which troughs the baseline happened to keep).
+        shrinking = f.p_value < th.alpha and f.slope_bps < 0 and -f.slope_bps * f.duration_s >= need
+        small_fall = f.p_value < th.alpha and f.slope_bps < 0 and not shrinking
+        why = ("baseline shrinks" if shrinking else "baseline falls by less than what counts" if small_fall
+               else "no significant baseline trend")
         if ramped and not shrinking:
             return VerdictDecision("no_leak", "warm-up-plateau", "none",
                                    f"a start-up rise of {format_bytes(f.startup_ramp_bytes)}, then {why}",
