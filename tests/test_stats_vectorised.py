@@ -24,13 +24,19 @@ def _reference_pairs(t: np.ndarray, y: np.ndarray, seg: np.ndarray) -> tuple[np.
     return np.array(slopes), s
 
 
-@pytest.mark.parametrize("block", [1, 7, 1 << 18])
+@pytest.mark.parametrize("times", ["repeated", "increasing"])
+@pytest.mark.parametrize("block", [1, 7, 200, 1 << 18])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_theil_sen_blocks_equal_every_pair(monkeypatch: pytest.MonkeyPatch, block: int, seed: int) -> None:
+def test_theil_sen_blocks_equal_every_pair(monkeypatch: pytest.MonkeyPatch, block: int, seed: int,
+                                           times: str) -> None:
+    """Repeated times take the masked path (pairs with dt = 0 are left out); strictly increasing times take
+    the rectangle-plus-triangle path. Blocks of 1, 7 and 200 cells cut the rows at different places."""
     monkeypatch.setattr(stats, "_PAIR_BLOCK_CELLS", block)
     rng = np.random.default_rng(seed)
     n = 90
-    t = np.sort(rng.integers(0, 60, n)).astype(float)  # repeated times: pairs with dt = 0 are left out
+    t = np.sort(rng.integers(0, 60, n)).astype(float)
+    if times == "increasing":
+        t = np.cumsum(rng.uniform(0.5, 2.0, n))
     y = np.round(rng.normal(0, 3, n) + 0.2 * t)  # ties in y
     seg = np.repeat(np.arange(3), n // 3)
     ref, s_ref = _reference_pairs(t, y, seg)
@@ -40,6 +46,19 @@ def test_theil_sen_blocks_equal_every_pair(monkeypatch: pytest.MonkeyPatch, bloc
     assert trend.slope == float(np.median(ref))
     ordered = np.sort(ref)
     assert trend.low in ordered and trend.high in ordered and trend.low <= trend.slope <= trend.high
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101])
+@pytest.mark.parametrize("shape", [(), (4,)])
+def test_order_statistics_equal_a_full_sort(n: int, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(n)
+    a = np.round(rng.normal(0, 5, (*shape, n)))  # ties
+    want = np.sort(a, axis=-1)
+    for ks in ([0], [n - 1], [n // 2], sorted({0, n // 3, n // 2, n - 1}), sorted({(n - 1) // 2, n // 2})):
+        got = stats.order_statistics(a.copy(), ks)
+        assert np.array_equal(got, want[..., sorted(set(ks))])
+    with pytest.raises(ValueError):
+        stats.order_statistics(a.copy(), [n])
 
 
 def _reference_sat_line(tt: np.ndarray, yy: np.ndarray, taus: np.ndarray) -> tuple[float, float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._assess import assess_leak, baseline
 from ._model import DataNeeded, LeakAssessment, LeakThresholds, SegmentGrowth
 from ._prepare import COLUMN_ORDER, pick_column
+from ._stats import order_statistics
 
 __all__ = [
     "COLUMN_ORDER",
@@ -17,5 +18,6 @@ __all__ = [
     "SegmentGrowth",
     "assess_leak",
     "baseline",
+    "order_statistics",
     "pick_column",
 ]

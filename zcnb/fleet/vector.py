@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..analysis import LeakThresholds
+from ..analysis import LeakThresholds, order_statistics
 from ..analysis.verdict import min_relative_rise
 
 __all__ = ["TARGET_POINTS", "FleetBaselines", "fleet_baselines", "theil_sen_rows", "window_minima_rows"]
@@ -133,9 +133,11 @@ def theil_sen_rows(t: np.ndarray, y: np.ndarray, *, alpha: float = 0.05,
                 continue
             lo_k, hi_k = int(rl[rows[0]]), int(ru[rows[0]])
             kth = sorted({lo_k, hi_k, (int(n) - 1) // 2, int(n) // 2})
-            part = np.partition(slopes[rows], kth, axis=1)
-            slope[r0 + rows] = 0.5 * (part[:, (int(n) - 1) // 2] + part[:, int(n) // 2])
-            low[r0 + rows], high[r0 + rows] = part[:, lo_k], part[:, hi_k]
+            # Every row of the block: select in place, no copy.
+            scratch = slopes if len(rows) == len(slopes) else slopes[rows]
+            part = dict(zip(kth, np.moveaxis(order_statistics(scratch, kth), -1, 0), strict=True))
+            slope[r0 + rows] = 0.5 * (part[(int(n) - 1) // 2] + part[int(n) // 2])
+            low[r0 + rows], high[r0 + rows] = part[lo_k], part[hi_k]
         s_tot = signs
         with np.errstate(invalid="ignore", divide="ignore"):
             zs = (s_tot - np.sign(s_tot)) / sigma
@@ -143,6 +145,57 @@ def theil_sen_rows(t: np.ndarray, y: np.ndarray, *, alpha: float = 0.05,
         p[(var_s <= 0) | (s_tot == 0)] = 1.0
         pval[r0 : r0 + len(yb)] = np.where(nt > 0, np.minimum(p, 1.0), np.nan)
     return slope, low, high, pval
+
+
+def _group_codes(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(labels, sort=True)``, fast when every label's rows are contiguous (one series after
+    another, as a range query returns them): the runs are found with one comparison of neighbours instead
+    of hashing a million strings. Any other layout (interleaved rows, missing labels, mixed types) is
+    factorized as usual."""
+    values = labels.to_numpy(dtype=object)
+    if len(values) > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            change = values[1:] != values[:-1]
+        if isinstance(change, np.ndarray) and change.dtype == bool:
+            starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+            run_labels = values[starts]
+            try:
+                if not pd.isna(run_labels).any() and len(set(run_labels)) == len(run_labels):
+                    rank = np.argsort(run_labels, kind="stable")
+                    code_of_run = np.empty(len(run_labels), dtype=np.intp)
+                    code_of_run[rank] = np.arange(len(run_labels))
+                    lengths = np.diff(np.append(starts, len(values)))
+                    return np.repeat(code_of_run, lengths), run_labels[rank]
+            except TypeError:  # labels that do not sort together (e.g. numbers and strings)
+                pass
+    codes, uniques = pd.factorize(labels, sort=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _has_text(values: np.ndarray) -> np.ndarray:
+    """Per cell: a value that is neither missing nor empty ("", or a number 0): an event marker. Truthiness
+    first, so only the few marked cells are looked at again (assess_leak itself acts on "gap" and
+    "restart" only; any other marker just sends the instance to the raw path)."""
+    try:
+        marked = values.astype(bool)  # "" and None are False; NaN is True and is looked at below
+    except (TypeError, ValueError):  # pd.NA has no truth value: look at the present cells only
+        present = ~np.asarray(pd.isna(values), dtype=bool)
+        marked = np.zeros(len(values), dtype=bool)
+        marked[present] = values[present].astype(bool)
+    idx = np.flatnonzero(marked)
+    marked[idx] = [v is not None and not pd.isna(v) and v != "" for v in values[idx].tolist()]
+    return marked
+
+
+def _row_median(a: np.ndarray, *, keepdims: bool = False) -> np.ndarray:
+    """``np.nanmedian(a, axis=1)``; without NaN as one vectorised median (nanmedian walks long rows one by one)."""
+    if np.isnan(a).any() or a.shape[1] == 0:
+        return np.asarray(np.nanmedian(a, axis=1, keepdims=keepdims))
+    n = a.shape[1]
+    mid = order_statistics(a.copy(), {(n - 1) // 2, n // 2})
+    med = np.asarray(mid.mean(axis=1))  # odd n: the same middle value twice
+    return med[:, None] if keepdims else med
 
 
 def _near_boundary(slope: float, level: float, last: float, limit_bytes: float | None,
@@ -183,24 +236,31 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
     Default: the span over ``target_points`` windows (5 min for a day), never under one grid step.
     """
     th = thresholds or LeakThresholds()
-    codes, uniques = pd.factorize(df[by], sort=True)
+    codes, uniques = _group_codes(df[by])
     keys = [str(k) for k in uniques]
     n_inst = len(keys)
     ts = pd.DatetimeIndex(df["timestamp"]).as_unit("ns").asi8.astype(np.float64) / 1e9
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    order = np.lexsort((ts, codes))
-    codes, ts, values = codes[order], ts[order], values[order]
+    # Samples usually arrive grouped per instance in time order (one series after another): then the
+    # stable order is the identity and the O(n log n) sort is skipped.
+    dc = np.diff(codes)
+    in_order = bool((dc >= 0).all() and (np.diff(ts)[dc == 0] >= 0).all())
+    order = np.arange(len(codes)) if in_order else np.lexsort((ts, codes))
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if in_order else a[order]
+
+    codes, ts, values = take(codes), take(ts), take(values)
     starts = np.searchsorted(codes, np.arange(n_inst + 1))
     raw_reason = np.full(n_inst, "", dtype=object)
     plain = np.ones(n_inst, dtype=bool)  # no events, no pid: timestamp and value are all assess_leak reads
     # Restarts and events (gaps, restart markers, several pids) change segments: the raw path handles them.
     if "event" in df.columns:
-        ev_raw = df["event"].to_numpy(dtype=object)[order]
-        ev = ~pd.isna(ev_raw) & (ev_raw != "")
+        ev = take(_has_text(df["event"].to_numpy(dtype=object)))
         raw_reason[np.bincount(codes, weights=ev, minlength=n_inst) > 0] = "events or restarts"
         plain &= raw_reason == ""
     if "pid" in df.columns:
-        pid = pd.to_numeric(df["pid"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[order]
+        pid = take(pd.to_numeric(df["pid"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
         has = ~np.isnan(pid)
         changes = np.zeros(len(pid), dtype=bool)
         changes[1:] = has[1:] & has[:-1] & (pid[1:] != pid[:-1]) & (codes[1:] == codes[:-1])
@@ -225,14 +285,14 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
     bt, by_ = window_minima_rows(grid_t, grid_y, width)
     n_windows = (~np.isnan(by_)).sum(axis=1)
     # The trend only routes instances (its margins are 2x), so ~150 of the windows are enough: 4x fewer pairs.
-    stride = max(1, bt.shape[1] // 150)
+    stride = max(1, math.ceil(bt.shape[1] / 150))
     slope, low, high, pval = theil_sen_rows(bt[:, ::stride], by_[:, ::stride], alpha=th.alpha)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows/windows (missing scrapes) give NaN
         level = np.nanmedian(np.where(np.isnan(by_), np.nan, by_), axis=1)
         # Noise: robust sigma of sample-to-sample differences; cycles: range of detrended samples per window.
         diffs = np.diff(grid_y, axis=1)
-        noise = 1.4826 * np.nanmedian(np.abs(diffs - np.nanmedian(diffs, axis=1, keepdims=True)), axis=1) / math.sqrt(2)
+        noise = 1.4826 * _row_median(np.abs(diffs - _row_median(diffs, keepdims=True))) / math.sqrt(2)
         k = n_slots // width
         detr = (grid_y - np.nan_to_num(slope)[:, None] * grid_t)[:, : k * width].reshape(n_inst, k, width)
         spread = np.nanmax(detr, axis=2) - np.nanmin(detr, axis=2)
@@ -251,10 +311,15 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
     rows: dict[str, np.ndarray] = {}
     # The verdict's own rule (zcnb.analysis.verdict): over a window this long the baseline must rise by
     # min_relative_rise of its level (and at least min_observed_growth_bytes); as a rate per second.
+    # First and last measured slot per instance: rows are grouped per instance (``starts``), so one
+    # reduceat per bound instead of an unbuffered ufunc.at over every sample.
     first_slot = np.full(n_inst, n_slots, dtype=np.int64)
-    np.minimum.at(first_slot, codes[measured], slot[measured])
     last_slot = np.zeros(n_inst, dtype=np.int64)
-    np.maximum.at(last_slot, codes[measured], slot[measured])
+    nonempty = starts[1:] > starts[:-1]
+    if nonempty.any():
+        at = starts[:-1][nonempty]
+        first_slot[nonempty] = np.minimum.reduceat(np.where(measured, slot, n_slots), at)
+        last_slot[nonempty] = np.maximum.reduceat(np.where(measured, slot, 0), at)
     span_s = np.maximum(last_slot - first_slot + 1, 1) * step
     thr = np.array([max(min_relative_rise(float(d), th) * (float(v) if math.isfinite(v) else 0.0),
                         th.min_observed_growth_bytes) / float(d) for v, d in zip(level, span_s, strict=True)])
