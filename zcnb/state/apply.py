@@ -20,7 +20,7 @@ from .gateway import gateway_active, process_running
 from .staging import Fingerprint, discard_copy, fingerprint, stage_copy, staged_matches
 from .tree import CopyFile, exchange_paths, fsync_dir, hash_tree, sync_filesystem
 
-__all__ = ["DEFAULT_UNIT", "STEPS", "StepHook", "discard_staging", "run_restore"]
+__all__ = ["DEFAULT_UNIT", "STEPS", "StepHook", "discard_staging", "hash_algo", "run_restore"]
 
 DEFAULT_UNIT = "zeptoclaw-gateway.service"
 #: ``on_step(name)`` is called before each step; fault tests block in it to kill the process there.
@@ -74,6 +74,11 @@ def _start_again_after_failure(j: dict[str, Any], service: Any, err: StateError)
     return StateError(err.message + extra, hint=err.hint, path=j["state_dir"], unit=unit)
 
 
+def hash_algo(j: dict[str, Any]) -> str:
+    """The algorithm of the crash log's hashes (journals written before it was recorded: sha256)."""
+    return str(j.get("hash_algo") or "sha256")
+
+
 def discard_staging(j: dict[str, Any]) -> str:
     """Get rid of the restore's staging copy: deleted only when proven a copy of the backup, else moved into the
     quarantine folder. Returns a sentence for messages ('' when it was deleted or absent)."""
@@ -82,7 +87,7 @@ def discard_staging(j: dict[str, Any]) -> str:
     if os.path.lexists(state):
         never.add(os.lstat(state).st_ino)
     how, where = discard_copy(Path(j["staging"]), expected=j["hashes"], source=Path(j["content"]),
-                              aside=Path(j["quarantine"]) / "unverified-staging", never=never)
+                              aside=Path(j["quarantine"]) / "unverified-staging", never=never, algo=hash_algo(j))
     return "" if how != "moved" else (f" The staging copy could not be proven a copy of the backup, so it was kept "
                                       f"in {where} (delete it once you have checked it).")
 
@@ -169,11 +174,11 @@ def _stage(j: dict[str, Any], copy_file: CopyFile | None, step: StepHook) -> Fin
 
     A staging copy left by an interrupted run is used when it hashes equal to the backup, else discarded.
     """
-    staging, expected = Path(j["staging"]), j["hashes"]
+    staging, expected, algo = Path(j["staging"]), j["hashes"], hash_algo(j)
     step("stage")
     copy, reused = None, None
     if os.path.lexists(staging):
-        if hash_tree(staging) == expected:
+        if hash_tree(staging, algo) == expected:
             if not sync_filesystem(staging):  # what the dead run wrote may not be on disk yet
                 fsync_dir(staging)
             reused = fingerprint(staging)
@@ -185,7 +190,7 @@ def _stage(j: dict[str, Any], copy_file: CopyFile | None, step: StepHook) -> Fin
             save_crash_log(j, step="staging")
 
         copy = stage_copy(Path(j["content"]), staging, expected=expected, copy_file=copy_file,
-                          after_first_file=lambda: step("stage.partial"), on_created=created)
+                          after_first_file=lambda: step("stage.partial"), on_created=created, algo=algo)
     j["staging_ino"] = os.lstat(staging).st_ino
     save_crash_log(j, step="staged")
     step("verify_staging")
@@ -214,13 +219,14 @@ def _swap(j: dict[str, Any], step: StepHook) -> bool:
 
 def _check_live(j: dict[str, Any], staged: Fingerprint | None) -> tuple[list[str], int]:
     """Does the state equal the backup? The staged tree of this run: same inodes, sizes and times as verified
-    while staging (nothing changed since its bytes were hashed); otherwise (a resumed run): sha256 of every file."""
+    while staging (nothing changed since its bytes were hashed); otherwise (a resumed run): the hash (the
+    journal's algorithm) of every file."""
     state, expected = Path(j["state_dir"]), j["hashes"]
     if staged is not None and os.lstat(state).st_ino == j.get("staging_ino"):
         live = fingerprint(state)
         bad = sorted(k for k in set(live) | set(staged) if live.get(k) != staged.get(k))
         return bad, sum(1 for v in live.values() if v[0] == "f")
-    got = hash_tree(state)
+    got = hash_tree(state, hash_algo(j))
     return (sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k)),
             sum(1 for h in got.values() if h.startswith("f:")))
 

@@ -75,10 +75,18 @@ def lock_path(state_dir: Path) -> Path:
 
 def lock_state(state_dir: Path, *, action: str) -> HeldLock:
     """Hold the lock of ``state_dir`` for a whole restore, resume, undo or backup; :class:`StateError` when
-    another process holds it ("another restore (pid N, started T) holds the lock on ...")."""
-    return acquire_lock(lock_path(state_dir), action=action, target=str(state_dir), error=StateError,
-                        hint="wait until it has finished (its result is then in the restore journal), then run "
-                             "the command again")
+    another process holds it ("another restore (pid N, started T) holds the lock on ...").
+
+    When the lock was busy but no holder could be named, the holder may have finished (and released it) before
+    its record was read -- a restore of a small state takes a few milliseconds: try once more; a holder still
+    there is then named, or the lock is taken."""
+    hint = "wait until it has finished (its result is then in the restore journal), then run the command again"
+    try:
+        return acquire_lock(lock_path(state_dir), action=action, target=str(state_dir), error=StateError, hint=hint)
+    except StateError as exc:
+        if exc.context.get("holder_pid", 0) is not None:
+            raise
+    return acquire_lock(lock_path(state_dir), action=action, target=str(state_dir), error=StateError, hint=hint)
 
 
 def refuse_if_locked(state_dir: Path) -> None:

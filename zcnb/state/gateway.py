@@ -5,6 +5,8 @@ Restore and undo refuse to touch the state under a running gateway; these checks
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +45,43 @@ class GatewayCheck:
         return {"running": self.running, "how": self.how, "detail": self.detail, "manager_error": self.manager_error}
 
 
+def _surely_no_match(pattern: str) -> bool:
+    """True only when no process's command line (or, without one, its name) matches ``pattern``, read straight
+    from ``/proc`` (~1 ms for 100 processes, against ~8 ms for the full look-up through psutil). Anything
+    unsure (no ``/proc``, an unreadable entry, an invalid pattern, a possible match) answers False, and the
+    caller does the full look-up, whose exclusions (zcnb itself, pytest) and rules decide."""
+    try:
+        rx = re.compile(pattern)
+        me = {str(os.getpid()), str(os.getppid())}  # excluded by the full look-up too
+        pids = [n for n in os.listdir("/proc") if n.isdigit() and n not in me]
+    except (re.error, OSError):
+        return False
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                raw = fh.read()
+            if not raw.strip(b"\0"):
+                with open(f"/proc/{pid}/comm", "rb") as fh:
+                    raw = fh.read().rstrip(b"\n")
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+        except OSError:
+            return False
+        text = os.fsdecode(raw)
+        # psutil splits on NULs (on spaces when a process rewrote its title) and joins with spaces: the same text
+        if rx.search(text.rstrip("\0").replace("\0", " ")) or rx.search(text):
+            return False
+    return True
+
+
 def process_running(pattern: str) -> GatewayCheck:
     """Look for a process whose command line matches ``pattern`` (``pgrep -f``; zcnb's own processes excluded)."""
+    how = f"the process list (pattern {pattern!r})"
+    if _surely_no_match(pattern):
+        return GatewayCheck(False, how, "no matching process")
     from ..collect.process import find_process
     from ..exceptions import ProcessAccessDenied, ProcessAmbiguous, ProcessNotFound
 
-    how = f"the process list (pattern {pattern!r})"
     try:
         info = find_process(pattern=pattern)
     except ProcessNotFound:

@@ -140,7 +140,7 @@ def _journal(p: _Planned, state: Path, base: Path, unit: str, pattern: str, *, s
         "state_dir": str(state), "backup": str(p.info.path), "content": str(p.info.content_path),
         "staging": str(state.parent / f".zcnb-staging-{stamp}"), "quarantine": str(quarantine),
         "quarantine_made": p.qbase is None, "state_ino": os.lstat(state).st_ino,
-        "hashes": dict(p.vr.hashes), "digest": p.vr.digest, "stop_gateway": stop_gateway, "unit": unit,
+        "hashes": dict(p.vr.hashes), "hash_algo": p.vr.algo, "digest": p.vr.digest, "stop_gateway": stop_gateway, "unit": unit,
         "stopped_gateway": False, "started_at": started.isoformat(), "process_pattern": pattern,
     }
     save_crash_log(j, step="planned")
@@ -194,10 +194,10 @@ def _quarantine_base(quarantine_dir: str | os.PathLike[str] | None, base: Path, 
 def _restore_plan(info: BackupInfo, vr: VerifyResult, state: Path, qtext: str, service: Any, unit: str, pattern: str,
                   *, stop_gateway: bool) -> Plan:
     staging_text = f"{state.parent}/.zcnb-staging-<YYYYmmdd-HHMMSS>-<id>"
-    steps = [f"verify backup {info.path} ({vr.file_count} files, sha256 tree {vr.digest[:12]})",
+    steps = [f"verify backup {info.path} ({vr.file_count} files, {vr.algo} tree {vr.digest[:12]})",
              gateway_step(service, unit, pattern, stop_gateway=stop_gateway)]
     steps += [f"copy {info.content_path} -> {staging_text}, hashing every byte copied; flush it to disk",
-              "verify the staging copy: its sha256 hashes equal the backup's, names, sizes and times unchanged",
+              f"verify the staging copy: its {vr.algo} hashes equal the backup's, names, sizes and times unchanged",
               f"swap {staging_text} <-> {state} (atomic rename exchange)",
               f"move the previous state -> {qtext}/state (rename; nothing is deleted)",
               f"chmod 700 {state}", f"verify {state} is the verified staging copy (same files, unchanged)"]

@@ -10,21 +10,33 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..exceptions import StateError, UnsafePath
 
+_blake3: Any
+try:  # BLAKE3 (the ``blake3`` package): a cryptographic hash, ~5x sha256's speed here; optional
+    import blake3 as _blake3
+except ImportError:  # pragma: no cover - the sha256 fallback is tested by taking the module away
+    _blake3 = None
+
 __all__ = [
+    "CONTENT_HASH",
     "CopyFile",
     "Entry",
+    "content_hash",
     "copy_file_durable",
     "exchange_paths",
+    "file_hash",
     "file_sha256",
     "fsync_dir",
+    "hash_available",
     "hash_entries",
     "hash_tree",
     "nearest_existing",
+    "new_hash",
     "read_hash",
+    "read_hashes",
     "run_parallel",
     "safe_child",
     "same_filesystem",
@@ -67,12 +79,43 @@ def same_filesystem(a: Path, b: Path) -> bool:
     return os.stat(nearest_existing(a)).st_dev == os.stat(nearest_existing(b)).st_dev
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
+#: The hash a restore verifies a backup with and checks its staging copy against (recorded with the hashes, in
+#: the verification record and the crash log): ``blake3`` when the package is installed, else ``sha256``.
+#: Manifests (``sha256sum`` format) and the manifest that ``make_backup`` writes stay sha256.
+CONTENT_HASH = "blake3" if _blake3 is not None else "sha256"
+
+
+def content_hash() -> str:
+    """:data:`CONTENT_HASH`, looked up when called (tests take blake3 away to check the sha256 fallback)."""
+    return "blake3" if _blake3 is not None else "sha256"
+
+
+def hash_available(algo: str) -> bool:
+    """Can this process compute ``algo`` (``sha256`` always; ``blake3`` with the package)?"""
+    return algo == "sha256" or (algo == "blake3" and _blake3 is not None)
+
+
+def new_hash(algo: str = "sha256") -> Any:
+    """A fresh hash object (``update``, ``hexdigest``) of ``algo``: ``sha256`` or ``blake3``."""
+    if algo == "sha256":
+        return hashlib.sha256()
+    if algo == "blake3" and _blake3 is not None:
+        return _blake3.blake3()
+    raise StateError(f"hash algorithm {algo!r} is not available here",
+                     hint="install the blake3 package (requirements.txt)" if algo == "blake3" else None)
+
+
+def file_hash(path: str | os.PathLike[str], algo: str = "sha256") -> str:
+    """Hex digest of ``algo`` over the file at ``path``."""
+    h = new_hash(algo)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return str(h.hexdigest())
+
+
+def file_sha256(path: Path) -> str:
+    return file_hash(path, "sha256")
 
 
 @dataclass(frozen=True)
@@ -87,6 +130,7 @@ class Entry:
     ino: int = 0
     mtime_ns: int = 0  # files only
     ctime_ns: int = 0  # files only: changes with every write, chmod or rename of the inode (not settable by utime)
+    dev: int = 0  # files only: the device of the inode (with ``ino``, the file's identity)
 
 
 def walk_tree(root: str | os.PathLike[str]) -> list[Entry]:
@@ -114,7 +158,7 @@ def _walk(folder: str, rel_dir: str, out: list[Entry]) -> None:
         elif e.is_file(follow_symlinks=False):
             st = e.stat(follow_symlinks=False)
             out.append(Entry(rel, e.path, "f", st.st_size, ino=e.inode(), mtime_ns=st.st_mtime_ns,
-                             ctime_ns=st.st_ctime_ns))
+                             ctime_ns=st.st_ctime_ns, dev=st.st_dev))
         else:
             raise StateError(f"{e.path} is not a regular file, folder or symlink", hint="remove it from the tree first",
                              path=e.path)
@@ -122,52 +166,70 @@ def _walk(folder: str, rel_dir: str, out: list[Entry]) -> None:
         _walk(path, rel, out)
 
 
-def read_hash(path: str, *, keep: bool = False) -> tuple[str, bytes | None]:
-    """sha256 of the file at ``path`` (never following a symlink) and, with ``keep``, its bytes."""
+def read_hashes(path: str, algos: tuple[str, ...] = ("sha256",), *, keep: bool = False) -> tuple[list[str], bytes | None]:
+    """Digests of each of ``algos`` over the file at ``path`` (never following a symlink), all from one read,
+    and, with ``keep``, its bytes."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        h, parts = hashlib.sha256(), []
+        hs, parts = [new_hash(a) for a in algos], []
         while True:
             buf = os.read(fd, _CHUNK)
             if not buf:
                 break
-            h.update(buf)
+            for h in hs:
+                h.update(buf)
             if keep:
                 parts.append(buf)
     finally:
         os.close(fd)
-    return h.hexdigest(), (b"".join(parts) if keep else None)
+    return [str(h.hexdigest()) for h in hs], (b"".join(parts) if keep else None)
+
+
+def read_hash(path: str, *, keep: bool = False, algo: str = "sha256") -> tuple[str, bytes | None]:
+    """``algo`` digest of the file at ``path`` (never following a symlink) and, with ``keep``, its bytes."""
+    digests, data = read_hashes(path, (algo,), keep=keep)
+    return digests[0], data
 
 
 def hash_entries(entries: list[Entry], *, on_bytes: Callable[[Entry, bytes], None] | None = None,
-                 want: Callable[[Entry], bool] | None = None) -> dict[str, str]:
-    """:func:`hash_tree`'s map for walked ``entries``; files are read once, in parallel when there is much to read.
+                 want: Callable[[Entry], bool] | None = None, algo: str = "sha256",
+                 sha256_of: Callable[[Entry], bool] | None = None,
+                 sha256_out: dict[str, str] | None = None) -> dict[str, str]:
+    """:func:`hash_tree`'s map (``algo`` digests) for walked ``entries``; files are read once, in parallel when
+    there is much to read.
 
     ``on_bytes(entry, data)`` receives the bytes of the files ``want(entry)`` selects (e.g. JSON to parse).
+    ``sha256_out[rel]`` receives ``f:<sha256>`` of the files ``sha256_of(entry)`` selects (e.g. those a
+    ``sha256sum`` manifest lists), computed from the same read.
     """
     out = {e.rel: ("d" if e.kind == "d" else "l:" + e.target) for e in entries if e.kind != "f"}
     files = [e for e in entries if e.kind == "f"]
+    new_hash(algo)  # unavailable: fail before any thread starts
 
-    def one(e: Entry) -> tuple[str, str, bytes | None]:
+    def one(e: Entry) -> tuple[str, list[str], bytes | None]:
         keep = on_bytes is not None and want is not None and want(e)
-        digest, data = read_hash(e.path, keep=keep)
-        return e.rel, digest, data
+        also = algo != "sha256" and sha256_out is not None and sha256_of is not None and sha256_of(e)
+        digests, data = read_hashes(e.path, (algo, "sha256") if also else (algo,), keep=keep)
+        return e.rel, digests, data
 
     results = run_parallel(one, files, total_bytes=sum(e.size for e in files))
     by_rel = {e.rel: e for e in files}
-    for rel, digest, data in results:
-        out[rel] = "f:" + digest
+    for rel, digests, data in results:
+        out[rel] = "f:" + digests[0]
+        if sha256_out is not None and (algo == "sha256" or len(digests) > 1):
+            sha256_out[rel] = "f:" + digests[-1]
         if data is not None and on_bytes is not None:
             on_bytes(by_rel[rel], data)
     return out
 
 
-def hash_tree(root: Path) -> dict[str, str]:
-    """Map of relative POSIX path -> ``f:<sha256>`` (file), ``l:<target>`` (symlink) or ``d`` (folder).
+def hash_tree(root: Path, algo: str = "sha256") -> dict[str, str]:
+    """Map of relative POSIX path -> ``f:<digest>`` (file; ``algo``, sha256 by default), ``l:<target>`` (symlink)
+    or ``d`` (folder).
 
     Raises :class:`StateError` for special files (sockets, devices, FIFOs), which no state should hold.
     """
-    return hash_entries(walk_tree(root))
+    return hash_entries(walk_tree(root), algo=algo)
 
 
 _T = TypeVar("_T")

@@ -14,7 +14,7 @@ restore before the swap, exactly as a backup changed after a full verification d
 
 Records live in ``$XDG_CACHE_HOME/zcnb/verified/`` (default ``~/.cache``), one per state dir, mode 0600 in a
 0700 folder; a record not owned by this user or writable by others is ignored. Records older than 30 days
-are removed when a new one is written.
+are removed when a new one is written (at most once an hour).
 """
 
 from __future__ import annotations
@@ -23,20 +23,21 @@ import hashlib
 import json
 import os
 import stat
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import StateError
-from ..files import write_private
-from .tree import walk_tree
+from .tree import content_hash, walk_tree
 from .verify import VerifyResult, verify_backup
 
 __all__ = ["RECORD_VERSION", "backup_fingerprint", "record_path", "verify_for_restore"]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the hashes' algorithm is recorded (``result.algo``)
 _MAX_AGE_S = 30 * 86400
+_PRUNE_EVERY_S = 3600
 
 
 def _cache_dir() -> Path:
@@ -51,8 +52,10 @@ def record_path(state: Path) -> Path:
 
 
 def backup_fingerprint(root: Path) -> dict[str, list[Any]] | None:
-    """Name -> [kind, size, inode, mtime_ns, ctime_ns, link target] of every entry of the backup folder ``root``
-    (``.``: the folder's device and inode); None when it cannot be walked (the full verification reports why)."""
+    """Name -> [kind, size, inode, mtime_ns, ctime_ns, link target, device] of every entry of the backup folder
+    ``root`` (``.``: the folder's device and inode); None when it cannot be walked (the full verification reports
+    why). A file's (device, inode, size, mtime, ctime) changes with any write to it: ctime is set by the kernel
+    on every write, truncate, chmod or rename and cannot be set back by ``utime``."""
     try:
         st = os.stat(root)
         entries = walk_tree(root)
@@ -60,7 +63,7 @@ def backup_fingerprint(root: Path) -> dict[str, list[Any]] | None:
         return None
     fp: dict[str, list[Any]] = {".": ["d", 0, st.st_ino, st.st_dev, 0, ""]}
     for e in entries:
-        fp[e.rel] = [e.kind, e.size, e.ino, e.mtime_ns, e.ctime_ns, e.target]
+        fp[e.rel] = [e.kind, e.size, e.ino, e.mtime_ns, e.ctime_ns, e.target, e.dev]
     return fp
 
 
@@ -91,7 +94,8 @@ def _result(rec: dict[str, Any], root: Path) -> VerifyResult | None:
                             warnings=tuple(r["warnings"]), file_count=int(r["file_count"]),
                             size_bytes=int(r["size_bytes"]), json_checked=int(r["json_checked"]),
                             manifest=r["manifest"], manifest_checked=int(r["manifest_checked"]), digest=r["digest"],
-                            hashes=r["hashes"], reused_from=str(rec.get("verified_at", "")) or "unknown")
+                            hashes=r["hashes"], algo=str(r["algo"]),
+                            reused_from=str(rec.get("verified_at", "")) or "unknown")
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -102,18 +106,45 @@ def _save(path: Path, root: Path, fp: dict[str, list[Any]], vr: VerifyResult, st
            "result": {"layout": vr.layout, "content_path": str(vr.content_path), "warnings": list(vr.warnings),
                       "file_count": vr.file_count, "size_bytes": vr.size_bytes, "json_checked": vr.json_checked,
                       "manifest": vr.manifest, "manifest_checked": vr.manifest_checked, "digest": vr.digest,
-                      "hashes": dict(vr.hashes)}}
+                      "hashes": dict(vr.hashes), "algo": vr.algo}}
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(path, json.dumps(rec, separators=(",", ":")) + "\n")
+        _write_record(path, (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8"))
         _prune(path.parent)
     except OSError as exc:
         return f"the verification record could not be saved ({exc.strerror or exc}): the confirmed run verifies again"
     return ""
 
 
+def _write_record(path: Path, data: bytes) -> None:
+    """Atomically (tmp + rename), mode 0600, without an fsync: the record is a cache; after a crash it is the old
+    one, the new one, or an empty or unreadable file, which is ignored (the confirmed run then verifies in full)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _prune(folder: Path) -> None:
+    """Remove records older than 30 days; at most once an hour (a marker file's mtime says when it last ran), so a
+    dry run does not stat every record of a large cache."""
     now = time.time()
+    mark = folder / ".pruned"
+    try:
+        if 0 <= now - mark.stat().st_mtime < _PRUNE_EVERY_S:
+            return
+    except OSError:
+        pass
+    try:
+        mark.touch(mode=0o600)
+        os.utime(mark)
+    except OSError:
+        pass
     for p in folder.glob("*.json"):
         try:
             if now - p.stat().st_mtime > _MAX_AGE_S:
@@ -135,7 +166,7 @@ def verify_for_restore(path: Path, state: Path, *, reuse: bool) -> tuple[VerifyR
         rec = _load(rpath)
         if rec is not None and rec.get("backup") == str(root) and rec.get("fingerprint") == before:
             vr = _result(rec, root)
-            if vr is not None:
+            if vr is not None and vr.algo == content_hash():  # else: hashed another way (blake3 since removed)
                 return vr, ""
     started = datetime.now(UTC)
     vr = verify_backup(root)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StateError
-from .tree import Entry, file_sha256, hash_entries, symlink_problems, tree_digest, walk_tree
+from .tree import Entry, content_hash, file_sha256, hash_entries, symlink_problems, tree_digest, walk_tree
 
 __all__ = ["MANIFEST_NAMES", "VerifyResult", "check_state", "content_root", "detect_layout", "read_manifest",
            "verify_backup"]
@@ -68,6 +68,7 @@ class VerifyResult:
     manifest_checked: int = 0
     digest: str = ""
     hashes: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    algo: str = "sha256"  # the hash of ``hashes`` (and so of ``digest``): ``blake3`` or ``sha256``
     link_problems: tuple[str, ...] = ()  # also in ``problems``: symlinks that are absolute or lead outside
     reused_from: str = ""  # when a restore reused an earlier verification (zcnb.state.verified): its start time
 
@@ -80,7 +81,7 @@ class VerifyResult:
             "path": str(self.path), "layout": self.layout, "content_path": str(self.content_path), "ok": self.ok,
             "problems": list(self.problems), "warnings": list(self.warnings), "file_count": self.file_count,
             "size_bytes": self.size_bytes, "json_checked": self.json_checked, "manifest": self.manifest,
-            "manifest_checked": self.manifest_checked, "digest": self.digest,
+            "manifest_checked": self.manifest_checked, "digest": self.digest, "hash": self.algo,
             "reused_verification_of": self.reused_from or None,
         }
 
@@ -104,9 +105,10 @@ def _json_problem(e: Entry, data: bytes) -> str | None:
     return None
 
 
-def _scan(content: Path) -> tuple[list[str], list[str], dict[str, Any]]:
-    """One pass over ``content``: symlinks checked, every file read once (hashed; JSON files also parsed)."""
-    info: dict[str, Any] = {"files": 0, "bytes": 0, "json": 0, "hashes": {}, "links": []}
+def _scan(content: Path, algo: str, listed: set[str]) -> tuple[list[str], list[str], dict[str, Any]]:
+    """One pass over ``content``: symlinks checked, every file read once (hashed with ``algo``; JSON files also
+    parsed; files in ``listed``, named by a manifest, also hashed with sha256 from the same bytes)."""
+    info: dict[str, Any] = {"files": 0, "bytes": 0, "json": 0, "hashes": {}, "links": [], "sha256": {}}
     problems: list[str] = []
     try:
         entries = walk_tree(content)
@@ -125,7 +127,8 @@ def _scan(content: Path) -> tuple[list[str], list[str], dict[str, Any]]:
             json_problems.append(bad)
 
     try:
-        info["hashes"] = hash_entries(entries, on_bytes=on_bytes, want=lambda e: e.rel.endswith(".json"))
+        info["hashes"] = hash_entries(entries, on_bytes=on_bytes, want=lambda e: e.rel.endswith(".json"), algo=algo,
+                                      sha256_of=lambda e: e.rel in listed, sha256_out=info["sha256"])
     except OSError as exc:
         return problems + [f"cannot read {exc.filename}: {exc.strerror}"], [], {**info, "failed": True}
     files = [e for e in entries if e.kind == "f"]
@@ -133,10 +136,12 @@ def _scan(content: Path) -> tuple[list[str], list[str], dict[str, Any]]:
     return problems + sorted(json_problems), [], info
 
 
-def _check_tree(root: Path, content: Path, layout: str) -> tuple[list[str], list[str], dict[str, Any]]:
+def _check_tree(root: Path, content: Path, layout: str, algo: str,
+                listed: set[str]) -> tuple[list[str], list[str], dict[str, Any]]:
     if not content.is_dir():
-        return [f"{content} is missing or not a folder"], [], {"files": 0, "bytes": 0, "json": 0, "hashes": {}, "links": []}
-    problems, warnings, info = _scan(content)
+        return [f"{content} is missing or not a folder"], [], {"files": 0, "bytes": 0, "json": 0, "hashes": {},
+                                                               "links": [], "sha256": {}}
+    problems, warnings, info = _scan(content, algo, listed)
     if info.get("failed"):
         return problems, warnings, info
     if not info["files"]:
@@ -158,15 +163,41 @@ def _check_tree(root: Path, content: Path, layout: str) -> tuple[list[str], list
     return problems, warnings, info
 
 
-def _check_manifest(root: Path, problems: list[str], warnings: list[str], content: Path | None = None,
-                    hashes: Mapping[str, str] | None = None) -> tuple[str | None, int]:
-    """Compare the manifest's checksums; files of ``content`` already hashed (``hashes``) are not read again."""
+def _find_manifest(root: Path) -> tuple[str, Path] | None:
     for name in MANIFEST_NAMES:
         mpath = root / name
         if mpath.is_file():
-            break
-    else:
+            return name, mpath
+    return None
+
+
+def _manifest_listed(root: Path, content: Path) -> set[str]:
+    """Paths (relative to ``content``) of the content files the backup's manifest lists: the scan hashes them
+    with sha256 too, so they are read once. Empty when there is no readable manifest (checked later)."""
+    found = _find_manifest(root)
+    if found is None:
+        return set()
+    try:
+        entries = read_manifest(found[1])
+    except (StateError, OSError, UnicodeDecodeError):
+        return set()
+    root_abs, content_abs = os.path.abspath(root), os.path.abspath(content)
+    out = set()
+    for rel in entries:
+        p = os.path.normpath(os.path.join(root_abs, rel))
+        if os.path.commonpath([p, content_abs]) == content_abs and p != content_abs:
+            out.add(os.path.relpath(p, content_abs).replace(os.sep, "/"))
+    return out
+
+
+def _check_manifest(root: Path, problems: list[str], warnings: list[str], content: Path | None = None,
+                    hashes: Mapping[str, str] | None = None) -> tuple[str | None, int]:
+    """Compare the manifest's checksums; files of ``content`` already hashed with sha256 (``hashes``) are not
+    read again."""
+    found = _find_manifest(root)
+    if found is None:
         return None, 0
+    name, mpath = found
     try:
         entries = read_manifest(mpath)
     except (StateError, OSError, UnicodeDecodeError) as exc:
@@ -197,21 +228,28 @@ def _check_manifest(root: Path, problems: list[str], warnings: list[str], conten
     return name, matched
 
 
-def verify_backup(path: str | os.PathLike[str], *, layout: str | None = None) -> VerifyResult:
-    """Check a backup: readable, non-empty, JSON parses, expected entries, manifest checksums if present."""
+def verify_backup(path: str | os.PathLike[str], *, layout: str | None = None,
+                  algo: str | None = None) -> VerifyResult:
+    """Check a backup: readable, non-empty, JSON parses, expected entries, manifest checksums if present.
+
+    Every file is hashed with ``algo`` (default :func:`zcnb.state.tree.content_hash`: blake3 when installed, else
+    sha256); files a manifest lists are also hashed with sha256 (manifests are ``sha256sum`` format), same read.
+    """
     root = Path(path)
     if not root.is_dir():
         raise StateError(f"backup {root} does not exist or is not a folder", hint="pick one from `zcnb backup list`", path=str(root))
     layout = layout or detect_layout(root)
+    algo = algo or content_hash()
     content = content_root(root, layout)
-    problems, warnings, info = _check_tree(root, content, layout)
-    manifest, matched = (_check_manifest(root, problems, warnings, content, info["hashes"]) if layout != "state"
+    listed = _manifest_listed(root, content) if layout != "state" else set()
+    problems, warnings, info = _check_tree(root, content, layout, algo, listed)
+    manifest, matched = (_check_manifest(root, problems, warnings, content, info["sha256"]) if layout != "state"
                          else (None, 0))
     hashes = info["hashes"]
     return VerifyResult(
         path=root, layout=layout, content_path=content, problems=tuple(problems), warnings=tuple(warnings),
         file_count=info["files"], size_bytes=info["bytes"], json_checked=info["json"], manifest=manifest,
-        manifest_checked=matched, digest=tree_digest(hashes) if hashes else "", hashes=hashes,
+        manifest_checked=matched, digest=tree_digest(hashes) if hashes else "", hashes=hashes, algo=algo,
         link_problems=tuple(info["links"]),
     )
 
