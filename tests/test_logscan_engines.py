@@ -115,6 +115,32 @@ def test_threads_and_ranges_match_one_pass(tmp_path: Path, monkeypatch: pytest.M
 
 
 @needs_native
+def test_tags_and_error_texts_of_every_length(tmp_path: Path) -> None:
+    """Tags rejected by their first bytes (and those too near the end of the data for that), and error texts of
+    every length that differ in one byte (hashed in 4/8/16-byte steps): the native engine agrees with Python."""
+    stamp = "2026-11-28T10:00:{:02d}+0000 h zeptoclaw-gateway[7]: "
+    lines = []
+    for n in range(1, 41):
+        for last in "ab":
+            lines.append(stamp.format(n % 60) + "error: " + "x" * (n - 1) + last)
+            lines.append(stamp.format(n % 60) + "Warn: " + "y" * (n - 1) + last)
+    tags = ["[agent] tool shell args={}", "[agent] tool skill args={\"name\":\"git_x\"}", "[agent] toolX args=",
+            "[agent]  tool a args=", "[heartbeat] ok", "[heartbeatX ok", "[ws] up", "[wsX] up", "[ws]", "[w",
+            "[heartbeat]", "[agent] tool", "[[ws] x", "[agent] tool a args=[heartbeat] [ws] z"]
+    for k, tag in enumerate(tags):
+        lines.append(stamp.format(k) + "info: " + tag)
+        lines.append(stamp.format(k) + "info: pad " + "z" * k + " " + tag)
+    body = "\n".join(lines)
+    for tail in ("[heartbeat] ", "[ws] ", "[agent] tool q args=", "[hea", "[ws"):  # a tag at the very end
+        path = tmp_path / f"t{len(tail)}.log"
+        path.write_text(body + "\n" + stamp.format(1) + "info: " + tail)
+        s = assert_same(path, unit="zeptoclaw-gateway", bucket="1s")
+        assert s.levels["error"] == 80 and s.levels["warning"] == 80
+        assert set(s.top_errors["count"]) == {1}  # every text its own group
+    assert s.requests.get("heartbeat", 0) >= 4 and s.requests.get("ws", 0) >= 3
+
+
+@needs_native
 @pytest.mark.parametrize("line,reason", [
     ("2026-11-28T10:00:00.1234567+0000 h zeptoclaw-gateway[1]: info: x", "fraction digits"),
     ("2026-11-28T10:00:00+0075 h zeptoclaw-gateway[1]: info: x", "timezone offset"),

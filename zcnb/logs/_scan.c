@@ -64,22 +64,40 @@ static inline uint64_t mix64(uint64_t h) {
     return h;
 }
 
-static uint64_t hash_mem(uint64_t seed, const char *s, size_t n) { /* 8 bytes a step */
-    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ULL), w;
-    if (n >= 8) {
-        const char *last = s + n - 8;
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* 16 bytes a step in two independent lanes (half the multiply chain of one lane: error lines are hashed whole);
+ * short texts from two overlapping loads. Only equal texts need equal hashes: tables compare the bytes too. */
+static uint64_t hash_mem(uint64_t seed, const char *s, size_t n) {
+    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ULL), g = rotl64(seed, 17) ^ 0xC2B2AE3D27D4EB4FULL, a, b;
+    if (n >= 16) {
+        const char *last = s + n - 16;
         while (s < last) {
-            memcpy(&w, s, 8);
-            h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+            memcpy(&a, s, 8);
+            memcpy(&b, s + 8, 8);
+            h = (h ^ a) * 0x9E3779B97F4A7C15ULL;
+            g = (g ^ b) * 0xC2B2AE3D27D4EB4FULL;
             h ^= h >> 32;
-            s += 8;
+            g ^= g >> 29;
+            s += 16;
         }
-        memcpy(&w, last, 8); /* the last 8 bytes, overlapping the previous word */
-        return mix64(h ^ w);
+        memcpy(&a, last, 8); /* the last 16 bytes, overlapping the previous step */
+        memcpy(&b, last + 8, 8);
+    } else if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t u, v;
+        memcpy(&u, s, 4);
+        memcpy(&v, s + n - 4, 4);
+        a = u;
+        b = v;
+    } else {
+        a = 0;
+        for (size_t i = 0; i < n; i++) a |= (uint64_t)(unsigned char)s[i] << (8 * i);
+        b = 0;
     }
-    w = 0;
-    for (size_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
-    return mix64(h ^ w ^ ((uint64_t)n << 56));
+    return mix64((h ^ a) * 0x9E3779B97F4A7C15ULL + rotl64(g ^ b, 31));
 }
 
 static inline __attribute__((always_inline)) int eq_bytes(const char *a, const char *b, size_t n) {
@@ -737,10 +755,20 @@ static inline __attribute__((always_inline)) int finish_line(Scanner *s, const c
     return 0;
 }
 
+/* the first 8 bytes after '[' of the tags scan_tag knows ("agent] tool ", "heartbeat] "), and the 4 of "ws] "
+ * (little-endian words, as memcpy loads them) */
+#define TAG_AGENT 0x74205d746e656761ULL     /* "agent] t" */
+#define TAG_HEARTBEAT 0x6165627472616568ULL /* "heartbea" */
+#define TAG_WS 0x205d7377U                  /* "ws] " */
 static inline __attribute__((always_inline)) int scan_hit(Scanner *s, const char *c, const char *m, const char *lim, const char **tok_end,
                     const char **tag_end, const Ctx *cx) {
     if (*c == ':') return skill_token(s, c, lim, tok_end, cx);
     if (c >= *tag_end) { /* '[' outside the previous tag match */
+        if (lim - c >= 9) { /* most tags are none of the three: rejected by their first bytes, without a call */
+            uint64_t w;
+            memcpy(&w, c + 1, 8);
+            if (w != TAG_AGENT && w != TAG_HEARTBEAT && (uint32_t)w != TAG_WS) return 0;
+        }
         int err = 0;
         *tag_end = scan_tag(s, c, lim, cx, &err);
         if (err) return -1;
@@ -756,13 +784,18 @@ static inline __attribute__((always_inline)) int scan_hit(Scanner *s, const char
     while (lim - p >= 32) {                                                                                    \
         uint32_t nl, co, br, ell;                                                                              \
         BLOCK(p, &nl, &co, &br, &ell);                                                                         \
-        uint32_t hits = nl | br | (co & ((ell << 1) | carry));                                                 \
+        uint32_t hits = br | (co & ((ell << 1) | carry));                                                      \
         carry = ell >> 31;                                                                                     \
+        if (nl) hits &= (nl & (0 - nl)) - 1; /* only what lies before the line end */                          \
         while (hits) {                                                                                         \
             const char *c = p + __builtin_ctz(hits);                                                           \
             hits &= hits - 1;                                                                                  \
-            if (*c == '\n') { *eout = c; return finish_line(s, m, c, cx, banners); }                           \
             if (scan_hit(s, c, m, lim, &tok_end, &tag_end, cx) < 0) return -1;                                 \
+        }                                                                                                      \
+        if (nl) {                                                                                              \
+            const char *c = p + __builtin_ctz(nl);                                                             \
+            *eout = c;                                                                                         \
+            return finish_line(s, m, c, cx, banners);                                                          \
         }                                                                                                      \
         p += 32;                                                                                               \
     }                                                                                                          \
