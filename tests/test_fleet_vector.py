@@ -125,3 +125,45 @@ def test_vector_equals_per_instance_on_the_benchmark_fleet() -> None:
     got = {r.instance: (r.verdict, r.pattern, r.severity) for r in vec.rows}
     assert got == {r.instance: (r.verdict, r.pattern, r.severity) for r in ref.rows}
     assert {k: v[0] for k, v in got.items()} == truth
+
+
+def test_row_order_does_not_change_the_pass() -> None:
+    """Grouped rows in time order take the fast path (no sort, runs instead of hashing); shuffled rows and
+    rows grouped in another label order take pd.factorize + lexsort. All three give the same pass."""
+    df = _mixed_fleet(2)
+    shuffled = df.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    names = sorted(df["instance"].unique(), reverse=True)
+    regrouped = pd.concat([df[df["instance"] == n] for n in names], ignore_index=True)
+    passes = [fleet_baselines(f, by="instance", column="rss_bytes", limit_bytes=2 * GIB)
+              for f in (df, shuffled, regrouped)]
+    first = passes[0]
+    for other in passes[1:]:
+        assert other.instances == first.instances and other.route == first.route
+        for name in ("slope", "low", "high", "level", "cycle_ratio", "last", "n_samples"):
+            assert np.array_equal(getattr(other, name), getattr(first, name), equal_nan=True), name
+        assert set(other.baselines) == set(first.baselines)
+        for key, frame in first.baselines.items():
+            pd.testing.assert_frame_equal(other.baselines[key], frame)
+        for key, rows in first.rows.items():  # positions in each frame's own row order, same samples
+            a, b = df.iloc[rows], (shuffled if other is passes[1] else regrouped).iloc[other.rows[key]]
+            assert a["timestamp"].tolist() == b["timestamp"].tolist()
+
+
+@pytest.mark.parametrize("labels", [["b", "b", "a", "a", "c"], ["b", "a", "b"], ["a", None, "b"], [3, 3, 1],
+                                    ["x"], [1, "a", "a"]])
+def test_group_codes_equal_factorize(labels: list[object]) -> None:
+    from zcnb.fleet.vector import _group_codes
+
+    for series in (pd.Series(labels, dtype=object), pd.Series(labels).astype("string")
+                   if all(isinstance(v, str) or v is None for v in labels) else pd.Series(labels, dtype=object)):
+        codes, uniques = _group_codes(series)
+        want_codes, want_uniques = pd.factorize(series, sort=True)
+        assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques)
+
+
+def test_event_markers_found_in_any_column_type() -> None:
+    from zcnb.fleet.vector import _has_text
+
+    cells = np.array(["", "restart", None, float("nan"), pd.NA, "gap"], dtype=object)
+    assert _has_text(cells).tolist() == [False, True, False, False, False, True]
+    assert _has_text(np.array(["", "note"], dtype=object)).tolist() == [False, True]

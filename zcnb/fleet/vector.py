@@ -154,9 +154,12 @@ def _group_codes(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     factorized as usual."""
     values = labels.to_numpy(dtype=object)
     if len(values) > 1:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            change = values[1:] != values[:-1]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                change = values[1:] != values[:-1]
+        except TypeError:  # pd.NA compares to NA, which has no truth value
+            change = None
         if isinstance(change, np.ndarray) and change.dtype == bool:
             starts = np.concatenate(([0], np.flatnonzero(change) + 1))
             run_labels = values[starts]

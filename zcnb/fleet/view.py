@@ -248,8 +248,11 @@ def _assess_all(groups: list[tuple[str, pd.DataFrame]], column: str, limit_bytes
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    n_batches = workers * 4  # several batches per worker even out slow and fast instances
-    batches = [groups[i::n_batches] for i in range(n_batches) if groups[i::n_batches]]
+    # Longest first, in small batches: the biggest frames (raw samples) start at once and the cheap
+    # baselines fill the gaps at the end, so no worker idles while another finishes a long batch.
+    by_size = sorted(groups, key=lambda g: -len(g[1]))
+    n_batches = min(len(by_size), workers * 12)
+    batches = [by_size[i::n_batches] for i in range(n_batches) if by_size[i::n_batches]]
     out: dict[str, tuple[FleetRow, Any]] = {}
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
