@@ -27,7 +27,12 @@ _LEVEL_COLUMNS = ("error", "warning")
 
 
 def baseline_increments(samples: pd.DataFrame, *, bucket_s: int, column: str | None = None) -> pd.DataFrame:
-    """Per bucket: ``baseline_bytes`` (min), ``increment_bytes`` to the next bucket (NaN across restarts), ``pid``."""
+    """Per bucket: ``baseline_bytes`` (min), ``increment_bytes`` to the next bucket, ``pid``.
+
+    The increment is NaN across a restart and from a new process's first bucket: a process that has just
+    started loads its code and arenas, growth that no event retained (the minimum of that bucket may be a
+    sample taken a moment after exec, megabytes below where the process settles).
+    """
     import pandas as pd
 
     if "timestamp" not in samples.columns:
@@ -50,6 +55,8 @@ def baseline_increments(samples: pd.DataFrame, *, bucket_s: int, column: str | N
     out = out.reindex(pd.date_range(out.index.min(), out.index.max(), freq=f"{bucket_s}s"))
     nxt = out["baseline_bytes"].shift(-1)
     same = (out["pid"].shift(-1) == out["pid"]) & (out["pids"].shift(-1) == 1) & (out["pids"] == 1)
+    prev = out["pid"].ffill().shift(1)
+    same &= ~(prev.notna() & (prev != out["pid"]))  # not the first bucket of a new process
     out["increment_bytes"] = (nxt - out["baseline_bytes"]).where(same)
     out.index.name = "bucket"
     return out[["baseline_bytes", "increment_bytes", "pid"]]
