@@ -183,15 +183,15 @@ def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[t
     lo, hi = min(ends), max(ends)
     if (hi - lo) // width < _MAX_ROWS:
         rows = np.arange(lo, hi + width, width, dtype=np.int64)
-        mat = np.zeros((len(rows), nk), dtype=np.int64)
-        for b, k, n in parts:
-            np.add.at(mat, ((b - lo) // width, k), n)
     else:
         rows = np.unique(np.concatenate([b for b, _k, _n in parts] or [np.array(ends, dtype=np.int64)]))
-        mat = np.zeros((len(rows), nk), dtype=np.int64)
-        for b, k, n in parts:
-            np.add.at(mat, (np.searchsorted(rows, b), k), n)
-    return rows, mat, keys, present
+    # key-major cells (a key's buckets side by side): a column of the result is contiguous, and one flat add.at
+    # per part is several times faster than add.at with a pair of index arrays
+    cells = np.zeros(nk * len(rows), dtype=np.int64)
+    for b, k, n in parts:
+        at = (b - lo) // width if (hi - lo) // width < _MAX_ROWS else np.searchsorted(rows, b)
+        np.add.at(cells, k.astype(np.int64) * len(rows) + at, n)
+    return rows, cells.reshape(nk, len(rows)).T, keys, present
 
 
 def _skill_columns(acc: Acc, mat: np.ndarray, keys: list[tuple[str, ...]], present: np.ndarray,
@@ -249,12 +249,12 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
     if not len(rows):
         return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket")), totals
     names = sorted(cols)
-    data = np.empty((len(rows), len(names)), dtype=np.int64)
+    data = np.empty((len(names), len(rows)), dtype=np.int64)  # column-major: pandas keeps it as its block
     for j, name in enumerate(names):
-        data[:, j] = cols[name]
+        data[j] = cols[name]
     index = pd.to_datetime(rows, unit="s", utc=True)
     index.name = "bucket"
-    return pd.DataFrame(data, index=index, columns=names), totals
+    return pd.DataFrame(data.T, index=index, columns=names, copy=False), totals
 
 
 def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]) -> list[dict[str, Any]]:
