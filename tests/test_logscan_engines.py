@@ -141,6 +141,30 @@ def test_tags_and_error_texts_of_every_length(tmp_path: Path) -> None:
 
 
 @needs_native
+def test_numbers_and_tokens_across_block_edges(tmp_path: Path) -> None:
+    """Error texts with a number at every offset (the C engine finds digits 32 bytes a step and groups lines
+    with a number apart from verbatim repeats), repeated verbatim and varied, and skill tokens, tags and line ends
+    at every offset around the 32- and 64-byte steps of the line scan: the native engine agrees with Python."""
+    stamp = "2026-11-28T10:{:02d}:{:02d}+0000 h zeptoclaw-gateway[7]: "
+    lines = []
+    for k in range(0, 140):
+        t = stamp.format(k // 60, k % 60)
+        pad = "p" * k
+        lines += [t + f"error: {pad} upstream 503 after {k}ms", t + f"error: {pad} upstream 503 after 7ms",
+                  t + f"error: {pad} upstream 503 after 7ms", t + f"warning(gateway): {pad}0x7f{k:x} leaked",
+                  t + f"warning(gateway): {pad} no number", t + f"warning(gateway): {pad} no number",
+                  t + f"info: {pad}skill:git-x{k % 3} [heartbeat] ok", t + f"info: {pad[:-1]}l:skill:web{k % 2}",
+                  t + "Connection error: " + pad + "error.RateLimitExceeded", t + pad]
+    path = tmp_path / "edges.log"
+    path.write_text("\n".join(lines) + "\n")
+    s = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    assert s.levels["error"] == 140 * 4 and s.levels["warning"] == 140 * 3
+    assert int(s.skills["count"].sum()) == 140 * 2
+    # a line with its own number and two verbatim repeats with another number: one group of 3 per offset
+    assert set(s.top_errors["count"]) == {3}
+
+
+@needs_native
 @pytest.mark.parametrize("line,reason", [
     ("2026-11-28T10:00:00.1234567+0000 h zeptoclaw-gateway[1]: info: x", "fraction digits"),
     ("2026-11-28T10:00:00+0075 h zeptoclaw-gateway[1]: info: x", "timezone offset"),

@@ -100,6 +100,23 @@ static uint64_t hash_mem(uint64_t seed, const char *s, size_t n) {
     return mix64((h ^ a) * 0x9E3779B97F4A7C15ULL + rotl64(g ^ b, 31));
 }
 
+/* A cheap key of a text for the cache of recent lines: its length, first and last 16 bytes and 8 from the middle
+ * (hash_mem of the whole text below 40 bytes). Texts alike there share a slot; the cache compares the bytes. */
+static inline uint64_t sample_key(uint64_t seed, const char *s, size_t n) {
+    if (n < 40) return hash_mem(seed, s, n);
+    uint64_t w[5];
+    memcpy(&w[0], s, 8);
+    memcpy(&w[1], s + 8, 8);
+    memcpy(&w[2], s + n / 2 - 4, 8);
+    memcpy(&w[3], s + n - 16, 8);
+    memcpy(&w[4], s + n - 8, 8);
+    uint64_t h = (seed ^ (n * 0x9E3779B97F4A7C15ULL) ^ w[0]) * 0x9E3779B97F4A7C15ULL,
+             g = (rotl64(seed, 17) ^ w[1]) * 0xC2B2AE3D27D4EB4FULL;
+    h = (h ^ (h >> 32) ^ w[2]) * 0x9E3779B97F4A7C15ULL;
+    g = (g ^ (g >> 29) ^ w[3]) * 0xC2B2AE3D27D4EB4FULL;
+    return mix64((h ^ w[4]) * 0x9E3779B97F4A7C15ULL + rotl64(g, 31));
+}
+
 static inline __attribute__((always_inline)) int eq_bytes(const char *a, const char *b, size_t n) {
     /* memcmp(a, b, n) == 0, inlined */
     uint64_t x, y;
@@ -239,7 +256,7 @@ static int32_t col_of(Scanner *s, char cat, const char *name, Py_ssize_t n) {
     size_t j = h & (s->colcap - 1);
     while (s->colidx[j] >= 0) {
         Col *c = &s->cols[s->colidx[j]];
-        if (c->h == h && c->cat == cat && c->n == n && memcmp(c->s, name, (size_t)n) == 0) return s->colidx[j];
+        if (c->h == h && c->cat == cat && c->n == n && eq_bytes(c->s, name, (size_t)n)) return s->colidx[j];
         j = (j + 1) & (s->colcap - 1);
     }
     if (grow((void **)&s->cols, &s->capcols, s->ncols + 1, sizeof(Col)) < 0) return -1;
@@ -450,8 +467,59 @@ static const char *(*next_digit)(const char *, const char *, const char *) = dig
 static const char *(*str_stop)(const char *, const char *) = str_stop_base;
 static void (*qmask)(const char *, const char *, const char *, uint64_t *, uint64_t *) = qmask_base;
 
+/* the end of the number at p (a digit): 0x<hex>, digits, or digits.digits (logscan._NUM) */
+static inline const char *number_end(const char *p, const char *e) {
+    if (*p == '0' && e - p > 2 && p[1] == 'x' && is_hex((unsigned char)p[2])) {
+        p += 2;
+        while (p < e && is_hex((unsigned char)*p)) p++;
+        return p;
+    }
+    while (p < e && is_digit((unsigned char)*p)) p++;
+    if (e - p > 1 && *p == '.' && is_digit((unsigned char)p[1])) {
+        p++;
+        while (p < e && is_digit((unsigned char)*p)) p++;
+    }
+    return p;
+}
+
+#ifdef ZC_X86
+static int use_avx2 = 0; /* set once at import */
+/* normalise with AVX2: 32 bytes are copied while they are searched for a digit (the copy may run past the text:
+ * the output has room, and a number shortens it, never lengthens it) */
+__attribute__((target("avx2"))) static Py_ssize_t normalise_avx2(Scanner *s, const char *m, Py_ssize_t n) {
+    if (grow((void **)&s->norm, &s->norm_cap, (size_t)n + 64, 1) < 0) return -1;
+    char *o = s->norm;
+    const char *p = m, *e = m + n;
+    const __m256i zero = _mm256_set1_epi8('0'), nine = _mm256_set1_epi8(9);
+    while (p < e) {
+        const char *d = p;
+        for (;;) {
+            if (d >= e) { d = e; break; }
+            if (s->rlim - d < 32) {
+                for (; d < e && !is_digit((unsigned char)*d); d++) o[d - p] = *d;
+                break;
+            }
+            __m256i v = _mm256_loadu_si256((const __m256i *)d);
+            _mm256_storeu_si256((__m256i *)(o + (d - p)), v);
+            __m256i x = _mm256_sub_epi8(v, zero);
+            uint32_t mask = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(x, nine), x));
+            if (mask) { d += __builtin_ctz(mask); if (d > e) d = e; break; }
+            d += 32;
+        }
+        o += d - p;
+        if (d >= e) break;
+        p = number_end(d, e);
+        *o++ = 'N';
+    }
+    return o - s->norm;
+}
+#endif
+
 /* _NUMB: 0x[0-9a-fA-F]+ -> "N", \d+(?:\.\d+)? -> "N" (left to right, like re.sub) */
 static Py_ssize_t normalise(Scanner *s, const char *m, Py_ssize_t n) {
+#ifdef ZC_X86
+    if (use_avx2) return normalise_avx2(s, m, n);
+#endif
     if (grow((void **)&s->norm, &s->norm_cap, (size_t)n + 1, 1) < 0) return -1;
     char *o = s->norm;
     const char *p = m, *e = m + n;
@@ -460,17 +528,7 @@ static Py_ssize_t normalise(Scanner *s, const char *m, Py_ssize_t n) {
         memcpy(o, p, (size_t)(d - p));
         o += d - p;
         if (d >= e) break;
-        p = d;
-        if (*p == '0' && e - p > 2 && p[1] == 'x' && is_hex((unsigned char)p[2])) {
-            p += 2;
-            while (p < e && is_hex((unsigned char)*p)) p++;
-        } else {
-            while (p < e && is_digit((unsigned char)*p)) p++;
-            if (e - p > 1 && *p == '.' && is_digit((unsigned char)p[1])) {
-                p++;
-                while (p < e && is_digit((unsigned char)*p)) p++;
-            }
-        }
+        p = number_end(d, e);
         *o++ = 'N';
     }
     return o - s->norm;
@@ -512,7 +570,7 @@ static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py
     while (s->gidx[j] >= 0) {
         Grp *g = &s->groups[s->gidx[j]];
         if (g->h == h && g->kind == kind && g->level == level && g->flags == flags && g->scope_n == sn
-            && g->norm_n == nn && memcmp(g->scope, scope, (size_t)sn) == 0 && eq_bytes(g->norm, s->norm, (size_t)nn))
+            && g->norm_n == nn && eq_bytes(g->scope, scope, (size_t)sn) && eq_bytes(g->norm, s->norm, (size_t)nn))
             return s->gidx[j];
         j = (j + 1) & (s->gcap - 1);
     }
@@ -536,12 +594,20 @@ static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py
  * without normalising them again: a 401 warning or a RateLimitExceeded line repeats verbatim. */
 static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ssize_t sn, const char *msg,
                      Py_ssize_t mn, const Ctx *cx) {
-    uint64_t h = hash_mem(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8),
-                                   scope, (size_t)sn), msg, (size_t)mn);
+    if (next_digit(msg, msg + mn, s->rlim) < msg + mn) { /* a number: rarely the same line again */
+        int32_t gi = group_of(s, kind, level, scope, sn, msg, mn, cx);
+        if (gi >= 0) {
+            group_seen(&s->groups[gi], cx);
+            return s->groups[gi].flags;
+        }
+        if (gi == -1) return -1;
+    }
+    uint64_t h = sample_key(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8),
+                                     scope, (size_t)sn), msg, (size_t)mn);
     RawEnt *r = &s->raw[h & (RAW_SLOTS - 1)];
     if (r->h == h && r->g >= 0 && r->n == mn && eq_bytes(r->text, msg, (size_t)mn)) {
         Grp *g = &s->groups[r->g];
-        if (g->kind == kind && g->level == level && g->scope_n == sn && memcmp(g->scope, scope, (size_t)sn) == 0) {
+        if (g->kind == kind && g->level == level && g->scope_n == sn && eq_bytes(g->scope, scope, (size_t)sn)) {
             group_seen(g, cx);
             return g->flags;
         }
@@ -625,7 +691,9 @@ static int debug_line(Scanner *s, const char *text, const char *e, const Ctx *cx
 static const char *zig_rest(const char *w, const char *e, const char **sc, const char **sce) {
     *sc = *sce = w;
     if (w < e && *w == '(') {
-        const char *close = memchr(w + 1, ')', (size_t)(e - (w + 1)));
+        const char *close = w + 1; /* scopes are short: a loop, not a call */
+        while (close < e && *close != ')') close++;
+        if (close == e) close = NULL;
         if (close && e - close >= 3 && close[1] == ':' && close[2] == ' ') { *sc = w + 1; *sce = close; return close + 3; }
         return NULL;
     }
@@ -781,7 +849,6 @@ static inline __attribute__((always_inline)) int scan_hit(Scanner *s, const char
 #define SCAN_LINE_BODY(BLOCK)                                                                                  \
     const char *p = m, *tok_end = m, *tag_end = m;                                                             \
     uint32_t carry = 0;                                                                                        \
-    __builtin_prefetch(m + 2048); /* the mapped page cache ahead of the line: ~4 % less CPU on busy logs */  \
     while (lim - p >= 32) {                                                                                    \
         uint32_t nl, co, br, ell;                                                                              \
         BLOCK(p, &nl, &co, &br, &ell);                                                                         \
@@ -819,9 +886,69 @@ __attribute__((target("avx2"))) static inline void block_avx2(const char *p, uin
     *br = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('[')));
     *ell = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('l')));
 }
+#ifndef ZC_PF_DIST
+#define ZC_PF_DIST 1024
+#endif
+/* 64 bytes a step: most message lines end within the first block */
+__attribute__((target("avx2"))) static inline void block64_avx2(const char *p, uint64_t *nl, uint64_t *co, uint64_t *br,
+                                                                uint64_t *ell) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)p), w = _mm256_loadu_si256((const __m256i *)(p + 32));
+    const __m256i n = _mm256_set1_epi8('\n'), c = _mm256_set1_epi8(':'), b = _mm256_set1_epi8('['), l = _mm256_set1_epi8('l');
+#define ZC_M64(X) ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, X)) \
+                   | (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(w, X)) << 32)
+    *nl = ZC_M64(n); *co = ZC_M64(c); *br = ZC_M64(b); *ell = ZC_M64(l);
+#undef ZC_M64
+}
 __attribute__((target("avx2"))) static int scan_line_avx2(Scanner *s, const char *m, const char *lim, const Ctx *cx,
                                                           int banners, const char **eout) {
-    SCAN_LINE_BODY(block_avx2)
+    const char *p = m, *tok_end = m, *tag_end = m;
+    uint64_t carry = 0;
+    __builtin_prefetch(m + ZC_PF_DIST); /* the mapped page cache ahead of the line: less CPU on busy logs */
+    while (lim - p >= 64) {
+        uint64_t nl, co, br, ell;
+        block64_avx2(p, &nl, &co, &br, &ell);
+        uint64_t hits = br | (co & ((ell << 1) | carry));
+        carry = ell >> 63;
+        if (nl) hits &= (nl & (0 - nl)) - 1; /* only what lies before the line end */
+        while (hits) {
+            const char *c = p + __builtin_ctzll(hits);
+            hits &= hits - 1;
+            if (scan_hit(s, c, m, lim, &tok_end, &tag_end, cx) < 0) return -1;
+        }
+        if (nl) {
+            const char *c = p + __builtin_ctzll(nl);
+            *eout = c;
+            return finish_line(s, m, c, cx, banners);
+        }
+        p += 64;
+    }
+    if (lim - p >= 32) { /* a short text (a journal field) or the window's end */
+        uint32_t nl, co, br, ell;
+        block_avx2(p, &nl, &co, &br, &ell);
+        uint32_t hits = br | (co & ((ell << 1) | (uint32_t)carry));
+        carry = ell >> 31;
+        if (nl) hits &= (nl & (0 - nl)) - 1;
+        while (hits) {
+            const char *c = p + __builtin_ctz(hits);
+            hits &= hits - 1;
+            if (scan_hit(s, c, m, lim, &tok_end, &tag_end, cx) < 0) return -1;
+        }
+        if (nl) {
+            const char *c = p + __builtin_ctz(nl);
+            *eout = c;
+            return finish_line(s, m, c, cx, banners);
+        }
+        p += 32;
+    }
+    for (; p < lim; p++) { /* the last bytes of the window */
+        char ch = *p;
+        if (ch == '\n') { *eout = p; return finish_line(s, m, p, cx, banners); }
+        if ((ch == ':' && p > m && p[-1] == 'l') || ch == '[') {
+            if (scan_hit(s, p, m, lim, &tok_end, &tag_end, cx) < 0) return -1;
+        }
+    }
+    *eout = lim;
+    return finish_line(s, m, lim, cx, banners);
 }
 static inline void block_sse2(const char *p, uint32_t *nl, uint32_t *co, uint32_t *br, uint32_t *ell) {
     __m128i a = _mm_loadu_si128((const __m128i *)p), b = _mm_loadu_si128((const __m128i *)(p + 16));
@@ -1859,7 +1986,8 @@ static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
     return 0;
 }
 
-#define WINDOW ((off_t)4 << 20)        /* mapped at a time: bounds the file pages counted in RSS */
+#define WINDOW ((off_t)8 << 20)        /* mapped at a time: bounds the file pages counted in RSS (2 threads: 16 MiB);
+                                        * 4 MiB windows made the threads wait on each other unmapping them */
 static int export_start(int fd, off_t *pos);
 
 /* The first entry start at or after pos in an export file: the file's start or just after an empty line. The
@@ -2153,6 +2281,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
         qmask = qmask_avx2;
         xline = xline_avx2;
         use_export_fast = 1;
+        use_avx2 = 1;
         qline = qline_avx2;
     }
 #endif

@@ -1,7 +1,7 @@
 """The native engine behind :func:`zcnb.logs.summarize_logs`: the C scanner ``zcnb.logs._scan`` over log files
 (short-iso text, raw lines, saved ``journalctl -o json``).
 
-One pass over the file through 32 MiB mmap windows (same line and byte-range rules as
+One pass over the file through 8 MiB mmap windows (same line and byte-range rules as
 :func:`zcnb.logs.chunks.iter_chunks`), with the GIL released, so byte ranges of a big file run in threads at once. The C
 side only counts raw bytes; error groups are turned into tallies here (names are redacted and made canonical
 later, in :mod:`zcnb.logs.summary`, for both engines alike), with the very

@@ -147,8 +147,10 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None)
 
 
-def _bucket_parts(acc: Acc) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], list[tuple[str, ...]]]:
-    """Per-bucket counts (Python engine counters and native arrays) as parts of (bucket, key index, count)."""
+def _bucket_parts(acc: Acc) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                                      list[tuple[str, ...]]]:
+    """Per-bucket counts (Python engine counters and native arrays) as parts of (bucket, code, count, key index of
+    each code); the keys in order of their index."""
     import numpy as np
 
     ids: dict[tuple[str, ...], int] = {}
@@ -158,10 +160,9 @@ def _bucket_parts(acc: Acc) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarr
     parts = []
     if rows:
         arr = np.array(rows, dtype=np.int64)
-        parts.append((arr[:, 0], arr[:, 1], arr[:, 2]))
+        parts.append((arr[:, 0], arr[:, 1], arr[:, 2], np.arange(len(ids), dtype=np.int64)))
     for b_arr, c_arr, n_arr, keys in acc.bucket_arrays:
-        remap = np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
-        parts.append((b_arr, remap[c_arr], n_arr))
+        parts.append((b_arr, c_arr, n_arr, np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)))
     return parts, list(ids)
 
 
@@ -173,24 +174,26 @@ def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[t
     parts, keys = _bucket_parts(acc)
     nk = len(keys)
     present = np.zeros(nk, dtype=bool)
-    for _b, k, _n in parts:
-        present[k] = True  # a native column may have counts outside buckets only (lines without a timestamp)
-    ends = [int(x) for b, _k, _n in parts for x in (b.min(), b.max())]
+    for _b, c, _n, key_of in parts:  # a native column may have counts outside buckets only (lines without a time)
+        present[key_of[np.bincount(c, minlength=len(key_of)) > 0]] = True
+    ends = [int(x) for b, _c, _n, _k in parts if len(b) for x in (b.min(), b.max())]
     if not ends and acc.first_ts is None:
         return np.zeros(0, dtype=np.int64), np.zeros((0, nk), dtype=np.int64), keys, present
     if acc.first_ts is not None and acc.last_ts is not None:  # the whole time range, idle buckets included
         ends += [int(acc.first_ts // width) * width, int(acc.last_ts // width) * width]
     lo, hi = min(ends), max(ends)
-    if (hi - lo) // width < _MAX_ROWS:
+    dense = (hi - lo) // width < _MAX_ROWS
+    if dense:
         rows = np.arange(lo, hi + width, width, dtype=np.int64)
     else:
-        rows = np.unique(np.concatenate([b for b, _k, _n in parts] or [np.array(ends, dtype=np.int64)]))
+        rows = np.unique(np.concatenate([b for b, _c, _n, _k in parts] or [np.array(ends, dtype=np.int64)]))
     # key-major cells (a key's buckets side by side): a column of the result is contiguous, and one flat add.at
-    # per part is several times faster than add.at with a pair of index arrays
+    # per part (each code's offset looked up in a small table) is several times faster than add.at with a pair of
+    # index arrays
     cells = np.zeros(nk * len(rows), dtype=np.int64)
-    for b, k, n in parts:
-        at = (b - lo) // width if (hi - lo) // width < _MAX_ROWS else np.searchsorted(rows, b)
-        np.add.at(cells, k.astype(np.int64) * len(rows) + at, n)
+    for b, c, n, key_of in parts:
+        at = (b - lo) // width if dense else np.searchsorted(rows, b)
+        np.add.at(cells, (key_of * len(rows))[c] + at, n)
     return rows, cells.reshape(nk, len(rows)).T, keys, present
 
 
@@ -343,10 +346,10 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
 
     acc = shown_names(acc, redact)
     buckets, totals = _bucket_table(acc, width)
-    skills = pd.DataFrame(
+    skills = pd.DataFrame(  # most calls first, then by name
         [{"skill": k, "count": n, "token_form": acc.skills_token[k], "tool_form": acc.skills_tool[k]}
-         for k, n in totals.items()], columns=["skill", "count", "token_form", "tool_form"])
-    skills = skills.sort_values(["count", "skill"], ascending=[False, True], ignore_index=True)
+         for k, n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))],
+        columns=["skill", "count", "token_form", "tool_form"])
     tools = pd.DataFrame(sorted(acc.tools.items(), key=lambda kv: (-kv[1], kv[0])), columns=["tool", "count"])
     errs = _top_errors(acc, redact, top)
     for level in ("error", "warning"):  # bounded memory: shapes beyond MAX_GROUPS are one row per level
