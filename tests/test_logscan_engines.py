@@ -147,7 +147,7 @@ def test_numbers_and_tokens_across_block_edges(tmp_path: Path) -> None:
     at every offset around the 32- and 64-byte steps of the line scan: the native engine agrees with Python."""
     stamp = "2026-11-28T10:{:02d}:{:02d}+0000 h zeptoclaw-gateway[7]: "
     lines = []
-    for k in range(0, 140):
+    for k in range(140):
         t = stamp.format(k // 60, k % 60)
         pad = "p" * k
         lines += [t + f"error: {pad} upstream 503 after {k}ms", t + f"error: {pad} upstream 503 after 7ms",

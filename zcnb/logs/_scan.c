@@ -482,54 +482,19 @@ static inline const char *number_end(const char *p, const char *e) {
     return p;
 }
 
-#ifdef ZC_X86
-static int use_avx2 = 0; /* set once at import */
-/* normalise with AVX2: 32 bytes are copied while they are searched for a digit (the copy may run past the text:
- * the output has room, and a number shortens it, never lengthens it) */
-__attribute__((target("avx2"))) static Py_ssize_t normalise_avx2(Scanner *s, const char *m, Py_ssize_t n) {
-    if (grow((void **)&s->norm, &s->norm_cap, (size_t)n + 64, 1) < 0) return -1;
-    char *o = s->norm;
-    const char *p = m, *e = m + n;
-    const __m256i zero = _mm256_set1_epi8('0'), nine = _mm256_set1_epi8(9);
-    while (p < e) {
-        const char *d = p;
-        for (;;) {
-            if (d >= e) { d = e; break; }
-            if (s->rlim - d < 32) {
-                for (; d < e && !is_digit((unsigned char)*d); d++) o[d - p] = *d;
-                break;
-            }
-            __m256i v = _mm256_loadu_si256((const __m256i *)d);
-            _mm256_storeu_si256((__m256i *)(o + (d - p)), v);
-            __m256i x = _mm256_sub_epi8(v, zero);
-            uint32_t mask = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(x, nine), x));
-            if (mask) { d += __builtin_ctz(mask); if (d > e) d = e; break; }
-            d += 32;
-        }
-        o += d - p;
-        if (d >= e) break;
-        p = number_end(d, e);
-        *o++ = 'N';
-    }
-    return o - s->norm;
-}
-#endif
-
-/* _NUMB: 0x[0-9a-fA-F]+ -> "N", \d+(?:\.\d+)? -> "N" (left to right, like re.sub) */
-static Py_ssize_t normalise(Scanner *s, const char *m, Py_ssize_t n) {
-#ifdef ZC_X86
-    if (use_avx2) return normalise_avx2(s, m, n);
-#endif
+/* _NUMB: 0x[0-9a-fA-F]+ -> "N", \d+(?:\.\d+)? -> "N" (left to right, like re.sub). d: the first digit in
+ * [m, m + n) (m + n: none), found by the caller. */
+static Py_ssize_t normalise(Scanner *s, const char *m, Py_ssize_t n, const char *d) {
     if (grow((void **)&s->norm, &s->norm_cap, (size_t)n + 1, 1) < 0) return -1;
     char *o = s->norm;
     const char *p = m, *e = m + n;
-    while (p < e) {
-        const char *d = next_digit(p, e, s->rlim);
+    for (;;) {
         memcpy(o, p, (size_t)(d - p));
         o += d - p;
         if (d >= e) break;
         p = number_end(d, e);
         *o++ = 'N';
+        d = next_digit(p, e, s->rlim);
     }
     return o - s->norm;
 }
@@ -543,10 +508,11 @@ static inline void group_seen(Grp *g, const Ctx *cx) {
 }
 
 /* The group of one error/warning line (created on first sight: count 0): kind 'z' (Zig level prefix; text after
- * it), 'p' (a plain line, whole), 'c' (a crash). -1 when out of memory. */
+ * it), 'p' (a plain line, whole), 'c' (a crash). digit: the first digit of msg (msg + mn: none). -1 when out of
+ * memory, -2 when MAX_GROUPS are full. */
 static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py_ssize_t sn, const char *msg,
-                        Py_ssize_t mn, const Ctx *cx) {
-    Py_ssize_t nn = normalise(s, msg, mn);
+                        Py_ssize_t mn, const char *digit) {
+    Py_ssize_t nn = normalise(s, msg, mn, digit);
     if (nn < 0) return -1;
     if (nn > GROUP_KEY_MAX) nn = GROUP_KEY_MAX;
     int flags = flags_of(msg, mn, s->rlim);
@@ -584,35 +550,32 @@ static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py
     if (mn > EXAMPLE_MAX) mn = EXAMPLE_MAX;
     g->ex = dup_bytes(msg, mn); g->ex_n = mn;
     if (!g->scope || !g->norm || !g->ex) return -1;
-    (void)cx;
     s->gidx[j] = (int32_t)s->ngroups;
     return (int32_t)s->ngroups++;
 }
 
-/* One error/warning line into its group; returns its flags, or -1 when out of memory. Identical lines (the same
- * kind, level, scope and text: the group is a function of them) are found through a small cache of recent ones
- * without normalising them again: a 401 warning or a RateLimitExceeded line repeats verbatim. */
+/* One error/warning line into its group; returns its flags, or -1 when out of memory. Identical lines without a
+ * number (the same kind, level, scope and text: the group is a function of them) are found through a small cache
+ * of recent ones without normalising them again: a 401 warning or a RateLimitExceeded line repeats verbatim. A
+ * line with a number rarely does: it goes to its group directly. */
 static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ssize_t sn, const char *msg,
                      Py_ssize_t mn, const Ctx *cx) {
-    if (next_digit(msg, msg + mn, s->rlim) < msg + mn) { /* a number: rarely the same line again */
-        int32_t gi = group_of(s, kind, level, scope, sn, msg, mn, cx);
-        if (gi >= 0) {
-            group_seen(&s->groups[gi], cx);
-            return s->groups[gi].flags;
-        }
-        if (gi == -1) return -1;
-    }
-    uint64_t h = sample_key(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8),
-                                     scope, (size_t)sn), msg, (size_t)mn);
-    RawEnt *r = &s->raw[h & (RAW_SLOTS - 1)];
-    if (r->h == h && r->g >= 0 && r->n == mn && eq_bytes(r->text, msg, (size_t)mn)) {
-        Grp *g = &s->groups[r->g];
-        if (g->kind == kind && g->level == level && g->scope_n == sn && eq_bytes(g->scope, scope, (size_t)sn)) {
-            group_seen(g, cx);
-            return g->flags;
+    const char *d = next_digit(msg, msg + mn, s->rlim);
+    RawEnt *r = NULL;
+    uint64_t h = 0;
+    if (d == msg + mn) {
+        h = sample_key(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8),
+                                scope, (size_t)sn), msg, (size_t)mn);
+        r = &s->raw[h & (RAW_SLOTS - 1)];
+        if (r->h == h && r->g >= 0 && r->n == mn && eq_bytes(r->text, msg, (size_t)mn)) {
+            Grp *g = &s->groups[r->g];
+            if (g->kind == kind && g->level == level && g->scope_n == sn && eq_bytes(g->scope, scope, (size_t)sn)) {
+                group_seen(g, cx);
+                return g->flags;
+            }
         }
     }
-    int32_t gi = group_of(s, kind, level, scope, sn, msg, mn, cx);
+    int32_t gi = group_of(s, kind, level, scope, sn, msg, mn, d);
     if (gi == -2) { /* beyond MAX_GROUPS shapes */
         int fl = flags_of(msg, mn, s->rlim);
         int sc = sn == 3 && memcmp(scope, "gpa", 3) == 0 ? 1 : sn == 14 && memcmp(scope, "DebugAllocator", 14) == 0 ? 2 : 0;
@@ -621,7 +584,7 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
     }
     if (gi < 0) return -1;
     group_seen(&s->groups[gi], cx);
-    if (mn <= RAW_TEXT) { r->h = h; r->g = gi; r->n = mn; memcpy(r->text, msg, (size_t)mn); }
+    if (r && mn <= RAW_TEXT) { r->h = h; r->g = gi; r->n = mn; memcpy(r->text, msg, (size_t)mn); }
     return s->groups[gi].flags;
 }
 
@@ -845,37 +808,41 @@ static inline __attribute__((always_inline)) int scan_hit(Scanner *s, const char
     return 0;
 }
 
-/* One line from m to its end (the next '\n', or lim): tokens, tags, level, banner. *eout = the line end. */
-#define SCAN_LINE_BODY(BLOCK)                                                                                  \
-    const char *p = m, *tok_end = m, *tag_end = m;                                                             \
-    uint32_t carry = 0;                                                                                        \
-    while (lim - p >= 32) {                                                                                    \
-        uint32_t nl, co, br, ell;                                                                              \
-        BLOCK(p, &nl, &co, &br, &ell);                                                                         \
-        uint32_t hits = br | (co & ((ell << 1) | carry));                                                      \
-        carry = ell >> 31;                                                                                     \
-        if (nl) hits &= (nl & (0 - nl)) - 1; /* only what lies before the line end */                          \
-        while (hits) {                                                                                         \
-            const char *c = p + __builtin_ctz(hits);                                                           \
-            hits &= hits - 1;                                                                                  \
-            if (scan_hit(s, c, m, lim, &tok_end, &tag_end, cx) < 0) return -1;                                 \
-        }                                                                                                      \
-        if (nl) {                                                                                              \
-            const char *c = p + __builtin_ctz(nl);                                                             \
-            *eout = c;                                                                                         \
-            return finish_line(s, m, c, cx, banners);                                                          \
-        }                                                                                                      \
-        p += 32;                                                                                               \
-    }                                                                                                          \
-    for (; p < lim; p++) {                                                                                     \
-        char ch = *p;                                                                                          \
-        if (ch == '\n') { *eout = p; return finish_line(s, m, p, cx, banners); }                               \
-        if ((ch == ':' && p > m && p[-1] == 'l') || ch == '[') {                                               \
-            if (scan_hit(s, p, m, lim, &tok_end, &tag_end, cx) < 0) return -1;                                 \
-        }                                                                                                      \
-    }                                                                                                          \
-    *eout = lim;                                                                                               \
+/* One step of the line scan: the masks of '\n', ':', '[' and 'l' over `width` bytes at p (bits past width clear).
+ * Tokens and tags before the line end are handled; 1: the line goes on past this step, else what finish_line
+ * gives (0, or -1 when out of memory). *carry: an 'l' in the step's last byte (a "skill:" across steps). */
+static inline __attribute__((always_inline)) int line_step(Scanner *s, const char *p, int width, uint64_t nl, uint64_t co,
+                                                           uint64_t br, uint64_t ell, uint64_t *carry, const char *m,
+                                                           const char *lim, const char **tok_end, const char **tag_end,
+                                                           const Ctx *cx, int banners, const char **eout) {
+    uint64_t hits = br | (co & ((ell << 1) | *carry));
+    *carry = (ell >> (width - 1)) & 1;
+    if (nl) hits &= (nl & (0 - nl)) - 1; /* only what lies before the line end */
+    while (hits) {
+        const char *c = p + __builtin_ctzll(hits);
+        hits &= hits - 1;
+        if (scan_hit(s, c, m, lim, tok_end, tag_end, cx) < 0) return -1;
+    }
+    if (!nl) return 1;
+    const char *e = p + __builtin_ctzll(nl);
+    *eout = e;
+    return finish_line(s, m, e, cx, banners);
+}
+
+/* The line's last bytes before lim (fewer than a step), byte by byte */
+static inline __attribute__((always_inline)) int line_tail(Scanner *s, const char *p, const char *m, const char *lim,
+                                                           const char **tok_end, const char **tag_end, const Ctx *cx,
+                                                           int banners, const char **eout) {
+    for (; p < lim; p++) {
+        char ch = *p;
+        if (ch == '\n') { *eout = p; return finish_line(s, m, p, cx, banners); }
+        if ((ch == ':' && p > m && p[-1] == 'l') || ch == '[') {
+            if (scan_hit(s, p, m, lim, tok_end, tag_end, cx) < 0) return -1;
+        }
+    }
+    *eout = lim;
     return finish_line(s, m, lim, cx, banners);
+}
 
 #ifdef ZC_X86
 __attribute__((target("avx2"))) static inline void block_avx2(const char *p, uint32_t *nl, uint32_t *co, uint32_t *br,
@@ -899,56 +866,25 @@ __attribute__((target("avx2"))) static inline void block64_avx2(const char *p, u
     *nl = ZC_M64(n); *co = ZC_M64(c); *br = ZC_M64(b); *ell = ZC_M64(l);
 #undef ZC_M64
 }
+/* One line from m to its end (the next '\n', or lim): tokens, tags, level, banner. *eout = the line end. */
 __attribute__((target("avx2"))) static int scan_line_avx2(Scanner *s, const char *m, const char *lim, const Ctx *cx,
                                                           int banners, const char **eout) {
     const char *p = m, *tok_end = m, *tag_end = m;
     uint64_t carry = 0;
+    int r;
     __builtin_prefetch(m + ZC_PF_DIST); /* the mapped page cache ahead of the line: less CPU on busy logs */
-    while (lim - p >= 64) {
+    for (; lim - p >= 64; p += 64) {
         uint64_t nl, co, br, ell;
         block64_avx2(p, &nl, &co, &br, &ell);
-        uint64_t hits = br | (co & ((ell << 1) | carry));
-        carry = ell >> 63;
-        if (nl) hits &= (nl & (0 - nl)) - 1; /* only what lies before the line end */
-        while (hits) {
-            const char *c = p + __builtin_ctzll(hits);
-            hits &= hits - 1;
-            if (scan_hit(s, c, m, lim, &tok_end, &tag_end, cx) < 0) return -1;
-        }
-        if (nl) {
-            const char *c = p + __builtin_ctzll(nl);
-            *eout = c;
-            return finish_line(s, m, c, cx, banners);
-        }
-        p += 64;
+        if ((r = line_step(s, p, 64, nl, co, br, ell, &carry, m, lim, &tok_end, &tag_end, cx, banners, eout)) != 1) return r;
     }
     if (lim - p >= 32) { /* a short text (a journal field) or the window's end */
         uint32_t nl, co, br, ell;
         block_avx2(p, &nl, &co, &br, &ell);
-        uint32_t hits = br | (co & ((ell << 1) | (uint32_t)carry));
-        carry = ell >> 31;
-        if (nl) hits &= (nl & (0 - nl)) - 1;
-        while (hits) {
-            const char *c = p + __builtin_ctz(hits);
-            hits &= hits - 1;
-            if (scan_hit(s, c, m, lim, &tok_end, &tag_end, cx) < 0) return -1;
-        }
-        if (nl) {
-            const char *c = p + __builtin_ctz(nl);
-            *eout = c;
-            return finish_line(s, m, c, cx, banners);
-        }
+        if ((r = line_step(s, p, 32, nl, co, br, ell, &carry, m, lim, &tok_end, &tag_end, cx, banners, eout)) != 1) return r;
         p += 32;
     }
-    for (; p < lim; p++) { /* the last bytes of the window */
-        char ch = *p;
-        if (ch == '\n') { *eout = p; return finish_line(s, m, p, cx, banners); }
-        if ((ch == ':' && p > m && p[-1] == 'l') || ch == '[') {
-            if (scan_hit(s, p, m, lim, &tok_end, &tag_end, cx) < 0) return -1;
-        }
-    }
-    *eout = lim;
-    return finish_line(s, m, lim, cx, banners);
+    return line_tail(s, p, m, lim, &tok_end, &tag_end, cx, banners, eout);
 }
 static inline void block_sse2(const char *p, uint32_t *nl, uint32_t *co, uint32_t *br, uint32_t *ell) {
     __m128i a = _mm_loadu_si128((const __m128i *)p), b = _mm_loadu_si128((const __m128i *)(p + 16));
@@ -968,7 +904,15 @@ static inline void block_sse2(const char *p, uint32_t *nl, uint32_t *co, uint32_
 }
 #endif
 static int scan_line_base(Scanner *s, const char *m, const char *lim, const Ctx *cx, int banners, const char **eout) {
-    SCAN_LINE_BODY(block_sse2)
+    const char *p = m, *tok_end = m, *tag_end = m;
+    uint64_t carry = 0;
+    int r;
+    for (; lim - p >= 32; p += 32) {
+        uint32_t nl, co, br, ell;
+        block_sse2(p, &nl, &co, &br, &ell);
+        if ((r = line_step(s, p, 32, nl, co, br, ell, &carry, m, lim, &tok_end, &tag_end, cx, banners, eout)) != 1) return r;
+    }
+    return line_tail(s, p, m, lim, &tok_end, &tag_end, cx, banners, eout);
 }
 
 typedef int (*scan_line_fn)(Scanner *, const char *, const char *, const Ctx *, int, const char **);
@@ -2281,7 +2225,6 @@ PyMODINIT_FUNC PyInit__scan(void) {
         qmask = qmask_avx2;
         xline = xline_avx2;
         use_export_fast = 1;
-        use_avx2 = 1;
         qline = qline_avx2;
     }
 #endif
