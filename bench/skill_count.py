@@ -11,7 +11,9 @@ Shapes (each written to a temporary file of ``--size-mb``):
   stack traces, ``Connection error: error.X``, ``Warn:``, panics with their traces), 10 % skill lines;
 - ``journal``: a saved ``journalctl -o json`` export (the fields journalctl writes for a user unit, in its
   hash order) of dense traffic;
-- ``journal-export``: the same entries as ``journalctl -o export`` writes them (the form ``read_journal`` reads).
+- ``journal-export``: the same entries as ``journalctl -o export`` writes them (the form ``read_journal`` reads);
+- ``host-journal``: a whole host's short-iso journal (no ``-u``): the dense gateway lines with 35 % lines of six
+  other units and processes in between, each with its own syslog prefix.
 
 For each shape the pipeline and ``summarize_logs`` (native engine, in a child that only summarises; pandas is
 imported before the clock starts, as in a notebook or the CLI) alternate ``--repeat`` times; medians, the
@@ -189,6 +191,38 @@ def gen_error_heavy(path: Path, size_mb: float, *, seed: int = 0) -> int:
     return _gen_lines(path, size_mb, _ERROR_BODIES, seed=seed)
 
 
+_HOST_OTHERS = (
+    "systemd[1]: Started session-{n}.scope - Session {n} of User ops.",
+    "kernel: audit: type=1400 audit({n}.123:42): apparmor=\"DENIED\" operation=\"open\" pid={n}",
+    "sshd[{n}]: Accepted publickey for ops from 10.0.{k}.{m} port {m} ssh2",
+    "CRON[{n}]: (root) CMD (/usr/local/bin/backup --quiet)",
+    "dockerd[811]: time=\"2026-11-20T00:00:00Z\" level=info msg=\"ignoring event\" container={x}",
+    "nginx[{n}]: 10.0.{k}.{m} - - \"GET /api/v1/items/{n} HTTP/1.1\" 200 {m}",
+)
+
+
+def gen_host_journal(path: Path, size_mb: float, *, seed: int = 0) -> int:
+    """A whole host's ``journalctl -o short-iso`` (no ``-u``): the dense gateway lines with 35 % lines of other
+    units and processes in between (systemd, kernel, sshd, cron, docker, nginx, each with its own syslog prefix)."""
+    rng = random.Random(seed)
+    pool = _pool(_DENSE_BODIES, DENSE_SKILLS, rng)
+    others = [rng.choice(_HOST_OTHERS).format(n=rng.randint(1, 99999), m=rng.randint(1, 9999), k=rng.randint(0, 255),
+                                              x=f"{rng.getrandbits(48):012x}") for _ in range(5000)]
+    target = int(size_mb * 1024 * 1024)
+    t = datetime(2026, 11, 20, tzinfo=UTC).timestamp()
+    written = lines = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        while written < target:
+            pid = 4100 if written < target // 2 else 4101
+            stamps, t = _stamps(rng, 2000, t, precise=False)
+            text = "".join(f"{s} gw01 {rng.choice(others)}\n" if rng.random() < 0.35
+                           else f"{s} {PREFIX_HOST}[{pid}]: {rng.choice(pool)}\n" for s in stamps)
+            fh.write(text)
+            written += len(text)
+            lines += 2000
+    return lines
+
+
 def gen_journal(path: Path, size_mb: float, *, seed: int = 0, form: str = "json") -> int:
     """A saved ``journalctl --user -u zeptoclaw-gateway -o json`` of dense traffic (fields in hash order), or
     with ``form="export"`` the same entries as ``-o export`` writes them (what ``read_journal`` reads)."""
@@ -247,7 +281,7 @@ def gen_journal_export(path: Path, size_mb: float, *, seed: int = 0) -> int:
 
 SHAPES: dict[str, Callable[..., int]] = {
     "sparse": gen_sparse, "dense": gen_dense, "dense-precise": gen_dense_precise, "error-heavy": gen_error_heavy,
-    "journal": gen_journal, "journal-export": gen_journal_export,
+    "journal": gen_journal, "journal-export": gen_journal_export, "host-journal": gen_host_journal,
 }
 
 

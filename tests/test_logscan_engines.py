@@ -526,3 +526,47 @@ def test_export_entries_of_every_kind_amid_common_ones(tmp_path: Path) -> None:
     s = assert_same(path, unit="zeptoclaw-gateway", bucket="10s")
     assert _engine(s).startswith("engine: native"), _engine(s)
     assert s.n_lines >= 3000 and s.pids == (4100, 4101)
+
+
+@needs_native
+@pytest.mark.parametrize("hosts", [3, 300])
+def test_host_journal_of_interleaved_prefixes(tmp_path: Path, hosts: int) -> None:
+    """A whole host's (or a fleet's) short-iso journal: units, hosts, pids and time zones interleave line by line
+    (300 hosts: more prefixes than the native engine keeps, so they replace each other; the same stamps in
+    +0000, +00:00, Z, +0100 and -0230 side by side, so a prefix seen before must not lend its time zone to another).
+    Both engines give the same summary, with and without the unit; the skill counts are what was written."""
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(hosts)
+    t = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    zones = ["+0000", "+00:00", "Z", "+0100", "-0230"]  # the same stamp bytes: other instants
+    others = ["systemd[1]: Started session-{n}.scope.", "kernel: audit: type=1400 pid={n}",
+              "sshd[{n}]: Accepted publickey for ops", "zeptoclaw-gateway-canary[77]: info: invoking skill:decoy",
+              "zeptoclaw-gatewax[{n}]: info: invoking skill:decoy"]  # an ident of the unit's length
+    token: Counter[str] = Counter()
+    path = tmp_path / "host.log"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(6000):
+            t += timedelta(milliseconds=rng.randint(1, 900))
+            zone = rng.choice(zones)
+            stamp = t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{rng.randint(0, 999999):06d}" if i % 7 == 0 else "")
+            host = f"gw{rng.randrange(hosts):03d}"
+            if rng.random() < 0.35:
+                fh.write(f"{stamp}{zone} {host} {rng.choice(others).format(n=rng.randint(1, 99))}\n")
+                continue
+            pid = 4100 + (i * 3 // 6000)  # two restarts
+            sk = rng.choice(["git_workflow", "web-search", "calendar"])
+            r = rng.random()
+            body = (f"info: [agent] invoking skill:{sk} s{i}" if r < 0.4 else
+                    f"error(gateway): failed {rng.randint(1, 99)} times" if r < 0.6 else
+                    "warning(gateway): unauthorized GET /health: Missing X-Auth-Token header" if r < 0.7 else
+                    f"info: [nim] request tokens={i}")
+            if r < 0.4:
+                token[sk.replace("_", "-")] += 1
+            fh.write(f"{stamp}{zone} {host} zeptoclaw-gateway[{pid}]: {body}\n")
+    c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    assert _engine(c).startswith("engine: native")
+    assert c.skill_counts == dict(token)
+    assert len(c.restarts) == 2
+    assert_same(path, bucket="1s")  # every unit's lines

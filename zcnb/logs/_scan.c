@@ -172,6 +172,11 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) { /* capacity
 typedef struct { int hasb; long long b; int hasts; long long us; int haspid; long long pid; } Ctx;
 
 typedef struct { uint64_t h; char *s; Py_ssize_t n; long long total; char cat; } Col;
+/* A short-iso line's bytes after the seconds (and fraction) through the ": " of its syslog prefix, and what they
+ * mean: its time zone (the bytes before the first space, as a zero-padded word), another unit's line (skip), pid */
+#define NTAILS 128 /* a hash table: a tail goes to one of two slots its hash picks */
+#define TAIL_MAX 160
+typedef struct { char text[TAIL_MAX]; Py_ssize_t n; uint64_t h, tzw; int skip, haspid; long long pid; } Tail;
 
 typedef struct {
     uint64_t h; long long count, seq, first, last;
@@ -217,10 +222,14 @@ typedef struct {
     long long unreadable, bad_times; /* json lines / export entries skipped; lines with a time out of range */
     int has_first; long long first, last;
     int has_pid; long long last_pid;
-    /* short-iso: the previous line's second and syslog prefix, and what they meant */
-    int c_valid, c_skip, c_haspid; /* c_skip: 1 another unit's line */
-    char c_sec[19]; char c_tail[160]; Py_ssize_t c_tail_n;
-    long long c_secs, c_hour, c_b, c_pid;
+    /* short-iso: the previous line's second, and the syslog prefixes ("tails") seen last with what they meant: a
+     * host's journal interleaves units, hosts and pids. c_valid: tails[c_cur] is the previous line's tail;
+     * c_tvalid: c_hour, c_secs and c_b hold the time of c_sec in the time zone c_tzw. */
+    int c_valid, c_tvalid, c_cur, c_turn;
+    char c_sec[19];
+    long long c_secs, c_hour, c_b;
+    uint64_t c_tzw;
+    Tail tails[NTAILS];
     /* json: decoded values; the bucket of the last second seen */
     char *jbuf[4]; size_t jcap[4];
     const char *rlim; /* bytes up to here may be read (past a message's end) by the vector loops */
@@ -1072,6 +1081,46 @@ static inline __attribute__((always_inline)) int see_pid(Scanner *s, const Ctx *
     return 0;
 }
 
+/* the two slots of a tail's hash */
+static inline int tail_a(uint64_t h) { return (int)(h & (NTAILS - 1)); }
+static inline int tail_b(uint64_t h) { return (int)((h >> 32) & (NTAILS - 1)); }
+
+/* A tail seen before that the bytes at r (readable up to lim) start with; it becomes the current one. NULL: none.
+ * A cached tail ends at the first ':' after its time zone's space, and that ':' is followed by a space (a host or
+ * an ident holds no space; an ident ends at its first ':'), so that is where the line's tail would end. */
+static __attribute__((noinline)) Tail *recent_tail(Scanner *s, const char *r, const char *lim) {
+    const char *e = lim - r > TAIL_MAX ? r + TAIL_MAX : lim, *sp = r;
+    while (sp < e && sp - r <= 6 && *sp != ' ') sp++;
+    if (sp >= e || *sp != ' ') return NULL;
+    const char *c = sp;
+    while (c < e && *c != ':') c++;
+    if (c + 1 < e && c[1] == ' ') {
+        Py_ssize_t n = c + 2 - r;
+        uint64_t h = hash_mem(0x7a11, r, (size_t)n);
+        int i = tail_a(h);
+        if (s->tails[i].h != h || s->tails[i].n != n) i = tail_b(h);
+        Tail *t = &s->tails[i];
+        if (t->n == n && t->h == h && eq_bytes(r, t->text, (size_t)n)) {
+            s->c_cur = i;
+            return t;
+        }
+    }
+    if (s->has_ident) { /* a new prefix: another unit's line (or no journal line) is skipped whatever its time */
+        static Tail skip = {.skip = 1};
+        Prefix x;
+        const char *q = sp + 1; /* where match_iso reads the ident (or a host) when the time zone is valid; when it is
+                                   not, the line is skipped anyway; an ident or host never spans a line end */
+        int m = match_ident(q, lim, &x);
+        if (!m) {
+            const char *hs = q;
+            while (hs < lim && !is_space((unsigned char)*hs)) hs++;
+            m = hs > q && hs < lim && *hs == ' ' && match_ident(hs + 1, lim, &x);
+        }
+        if (!m || x.ident_end - x.ident != s->ident_n || memcmp(x.ident, s->ident, (size_t)s->ident_n) != 0) return &skip;
+    }
+    return NULL;
+}
+
 /* The prefix of the short-iso line at p on the slow path; fills the cache. 0: counted (cx, *msg set),
  * 1: not a line of the unit (skip), 2: gave way. */
 static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const char *lim, Ctx *cx, const char **msg) {
@@ -1083,21 +1132,41 @@ static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const
     if (*tail == '.' || *tail == ',') { tail++; while (is_digit((unsigned char)*tail)) tail++; }
     Py_ssize_t tn = x.msg - tail;
     /* cacheable when the prefix ends in ": ": the same bytes then always match the same way */
-    int cache = tn <= (Py_ssize_t)sizeof s->c_tail && x.msg - p >= 2 && x.msg[-2] == ':' && x.msg[-1] == ' ';
-    if (cache) { memcpy(s->c_sec, p, 19); memcpy(s->c_tail, tail, (size_t)tn); s->c_tail_n = tn; }
+    int cache = tn <= TAIL_MAX && x.msg - p >= 2 && x.msg[-2] == ':' && x.msg[-1] == ' ';
+    Tail *t = NULL;
+    uint64_t tzw = 0;
+    if (cache) {
+        memcpy(&tzw, tail, (size_t)(x.ts_end - tail)); /* at most 6 bytes ("+00:00") */
+        memcpy(s->c_sec, p, 19);
+        s->c_tvalid = 0;
+        uint64_t h = hash_mem(0x7a11, tail, (size_t)tn);
+        int a = tail_a(h), b = tail_b(h); /* its slot if it has one, else an empty one, else a (b: its other one) */
+        int i = (s->tails[a].h == h && s->tails[a].n == tn) ? a : (s->tails[b].h == h && s->tails[b].n == tn) ? b
+                : s->tails[a].n == 0 ? a : s->tails[b].n == 0 ? b : (s->c_turn ^= 1) ? a : b;
+        s->c_cur = i;
+        t = &s->tails[i];
+        memcpy(t->text, tail, (size_t)tn);
+        t->n = tn;
+        t->h = h;
+        t->tzw = tzw;
+        t->skip = 1;
+        t->haspid = 0;
+        t->pid = 0;
+    }
     if (s->has_ident && ((x.ident_end - x.ident) != s->ident_n || memcmp(x.ident, s->ident, (size_t)s->ident_n) != 0)) {
-        if (cache) { s->c_valid = 1; s->c_skip = 1; } /* another unit: whatever the time */
+        if (cache) s->c_valid = 1; /* another unit: whatever the time */
         return 1;
     }
     long long secs;
     int us;
     int r = parse_ts(p, x.ts_end, &secs, &us, s);
-    if (r == TS_UNSURE) return 2;
+    if (r == TS_UNSURE) { if (t) t->n = 0; return 2; }
     cx->haspid = x.pid && x.pid_end - x.pid < 12;
     cx->pid = 0;
     if (cx->haspid) for (const char *d = x.pid; d < x.pid_end; d++) cx->pid = cx->pid * 10 + (*d - '0');
     *msg = x.msg;
     if (r == TS_INVALID) { /* not a date, or out of range: the line counts without a time (never cached) */
+        if (t) t->n = 0;
         cx->hasts = cx->hasb = 0;
         cx->us = cx->b = 0;
         s->bad_times++;
@@ -1107,16 +1176,18 @@ static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const
     cx->us = secs * 1000000LL + us;
     cx->b = bucket_of(epoch(secs, us), s->width); /* the same for the whole second (below SURE_SECS) */
     if (cache && secs < SURE_SECS && secs > -SURE_SECS) {
-        s->c_valid = 1; s->c_skip = 0; s->c_secs = secs; s->c_b = cx->b;
+        s->c_valid = s->c_tvalid = 1;
+        s->c_secs = secs; s->c_b = cx->b;
         s->c_hour = secs - two(p + 14) * 60 - two(p + 17);
-        s->c_haspid = cx->haspid; s->c_pid = cx->pid;
+        s->c_tzw = tzw;
+        t->skip = 0; t->haspid = cx->haspid; t->pid = cx->pid;
     } else {
+        if (t) t->n = 0; /* the slot holds no tail */
         s->c_valid = 0;
     }
     return 0;
 }
 
-/* One short-iso line at p (its end is the next '\n', or lim); *eout = the line end. */
 /* One short-iso line at p (its end is the next '\n', or lim); *eout = the line end. A line whose hour
  * (14 bytes) and syslog prefix repeat the cached line's needs only its minute, second and fraction read. */
 static int iso_line(Scanner *s, const char *p, const char *lim, const char **eout) {
@@ -1140,8 +1211,10 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
             if (nd > 6) ok = 0;
             else { digits(f, nd, &us); for (int i = nd; i < 6; i++) us *= 10; }
         }
-        if (ok && lim - r >= s->c_tail_n && eq_bytes(r, s->c_tail, (size_t)s->c_tail_n)) {
-            if (s->c_skip) { *eout = line_end(r, lim); return 0; }
+        Tail *t = &s->tails[s->c_cur];
+        if (ok && !(lim - r >= t->n && eq_bytes(r, t->text, (size_t)t->n))) t = recent_tail(s, r, lim);
+        if (ok && t && t->skip) { *eout = line_end(r, lim); return 0; }
+        if (ok && t && s->c_tvalid && t->tzw == s->c_tzw) { /* the time state holds for this tail's time zone */
             if (!same) { /* a second lies in one bucket; its bucket, exactly as Python's float // gives it */
                 memcpy(s->c_sec + 14, p + 14, 5);
                 s->c_secs = secs;
@@ -1150,9 +1223,9 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
             cx.hasts = cx.hasb = 1;
             cx.us = secs * 1000000LL + us;
             cx.b = s->c_b;
-            cx.haspid = s->c_haspid;
-            cx.pid = s->c_pid;
-            msg = r + s->c_tail_n;
+            cx.haspid = t->haspid;
+            cx.pid = t->pid;
+            msg = r + t->n;
             hit = 1;
         }
     }
