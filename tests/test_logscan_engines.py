@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -570,3 +571,59 @@ def test_host_journal_of_interleaved_prefixes(tmp_path: Path, hosts: int) -> Non
     assert c.skill_counts == dict(token)
     assert len(c.restarts) == 2
     assert_same(path, bucket="1s")  # every unit's lines
+
+
+def _pid_log(path: Path, pids: list[int], *, start: datetime | None = None) -> None:
+    """One gateway line per pid in ``pids`` (a second apart), each a skill call."""
+    from datetime import UTC, datetime, timedelta
+
+    t = start or datetime(2026, 11, 20, 10, tzinfo=UTC)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, pid in enumerate(pids):
+            stamp = (t + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+            fh.write(f"{stamp} gw01 zeptoclaw-gateway[{pid}]: info: [agent] invoking skill:calendar n{i}\n")
+
+
+@needs_native
+@pytest.mark.parametrize("case,pids,restarts,side", [
+    # two instances of a template unit under one identifier, line by line: side by side, no restarts
+    ("alternating", [4100, 4102] * 3000, [], [(4100, 4102)]),
+    # a restart, then a second process beside the new one
+    ("restart then beside", [4100] * 50 + [4101] * 50 + [4101, 4200] * 100, [(4100, 4101)], [(4101, 4200)]),
+    # an old process that logs on after its successor started: a hand-over, side by side
+    ("hand-over", [4100] * 50 + [4101, 4100] * 5 + [4101] * 50, [], [(4100, 4101)]),
+    # clean restarts only
+    ("restarts", [4100] * 10 + [4101] * 10 + [4102] * 10, [(4100, 4101), (4101, 4102)], []),
+])
+def test_pids_side_by_side_are_not_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str,
+                                            pids: list[int], restarts: list[tuple[int, int]],
+                                            side: list[tuple[int, int]]) -> None:
+    """A pid change is a restart only when the pid before logs no more after it; pids that alternate are processes
+    side by side (said in a note), so two interleaved instances give no restart rows and memory stays bounded by the
+    number of processes, not of pid changes. Same in both engines, in one pass and in many ranges."""
+    path = tmp_path / "pids.log"
+    _pid_log(path, pids)
+    c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    got = [(int(a), int(b)) for a, b in zip(c.restarts["old_pid"], c.restarts["new_pid"])]
+    assert got == restarts
+    assert c.pids == tuple(dict.fromkeys(pids))
+    note = [n for n in c.notes if "side by side" in n]
+    assert bool(note) == bool(side)
+    for a, b in side:
+        assert f"{a} and {b}" in note[0]
+    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
+    for workers in (2, 5):
+        many = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min", engine="native", workers=workers)
+        assert _plain(many) == _plain(c)
+
+
+@needs_native
+def test_more_processes_than_listed(tmp_path: Path) -> None:
+    """A log with more distinct pids than MAX_PIDS: the first ones are listed and checked, a note says so."""
+    from zcnb.logs.scan import MAX_PIDS
+
+    path = tmp_path / "many.log"
+    _pid_log(path, list(range(1000, 1000 + MAX_PIDS + 50)))
+    c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    assert len(c.pids) == MAX_PIDS and len(c.restarts) == MAX_PIDS - 1
+    assert any(f"more than {MAX_PIDS:,} processes" in n for n in c.notes)

@@ -192,6 +192,7 @@ typedef struct { long long us; long long pid; long long seq; char *msg; Py_ssize
 #define MAX_GROUPS 5000
 #define GROUP_KEY_MAX 1024
 #define EXAMPLE_MAX 4096
+#define MAX_PIDS 10000 /* processes listed (zcnb.logs.scan.MAX_PIDS) */
 #define RAW_SLOTS 4096 /* recent error/warning lines, verbatim (1 MiB) */
 #define RAW_TEXT 248
 typedef struct { uint64_t h; int32_t g; Py_ssize_t n; char text[RAW_TEXT]; } RawEnt;
@@ -214,7 +215,14 @@ typedef struct {
     char *norm; size_t norm_cap;
     RawEnt *raw; /* RAW_SLOTS of them */
     /* events, in file order, with their line number ("seq") */
-    long long *pid_ts, *pid_v, *pid_seq; char *pid_hasts; size_t npids, cap_pts, cap_pv, cap_ps, cap_ph;
+    /* each pid's first line (a new process), in file order, with the pid of the line before it (prev_has: one);
+     * at most MAX_PIDS of them (pids_capped: more came) */
+    long long *pid_ts, *pid_v, *pid_seq, *pid_prev; char *pid_hasts, *pid_prev_has;
+    size_t npids, cap_pts, cap_pv, cap_ps, cap_ph, cap_pp, cap_pph;
+    int pids_capped;
+    /* the known pids (open addressing, index into the lists above + 1; 0: empty) and where each one's lines last
+     * resumed after another pid's (-1: never) */
+    int32_t *pid_idx; size_t pid_cap; long long *pid_back; size_t cap_pb;
     long long *ban_ts, *ban_seq; char *ban_hasts; size_t nban, cap_bt, cap_bs, cap_bh;
     Crash *crashes; size_t ncrash, capcrash;
     long long lines, debug, info, alloc_w, free_w, deinit_w;
@@ -603,9 +611,15 @@ static int push_pid(Scanner *s, const Ctx *cx) {
     if (grow((void **)&s->pid_ts, &s->cap_pts, k, sizeof(long long)) < 0 || grow((void **)&s->pid_v, &s->cap_pv, k, sizeof(long long)) < 0
         || grow((void **)&s->pid_seq, &s->cap_ps, k, sizeof(long long)) < 0 || grow((void **)&s->pid_hasts, &s->cap_ph, k, 1) < 0)
         return -1;
+    if (grow((void **)&s->pid_prev, &s->cap_pp, k, sizeof(long long)) < 0 || grow((void **)&s->pid_prev_has, &s->cap_pph, k, 1) < 0
+        || grow((void **)&s->pid_back, &s->cap_pb, k, sizeof(long long)) < 0)
+        return -1;
     s->pid_ts[s->npids] = cx->us;
     s->pid_v[s->npids] = cx->pid;
     s->pid_hasts[s->npids] = (char)cx->hasts;
+    s->pid_prev[s->npids] = s->last_pid;
+    s->pid_prev_has[s->npids] = (char)s->has_pid;
+    s->pid_back[s->npids] = -1;
     s->pid_seq[s->npids++] = s->lines;
     return 0;
 }
@@ -1072,12 +1086,44 @@ static inline __attribute__((always_inline)) void see_time(Scanner *s, long long
     else { if (ts < s->first) s->first = ts; if (ts > s->last) s->last = ts; }
 }
 
-static inline __attribute__((always_inline)) int see_pid(Scanner *s, const Ctx *cx) {
-    if (cx->haspid && (!s->has_pid || s->last_pid != cx->pid)) {
-        if (push_pid(s, cx) < 0) return -1;
-        s->has_pid = 1;
-        s->last_pid = cx->pid;
+/* The slot of pid in the table of known pids (*found: it is there) */
+static size_t pid_slot(Scanner *s, long long pid, int *found) {
+    size_t j = (size_t)((uint64_t)pid * 0x9E3779B97F4A7C15ULL >> 20) & (s->pid_cap - 1);
+    while (s->pid_idx[j] && s->pid_v[s->pid_idx[j] - 1] != pid) j = (j + 1) & (s->pid_cap - 1);
+    *found = s->pid_idx[j] != 0;
+    return j;
+}
+
+/* A line of another pid than the line before: a new process (its first line, while fewer than MAX_PIDS are
+ * known), or one known before whose lines resume (two processes side by side) */
+static __attribute__((noinline)) int pid_change(Scanner *s, const Ctx *cx) {
+    if ((s->npids + 1) * 2 > s->pid_cap) {
+        size_t nc = s->pid_cap ? s->pid_cap * 2 : 64;
+        int32_t *ni = calloc(nc, sizeof(int32_t));
+        if (!ni) return -1;
+        free(s->pid_idx);
+        s->pid_idx = ni;
+        s->pid_cap = nc;
+        for (size_t i = 0; i < s->npids; i++) {
+            int found;
+            s->pid_idx[pid_slot(s, s->pid_v[i], &found)] = (int32_t)(i + 1);
+        }
     }
+    int found;
+    size_t j = pid_slot(s, cx->pid, &found);
+    if (found) s->pid_back[s->pid_idx[j] - 1] = s->lines;
+    else if (s->npids >= MAX_PIDS) s->pids_capped = 1;
+    else {
+        if (push_pid(s, cx) < 0) return -1;
+        s->pid_idx[j] = (int32_t)s->npids;
+    }
+    s->has_pid = 1;
+    s->last_pid = cx->pid;
+    return 0;
+}
+
+static inline __attribute__((always_inline)) int see_pid(Scanner *s, const Ctx *cx) {
+    if (cx->haspid && (!s->has_pid || s->last_pid != cx->pid)) return pid_change(s, cx);
     return 0;
 }
 
@@ -2093,7 +2139,8 @@ static void Scanner_dealloc(Scanner *s) {
     free(s->cols); free(s->colidx); free(s->bacc); free(s->touched); free(s->ob); free(s->oc); free(s->on);
     for (size_t g = 0; g < s->ngroups; g++) { free(s->groups[g].scope); free(s->groups[g].norm); free(s->groups[g].ex); }
     free(s->groups); free(s->gidx); free(s->norm); free(s->raw); free(s->ident); free(s->unit);
-    free(s->pid_ts); free(s->pid_v); free(s->pid_seq); free(s->pid_hasts);
+    free(s->pid_ts); free(s->pid_v); free(s->pid_seq); free(s->pid_hasts); free(s->pid_prev); free(s->pid_prev_has);
+    free(s->pid_idx); free(s->pid_back);
     free(s->ban_ts); free(s->ban_seq); free(s->ban_hasts);
     for (size_t i = 0; i < s->ncrash; i++) free(s->crashes[i].msg);
     free(s->crashes);
@@ -2209,7 +2256,9 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
             goto done;
     }
     for (size_t i = 0; i < s->npids; i++)
-        if (append(pids, Py_BuildValue("(NLL)", opt_ts(s->pid_hasts[i], s->pid_ts[i]), s->pid_v[i], s->pid_seq[i])) < 0)
+        if (append(pids, Py_BuildValue("(NLLNL)", opt_ts(s->pid_hasts[i], s->pid_ts[i]), s->pid_v[i], s->pid_seq[i],
+                                       s->pid_prev_has[i] ? PyLong_FromLongLong(s->pid_prev[i]) : Py_NewRef(Py_None),
+                                       s->pid_back[i])) < 0)
             goto done;
     for (size_t i = 0; i < s->nban; i++)
         if (append(banners, Py_BuildValue("(NL)", opt_ts(s->ban_hasts[i], s->ban_ts[i]), s->ban_seq[i])) < 0) goto done;
@@ -2238,13 +2287,14 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
                     Py_DECREF(bb); Py_DECREF(bc); Py_DECREF(bn); Py_DECREF(other);
                     goto done;
                 }
-    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsLsN}", "lines", s->lines,
+    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsLsNsisN}", "lines", s->lines,
                         "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
                         "bucket_b", bb, "bucket_c", bc, "bucket_n", bn,
                         "debug", s->debug, "info", s->info, "alloc", s->alloc_w, s->free_w, s->deinit_w,
                         "range", s->range_start, s->range_stop, "unreadable", s->unreadable,
-                        "bad_times", s->bad_times, "other", other);
+                        "bad_times", s->bad_times, "other", other, "pids_capped", s->pids_capped,
+                        "last_pid", s->has_pid ? PyLong_FromLongLong(s->last_pid) : Py_NewRef(Py_None));
 done:
     Py_XDECREF(cols); Py_XDECREF(groups); Py_XDECREF(pids); Py_XDECREF(banners); Py_XDECREF(crashes);
     return out;

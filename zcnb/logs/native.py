@@ -108,7 +108,10 @@ def to_acc(res: dict[str, Any]) -> Acc:
     acc.lines = res["lines"]
     acc.unreadable, acc.bad_times = res["unreadable"], res["bad_times"]
     acc.first_ts, acc.last_ts = res["first"], res["last"]
-    acc.pids = [(ts, pid, seq) for ts, pid, seq in res["pids"]]
+    acc.pids = [(ts, pid, seq, prev) for ts, pid, seq, prev, _back in res["pids"]]
+    acc.pid_seen = {pid for _ts, pid, _seq, _prev, _back in res["pids"]}
+    acc.pid_back = {pid: back for _ts, pid, _seq, _prev, back in res["pids"] if back >= 0}
+    acc.cur_pid, acc.pids_capped = res["last_pid"], bool(res["pids_capped"])
     acc.banners = [(ts, seq) for ts, seq in res["banners"]]
     keys: list[tuple[str, ...]] = []
     for cat, raw, total in res["columns"]:

@@ -46,6 +46,7 @@ _GPA_SCOPES = ("gpa", "DebugAllocator")
 #: first shapes seen in the log; lines of later new shapes are counted per level in ``Acc.other_errors``. A group's
 #: key holds at most GROUP_KEY_MAX bytes of the normalised message, its example at most EXAMPLE_MAX bytes.
 MAX_GROUPS = 5000
+MAX_PIDS = 10_000  # processes listed (and checked for restarts) per log; later new pids are noted
 GROUP_KEY_MAX = 1024
 EXAMPLE_MAX = 4096
 
@@ -116,7 +117,10 @@ class Acc:
     """Mutable tallies of one pass; merged across chunks/processes (plain picklable containers).
 
     ``pids``, ``banners`` and ``crashes`` are events in file order with ``seq``, the line number (among the
-    counted lines) at which they happen; ``bucket_arrays`` holds per-bucket counts from the native engine as
+    counted lines) at which they happen; ``pids`` holds each process's first line ``(ts, pid, seq, prev)`` (``prev``:
+    the pid of the line before, None when there was none), at most ``MAX_PIDS`` of them (``pids_capped``: more came);
+    ``pid_back`` the line at which a known pid's lines last resumed after another pid's (two processes side by
+    side, not a restart); ``cur_pid`` the pid of the last line with one; ``bucket_arrays`` holds per-bucket counts from the native engine as
     ``(buckets, key indexes, counts, keys)`` (keys as in ``buckets``, skills as ``("skill", name, form)``).
     Skill, tool and request names are kept as the log wrote them: a name can be a secret, so it is redacted
     before it is made canonical (lower case), when a summary shows it (:func:`zcnb.logs.shown.shown_names`).
@@ -136,7 +140,11 @@ class Acc:
     bucket_arrays: list[tuple[Any, Any, Any, list[Any]]] = field(default_factory=list)
     errors: dict[Any, list[Any]] = field(default_factory=dict)  # ErrKey -> [count, first, last, example, seq]
     other_errors: Counter[str] = field(default_factory=Counter)  # level -> lines of shapes beyond MAX_GROUPS
-    pids: list[tuple[float | None, int, int]] = field(default_factory=list)  # (ts, pid, seq) at each change
+    pids: list[tuple[float | None, int, int, int | None]] = field(default_factory=list)  # (ts, pid, seq, prev)
+    pid_back: dict[int, int] = field(default_factory=dict)  # pid -> seq where its lines last resumed
+    pid_seen: set[int] = field(default_factory=set)  # the pids in ``pids``
+    cur_pid: int | None = None
+    pids_capped: bool = False
     banners: list[tuple[float | None, int]] = field(default_factory=list)  # (ts, seq)
     crashes: list[tuple[float | None, int | None, int, str]] = field(default_factory=list)  # (ts, pid, seq, line)
     first_ts: float | None = None
@@ -154,8 +162,17 @@ class Acc:
             self.last_ts = ts
 
     def see_pid(self, ts: float | None, pid: int | None, seq: int) -> None:
-        if pid is not None and (not self.pids or self.pids[-1][1] != pid):
-            self.pids.append((ts, pid, seq))
+        """A line (or the first of a run of lines) of ``pid``: a new process, or a known one's lines resuming."""
+        if pid is None or pid == self.cur_pid:
+            return
+        if pid in self.pid_seen:
+            self.pid_back[pid] = seq
+        elif len(self.pids) < MAX_PIDS:
+            self.pids.append((ts, pid, seq, self.cur_pid))
+            self.pid_seen.add(pid)
+        else:
+            self.pids_capped = True
+        self.cur_pid = pid
 
     def cap_errors(self) -> None:
         """Keep the MAX_GROUPS groups first seen in the log; count the lines of the others as ``other_errors``."""
@@ -188,8 +205,22 @@ class Acc:
                     mine[3], mine[4] = example, seq + base
         self.other_errors.update(other.other_errors)
         self.cap_errors()
-        for ts, pid, seq in other.pids:
-            self.see_pid(ts, pid, seq + base)
+        # other's pids as one pass over both parts sees them: new here, or a known one resuming (a pid going on
+        # across the parts' edge "resumes" at the edge, which decides no restart otherwise: see summary._restarts)
+        for ts, pid, seq, prev in other.pids:
+            if pid in self.pid_seen:
+                self.pid_back[pid] = max(self.pid_back.get(pid, -1), seq + base)
+            elif len(self.pids) < MAX_PIDS:
+                self.pids.append((ts, pid, seq + base, prev if prev is not None else self.cur_pid))
+                self.pid_seen.add(pid)
+            else:
+                self.pids_capped = True
+        for pid, seq in other.pid_back.items():
+            if pid in self.pid_seen:
+                self.pid_back[pid] = max(self.pid_back.get(pid, -1), seq + base)
+        self.pids_capped = self.pids_capped or other.pids_capped
+        if other.cur_pid is not None:
+            self.cur_pid = other.cur_pid
         self.banners.extend((ts, seq + base) for ts, seq in other.banners)
         self.crashes.extend((ts, pid, seq + base, msg) for ts, pid, seq, msg in other.crashes)
         self.see_time(other.first_ts)

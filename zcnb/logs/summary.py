@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .message import MAX_LINE
-from .scan import MAX_GROUPS, Acc, normalise_message
+from .scan import MAX_GROUPS, MAX_PIDS, Acc, normalise_message
 from .shown import keep, shown_names
 
 if TYPE_CHECKING:
@@ -261,17 +261,20 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
 
 
 def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]) -> list[dict[str, Any]]:
-    """Each process change (a pid change, or a startup banner with no pid change since the previous one) is a
-    restart; a crash (``thread N panic``) before it makes its reason ``crash``; a crash with no restart after it
-    in the log is a row of its own (``new_pid`` None)."""
-    change_seqs = [s for _t, _p, s in acc.pids]
+    """Each process change is a restart: a new pid whose predecessor (the pid of the line before) logs no more
+    after it, or a startup banner with no new pid since the previous one; a crash (``thread N panic``) before it
+    makes its reason ``crash``; a crash with no restart after it in the log is a row of its own (``new_pid``
+    None). A new pid while the one before it goes on logging is a process beside it, not a restart (see
+    :func:`_side_by_side`)."""
+    change_seqs = [s for _t, _p, s, _q in acc.pids]
 
     def pid_at(seq: int) -> int | None:
         i = bisect.bisect_right(change_seqs, seq) - 1
         return acc.pids[i][1] if i >= 0 else None
 
     bounds: list[tuple[int, float | None, int | None, int | None, str]]
-    bounds = [(s1, ts1, p0, p1, "pid change") for (_t, p0, _s), (ts1, p1, s1) in itertools.pairwise(acc.pids)]
+    bounds = [(s1, ts1, p0, p1, "pid change") for ts1, p1, s1, p0 in acc.pids
+              if p0 is not None and acc.pid_back.get(p0, -1) < s1]
     banners = sorted(acc.banners, key=lambda x: x[1])
     for (_t0, s0), (ts, s) in itertools.pairwise(banners):
         if bisect.bisect_right(change_seqs, s) == bisect.bisect_right(change_seqs, s0):  # no pid change between
@@ -290,6 +293,12 @@ def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]
         out.append({"timestamp": _dt(ts), "old_pid": pid if pid is not None else pid_at(seq), "new_pid": None,
                     "reason": "crash", "detail": f"{msg} (no restart after it in this log)"})
     return out
+
+
+def _side_by_side(acc: Acc) -> list[tuple[int, int]]:
+    """(pid, new pid) where a new pid came while the pid before it went on logging after it: two processes of the
+    unit side by side (template instances under one identifier, a helper, an overlapping hand-over)."""
+    return [(p0, p1) for _t, p1, s1, p0 in acc.pids if p0 is not None and acc.pid_back.get(p0, -1) >= s1]
 
 
 def _top_errors(acc: Acc, redact: Callable[[str], str], top: int) -> list[list[Any]]:
@@ -336,6 +345,14 @@ def _reading_notes(acc: Acc) -> list[str]:
     if acc.cut_lines:
         notes.append(f"{acc.cut_lines} line(s) longer than {MAX_LINE >> 20} MiB: only their first "
                      f"{MAX_LINE >> 20} MiB read")
+    side = _side_by_side(acc)
+    if side:
+        shown = ", ".join(f"{a} and {b}" for a, b in side[:3]) + (f" (+{len(side) - 3} more)" if len(side) > 3 else "")
+        notes.append(f"{len(side)} new pid(s) came while the pid before went on logging: processes side by side, "
+                     f"not restarts: {shown}")
+    if acc.pids_capped:
+        notes.append(f"more than {MAX_PIDS:,} processes (pids) log here: the first {MAX_PIDS:,} are listed and checked "
+                     "for restarts, later new pids are not")
     return notes
 
 
@@ -394,7 +411,7 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
     return LogSummary(
         unit=unit, source=source, bucket_s=width, n_lines=acc.lines, start=_dt(acc.first_ts), end=_dt(acc.last_ts),
         skills=skills, tools=tools, levels=levels, priorities=dict(sorted(acc.priorities.items())) if meaningful else None,
-        top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p, _s in acc.pids),
+        top_errors=top_errors, restarts=restarts, pids=tuple(p for _t, p, _s, _q in acc.pids),
         requests=dict(sorted(acc.requests.items())), alloc_mentions=dict(acc.alloc_mentions),
         allocator=dict(acc.allocator), buckets=buckets, notes=tuple(notes), crashes=crashes,
         unreadable=acc.unreadable, bad_times=acc.bad_times, cut_lines=acc.cut_lines,
