@@ -38,7 +38,7 @@ def test_bucket_matrix_sums_every_cell(monkeypatch: pytest.MonkeyPatch, max_rows
     monkeypatch.setattr(summary, "_MAX_ROWS", max_rows)
     width = 60
     acc, want = _acc(np.random.default_rng(7), width)
-    rows, mat, keys, present = summary._bucket_matrix(acc, width)
+    rows, mat, keys, present, _folded = summary._bucket_matrix(acc, width)
     assert mat.shape == (len(rows), len(keys))
     got = Counter({(int(rows[i]), keys[j]): int(mat[i, j]) for i, j in zip(*np.nonzero(mat))})
     assert got == want

@@ -627,3 +627,36 @@ def test_more_processes_than_listed(tmp_path: Path) -> None:
     c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
     assert len(c.pids) == MAX_PIDS and len(c.restarts) == MAX_PIDS - 1
     assert any(f"more than {MAX_PIDS:,} processes" in n for n in c.notes)
+
+
+@needs_native
+def test_many_names_fold_into_others_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log with more skill, tool and request names than MAX_NAMED_COLUMNS: the bucket table keeps a column for the
+    most counted ones and one (others) column per kind, while every skill's total is what a table without the limit
+    gives (each invocation once, both forms, lines without a time); same in both engines."""
+    from zcnb.logs import summary as summary_mod
+
+    rng = random.Random(7)
+    path = tmp_path / "names.log"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(6000):
+            stamp = f"2026-11-20T10:{i // 600 % 60:02d}:{i // 10 % 60:02d}+0000 " if i % 97 else ""
+            sk = f"s{rng.randrange(400)}"
+            r = rng.random()
+            body = (f"info: [agent] invoking skill:{sk}" if r < 0.35 else
+                    f'info: [agent] tool skill args={{"name":"{sk}"}}' if r < 0.6 else
+                    f"info: [agent] tool t{rng.randrange(300)} args={{}}" if r < 0.8 else
+                    f"debug: [gateway] GET /items/{rng.randrange(300)} 200")
+            fh.write(f"{stamp}gw01 zeptoclaw-gateway[4100]: {body}\n" if stamp else f"zeptoclaw-gateway[4100]: {body}\n")
+    c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    named = [col for col in c.buckets.columns if col.startswith("skill:") and col != "skill:(others)"]
+    assert len(named) == summary_mod.MAX_NAMED_COLUMNS
+    for kind in ("skill:", "tool:", "request:"):
+        assert f"{kind}(others)" in c.buckets.columns
+    assert any("summed in skill:(others), tool:(others), request:(others)" in n for n in c.notes)
+    monkeypatch.setattr(summary_mod, "MAX_NAMED_COLUMNS", 10_000)
+    wide = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min", engine="native")
+    assert "skill:(others)" not in wide.buckets.columns and len(wide.buckets.columns) > 900
+    assert c.skill_counts == wide.skill_counts and len(c.skill_counts) == 400
+    assert c.buckets["skill:(others)"].sum() + sum(c.buckets[k].sum() for k in named) == \
+        sum(wide.buckets[k].sum() for k in wide.buckets.columns if k.startswith("skill:"))

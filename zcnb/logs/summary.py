@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .message import MAX_LINE
 from .scan import MAX_GROUPS, MAX_PIDS, Acc, normalise_message
@@ -24,6 +24,8 @@ __all__ = ["LogSummary", "skill_totals", "summary_from_tallies"]
 _CRASH_COLUMNS = ["timestamp", "pid", "message"]
 _RESTART_COLUMNS = ["timestamp", "old_pid", "new_pid", "reason", "detail"]
 _MAX_ROWS = 500_000  # buckets between the first and the last: beyond this only buckets with activity are rows
+MAX_NAMED_COLUMNS = 200  # bucket-table columns per kind of name (skills, tools, requests); the rest are one column
+OTHERS = "(others)"  # that column's name: skill:(others), tool:(others), request:(others)
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -166,19 +168,114 @@ def _bucket_parts(acc: Acc) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarr
     return parts, list(ids)
 
 
-def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]], np.ndarray]:
-    """(bucket starts, counts [bucket x key], keys, keys present). Every bucket from the first to the last is a
-    row (idle ones are data too) unless that makes more than _MAX_ROWS: then only buckets with counts."""
+def _kind(key: tuple[str, ...]) -> str | None:
+    """The kind of name a bucket key holds (``skill``, ``tool:``, ``request:``), or None for fixed activities."""
+    if key[0] == "skill":
+        return "skill"
+    for prefix in ("tool:", "request:"):
+        if key[0].startswith(prefix):
+            return prefix
+    return None
+
+
+def _fold(keys: list[tuple[str, ...]], totals: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]], list[int]]:
+    """Where each key goes in the bucket table: a kind with more than MAX_NAMED_COLUMNS names keeps its most
+    counted ones (then by name) and puts the others in one ``(others)`` column (per skill form). Returns the target
+    of each key, the table's keys, and the keys folded away."""
+    import numpy as np
+
+    kinds = [_kind(key) for key in keys]
+    names = [None if kind is None else key[1] if kind == "skill" else key[0][len(kind):] for key, kind in zip(keys, kinds)]
+    by_kind: dict[str, Counter[str]] = {"skill": Counter(), "tool:": Counter(), "request:": Counter()}
+    for kind, name, n in zip(kinds, names, totals.tolist()):
+        if kind is not None and name is not None:
+            by_kind[kind][name] += n
+    dropped = {kind: {name for _n, name in sorted((-n, name) for name, n in c.items())[MAX_NAMED_COLUMNS:]}
+               for kind, c in by_kind.items() if len(c) > MAX_NAMED_COLUMNS}
+    if not dropped:
+        return np.arange(len(keys), dtype=np.int64), keys, []
+    ids: dict[tuple[str, ...], int] = {}
+    target: list[int] = []
+    folded: list[int] = []
+    for i, (key, kind, name) in enumerate(zip(keys, kinds, names)):
+        if kind in dropped and name in dropped[kind]:
+            key = ("skill", OTHERS, key[2]) if kind == "skill" else (kind + OTHERS,)
+            folded.append(i)
+        target.append(ids.setdefault(key, len(ids)))
+    return np.array(target, dtype=np.int64), list(ids), folded
+
+
+class Folded(NamedTuple):
+    """The skill names folded into skill:(others): per name (sum over buckets of max(token, tool), token sum, tool
+    sum), and the skill:(others) column (per row: the sum of those names' per-bucket maxima), None when no name
+    was folded."""
+
+    per_name: dict[str, tuple[int, int, int]]
+    column: np.ndarray | None
+
+
+def _folded_skills(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], keys: list[tuple[str, ...]],
+                   folded: list[int]) -> tuple[dict[str, tuple[int, int, int]], np.ndarray, np.ndarray]:
+    """Skill names folded into skill:(others): (sum over buckets of max(token, tool), token sum, tool sum) each,
+    from the sparse bucket counts (each invocation once, as for a column of its own); and per bucket (starts,
+    counts) the sum of those per-name maxima, which is the skill:(others) column."""
+    import numpy as np
+
+    skill_ids = [i for i in folded if keys[i][0] == "skill"]
+    if not skill_ids:
+        return {}, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    names = sorted({keys[i][1] for i in skill_ids})
+    name_of = {n: j for j, n in enumerate(names)}
+    lut_name = np.full(len(keys), -1, dtype=np.int64)
+    lut_form = np.zeros(len(keys), dtype=np.int64)
+    for i in skill_ids:
+        lut_name[i] = name_of[keys[i][1]]
+        lut_form[i] = keys[i][2] == "tool"
+    cols: list[list[np.ndarray]] = [[], [], [], []]  # name, bucket, form, count
+    for b, c, n, key_of in parts:
+        k = key_of[c]
+        sel = lut_name[k] >= 0
+        if sel.any():
+            for col, val in zip(cols, (lut_name[k[sel]], b[sel], lut_form[k[sel]], n[sel])):
+                col.append(val)
+    name, bucket, form, count = (np.concatenate(col) for col in cols)
+    per: dict[str, tuple[int, int, int]] = {}  # (name, bucket, form) summed, then the larger form per (name, bucket), then per name
+    cell, inv = np.unique(np.stack([name, bucket, form]), axis=1, return_inverse=True)
+    sums = np.bincount(inv.ravel(), weights=count, minlength=cell.shape[1]).astype(np.int64)
+    pair, pinv = np.unique(cell[:2], axis=1, return_inverse=True)
+    best = np.zeros(pair.shape[1], dtype=np.int64)
+    np.maximum.at(best, pinv.ravel(), sums)
+    rule = np.bincount(pair[0], weights=best, minlength=len(names)).astype(np.int64)
+    tok = np.bincount(cell[0], weights=np.where(cell[2] == 0, sums, 0), minlength=len(names)).astype(np.int64)
+    tool = np.bincount(cell[0], weights=np.where(cell[2] == 1, sums, 0), minlength=len(names)).astype(np.int64)
+    for j, skill in enumerate(names):
+        per[skill] = (int(rule[j]), int(tok[j]), int(tool[j]))
+    return per, pair[1], best
+
+
+def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]], np.ndarray, Folded]:
+    """(bucket starts, counts [bucket x key], keys, keys present, skills folded into skill:(others)). Every
+    bucket from the first to the last is a row (idle ones are data too) unless that makes more than _MAX_ROWS: then
+    only buckets with counts. At most MAX_NAMED_COLUMNS skill, tool and request names each get a column of their
+    own (see :func:`_fold`), so a log of many distinct names keeps a table of bounded width."""
     import numpy as np
 
     parts, keys = _bucket_parts(acc)
-    nk = len(keys)
+    totals = np.zeros(len(keys), dtype=np.int64)
+    for _b, c, n, key_of in parts:  # a native column may have counts outside buckets only (lines without a time)
+        totals += np.bincount(key_of[c], weights=n, minlength=len(keys)).astype(np.int64)
+    seen = np.zeros(len(keys), dtype=bool)
+    for _b, c, _n, key_of in parts:
+        seen[key_of[np.bincount(c, minlength=len(key_of)) > 0]] = True
+    target, keys_out, folded = _fold(keys, totals)
+    per_name, other_b, other_n = _folded_skills(parts, keys, folded) if folded else ({}, None, None)
+    nk = len(keys_out)
     present = np.zeros(nk, dtype=bool)
-    for _b, c, _n, key_of in parts:  # a native column may have counts outside buckets only (lines without a time)
-        present[key_of[np.bincount(c, minlength=len(key_of)) > 0]] = True
+    present[target[seen]] = True
+    parts = [(b, c, n, target[key_of]) for b, c, n, key_of in parts]
     ends = [int(x) for b, _c, _n, _k in parts if len(b) for x in (b.min(), b.max())]
     if not ends and acc.first_ts is None:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, nk), dtype=np.int64), keys, present
+        return np.zeros(0, dtype=np.int64), np.zeros((0, nk), dtype=np.int64), keys_out, present, Folded(per_name, None)
     if acc.first_ts is not None and acc.last_ts is not None:  # the whole time range, idle buckets included
         ends += [int(acc.first_ts // width) * width, int(acc.last_ts // width) * width]
     lo, hi = min(ends), max(ends)
@@ -194,11 +291,15 @@ def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[t
     for b, c, n, key_of in parts:
         at = (b - lo) // width if dense else np.searchsorted(rows, b)
         np.add.at(cells, (key_of * len(rows))[c] + at, n)
-    return rows, cells.reshape(nk, len(rows)).T, keys, present
+    column = None
+    if other_b is not None and other_n is not None and len(other_b):  # skill:(others) as the sum of its names' columns, not a max of sums
+        column = np.zeros(len(rows), dtype=np.int64)
+        np.add.at(column, (other_b - lo) // width if dense else np.searchsorted(rows, other_b), other_n)
+    return rows, cells.reshape(nk, len(rows)).T, keys_out, present, Folded(per_name, column)
 
 
 def _skill_columns(acc: Acc, mat: np.ndarray, keys: list[tuple[str, ...]], present: np.ndarray,
-                   ) -> tuple[dict[str, np.ndarray], Counter[str]]:
+                   folded: Folded | None = None) -> tuple[dict[str, np.ndarray], Counter[str]]:
     """Per-bucket activity columns and skill totals: a skill logged in both forms counts max(token, tool) per
     bucket (each invocation once); lines without a time add max of the forms' remaining counts."""
     import numpy as np
@@ -218,10 +319,17 @@ def _skill_columns(acc: Acc, mat: np.ndarray, keys: list[tuple[str, ...]], prese
         tok = mat[:, idx["token"]] if "token" in idx else zero
         tool = mat[:, idx["tool"]] if "tool" in idx else zero
         cols[f"skill:{name}"] = np.maximum(tok, tool)
+        if name == OTHERS:  # the folded names: their column and totals come from their own bucket counts
+            if folded is not None and folded.column is not None:
+                cols[f"skill:{name}"] = folded.column
+            continue
         totals[name] = int(cols[f"skill:{name}"].sum())
         totals[name] += max(acc.skills_token[name] - int(tok.sum()), acc.skills_tool[name] - int(tool.sum()))
+    per_name = folded.per_name if folded is not None else {}
+    for name, (rule, tok_sum, tool_sum) in per_name.items():
+        totals[name] = rule + max(acc.skills_token[name] - tok_sum, acc.skills_tool[name] - tool_sum)
     for name in set(acc.skills_token) | set(acc.skills_tool):  # never in a bucket: lines without a timestamp
-        if name not in forms:
+        if name not in forms and name not in per_name:
             totals[name] = max(acc.skills_token[name], acc.skills_tool[name])
     return cols, totals
 
@@ -231,11 +339,11 @@ def skill_totals(acc: Acc, width: int = 60, *, redact: Callable[[str], str] = ke
     """Skill calls, each invocation once (see :func:`_skill_columns`): totals and per (bucket, skill), by the
     names :func:`shown_names` gives (``redact`` applied to each name as logged, then the canonical form)."""
     acc = shown_names(acc, redact)
-    rows, mat, keys, present = _bucket_matrix(acc, width)
-    cols, totals = _skill_columns(acc, mat, keys, present)
+    rows, mat, keys, present, folded = _bucket_matrix(acc, width)
+    cols, totals = _skill_columns(acc, mat, keys, present, folded)
     by_bucket: Counter[tuple[int, str]] = Counter()
     for name, col in cols.items():
-        if name.startswith("skill:"):
+        if name.startswith("skill:") and name != f"skill:{OTHERS}":
             for b, n in zip(rows.tolist(), col.tolist()):
                 if n:
                     by_bucket[(b, name[6:])] += n
@@ -247,8 +355,8 @@ def _bucket_table(acc: Acc, width: int) -> tuple[pd.DataFrame, Counter[str]]:
     import numpy as np
     import pandas as pd
 
-    rows, mat, keys, present = _bucket_matrix(acc, width)
-    cols, totals = _skill_columns(acc, mat, keys, present)
+    rows, mat, keys, present, folded = _bucket_matrix(acc, width)
+    cols, totals = _skill_columns(acc, mat, keys, present, folded)
     if not len(rows):
         return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="bucket")), totals
     names = sorted(cols)
@@ -401,6 +509,11 @@ def summary_from_tallies(acc: Acc, *, width: int, unit: str | None, source: str,
                      "clean exit (parse them with zcnb leaks)")
     notes.append(f"{levels['debug']} debug lines" + ("" if levels["debug"] else ": debug logging is not active (LOG_LEVEL is not read by the real gateway)"))
     notes += _reading_notes(acc)
+    folded = [f"{kind}{OTHERS}" for kind in ("skill:", "tool:", "request:") if f"{kind}{OTHERS}" in buckets.columns]
+    if folded:
+        notes.append(f"more than {MAX_NAMED_COLUMNS} distinct names of a kind: the bucket table has a column for each of "
+                     f"the {MAX_NAMED_COLUMNS} most counted, the others are summed in {', '.join(folded)} (the totals "
+                     "list every name)")
     if acc.other_errors:
         e, w = acc.other_errors["error"], acc.other_errors["warning"]
         notes.append(f"more than {MAX_GROUPS} distinct error/warning message shapes: the first {MAX_GROUPS} seen are "
