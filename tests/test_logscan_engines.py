@@ -660,3 +660,23 @@ def test_many_names_fold_into_others_column(tmp_path: Path, monkeypatch: pytest.
     assert c.skill_counts == wide.skill_counts and len(c.skill_counts) == 400
     assert c.buckets["skill:(others)"].sum() + sum(c.buckets[k].sum() for k in named) == \
         sum(wide.buckets[k].sum() for k in wide.buckets.columns if k.startswith("skill:"))
+
+
+@needs_native
+def test_crash_spam_is_counted_not_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More crash lines than MAX_CRASHES: the first ones are listed, the rest counted in a note; same in both
+    engines and in many ranges (memory follows MAX_CRASHES, not the log)."""
+    from zcnb.logs.scan import MAX_CRASHES
+
+    path = tmp_path / "crash.log"
+    n = MAX_CRASHES + 321
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(2 * n):
+            body = f"thread {i} panic: reached unreachable code" if i % 2 else "info: [agent] invoking skill:calendar"
+            fh.write(f"2026-11-20T10:{i // 3000 % 60:02d}:{i // 50 % 60:02d}+0000 gw01 zeptoclaw-gateway[4100]: {body}\n")
+    c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    assert len(c.crashes) == MAX_CRASHES and c.levels["error"] == n
+    assert any(note.startswith("321 more crash line(s) after the first 10,000") for note in c.notes)
+    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
+    many = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min", engine="native", workers=3)
+    assert _plain(many) == _plain(c)

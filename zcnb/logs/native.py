@@ -146,4 +146,5 @@ def to_acc(res: dict[str, Any]) -> Acc:
         add_level_group(acc, (level.encode(), (b"", b"gpa", b"DebugAllocator")[scope], b"", flags, "o"), n, None,
                         None, None, b"", 0, other=True)
     acc.crashes = [(ts, pid, seq, msg.decode("utf-8", "replace")) for ts, pid, seq, msg in res["crashes"]]
+    acc.crashes_over = res["crashes_over"]
     return acc

@@ -47,6 +47,7 @@ _GPA_SCOPES = ("gpa", "DebugAllocator")
 #: key holds at most GROUP_KEY_MAX bytes of the normalised message, its example at most EXAMPLE_MAX bytes.
 MAX_GROUPS = 5000
 MAX_PIDS = 10_000  # processes listed (and checked for restarts) per log; later new pids are noted
+MAX_CRASHES = 10_000  # crash lines listed per log (the first ones); later ones are counted
 GROUP_KEY_MAX = 1024
 EXAMPLE_MAX = 4096
 
@@ -147,6 +148,7 @@ class Acc:
     pids_capped: bool = False
     banners: list[tuple[float | None, int]] = field(default_factory=list)  # (ts, seq)
     crashes: list[tuple[float | None, int | None, int, str]] = field(default_factory=list)  # (ts, pid, seq, line)
+    crashes_over: int = 0  # crash lines beyond the first MAX_CRASHES (counted, not listed)
     first_ts: float | None = None
     last_ts: float | None = None
     unreadable: int = 0  # JSON lines / export entries skipped (zcnb.logs.message.ReadStats)
@@ -222,7 +224,9 @@ class Acc:
         if other.cur_pid is not None:
             self.cur_pid = other.cur_pid
         self.banners.extend((ts, seq + base) for ts, seq in other.banners)
-        self.crashes.extend((ts, pid, seq + base, msg) for ts, pid, seq, msg in other.crashes)
+        room = max(MAX_CRASHES - len(self.crashes), 0)
+        self.crashes.extend((ts, pid, seq + base, msg) for ts, pid, seq, msg in other.crashes[:room])
+        self.crashes_over += other.crashes_over + max(len(other.crashes) - room, 0)
         self.see_time(other.first_ts)
         self.see_time(other.last_ts)
 
@@ -302,7 +306,9 @@ def scan_block(acc: Acc, buf: bytes, start: int, end: int, *, sep: bytes, bucket
         line = m.group(3)
         kind = "c" if m.group(1) else "p"
         _seen(seen, b"warning" if m.group(2) else b"error", b"", line, kind, m.start(), where)
-        if kind == "c":
+        if kind == "c" and len(acc.crashes) >= MAX_CRASHES:
+            acc.crashes_over += 1
+        elif kind == "c":
             acc.crashes.append((where.ts_at(m.start()), where.pid_at(m.start()), where.seq_at(m.start()),
                                 line.decode("utf-8", "replace")))
     if debug:
