@@ -261,13 +261,15 @@ def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[t
     import numpy as np
 
     parts, keys = _bucket_parts(acc)
-    totals = np.zeros(len(keys), dtype=np.int64)
-    for _b, c, n, key_of in parts:  # a native column may have counts outside buckets only (lines without a time)
-        totals += np.bincount(key_of[c], weights=n, minlength=len(keys)).astype(np.int64)
     seen = np.zeros(len(keys), dtype=bool)
-    for _b, c, _n, key_of in parts:
+    for _b, c, _n, key_of in parts:  # a native column may have counts outside buckets only (lines without a time)
         seen[key_of[np.bincount(c, minlength=len(key_of)) > 0]] = True
-    target, keys_out, folded = _fold(keys, totals)
+    target, keys_out, folded = np.arange(len(keys), dtype=np.int64), keys, []
+    if sum(_kind(key) is not None for key in keys) > MAX_NAMED_COLUMNS:  # else no kind can have too many names
+        totals = np.zeros(len(keys), dtype=np.int64)
+        for _b, c, n, key_of in parts:
+            totals += np.bincount(key_of[c], weights=n, minlength=len(keys)).astype(np.int64)
+        target, keys_out, folded = _fold(keys, totals)
     per_name, other_b, other_n = _folded_skills(parts, keys, folded) if folded else ({}, None, None)
     nk = len(keys_out)
     present = np.zeros(nk, dtype=bool)
