@@ -302,3 +302,19 @@ def test_skill_totals_and_scan_messages_for_other_counters() -> None:
     acc2 = Acc()
     scan_messages(acc2, lines[:2] * 3, [60.0] * 6, bucket=60)
     assert skill_totals(acc2) == ({"git-workflow": 3}, {(60, "git-workflow"): 3})
+
+
+@pytest.mark.parametrize("stamp", ["Nov 20 00:00:0{i}", "2026-11-20T00:00:0{i}+0000"])
+def test_host_journal_idents_that_are_no_unit_names(tmp_path: Path, stamp: str) -> None:
+    """A whole host's journal holds identifiers that are no unit names ((sd-pam), systemd's helper): they are read
+    (as lines of no unit), not refused, in journalctl's short and short-iso forms and as entries."""
+    path = tmp_path / "host.log"
+    lines = ["gw01 (sd-pam)[123]: pam_unix(systemd-user:session): session opened for user ops",
+             "gw01 zeptoclaw-gateway[4100]: info: [agent] invoking skill:calendar",
+             "gw01 kernel: audit: type=1400 apparmor=\"DENIED\""]
+    path.write_text("".join(f"{stamp.format(i=i)} {line}\n" for i, line in enumerate(lines)))
+    every = summarize_logs(path)
+    assert every.n_lines == 3 and every.skill_counts == {"calendar": 1}
+    assert summarize_logs(path, unit="zeptoclaw-gateway").n_lines == 1
+    if stamp.startswith("2026"):
+        assert summarize_logs(list(read_log_file(path))).n_lines == 3

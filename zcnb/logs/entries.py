@@ -26,6 +26,7 @@ from .message import (
     ReadStats,
     bounded_lines,
     full_unit,
+    ident_unit,
     make_entry,
     parse_message,
     plain_level,
@@ -133,7 +134,7 @@ def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
             yield make_entry(msg.decode("utf-8", "replace"),
                              timestamp=datetime.fromtimestamp(ts, UTC) if ts is not None else None,
                              pid=int(pid_b) if pid_b and len(pid_b) < 12 else None,
-                             unit=full_unit(idt), identifier=idt, redact=red)
+                             unit=ident_unit(idt), identifier=idt, redact=red)
 
 
 def _entry_matches(entry: LogEntry, unit: str, ident: str | None) -> bool:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from .journal_export import EntryBuilder, export_records
-from .message import MAX_LINE, LogEntry, ReadStats, bounded_lines, full_unit, make_entry, unit_identifier
+from .message import MAX_LINE, LogEntry, ReadStats, bounded_lines, ident_unit, make_entry, unit_identifier
 
 __all__ = ["EXPORT_START", "SHORT_LINE", "read_export_file", "read_short_file"]
 
@@ -52,4 +52,4 @@ def read_short_file(path: str | os.PathLike[str], *, unit: str | None, redact: C
             if ident is not None and idt != ident:
                 continue
             yield make_entry(msg.decode("utf-8", "replace"), pid=int(pid_b) if pid_b and len(pid_b) < 12 else None,
-                             unit=full_unit(idt), identifier=idt, redact=redact)
+                             unit=ident_unit(idt), identifier=idt, redact=redact)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-__all__ = ["LEVELS", "MAX_LINE", "MAX_LOG_TS", "LogEntry", "ReadStats", "bounded_lines", "full_unit", "make_entry",
-           "parse_message", "plain_level", "unit_identifier"]
+from ..exceptions import ConfigError
+
+__all__ = ["LEVELS", "MAX_LINE", "MAX_LOG_TS", "LogEntry", "ReadStats", "bounded_lines", "full_unit", "ident_unit",
+           "make_entry", "parse_message", "plain_level", "unit_identifier"]
 
 #: A log time from 2200-01-01T00:00:00Z on (or before 1970) is out of range: its line counts without a time (and
 #: the summary says how many). The same bound in both engines (``MAX_LOG_SECS`` of ``zcnb/logs/_scan.c``).
@@ -135,6 +137,16 @@ def unit_identifier(unit: str | None) -> str | None:
     if not unit:
         return None
     return unit.removesuffix(".service")
+
+
+def ident_unit(ident: str) -> str | None:
+    """The unit a text log's syslog identifier stands for (``zeptoclaw-gateway`` -> ``zeptoclaw-gateway.service``),
+    or None when the identifier is no unit name (``(sd-pam)``, ``kernel: ...`` lines of a whole host's journal):
+    such lines are read, and match a unit filter by identifier only."""
+    try:
+        return full_unit(ident)
+    except ConfigError:
+        return None
 
 
 def full_unit(unit: str | None) -> str | None:

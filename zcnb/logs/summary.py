@@ -264,7 +264,8 @@ def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[t
     seen = np.zeros(len(keys), dtype=bool)
     for _b, c, _n, key_of in parts:  # a native column may have counts outside buckets only (lines without a time)
         seen[key_of[np.bincount(c, minlength=len(key_of)) > 0]] = True
-    target, keys_out, folded = np.arange(len(keys), dtype=np.int64), keys, []
+    folded: list[int] = []
+    target, keys_out = np.arange(len(keys), dtype=np.int64), keys
     if sum(_kind(key) is not None for key in keys) > MAX_NAMED_COLUMNS:  # else no kind can have too many names
         totals = np.zeros(len(keys), dtype=np.int64)
         for _b, c, n, key_of in parts:
