@@ -7,6 +7,8 @@ Shapes (each written to a temporary file of ``--size-mb``):
 - ``dense``: short-iso, a new timestamp on every line (a line every 1-400 ms), 18 % ``skill:NAME`` and 12 %
   ``[agent] tool skill args={"name":...}`` lines, 21 skills (snake_case and hyphenated);
 - ``dense-precise``: the same with ``journalctl -o short-iso-precise`` stamps (microseconds: no two prefixes alike);
+- ``dense-short``: the same in journalctl's default ``short`` format (``Nov 20 00:00:00 host ident[pid]: ...``: no year,
+  so no times or buckets; what the runbook's ``journalctl --user -u zeptoclaw-gateway`` prints);
 - ``error-heavy``: dense timing, 40 % errors and warnings of many shapes (numbers, addresses, leak reports with
   stack traces, ``Connection error: error.X``, ``Warn:``, panics with their traces), 10 % skill lines;
 - ``journal``: a saved ``journalctl -o json`` export (the fields journalctl writes for a user unit, in its
@@ -138,8 +140,9 @@ def gen_sparse(path: Path, size_mb: float, *, seed: int = 0) -> int:
     return lines
 
 
-def _stamps(rng: random.Random, n: int, t0: float, *, precise: bool) -> tuple[list[str], float]:
-    """``n`` short-iso(-precise) stamps, a line every 1-400 ms; returns them and the next start time."""
+def _stamps(rng: random.Random, n: int, t0: float, *, precise: bool, short: bool = False) -> tuple[list[str], float]:
+    """``n`` short-iso(-precise) stamps (journalctl's ``short`` ones with ``short``), a line every 1-400 ms; returns
+    them and the next start time."""
     out = []
     t = t0
     cache: dict[int, str] = {}
@@ -149,13 +152,13 @@ def _stamps(rng: random.Random, n: int, t0: float, *, precise: bool) -> tuple[li
         head = cache.get(sec)
         if head is None:
             cache.clear()
-            head = cache[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        out.append(f"{head}.{int((t - sec) * 1e6):06d}+0000" if precise else head + "+0000")
+            head = cache[sec] = datetime.fromtimestamp(sec, UTC).strftime("%b %d %H:%M:%S" if short else "%Y-%m-%dT%H:%M:%S")
+        out.append(head if short else f"{head}.{int((t - sec) * 1e6):06d}+0000" if precise else head + "+0000")
     return out, t
 
 
 def _gen_lines(path: Path, size_mb: float, bodies: tuple[tuple[float, str], ...], *, seed: int,
-               precise: bool = False) -> int:
+               precise: bool = False, short: bool = False) -> int:
     rng = random.Random(seed)
     pool = _pool(bodies, DENSE_SKILLS, rng)
     target = int(size_mb * 1024 * 1024)
@@ -166,8 +169,9 @@ def _gen_lines(path: Path, size_mb: float, bodies: tuple[tuple[float, str], ...]
         while written < target:
             if written > target // 2 and pid == 4100:
                 pid = 4101
-                fh.write(f"{_stamps(rng, 1, t, precise=precise)[0][0]} {PREFIX_HOST}[{pid}]: Main Token: [REDACTED]\n")
-            stamps, t = _stamps(rng, 2000, t, precise=precise)
+                fh.write(f"{_stamps(rng, 1, t, precise=precise, short=short)[0][0]} {PREFIX_HOST}[{pid}]: "
+                         "Main Token: [REDACTED]\n")
+            stamps, t = _stamps(rng, 2000, t, precise=precise, short=short)
             bodies_k = rng.choices(pool, k=2000)
             text = "".join(f"{s} {PREFIX_HOST}[{pid}]: {b}\n" for s, b in zip(stamps, bodies_k))
             fh.write(text)
@@ -184,6 +188,11 @@ def gen_dense(path: Path, size_mb: float, *, seed: int = 0) -> int:
 def gen_dense_precise(path: Path, size_mb: float, *, seed: int = 0) -> int:
     """:func:`gen_dense` with microsecond stamps (``journalctl -o short-iso-precise``)."""
     return _gen_lines(path, size_mb, _DENSE_BODIES, seed=seed, precise=True)
+
+
+def gen_dense_short(path: Path, size_mb: float, *, seed: int = 0) -> int:
+    """:func:`gen_dense` in journalctl's default ``short`` format (the runbook's ``journalctl --user -u ...``)."""
+    return _gen_lines(path, size_mb, _DENSE_BODIES, seed=seed, short=True)
 
 
 def gen_error_heavy(path: Path, size_mb: float, *, seed: int = 0) -> int:
@@ -280,7 +289,8 @@ def gen_journal_export(path: Path, size_mb: float, *, seed: int = 0) -> int:
 
 
 SHAPES: dict[str, Callable[..., int]] = {
-    "sparse": gen_sparse, "dense": gen_dense, "dense-precise": gen_dense_precise, "error-heavy": gen_error_heavy,
+    "sparse": gen_sparse, "dense": gen_dense, "dense-precise": gen_dense_precise, "dense-short": gen_dense_short,
+    "error-heavy": gen_error_heavy,
     "journal": gen_journal, "journal-export": gen_journal_export, "host-journal": gen_host_journal,
 }
 

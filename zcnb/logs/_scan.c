@@ -31,7 +31,7 @@
 #define ZC_X86 1
 #endif
 
-enum { MODE_ISO = 0, MODE_RAW = 1, MODE_JSON = 2, MODE_EXPORT = 3 };
+enum { MODE_ISO = 0, MODE_RAW = 1, MODE_JSON = 2, MODE_EXPORT = 3, MODE_SHORT = 4 };
 #define MAX_LINE ((Py_ssize_t)4 << 20) /* logchunks.MAX_LINE: longer lines are cut there; Python judges those */
 enum { R_OK_ = 0, R_GAVE_WAY = 1, R_INCOMPLETE = 3, R_NOMEM = -1, R_IO = -2 };
 
@@ -239,6 +239,7 @@ typedef struct {
     long long c_secs, c_hour, c_b;
     uint64_t c_tzw;
     Tail tails[NTAILS];
+    Tail sh; /* journalctl's short format: the previous line's host, ident and pid ("tail", n 0: none) */
     /* json: decoded values; the bucket of the last second seen */
     char *jbuf[4]; size_t jcap[4];
     const char *rlim; /* bytes up to here may be read (past a message's end) by the vector loops */
@@ -1290,6 +1291,83 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
     return 0;
 }
 
+/* Whether [p, e) is UTF-8 as Python's decoder accepts it (no overlong forms, surrogates or code points past
+ * U+10FFFF) */
+static int utf8_ok(const unsigned char *p, const unsigned char *e) {
+    while (p < e) {
+        if (e - p >= 8) { /* ASCII 8 bytes at a time */
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!(w & 0x8080808080808080ULL)) { p += 8; continue; }
+        }
+        unsigned c = *p;
+        if (c < 0x80) { p++; continue; }
+        int n = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+        if (!n || e - p <= n) return 0;
+        for (int i = 1; i <= n; i++)
+            if ((p[i] & 0xC0) != 0x80) return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) || (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* journalctl's short format, as zcnb.logs.formats.read_short_file reads it: the line without its trailing CRs must
+ * match SHORT_LINE ("Mon DD HH:MM:SS[.f] [host ]ident[[pid]]: ?message"; else it is skipped), then it is one entry
+ * of that ident with no time: counts, levels, pid changes and banners, no buckets. */
+static int short_line(Scanner *s, const char *p, const char *lim, const char **eout) {
+    const char *e = line_end(p, lim);
+    *eout = e;
+    while (e > p && e[-1] == '\r') e--;
+    if (e - p < 16 || !is_upper((unsigned char)p[0]) || !is_lower((unsigned char)p[1]) || !is_lower((unsigned char)p[2])
+        || p[3] != ' ' || !(p[4] == ' ' || is_digit((unsigned char)p[4])) || !is_digit((unsigned char)p[5]) || p[6] != ' '
+        || !is_digit((unsigned char)p[7]) || !is_digit((unsigned char)p[8]) || p[9] != ':' || !is_digit((unsigned char)p[10])
+        || !is_digit((unsigned char)p[11]) || p[12] != ':' || !is_digit((unsigned char)p[13]) || !is_digit((unsigned char)p[14]))
+        return 0;
+    const char *q = p + 15;
+    if (q < e && *q == '.' && q + 1 < e && is_digit((unsigned char)q[1])) {
+        q += 2;
+        while (q < e && is_digit((unsigned char)*q)) q++;
+    }
+    if (q >= e || *q != ' ') return 0;
+    q++;
+    Tail *t = &s->sh;
+    if (!(t->n > 0 && e - q >= t->n && eq_bytes(q, t->text, (size_t)t->n))) { /* not the previous line's prefix */
+        Prefix x;
+        if (!match_ident(q, e, &x)) { /* (?:(\S+) )?? : a host, then the ident */
+            const char *h = q;
+            while (h < e && !is_space((unsigned char)*h)) h++;
+            if (h == q || h >= e || *h != ' ' || !match_ident(h + 1, e, &x)) return 0;
+        }
+        /* the match depends on the bytes through the ident's ':' only: the same bytes match the same way */
+        t->n = x.msg - q <= TAIL_MAX ? x.msg - q : 0;
+        memcpy(t->text, q, (size_t)t->n);
+        t->skip = s->has_ident && ((x.ident_end - x.ident) != s->ident_n
+                                   || memcmp(x.ident, s->ident, (size_t)s->ident_n) != 0);
+        t->haspid = x.pid && x.pid_end - x.pid < 12;
+        t->pid = 0;
+        if (t->haspid) for (const char *d = x.pid; d < x.pid_end; d++) t->pid = t->pid * 10 + (*d - '0');
+        if (t->skip) return 0;
+        q = x.msg;
+    } else {
+        if (t->skip) return 0;
+        q += t->n;
+    }
+    const char *msg = q < e && *q == ' ' ? q + 1 : q;
+    if (!utf8_ok((const unsigned char *)msg, (const unsigned char *)e))
+        return gave_way(s, "a short-format line that is not valid UTF-8");
+    Ctx cx = {0, 0, 0, 0, 0, 0};
+    cx.haspid = t->haspid;
+    cx.pid = t->pid;
+    if (see_pid(s, &cx) < 0) return R_NOMEM;
+    s->rlim = lim;
+    const char *le;
+    if (scan_line(s, msg, e, &cx, cx.haspid ? 0 : 1, &le) < 0) return R_NOMEM;
+    s->lines++;
+    return 0;
+}
+
 static int raw_line(Scanner *s, const char *p, const char *lim, const char **eout) {
     static const Ctx none = {0, 0, 0, 0, 0, 0};
     s->rlim = lim;
@@ -2035,6 +2113,7 @@ static inline int one_line(Scanner *s, const char *p, const char *lim, const cha
     switch (s->mode) {
     case MODE_ISO: return iso_line(s, p, lim, e);
     case MODE_RAW: return raw_line(s, p, lim, e);
+    case MODE_SHORT: return short_line(s, p, lim, e);
     case MODE_JSON: return json_line(s, p, lim, e);
     default: return export_entry(s, p, lim, e);
     }
@@ -2170,9 +2249,10 @@ static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
     if (width < 1) { PyErr_SetString(PyExc_ValueError, "width must be >= 1"); return -1; }
     if (strcmp(mode, "iso") == 0) s->mode = MODE_ISO;
     else if (strcmp(mode, "raw") == 0) s->mode = MODE_RAW;
+    else if (strcmp(mode, "short") == 0) s->mode = MODE_SHORT;
     else if (strcmp(mode, "json") == 0) s->mode = MODE_JSON;
     else if (strcmp(mode, "export") == 0) s->mode = MODE_EXPORT;
-    else { PyErr_Format(PyExc_ValueError, "mode %s is not iso, raw, json or export", mode); return -1; }
+    else { PyErr_Format(PyExc_ValueError, "mode %s is not iso, raw, short, json or export", mode); return -1; }
     s->width = width;
     if (opt_bytes(ident, &s->ident, &s->ident_n, &s->has_ident) < 0) return -1;
     if (opt_bytes(unit, &s->unit, &s->unit_n, &s->has_unit) < 0) return -1;
@@ -2328,7 +2408,7 @@ static PyTypeObject ScannerType = {
     .tp_basicsize = sizeof(Scanner),
     .tp_dealloc = (destructor)Scanner_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Scanner(*, mode='iso'|'raw'|'json', ident, unit, width): one-pass counter over log lines",
+    .tp_doc = "Scanner(*, mode='iso'|'raw'|'short'|'json'|'export', ident, unit, width): one-pass counter over log lines",
     .tp_methods = Scanner_methods,
     .tp_getset = Scanner_getset,
     .tp_init = (initproc)Scanner_init,

@@ -218,12 +218,25 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
     ident = unit_identifier(unit)
     cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt != "raw" else None,
                      unit=unit.encode() if unit and fmt in ("json", "export") else None)
-    if fmt in _ENTRY_FORMATS:
+    size = path.stat().st_size
+    if fmt in _ENTRY_FORMATS:  # journalctl's short text: the C scanner reads it as entries without a time too
+        why = "requested"
+        if engine != "python" and native_status()[0]:
+            try:
+                threads = (workers if workers is not None else min(os.cpu_count() or 1, 4)) \
+                    if size >= NATIVE_PARALLEL_MIN_BYTES else 1
+                acc = scan_file_native(str(path), size, cfg, threads=threads, meanwhile=meanwhile)
+                return acc, (f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''}; "
+                             f"{_ENTRY_FORMATS[fmt]})")
+            except NativeGaveWay as exc:
+                why = f"C scanner gave way: {exc}"
+        elif engine == "native":
+            raise ConfigError(f"the native log scanner is not available ({native_status()[1]})",
+                              hint="install a C compiler and run `python -m pip install -e .`, or use engine='python'")
         stats = ReadStats()
         entries = _entry_file(path, fmt, unit=None, redact=_unredacted, stats=stats)
         return (_summarize_entries(entries, width=width, unit=unit, stats=stats),
-                f"engine: python ({_ENTRY_FORMATS[fmt]})")
-    size = path.stat().st_size
+                f"engine: python ({why}; {_ENTRY_FORMATS[fmt]})")
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
     if engine != "python":

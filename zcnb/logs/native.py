@@ -40,7 +40,7 @@ def native_status() -> tuple[bool, str]:
 
 
 def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, Any]:
-    mode = {"short-iso": "iso", "raw": "raw", "json": "json", "export": "export"}[cfg.fmt]
+    mode = {"short-iso": "iso", "raw": "raw", "short": "short", "json": "json", "export": "export"}[cfg.fmt]
     sc = importlib.import_module(NATIVE_MODULE).Scanner(mode=mode, ident=cfg.ident, unit=cfg.unit, width=cfg.width)
     try:
         ok = sc.scan_file(path, start, end)  # mmap windows, GIL released: ranges run in parallel threads
