@@ -222,3 +222,27 @@ def _json_export_bytes(entries: list[dict[str, Any]], path: Path) -> Path:
         rows.append(json.dumps(row))
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.mark.parametrize("output", ["short-full", "short-unix", "short-monotonic", "short-delta"])
+def test_journalctl_formats_read_as_raw_lines_say_so(tmp_path: Path, output: str) -> None:
+    """journalctl text outputs whose prefix zcnb does not read (written by journalctl itself from a real journal
+    file) are read as raw lines; the summary says what that leaves out instead of reporting 0 errors silently."""
+    from zcnb.logs.journal import write_journal
+
+    files = write_journal(_entries([("crash.log", 4100), ("start.log", 4101)]), tmp_path / "gw.journal")
+    path = tmp_path / f"gw.{output}"
+    with open(path, "wb") as fh:
+        subprocess.run(["journalctl", f"--file={files[0]}", "-o", output, "--all", "--no-pager"], stdout=fh,
+                       check=True, env={**os.environ, "TZ": "UTC"})
+    s = both(path, unit="zeptoclaw-gateway")
+    note = next(n for n in s.notes if n.startswith("the lines look like journalctl"))
+    assert f"-o {output} output, read as raw lines" in note and "and the unit filter" in note
+    assert "unit filter" not in next(n for n in both(path).notes if n.startswith("the lines look like"))
+
+
+def test_raw_lines_with_a_unit_say_the_filter_does_not_apply(tmp_path: Path) -> None:
+    path = tmp_path / "stderr.log"
+    path.write_text("info: [agent] invoking skill:calendar\nerror: [nim] upstream 503\n")
+    assert "the unit filter does not apply" in both(path, unit="zeptoclaw-gateway").notes[-2]
+    assert not any("unit filter" in n for n in both(path).notes)

@@ -54,6 +54,24 @@ def sniff_format(head: bytes) -> str:
 
 
 _JOURNAL_KEYS = (b'"__REALTIME_TIMESTAMP"', b'"__CURSOR"', b'"MESSAGE"')
+_SYSLOG_TAIL = rb"(?: \S+)?? [^\s\[]+?(?:\[\d+\])?:"  # [host] ident[pid]:
+# journalctl text outputs that are read as raw lines (their prefix is none of ISO_LINE / SHORT_LINE)
+OTHER_JOURNAL_FORMATS = {
+    "short-full": re.compile(rb"[A-Z][a-z]{2} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+" + _SYSLOG_TAIL),
+    "short-unix": re.compile(rb"\d{1,12}\.\d{6}" + _SYSLOG_TAIL),
+    "short-monotonic": re.compile(rb"\[ *\d+\.\d{6}\]" + _SYSLOG_TAIL),
+    "short-delta": re.compile(rb"\[ *\d+\.\d{6} <[ \d.]+>\]" + _SYSLOG_TAIL),
+}
+
+
+def other_journal_format(head: bytes) -> str | None:
+    """The journalctl output format (``short-full``, ``short-unix``, ...) most of ``head``'s lines are in, when it
+    is one zcnb reads only as raw lines; None otherwise."""
+    lines = [ln for ln in head.split(b"\n")[:200] if ln.strip() and not ln.startswith(b"-- ")]
+    for name, pattern in OTHER_JOURNAL_FORMATS.items():
+        if lines and sum(1 for ln in lines if pattern.match(ln)) * 2 >= len(lines):
+            return name
+    return None
 BINARY_SHARE = 0.1  # a head with more binary bytes than this share is binary data, not a log
 _CONTROL = bytes(c for c in range(32) if c not in b"\t\n\r\x0b\x0c\x1b") + b"\x7f"  # ESC: colour codes
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..exceptions import ConfigError, LogFormatError
 from ..files import open_input
 from ..redact import Redactor
-from .chunks import BINARY_SHARE, ScanConfig, binary_share, scan_range, sniff_format
+from .chunks import BINARY_SHARE, ScanConfig, binary_share, other_journal_format, scan_range, sniff_format
 from .formats import read_export_file, read_short_file
 from .message import (
     LEVELS,
@@ -209,9 +209,23 @@ def _unredacted(text: str) -> str:
 ENGINES = ("auto", "native", "python")
 
 
+def _raw_notes(path: Path, unit: str | None) -> list[str]:
+    """What reading a file as raw lines leaves out, said plainly: journalctl output in a format whose prefix zcnb
+    does not read (short-full, short-unix, ...), or a unit filter that raw lines cannot honour."""
+    with open(path, "rb") as fh:
+        other = other_journal_format(fh.read(65536))
+    if other:
+        return [f"the lines look like journalctl -o {other} output, read as raw lines: a level is found only at a "
+                "line's start, so levels, pids, restarts" + (" and the unit filter" if unit else "") + " are not "
+                "read (skills are); save the log with journalctl -o short-iso (or -o json, or the default short)"]
+    if unit:
+        return ["raw lines (no journalctl prefix) carry no unit: every line is counted, the unit filter does not apply"]
+    return []
+
+
 def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | None,
-                    engine: str, meanwhile: Callable[[], object] | None = None) -> tuple[Acc, str]:
-    """Scan a text log; returns the tallies and a note saying which engine ran (and why)."""
+                    engine: str, meanwhile: Callable[[], object] | None = None) -> tuple[Acc, str, str]:
+    """Scan a text log; returns the tallies, a note saying which engine ran (and why), and the format read."""
     from .native import NativeGaveWay, native_status, scan_file_native
 
     fmt = _log_format(path)
@@ -227,7 +241,7 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
                     if size >= NATIVE_PARALLEL_MIN_BYTES else 1
                 acc = scan_file_native(str(path), size, cfg, threads=threads, meanwhile=meanwhile)
                 return acc, (f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''}; "
-                             f"{_ENTRY_FORMATS[fmt]})")
+                             f"{_ENTRY_FORMATS[fmt]})"), fmt
             except NativeGaveWay as exc:
                 why = f"C scanner gave way: {exc}"
         elif engine == "native":
@@ -236,7 +250,7 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
         stats = ReadStats()
         entries = _entry_file(path, fmt, unit=None, redact=_unredacted, stats=stats)
         return (_summarize_entries(entries, width=width, unit=unit, stats=stats),
-                f"engine: python ({why}; {_ENTRY_FORMATS[fmt]})")
+                f"engine: python ({why}; {_ENTRY_FORMATS[fmt]})", fmt)
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
     if engine != "python":
@@ -248,12 +262,12 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
             threads = n if size >= NATIVE_PARALLEL_MIN_BYTES else 1
             try:
                 acc = scan_file_native(str(path), size, cfg, threads=threads, meanwhile=meanwhile)
-                return acc, f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''})"
+                return acc, f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''})", fmt
             except NativeGaveWay as exc:
                 why = f"C scanner gave way: {exc}"
         else:
             why = f"C scanner not built: {err}"
-    return _summarize_file_python(path, size=size, cfg=cfg, n=n), f"engine: python ({why})"
+    return _summarize_file_python(path, size=size, cfg=cfg, n=n), f"engine: python ({why})", fmt
 
 
 def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) -> Acc:
@@ -300,12 +314,12 @@ def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucke
     unit_full = full_unit(unit)
     if isinstance(source, (str, os.PathLike)):
         path = _open_checked(source)
-        acc, note = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine,
-                                    meanwhile=None if reds else lambda: reds.append(Redactor.create()))
-        label = str(path)
+        acc, note, fmt = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine,
+                                         meanwhile=None if reds else lambda: reds.append(Redactor.create()))
+        label, extra = str(path), _raw_notes(path, unit_full) if fmt == "raw" else []
     else:
         acc = _summarize_entries(source, width=width, unit=unit_full, stats=stats)
-        label, note = "entries", "engine: python (log entries)"
+        label, note, extra = "entries", "engine: python (log entries)", []
     red = reds[0] if reds else Redactor.create()  # the default rules compile while the C scanner reads
     summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label, redact=red)
-    return dataclasses.replace(summary, notes=(*summary.notes, note))
+    return dataclasses.replace(summary, notes=(*summary.notes, *extra, note))
