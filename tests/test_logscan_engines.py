@@ -746,3 +746,23 @@ def test_short_format_runs_native(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert _engine(bad) == ("engine: python (C scanner gave way: a short-format line that is not valid UTF-8; "
                             "journalctl's short format (no year: lines read without times, no time buckets; use "
                             "journalctl -o short-iso or -o json for them))")
+
+
+@needs_native
+@pytest.mark.parametrize("raw", [False, True])
+def test_banner_spam_is_counted_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: bool) -> None:
+    """More startup banners than MAX_BANNERS (pid-less short-iso lines, or raw stderr lines): the first ones are
+    kept, the rest counted in a note; same in both engines and in many ranges."""
+    from zcnb.logs.scan import MAX_BANNERS
+
+    path = tmp_path / "banners.log"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(MAX_BANNERS + 77):
+            stamp = "" if raw else f"2026-11-20T10:{i // 3000 % 60:02d}:{i // 50 % 60:02d}+0000 gw01 zeptoclaw-gateway: "
+            fh.write(f"{stamp}Main Token: [REDACTED]\n")
+    c = assert_same(path, unit=None if raw else "zeptoclaw-gateway", bucket="1min")
+    assert len(c.restarts) == MAX_BANNERS - 1
+    assert any(note.startswith("77 more startup banner(s) after the first 10,000") for note in c.notes)
+    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
+    many = summarize_logs(path, unit=None if raw else "zeptoclaw-gateway", bucket="1min", engine="native", workers=3)
+    assert _plain(many) == _plain(c)

@@ -192,6 +192,7 @@ typedef struct { long long us; long long pid; long long seq; char *msg; Py_ssize
 #define MAX_GROUPS 5000
 #define GROUP_KEY_MAX 1024
 #define EXAMPLE_MAX 4096
+#define MAX_BANNERS 10000 /* startup banners kept (zcnb.logs.scan.MAX_BANNERS); the others counted */
 #define MAX_CRASHES 10000 /* crash lines listed (zcnb.logs.scan.MAX_CRASHES); the others counted */
 #define MAX_PIDS 10000 /* processes listed (zcnb.logs.scan.MAX_PIDS) */
 #define RAW_SLOTS 4096 /* recent error/warning lines, verbatim (1 MiB) */
@@ -226,6 +227,7 @@ typedef struct {
     int32_t *pid_idx; size_t pid_cap; long long *pid_back; size_t cap_pb;
     long long *ban_ts, *ban_seq; char *ban_hasts; size_t nban, cap_bt, cap_bs, cap_bh;
     Crash *crashes; size_t ncrash, capcrash; long long crashes_over; /* at most MAX_CRASHES listed */
+    long long banners_over; /* startup banners beyond MAX_BANNERS */
     long long lines, debug, info, alloc_w, free_w, deinit_w;
     long long other[2][128][3]; /* lines of shapes beyond MAX_GROUPS: [warning?][flags][scope: other, gpa, DebugAllocator] */
     long long unreadable, bad_times; /* json lines / export entries skipped; lines with a time out of range */
@@ -627,6 +629,7 @@ static int push_pid(Scanner *s, const Ctx *cx) {
 }
 
 static int push_banner(Scanner *s, const Ctx *cx) {
+    if (s->nban >= MAX_BANNERS) { s->banners_over++; return 0; }
     size_t k = s->nban + 1;
     if (grow((void **)&s->ban_ts, &s->cap_bt, k, sizeof(long long)) < 0 || grow((void **)&s->ban_seq, &s->cap_bs, k, sizeof(long long)) < 0
         || grow((void **)&s->ban_hasts, &s->cap_bh, k, 1) < 0)
@@ -2369,7 +2372,7 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
                     Py_DECREF(bb); Py_DECREF(bc); Py_DECREF(bn); Py_DECREF(other);
                     goto done;
                 }
-    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsLsNsisNsL}", "lines", s->lines,
+    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsLsNsisNsLsL}", "lines", s->lines,
                         "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
                         "bucket_b", bb, "bucket_c", bc, "bucket_n", bn,
@@ -2377,7 +2380,7 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
                         "range", s->range_start, s->range_stop, "unreadable", s->unreadable,
                         "bad_times", s->bad_times, "other", other, "pids_capped", s->pids_capped,
                         "last_pid", s->has_pid ? PyLong_FromLongLong(s->last_pid) : Py_NewRef(Py_None),
-                        "crashes_over", s->crashes_over);
+                        "crashes_over", s->crashes_over, "banners_over", s->banners_over);
 done:
     Py_XDECREF(cols); Py_XDECREF(groups); Py_XDECREF(pids); Py_XDECREF(banners); Py_XDECREF(crashes);
     return out;

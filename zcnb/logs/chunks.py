@@ -107,7 +107,7 @@ def scan_lines_slow(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
         acc.see_time(ts)
         acc.see_pid(ts, pid, seq)
         if pid is None and _BANNER in msg:
-            acc.banners.append((ts, seq))
+            acc.see_banner(ts, seq)
         bb = bucket_of(ts, cfg.width) if ts is not None else None
         if bb != cur:
             scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)
@@ -231,7 +231,7 @@ def scan_iso_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
     if pid is None:
         seq = LineSeq(buf, base)
         for bm in re.finditer(rb"(?m)^[^\n]*?" + re.escape(_BANNER), buf):  # one banner per line at most
-            acc.banners.append((line_ts(buf, bm.start()), seq(bm.start())))
+            acc.see_banner(line_ts(buf, bm.start()), seq(bm.start()))
 
     def ts_at(pos: int) -> float | None:
         return line_ts(buf, pos)
@@ -250,7 +250,7 @@ def scan_raw_chunk(acc: Acc, buf: bytes, cfg: ScanConfig) -> None:
     seq = LineSeq(blob, base - 1)  # a banner's position lies after its line's newline
     pos = blob.find(_BANNER)
     while pos >= 0:
-        acc.banners.append((None, seq(pos)))
+        acc.see_banner(None, seq(pos))
         pos = blob.find(_BANNER, pos + len(_BANNER))
     where = Where(ts_at=lambda _p: None, seq_at=LineSeq(blob, base), pid_at=lambda _p: None)
     scan_block(acc, blob, 0, len(blob), sep=b"\n", bucket=None, where=where)

@@ -171,7 +171,9 @@ def _summarize_entries(entries: Iterable[LogEntry], *, width: int, unit: str | N
         if e.priority is not None:
             acc.priorities[e.priority] += 1
         if e.pid is None and _BANNER in msg:
-            acc.banners += [(ts, seq + k) for k, part in enumerate(msg.split(b"\n")) if _BANNER in part]
+            for k, part in enumerate(msg.split(b"\n")):
+                if _BANNER in part:
+                    acc.see_banner(ts, seq + k)
         bb = bucket_of(ts, width) if ts is not None else None
         if bb != cur or len(msgs) >= 50_000:  # bounded block size
             scan_messages(acc, msgs, tss, seqs, pids, bucket=cur)

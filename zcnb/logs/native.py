@@ -113,6 +113,7 @@ def to_acc(res: dict[str, Any]) -> Acc:
     acc.pid_back = {pid: back for _ts, pid, _seq, _prev, back in res["pids"] if back >= 0}
     acc.cur_pid, acc.pids_capped = res["last_pid"], bool(res["pids_capped"])
     acc.banners = [(ts, seq) for ts, seq in res["banners"]]
+    acc.banners_over = res["banners_over"]
     keys: list[tuple[str, ...]] = []
     for cat, raw, total in res["columns"]:
         key = _column_key(cat, raw) if cat != "P" else ("priority",)

@@ -48,6 +48,7 @@ _GPA_SCOPES = ("gpa", "DebugAllocator")
 MAX_GROUPS = 5000
 MAX_PIDS = 10_000  # processes listed (and checked for restarts) per log; later new pids are noted
 MAX_CRASHES = 10_000  # crash lines listed per log (the first ones); later ones are counted
+MAX_BANNERS = 10_000  # startup banners kept per log (the first ones); later ones are counted
 GROUP_KEY_MAX = 1024
 EXAMPLE_MAX = 4096
 
@@ -146,7 +147,8 @@ class Acc:
     pid_seen: set[int] = field(default_factory=set)  # the pids in ``pids``
     cur_pid: int | None = None
     pids_capped: bool = False
-    banners: list[tuple[float | None, int]] = field(default_factory=list)  # (ts, seq)
+    banners: list[tuple[float | None, int]] = field(default_factory=list)  # (ts, seq), the first MAX_BANNERS
+    banners_over: int = 0  # startup banners beyond them (counted, not kept)
     crashes: list[tuple[float | None, int | None, int, str]] = field(default_factory=list)  # (ts, pid, seq, line)
     crashes_over: int = 0  # crash lines beyond the first MAX_CRASHES (counted, not listed)
     first_ts: float | None = None
@@ -175,6 +177,13 @@ class Acc:
         else:
             self.pids_capped = True
         self.cur_pid = pid
+
+    def see_banner(self, ts: float | None, seq: int) -> None:
+        """A startup banner at line ``seq``: kept while fewer than MAX_BANNERS are, else counted."""
+        if len(self.banners) < MAX_BANNERS:
+            self.banners.append((ts, seq))
+        else:
+            self.banners_over += 1
 
     def cap_errors(self) -> None:
         """Keep the MAX_GROUPS groups first seen in the log; count the lines of the others as ``other_errors``."""
@@ -223,7 +232,9 @@ class Acc:
         self.pids_capped = self.pids_capped or other.pids_capped
         if other.cur_pid is not None:
             self.cur_pid = other.cur_pid
-        self.banners.extend((ts, seq + base) for ts, seq in other.banners)
+        for ts, seq in other.banners:
+            self.see_banner(ts, seq + base)
+        self.banners_over += other.banners_over
         room = max(MAX_CRASHES - len(self.crashes), 0)
         self.crashes.extend((ts, pid, seq + base, msg) for ts, pid, seq, msg in other.crashes[:room])
         self.crashes_over += other.crashes_over + max(len(other.crashes) - room, 0)

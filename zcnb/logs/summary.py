@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .message import MAX_LINE
-from .scan import MAX_CRASHES, MAX_GROUPS, MAX_PIDS, Acc, normalise_message
+from .scan import MAX_BANNERS, MAX_CRASHES, MAX_GROUPS, MAX_PIDS, Acc, normalise_message
 from .shown import keep, shown_names
 
 if TYPE_CHECKING:
@@ -461,6 +461,9 @@ def _reading_notes(acc: Acc) -> list[str]:
         shown = ", ".join(f"{a} and {b}" for a, b in side[:3]) + (f" (+{len(side) - 3} more)" if len(side) > 3 else "")
         notes.append(f"{len(side)} new pid(s) came while the pid before went on logging: processes side by side, "
                      f"not restarts: {shown}")
+    if acc.banners_over:
+        notes.append(f"{acc.banners_over:,} more startup banner(s) after the first {MAX_BANNERS:,}: counted, not kept "
+                     "(restarts from banners are read among the first ones)")
     if acc.crashes_over:
         notes.append(f"{acc.crashes_over:,} more crash line(s) after the first {MAX_CRASHES:,}: counted in the levels and "
                      "error groups, not listed")
