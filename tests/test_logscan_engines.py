@@ -766,3 +766,27 @@ def test_banner_spam_is_counted_not_kept(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
     many = summarize_logs(path, unit=None if raw else "zeptoclaw-gateway", bucket="1min", engine="native", workers=3)
     assert _plain(many) == _plain(c)
+
+
+@needs_native
+def test_error_lines_alike_but_for_their_numbers(tmp_path: Path) -> None:
+    """Error lines that differ only in their digits share a cache slot in the native engine (digits masked, a '0'
+    kept apart): their groups must still be what normalising each line gives. Templates where a digit's value
+    matters ("0x1f" is one number, "5x1f" two), decimals, hex with letters, a flag word starting inside a hex
+    number ("0xalloc"), digits at the edges: the same summary in both engines."""
+    rng = random.Random(3)
+    templates = [
+        "error: upstream returned {d} after {n}ms", "error: at {h} freed", "error: at {d}x1f freed",
+        "error: at 0x{x}lloc done", "warning: 0x{x} alloc {n}", "error: {n}.{n} vs {n}.x vs .{n}", "error: {n}",
+        "error({d}x): {h}{h}", "warning: unauthorized {n} from 10.0.{n}.{n}:{n}", "error: 0{n} 00{n} 0x{x}",
+        "error: double free 0x{x}DE{n}", "error: caf\u00e9 {n}", "Warn: {d}{d}{d}",
+    ]
+    path = tmp_path / "errs.log"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(6000):
+            body = rng.choice(templates).format(
+                d=rng.randrange(10), n=rng.choice([rng.randrange(10), rng.randrange(1000), rng.randrange(10**6)]),
+                h=rng.choice(["0x1f", "0x11", "5x1f", "0xAB", "0x"]), x=f"{rng.getrandbits(rng.choice([4, 8, 40])):x}")
+            fh.write(f"2026-11-20T10:{i // 600 % 60:02d}:{i // 10 % 60:02d}+0000 gw01 zeptoclaw-gateway[4100]: {body}\n")
+    c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    assert len(c.top_errors) > 10 and c.levels["error"] > 4000

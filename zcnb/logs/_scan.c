@@ -441,6 +441,39 @@ __attribute__((target("avx2"))) static const char *str_stop_avx2(const char *p, 
 }
 #endif
 
+/* An error text with its digits masked, '0' kept and '1'-'9' as '1', into out (n bytes): texts alike there have
+ * the same group (normalising and the flag words depend on where digits are and whether one is a '0' of "0x", not
+ * on their values), so the cache of recent lines finds a line whose numbers changed. Returns whether any byte was
+ * a digit. */
+static int mask_digits_base(const char *m, Py_ssize_t n, const char *rlim, char *out) {
+    (void)rlim;
+    int any = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = m[i];
+        if (c >= '1' && c <= '9') { c = '1'; any = 1; }
+        else if (c == '0') any = 1;
+        out[i] = c;
+    }
+    return any;
+}
+
+#ifdef ZC_X86
+__attribute__((target("avx2"))) static int mask_digits_avx2(const char *m, Py_ssize_t n, const char *rlim, char *out) {
+    if (rlim - m < ((n + 31) & ~(Py_ssize_t)31)) return mask_digits_base(m, n, rlim, out);
+    const __m256i zero = _mm256_set1_epi8('0'), nine = _mm256_set1_epi8(9), one = _mm256_set1_epi8('1');
+    int any = 0;
+    for (Py_ssize_t i = 0; i < n; i += 32) { /* out has room for the whole last block */
+        __m256i v = _mm256_loadu_si256((const __m256i *)(m + i)), d = _mm256_sub_epi8(v, zero);
+        __m256i dig = _mm256_andnot_si256(_mm256_cmpeq_epi8(v, zero), _mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d));
+        uint32_t bits = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d));
+        if (n - i < 32) bits &= ((uint32_t)1 << (n - i)) - 1;
+        any |= bits != 0;
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_blendv_epi8(v, one, dig));
+    }
+    return any;
+}
+#endif
+
 /* bit maps of '"' and of '\\' or control bytes over [p, e) (64 bytes a word; bits past e clear) */
 static void qmask_base(const char *p, const char *e, const char *rlim, uint64_t *q, uint64_t *sp) {
     (void)rlim;
@@ -484,6 +517,7 @@ __attribute__((target("avx2"))) static void qmask_avx2(const char *p, const char
 
 /* chosen once at import (the CPU does not change) */
 static int (*flags_of)(const char *, Py_ssize_t, const char *) = flags_base;
+static int (*mask_digits)(const char *, Py_ssize_t, const char *, char *) = mask_digits_base;
 static const char *(*next_digit)(const char *, const char *, const char *) = digit_base;
 static const char *(*str_stop)(const char *, const char *) = str_stop_base;
 static void (*qmask)(const char *, const char *, const char *, uint64_t *, uint64_t *) = qmask_base;
@@ -575,20 +609,22 @@ static int32_t group_of(Scanner *s, char kind, char level, const char *scope, Py
     return (int32_t)s->ngroups++;
 }
 
-/* One error/warning line into its group; returns its flags, or -1 when out of memory. Identical lines without a
- * number (the same kind, level, scope and text: the group is a function of them) are found through a small cache
- * of recent ones without normalising them again: a 401 warning or a RateLimitExceeded line repeats verbatim. A
- * line with a number rarely does: it goes to its group directly. */
+/* One error/warning line into its group; returns its flags, or -1 when out of memory. Lines alike once their
+ * digits are masked (mask_digits: the same kind, level, scope and masked text) have the same group, so they are
+ * found through a cache of recent ones without normalising them again: a 401 warning repeats verbatim, a timeout
+ * line with another number of milliseconds repeats once masked. An address in hex rarely repeats: such lines go
+ * to their group the long way. Texts longer than RAW_TEXT always do. */
 static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ssize_t sn, const char *msg,
                      Py_ssize_t mn, const Ctx *cx) {
-    const char *d = next_digit(msg, msg + mn, s->rlim);
     RawEnt *r = NULL;
     uint64_t h = 0;
-    if (d == msg + mn) {
+    char key[RAW_TEXT + 32]; /* + room for the last 32-byte block */
+    if (mn <= RAW_TEXT) {
+        mask_digits(msg, mn, s->rlim, key);
         h = sample_key(hash_mem(((uint64_t)(unsigned char)kind << 16) ^ ((uint64_t)(unsigned char)level << 8),
-                                scope, (size_t)sn), msg, (size_t)mn);
+                                scope, (size_t)sn), key, (size_t)mn);
         r = &s->raw[h & (RAW_SLOTS - 1)];
-        if (r->h == h && r->g >= 0 && r->n == mn && eq_bytes(r->text, msg, (size_t)mn)) {
+        if (r->h == h && r->g >= 0 && r->n == mn && eq_bytes(r->text, key, (size_t)mn)) {
             Grp *g = &s->groups[r->g];
             if (g->kind == kind && g->level == level && g->scope_n == sn && eq_bytes(g->scope, scope, (size_t)sn)) {
                 group_seen(g, cx);
@@ -596,6 +632,7 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
             }
         }
     }
+    const char *d = next_digit(msg, msg + mn, s->rlim);
     int32_t gi = group_of(s, kind, level, scope, sn, msg, mn, d);
     if (gi == -2) { /* beyond MAX_GROUPS shapes */
         int fl = flags_of(msg, mn, s->rlim);
@@ -605,7 +642,7 @@ static int add_group(Scanner *s, char kind, char level, const char *scope, Py_ss
     }
     if (gi < 0) return -1;
     group_seen(&s->groups[gi], cx);
-    if (r && mn <= RAW_TEXT) { r->h = h; r->g = gi; r->n = mn; memcpy(r->text, msg, (size_t)mn); }
+    if (r) { r->h = h; r->g = gi; r->n = mn; memcpy(r->text, key, (size_t)mn); }
     return s->groups[gi].flags;
 }
 
@@ -2429,6 +2466,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
     if (__builtin_cpu_supports("avx2")) {
         scan_line = scan_line_avx2;
         flags_of = flags_avx2;
+        mask_digits = mask_digits_avx2;
         next_digit = digit_avx2;
         str_stop = str_stop_avx2;
         qmask = qmask_avx2;
