@@ -443,34 +443,21 @@ __attribute__((target("avx2"))) static const char *str_stop_avx2(const char *p, 
 
 /* An error text with its digits masked, '0' kept and '1'-'9' as '1', into out (n bytes): texts alike there have
  * the same group (normalising and the flag words depend on where digits are and whether one is a '0' of "0x", not
- * on their values), so the cache of recent lines finds a line whose numbers changed. Returns whether any byte was
- * a digit. */
-static int mask_digits_base(const char *m, Py_ssize_t n, const char *rlim, char *out) {
+ * on their values), so the cache of recent lines finds a line whose numbers changed. */
+static void mask_digits_base(const char *m, Py_ssize_t n, const char *rlim, char *out) {
     (void)rlim;
-    int any = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = m[i];
-        if (c >= '1' && c <= '9') { c = '1'; any = 1; }
-        else if (c == '0') any = 1;
-        out[i] = c;
-    }
-    return any;
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = m[i] >= '1' && m[i] <= '9' ? '1' : m[i];
 }
 
 #ifdef ZC_X86
-__attribute__((target("avx2"))) static int mask_digits_avx2(const char *m, Py_ssize_t n, const char *rlim, char *out) {
-    if (rlim - m < ((n + 31) & ~(Py_ssize_t)31)) return mask_digits_base(m, n, rlim, out);
+__attribute__((target("avx2"))) static void mask_digits_avx2(const char *m, Py_ssize_t n, const char *rlim, char *out) {
+    if (rlim - m < ((n + 31) & ~(Py_ssize_t)31)) { mask_digits_base(m, n, rlim, out); return; }
     const __m256i zero = _mm256_set1_epi8('0'), nine = _mm256_set1_epi8(9), one = _mm256_set1_epi8('1');
-    int any = 0;
     for (Py_ssize_t i = 0; i < n; i += 32) { /* out has room for the whole last block */
         __m256i v = _mm256_loadu_si256((const __m256i *)(m + i)), d = _mm256_sub_epi8(v, zero);
         __m256i dig = _mm256_andnot_si256(_mm256_cmpeq_epi8(v, zero), _mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d));
-        uint32_t bits = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d));
-        if (n - i < 32) bits &= ((uint32_t)1 << (n - i)) - 1;
-        any |= bits != 0;
-        _mm256_storeu_si256((__m256i *)(out + i), _mm256_blendv_epi8(v, one, dig));
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_blendv_epi8(v, one, dig)); /* '1'-'9' -> '1' */
     }
-    return any;
 }
 #endif
 
@@ -517,7 +504,7 @@ __attribute__((target("avx2"))) static void qmask_avx2(const char *p, const char
 
 /* chosen once at import (the CPU does not change) */
 static int (*flags_of)(const char *, Py_ssize_t, const char *) = flags_base;
-static int (*mask_digits)(const char *, Py_ssize_t, const char *, char *) = mask_digits_base;
+static void (*mask_digits)(const char *, Py_ssize_t, const char *, char *) = mask_digits_base;
 static const char *(*next_digit)(const char *, const char *, const char *) = digit_base;
 static const char *(*str_stop)(const char *, const char *) = str_stop_base;
 static void (*qmask)(const char *, const char *, const char *, uint64_t *, uint64_t *) = qmask_base;
@@ -1088,6 +1075,14 @@ static int match_ident(const char *k, const char *e, Prefix *x) {
     }
 }
 
+/* (?:(\S+) )??ident...: the ident at q, else a host (up to a space) and the ident after it */
+static int match_host_ident(const char *q, const char *e, Prefix *x) {
+    if (match_ident(q, e, x)) return 1;
+    const char *h = q;
+    while (h < e && !is_space((unsigned char)*h)) h++;
+    return h > q && h < e && *h == ' ' && match_ident(h + 1, e, x);
+}
+
 /* ISO_LINE: ts, optional host, ident, optional [pid], ': ?', message */
 static int match_iso(const char *p, const char *e, Prefix *x) {
     static const char pat[] = "dddd-dd-ddTdd:dd:dd";
@@ -1108,13 +1103,7 @@ static int match_iso(const char *p, const char *e, Prefix *x) {
     }
     if (r >= e || *r != ' ') return 0;
     x->ts_end = r;
-    const char *q = r + 1;
-    if (!match_ident(q, e, x)) {
-        const char *h = q;
-        while (h < e && !is_space((unsigned char)*h)) h++;
-        if (h == q || h >= e || *h != ' ') return 0;
-        if (!match_ident(h + 1, e, x)) return 0;
-    }
+    if (!match_host_ident(r + 1, e, x)) return 0;
     if (x->msg < e && *x->msg == ' ') x->msg++;
     return 1;
 }
@@ -1174,6 +1163,19 @@ static inline __attribute__((always_inline)) int see_pid(Scanner *s, const Ctx *
 static inline int tail_a(uint64_t h) { return (int)(h & (NTAILS - 1)); }
 static inline int tail_b(uint64_t h) { return (int)((h >> 32) & (NTAILS - 1)); }
 
+/* a matched prefix of another unit than the scanner's (only with a unit given) */
+static inline int other_unit(const Scanner *s, const Prefix *x) {
+    return s->has_ident && (x->ident_end - x->ident != s->ident_n || memcmp(x->ident, s->ident, (size_t)s->ident_n) != 0);
+}
+
+/* a matched prefix's pid, as int() of at most 11 digits reads it (0: none, or too long) */
+static inline int prefix_pid(const Prefix *x, long long *pid) {
+    *pid = 0;
+    if (!x->pid || x->pid_end - x->pid >= 12) return 0;
+    for (const char *d = x->pid; d < x->pid_end; d++) *pid = *pid * 10 + (*d - '0');
+    return 1;
+}
+
 /* A tail seen before that the bytes at r (readable up to lim) start with; it becomes the current one. NULL: none.
  * A cached tail ends at the first ':' after its time zone's space, and that ':' is followed by a space (a host or
  * an ident holds no space; an ident ends at its first ':'), so that is where the line's tail would end. */
@@ -1197,15 +1199,9 @@ static __attribute__((noinline)) Tail *recent_tail(Scanner *s, const char *r, co
     if (s->has_ident) { /* a new prefix: another unit's line (or no journal line) is skipped whatever its time */
         static Tail skip = {.skip = 1};
         Prefix x;
-        const char *q = sp + 1; /* where match_iso reads the ident (or a host) when the time zone is valid; when it is
-                                   not, the line is skipped anyway; an ident or host never spans a line end */
-        int m = match_ident(q, lim, &x);
-        if (!m) {
-            const char *hs = q;
-            while (hs < lim && !is_space((unsigned char)*hs)) hs++;
-            m = hs > q && hs < lim && *hs == ' ' && match_ident(hs + 1, lim, &x);
-        }
-        if (!m || x.ident_end - x.ident != s->ident_n || memcmp(x.ident, s->ident, (size_t)s->ident_n) != 0) return &skip;
+        /* sp + 1: where match_iso reads the ident (or a host) when the time zone is valid; when it is not, the line
+         * is skipped anyway; an ident or host never spans a line end */
+        if (!match_host_ident(sp + 1, lim, &x) || other_unit(s, &x)) return &skip;
     }
     return NULL;
 }
@@ -1242,7 +1238,7 @@ static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const
         t->haspid = 0;
         t->pid = 0;
     }
-    if (s->has_ident && ((x.ident_end - x.ident) != s->ident_n || memcmp(x.ident, s->ident, (size_t)s->ident_n) != 0)) {
+    if (other_unit(s, &x)) {
         if (cache) s->c_valid = 1; /* another unit: whatever the time */
         return 1;
     }
@@ -1250,9 +1246,7 @@ static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const
     int us;
     int r = parse_ts(p, x.ts_end, &secs, &us, s);
     if (r == TS_UNSURE) { if (t) t->n = 0; return 2; }
-    cx->haspid = x.pid && x.pid_end - x.pid < 12;
-    cx->pid = 0;
-    if (cx->haspid) for (const char *d = x.pid; d < x.pid_end; d++) cx->pid = cx->pid * 10 + (*d - '0');
+    cx->haspid = prefix_pid(&x, &cx->pid);
     *msg = x.msg;
     if (r == TS_INVALID) { /* not a date, or out of range: the line counts without a time (never cached) */
         if (t) t->n = 0;
@@ -1375,19 +1369,12 @@ static int short_line(Scanner *s, const char *p, const char *lim, const char **e
     Tail *t = &s->sh;
     if (!(t->n > 0 && e - q >= t->n && eq_bytes(q, t->text, (size_t)t->n))) { /* not the previous line's prefix */
         Prefix x;
-        if (!match_ident(q, e, &x)) { /* (?:(\S+) )?? : a host, then the ident */
-            const char *h = q;
-            while (h < e && !is_space((unsigned char)*h)) h++;
-            if (h == q || h >= e || *h != ' ' || !match_ident(h + 1, e, &x)) return 0;
-        }
+        if (!match_host_ident(q, e, &x)) return 0;
         /* the match depends on the bytes through the ident's ':' only: the same bytes match the same way */
         t->n = x.msg - q <= TAIL_MAX ? x.msg - q : 0;
         memcpy(t->text, q, (size_t)t->n);
-        t->skip = s->has_ident && ((x.ident_end - x.ident) != s->ident_n
-                                   || memcmp(x.ident, s->ident, (size_t)s->ident_n) != 0);
-        t->haspid = x.pid && x.pid_end - x.pid < 12;
-        t->pid = 0;
-        if (t->haspid) for (const char *d = x.pid; d < x.pid_end; d++) t->pid = t->pid * 10 + (*d - '0');
+        t->skip = other_unit(s, &x);
+        t->haspid = prefix_pid(&x, &t->pid);
         if (t->skip) return 0;
         q = x.msg;
     } else {
