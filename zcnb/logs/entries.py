@@ -80,6 +80,11 @@ def _open_checked(path: str | os.PathLike[str]) -> Path:
 def _log_format(path: Path) -> str:
     """The format of a log file (:func:`zcnb.logs.chunks.sniff_format`); a file that is binary data, not text,
     is refused (read as lines it would only give lines of no level)."""
+    return _sniffed(path)[0]
+
+
+def _sniffed(path: Path) -> tuple[str, bytes]:
+    """:func:`_log_format` and the head of the file it judged."""
     with open(path, "rb") as fh:
         head = fh.read(65536)
     fmt = sniff_format(head)
@@ -89,7 +94,7 @@ def _log_format(path: Path) -> str:
                              "(NUL, control bytes, invalid UTF-8)",
                              hint="give a text log (journalctl -o short-iso > FILE, or the gateway's stderr), or a "
                                   "saved journalctl -o json / -o export", path=str(path))
-    return fmt
+    return fmt, head
 
 
 def read_log_file(path: str | os.PathLike[str], *, unit: str | None = None,
@@ -211,11 +216,10 @@ def _unredacted(text: str) -> str:
 ENGINES = ("auto", "native", "python")
 
 
-def _raw_notes(path: Path, unit: str | None) -> list[str]:
-    """What reading a file as raw lines leaves out, said plainly: journalctl output in a format whose prefix zcnb
-    does not read (short-full, short-unix, ...), or a unit filter that raw lines cannot honour."""
-    with open(path, "rb") as fh:
-        other = other_journal_format(fh.read(65536))
+def _raw_notes(head: bytes, unit: str | None) -> list[str]:
+    """What reading a file (of this head) as raw lines leaves out, said plainly: journalctl output in a format whose
+    prefix zcnb does not read (short-full, short-unix, ...), or a unit filter that raw lines cannot honour."""
+    other = other_journal_format(head)
     if other:
         return [f"the lines look like journalctl -o {other} output, read as raw lines: a level is found only at a "
                 "line's start, so levels, pids, restarts" + (" and the unit filter" if unit else "") + " are not "
@@ -226,33 +230,18 @@ def _raw_notes(path: Path, unit: str | None) -> list[str]:
 
 
 def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | None,
-                    engine: str, meanwhile: Callable[[], object] | None = None) -> tuple[Acc, str, str]:
-    """Scan a text log; returns the tallies, a note saying which engine ran (and why), and the format read."""
+                    engine: str, meanwhile: Callable[[], object] | None = None) -> tuple[Acc, list[str]]:
+    """Scan a text log; returns the tallies and its notes: what its format leaves out, if anything, then which engine
+    ran (and why)."""
     from .native import NativeGaveWay, native_status, scan_file_native
 
-    fmt = _log_format(path)
+    fmt, head = _sniffed(path)
     ident = unit_identifier(unit)
     cfg = ScanConfig(fmt=fmt, width=width, ident=ident.encode() if ident and fmt != "raw" else None,
                      unit=unit.encode() if unit and fmt in ("json", "export") else None)
+    notes = _raw_notes(head, unit) if fmt == "raw" else []
+    caveat = f"; {_ENTRY_FORMATS[fmt]}" if fmt in _ENTRY_FORMATS else ""  # journalctl's short text: no times
     size = path.stat().st_size
-    if fmt in _ENTRY_FORMATS:  # journalctl's short text: the C scanner reads it as entries without a time too
-        why = "requested"
-        if engine != "python" and native_status()[0]:
-            try:
-                threads = (workers if workers is not None else min(os.cpu_count() or 1, 4)) \
-                    if size >= NATIVE_PARALLEL_MIN_BYTES else 1
-                acc = scan_file_native(str(path), size, cfg, threads=threads, meanwhile=meanwhile)
-                return acc, (f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''}; "
-                             f"{_ENTRY_FORMATS[fmt]})"), fmt
-            except NativeGaveWay as exc:
-                why = f"C scanner gave way: {exc}"
-        elif engine == "native":
-            raise ConfigError(f"the native log scanner is not available ({native_status()[1]})",
-                              hint="install a C compiler and run `python -m pip install -e .`, or use engine='python'")
-        stats = ReadStats()
-        entries = _entry_file(path, fmt, unit=None, redact=_unredacted, stats=stats)
-        return (_summarize_entries(entries, width=width, unit=unit, stats=stats),
-                f"engine: python ({why}; {_ENTRY_FORMATS[fmt]})", fmt)
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
     if engine != "python":
@@ -264,12 +253,17 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
             threads = n if size >= NATIVE_PARALLEL_MIN_BYTES else 1
             try:
                 acc = scan_file_native(str(path), size, cfg, threads=threads, meanwhile=meanwhile)
-                return acc, f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''})", fmt
+                return acc, [*notes, f"engine: native (C scanner, {threads} thread{'s' if threads > 1 else ''}{caveat})"]
             except NativeGaveWay as exc:
                 why = f"C scanner gave way: {exc}"
         else:
             why = f"C scanner not built: {err}"
-    return _summarize_file_python(path, size=size, cfg=cfg, n=n), f"engine: python ({why})", fmt
+    if fmt in _ENTRY_FORMATS:  # read entry by entry, as read_log_file reads it
+        stats = ReadStats()
+        entries = _entry_file(path, fmt, unit=None, redact=_unredacted, stats=stats)
+        return (_summarize_entries(entries, width=width, unit=unit, stats=stats),
+                [*notes, f"engine: python ({why}{caveat})"])
+    return _summarize_file_python(path, size=size, cfg=cfg, n=n), [*notes, f"engine: python ({why})"]
 
 
 def _summarize_file_python(path: Path, *, size: int, cfg: ScanConfig, n: int) -> Acc:
@@ -316,12 +310,12 @@ def summarize_logs(source: str | os.PathLike[str] | Iterable[LogEntry], *, bucke
     unit_full = full_unit(unit)
     if isinstance(source, (str, os.PathLike)):
         path = _open_checked(source)
-        acc, note, fmt = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine,
-                                         meanwhile=None if reds else lambda: reds.append(Redactor.create()))
-        label, extra = str(path), _raw_notes(path, unit_full) if fmt == "raw" else []
+        acc, notes = _summarize_file(path, width=width, unit=unit_full, workers=workers, engine=engine,
+                                     meanwhile=None if reds else lambda: reds.append(Redactor.create()))
+        label = str(path)
     else:
         acc = _summarize_entries(source, width=width, unit=unit_full, stats=stats)
-        label, note, extra = "entries", "engine: python (log entries)", []
+        label, notes = "entries", ["engine: python (log entries)"]
     red = reds[0] if reds else Redactor.create()  # the default rules compile while the C scanner reads
     summary = summary_from_tallies(acc, width=width, unit=unit_full, source=label, redact=red)
-    return dataclasses.replace(summary, notes=(*summary.notes, *extra, note))
+    return dataclasses.replace(summary, notes=(*summary.notes, *notes))
