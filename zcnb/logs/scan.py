@@ -169,14 +169,19 @@ class Acc:
         """A line (or the first of a run of lines) of ``pid``: a new process, or a known one's lines resuming."""
         if pid is None or pid == self.cur_pid:
             return
+        self._pid_at(ts, pid, seq, self.cur_pid)
+        self.cur_pid = pid
+
+    def _pid_at(self, ts: float | None, pid: int, seq: int, prev: int | None) -> None:
+        """``pid`` logs at line ``seq`` after a line of ``prev``: a known pid resumes, a new one is listed (while
+        fewer than MAX_PIDS are)."""
         if pid in self.pid_seen:
-            self.pid_back[pid] = seq
+            self.pid_back[pid] = max(self.pid_back.get(pid, -1), seq)
         elif len(self.pids) < MAX_PIDS:
-            self.pids.append((ts, pid, seq, self.cur_pid))
+            self.pids.append((ts, pid, seq, prev))
             self.pid_seen.add(pid)
         else:
             self.pids_capped = True
-        self.cur_pid = pid
 
     def see_banner(self, ts: float | None, seq: int) -> None:
         """A startup banner at line ``seq``: kept while fewer than MAX_BANNERS are, else counted."""
@@ -219,13 +224,7 @@ class Acc:
         # other's pids as one pass over both parts sees them: new here, or a known one resuming (a pid going on
         # across the parts' edge "resumes" at the edge, which decides no restart otherwise: see summary._restarts)
         for ts, pid, seq, prev in other.pids:
-            if pid in self.pid_seen:
-                self.pid_back[pid] = max(self.pid_back.get(pid, -1), seq + base)
-            elif len(self.pids) < MAX_PIDS:
-                self.pids.append((ts, pid, seq + base, prev if prev is not None else self.cur_pid))
-                self.pid_seen.add(pid)
-            else:
-                self.pids_capped = True
+            self._pid_at(ts, pid, seq + base, prev if prev is not None else self.cur_pid)
         for pid, seq in other.pid_back.items():
             if pid in self.pid_seen:
                 self.pid_back[pid] = max(self.pid_back.get(pid, -1), seq + base)

@@ -239,7 +239,7 @@ def _folded_skills(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
             for col, val in zip(cols, (lut_name[k[sel]], b[sel], lut_form[k[sel]], n[sel])):
                 col.append(val)
     name, bucket, form, count = (np.concatenate(col) for col in cols)
-    per: dict[str, tuple[int, int, int]] = {}  # (name, bucket, form) summed, then the larger form per (name, bucket), then per name
+    # (name, bucket, form) summed, then the larger form per (name, bucket), then per name
     cell, inv = np.unique(np.stack([name, bucket, form]), axis=1, return_inverse=True)
     sums = np.bincount(inv.ravel(), weights=count, minlength=cell.shape[1]).astype(np.int64)
     pair, pinv = np.unique(cell[:2], axis=1, return_inverse=True)
@@ -248,8 +248,7 @@ def _folded_skills(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     rule = np.bincount(pair[0], weights=best, minlength=len(names)).astype(np.int64)
     tok = np.bincount(cell[0], weights=np.where(cell[2] == 0, sums, 0), minlength=len(names)).astype(np.int64)
     tool = np.bincount(cell[0], weights=np.where(cell[2] == 1, sums, 0), minlength=len(names)).astype(np.int64)
-    for j, skill in enumerate(names):
-        per[skill] = (int(rule[j]), int(tok[j]), int(tool[j]))
+    per = {skill: (int(rule[j]), int(tok[j]), int(tool[j])) for j, skill in enumerate(names)}
     return per, pair[1], best
 
 
@@ -287,17 +286,20 @@ def _bucket_matrix(acc: Acc, width: int) -> tuple[np.ndarray, np.ndarray, list[t
         rows = np.arange(lo, hi + width, width, dtype=np.int64)
     else:
         rows = np.unique(np.concatenate([b for b, _c, _n, _k in parts] or [np.array(ends, dtype=np.int64)]))
+
+    def row_of(b: np.ndarray) -> np.ndarray:
+        return (b - lo) // width if dense else np.searchsorted(rows, b)
+
     # key-major cells (a key's buckets side by side): a column of the result is contiguous, and one flat add.at
     # per part (each code's offset looked up in a small table) is several times faster than add.at with a pair of
     # index arrays
     cells = np.zeros(nk * len(rows), dtype=np.int64)
     for b, c, n, key_of in parts:
-        at = (b - lo) // width if dense else np.searchsorted(rows, b)
-        np.add.at(cells, (key_of * len(rows))[c] + at, n)
-    column = None
-    if other_b is not None and other_n is not None and len(other_b):  # skill:(others) as the sum of its names' columns, not a max of sums
+        np.add.at(cells, (key_of * len(rows))[c] + row_of(b), n)
+    column = None  # skill:(others) as the sum of its names' columns, not a max of sums
+    if other_b is not None and other_n is not None and len(other_b):
         column = np.zeros(len(rows), dtype=np.int64)
-        np.add.at(column, (other_b - lo) // width if dense else np.searchsorted(rows, other_b), other_n)
+        np.add.at(column, row_of(other_b), other_n)
     return rows, cells.reshape(nk, len(rows)).T, keys_out, present, Folded(per_name, column)
 
 
@@ -385,7 +387,7 @@ def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]
 
     bounds: list[tuple[int, float | None, int | None, int | None, str]]
     bounds = [(s1, ts1, p0, p1, "pid change") for ts1, p1, s1, p0 in acc.pids
-              if p0 is not None and acc.pid_back.get(p0, -1) < s1]
+              if p0 is not None and not _logs_after(acc, p0, s1)]
     banners = sorted(acc.banners, key=lambda x: x[1])
     for (_t0, s0), (ts, s) in itertools.pairwise(banners):
         if bisect.bisect_right(change_seqs, s) == bisect.bisect_right(change_seqs, s0):  # no pid change between
@@ -406,10 +408,15 @@ def _restarts(acc: Acc, crashes: list[tuple[float | None, int | None, int, str]]
     return out
 
 
+def _logs_after(acc: Acc, pid: int, seq: int) -> bool:
+    """Whether ``pid``'s lines resume at or after line ``seq`` (it logs on beside a pid that came there)."""
+    return acc.pid_back.get(pid, -1) >= seq
+
+
 def _side_by_side(acc: Acc) -> list[tuple[int, int]]:
     """(pid, new pid) where a new pid came while the pid before it went on logging after it: two processes of the
     unit side by side (template instances under one identifier, a helper, an overlapping hand-over)."""
-    return [(p0, p1) for _t, p1, s1, p0 in acc.pids if p0 is not None and acc.pid_back.get(p0, -1) >= s1]
+    return [(p0, p1) for _t, p1, s1, p0 in acc.pids if p0 is not None and _logs_after(acc, p0, s1)]
 
 
 def _top_errors(acc: Acc, redact: Callable[[str], str], top: int) -> list[list[Any]]:
