@@ -41,6 +41,16 @@ def _engine(s: LogSummary) -> str:
     return next(n for n in s.notes if n.startswith("engine:"))
 
 
+def assert_same_in_ranges(path: Path, ref: LogSummary, monkeypatch: pytest.MonkeyPatch, workers: int,
+                          **kw: Any) -> LogSummary:
+    """The native engine in ``workers`` byte ranges (threads) gives ``ref``, the summary of one pass."""
+    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
+    many = summarize_logs(path, engine="native", workers=workers, **kw)
+    assert _engine(many).startswith(f"engine: native (C scanner, {workers} threads")
+    assert _plain(many) == _plain(ref)
+    return many
+
+
 def assert_same(path: Path, **kw: Any) -> LogSummary:
     py = summarize_logs(path, engine="python", **kw)
     c = summarize_logs(path, engine="native", **kw)
@@ -617,10 +627,8 @@ def test_pids_side_by_side_are_not_restarts(tmp_path: Path, monkeypatch: pytest.
     assert bool(note) == bool(side)
     for a, b in side:
         assert f"{a} and {b}" in note[0]
-    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
     for workers in (2, 5):
-        many = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min", engine="native", workers=workers)
-        assert _plain(many) == _plain(c)
+        assert_same_in_ranges(path, c, monkeypatch, workers, unit="zeptoclaw-gateway", bucket="1min")
 
 
 @needs_native
@@ -683,9 +691,7 @@ def test_crash_spam_is_counted_not_listed(tmp_path: Path, monkeypatch: pytest.Mo
     c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
     assert len(c.crashes) == MAX_CRASHES and c.levels["error"] == n
     assert any(note.startswith("321 more crash line(s) after the first 10,000") for note in c.notes)
-    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
-    many = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min", engine="native", workers=3)
-    assert _plain(many) == _plain(c)
+    assert_same_in_ranges(path, c, monkeypatch, 3, unit="zeptoclaw-gateway", bucket="1min")
 
 
 # --- journalctl's short format (the runbook's default output): lines read as entries without a time ------------
@@ -737,9 +743,7 @@ def test_short_format_runs_native(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     c = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
     assert _engine(c).startswith("engine: native (C scanner, 1 thread; journalctl's short format")
     assert c.skill_counts == dict(want) and len(c.restarts) == 1 and c.buckets.empty
-    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
-    many = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min", engine="native", workers=3)
-    assert _engine(many).startswith("engine: native (C scanner, 3 threads") and _plain(many) == _plain(c)
+    assert_same_in_ranges(path, c, monkeypatch, 3, unit="zeptoclaw-gateway", bucket="1min")
     with open(path, "ab") as fh:
         fh.write(b"Nov 20 11:00:00 gw01 zeptoclaw-gateway[4101]: info: caf\xe9\n")
     bad = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min")
@@ -763,9 +767,7 @@ def test_banner_spam_is_counted_not_kept(tmp_path: Path, monkeypatch: pytest.Mon
     c = assert_same(path, unit=None if raw else "zeptoclaw-gateway", bucket="1min")
     assert len(c.restarts) == MAX_BANNERS - 1
     assert any(note.startswith("77 more startup banner(s) after the first 10,000") for note in c.notes)
-    monkeypatch.setattr(logs, "NATIVE_PARALLEL_MIN_BYTES", 1)
-    many = summarize_logs(path, unit=None if raw else "zeptoclaw-gateway", bucket="1min", engine="native", workers=3)
-    assert _plain(many) == _plain(c)
+    assert_same_in_ranges(path, c, monkeypatch, 3, unit=None if raw else "zeptoclaw-gateway", bucket="1min")
 
 
 @needs_native
