@@ -1162,6 +1162,11 @@ static inline __attribute__((always_inline)) int see_pid(Scanner *s, const Ctx *
 /* the two slots of a tail's hash */
 static inline int tail_a(uint64_t h) { return (int)(h & (NTAILS - 1)); }
 static inline int tail_b(uint64_t h) { return (int)((h >> 32) & (NTAILS - 1)); }
+/* the slot holding a tail of hash h and length n, or -1 (the bytes are the caller's to compare) */
+static inline int tail_slot(const Scanner *s, uint64_t h, Py_ssize_t n) {
+    int a = tail_a(h), b = tail_b(h);
+    return s->tails[a].h == h && s->tails[a].n == n ? a : s->tails[b].h == h && s->tails[b].n == n ? b : -1;
+}
 
 /* a matched prefix of another unit than the scanner's (only with a unit given) */
 static inline int other_unit(const Scanner *s, const Prefix *x) {
@@ -1188,12 +1193,10 @@ static __attribute__((noinline)) Tail *recent_tail(Scanner *s, const char *r, co
     if (c + 1 < e && c[1] == ' ') {
         Py_ssize_t n = c + 2 - r;
         uint64_t h = hash_mem(0x7a11, r, (size_t)n);
-        int i = tail_a(h);
-        if (s->tails[i].h != h || s->tails[i].n != n) i = tail_b(h);
-        Tail *t = &s->tails[i];
-        if (t->n == n && t->h == h && eq_bytes(r, t->text, (size_t)n)) {
+        int i = tail_slot(s, h, n);
+        if (i >= 0 && eq_bytes(r, s->tails[i].text, (size_t)n)) {
             s->c_cur = i;
-            return t;
+            return &s->tails[i];
         }
     }
     if (s->has_ident) { /* a new prefix: another unit's line (or no journal line) is skipped whatever its time */
@@ -1225,9 +1228,8 @@ static __attribute__((noinline)) int iso_prefix(Scanner *s, const char *p, const
         memcpy(s->c_sec, p, 19);
         s->c_tvalid = 0;
         uint64_t h = hash_mem(0x7a11, tail, (size_t)tn);
-        int a = tail_a(h), b = tail_b(h); /* its slot if it has one, else an empty one, else a (b: its other one) */
-        int i = (s->tails[a].h == h && s->tails[a].n == tn) ? a : (s->tails[b].h == h && s->tails[b].n == tn) ? b
-                : s->tails[a].n == 0 ? a : s->tails[b].n == 0 ? b : (s->c_turn ^= 1) ? a : b;
+        int a = tail_a(h), b = tail_b(h), i = tail_slot(s, h, tn); /* its slot, else an empty one, else a or b */
+        if (i < 0) i = s->tails[a].n == 0 ? a : s->tails[b].n == 0 ? b : (s->c_turn ^= 1) ? a : b;
         s->c_cur = i;
         t = &s->tails[i];
         memcpy(t->text, tail, (size_t)tn);
