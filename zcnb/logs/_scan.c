@@ -1010,10 +1010,7 @@ static int parse_ts(const char *p, const char *q, long long *secs, int *us, Scan
         const char *f = ++r;
         while (r < q && is_digit((unsigned char)*r)) r++;
         int nd = (int)(r - f);
-        if (nd > 6) {
-            snprintf(s->reason, sizeof s->reason, "a timestamp with %d fraction digits", nd);
-            return TS_UNSURE;
-        }
+        if (nd > 6) nd = 6; /* fromisoformat (3.11+) reads microseconds and skips further digits: truncated */
         digits(f, nd, us);
         for (int i = nd; i < 6; i++) *us *= 10;
     }
@@ -1292,9 +1289,9 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
         if (ok && (*r == '.' || *r == ',') && r + 1 < lim && is_digit((unsigned char)r[1])) {
             const char *f = ++r;
             while (r < lim && is_digit((unsigned char)*r)) r++;
-            int nd = (int)(r - f);
-            if (nd > 6) ok = 0;
-            else { digits(f, nd, &us); for (int i = nd; i < 6; i++) us *= 10; }
+            int nd = (int)(r - f) < 6 ? (int)(r - f) : 6; /* as parse_ts: microseconds, further digits skipped */
+            digits(f, nd, &us);
+            for (int i = nd; i < 6; i++) us *= 10;
         }
         Tail *t = &s->tails[s->c_cur];
         if (ok && !(lim - r >= t->n && eq_bytes(r, t->text, (size_t)t->n))) t = recent_tail(s, r, lim);

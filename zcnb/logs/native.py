@@ -6,7 +6,7 @@ One pass over the file through 8 MiB mmap windows (same line and byte-range rule
 side only counts raw bytes; error groups are turned into tallies here (names are redacted and made canonical
 later, in :mod:`zcnb.logs.summary`, for both engines alike), with the very
 functions the Python engine uses, so both engines give identical summaries. When the C scanner meets input
-whose Python result it cannot reproduce for sure (e.g. a timestamp with 7+ fraction digits) it gives way
+whose Python result it cannot reproduce for sure (e.g. a timezone offset of 60 minutes or more) it gives way
 and the caller runs the Python engine instead, saying so in the summary's notes.
 """
 
