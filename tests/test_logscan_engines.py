@@ -8,6 +8,7 @@ to the Python engine, and the notes say so.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sys
@@ -187,12 +188,92 @@ def test_gives_way_to_python_and_says_so(tmp_path: Path, line: str, reason: str)
     assert s.skill_counts == {"a": 1}
 
 
+_MAX = 4 << 20  # zcnb.logs.message.MAX_LINE
+
+
+def _long(stamp: bytes, n: int, end: bytes = b"\n") -> bytes:
+    """A line of n bytes before its line break: skill:head-a near its start, skill:tail-b at its end."""
+    head = stamp + b"info: skill:head-a "
+    return (head + b"y" * max(0, n - len(head) - 13) + b" skill:tail-b")[:n] + end
+
+
+# lengths around MAX_LINE, longer than the C scanner's 8 MiB window, CRLF, and a last line without a newline
+_LONG_SIZES = [(100, b"\n"), (_MAX - 1, b"\n"), (_MAX, b"\n"), (_MAX + 1, b"\n"), (_MAX + 14, b"\n"), (5 << 20, b"\n"),
+               (100, b"\n"), (9 << 20, b"\n"), (100, b"\n"), (_MAX, b"\r\n"), (_MAX - 1, b"\r\n"), (100, b"\n"),
+               (20 << 20, b"")]
+
+
 @needs_native
-def test_line_longer_than_max_line_gives_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "huge.log"
-    path.write_bytes(b"2026-11-28T10:00:00+0000 h zeptoclaw-gateway[1]: info: skill:a " + b"x" * (5 << 20) + b"\n")
-    s = summarize_logs(path)
-    assert "gave way: a line longer than" in _engine(s)
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["short-iso", "short", "json"])
+def test_lines_longer_than_max_line_are_read_natively(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line over MAX_LINE = 4 MiB used to send the whole file to the Python engine (~100x slower). Both engines
+    now cut it the same way, in one pass or in byte ranges: a text line's first 4 MiB are read (``cut_lines``
+    counts it: a skill token past the cut is not counted, one cut in two is counted as far as it goes), a JSON line
+    that long is unreadable. Lines of exactly 4 MiB are whole (CR counted as a byte of the line)."""
+    path = tmp_path / f"long.{fmt}"
+    rows = []
+    for i, (n, end) in enumerate(_LONG_SIZES):
+        if fmt == "json":
+            row = {"__REALTIME_TIMESTAMP": str(1795900000000000 + i * 1000000), "_PID": "7", "MESSAGE": "info: skill:a "}
+            pad = n - len(json.dumps(row, separators=(",", ":")))
+            row["MESSAGE"] += "z" * max(0, pad)
+            rows.append(json.dumps(row, separators=(",", ":")).encode() + end)
+        else:
+            stamp = b"2026-11-28T10:00:%02d+0000 h zeptoclaw-gateway[1]: " if fmt == "short-iso" else \
+                b"Nov 28 10:00:%02d h zeptoclaw-gateway[1]: "
+            rows.append(_long(stamp % i, n, end))
+    path.write_bytes(b"".join(rows))
+    over = [n + (end == b"\r\n") > _MAX for n, end in _LONG_SIZES]
+    s = assert_same(path, bucket="1min")
+    assert _engine(s).startswith("engine: native")
+    if fmt == "json":
+        assert s.unreadable == sum(over) == 6 and s.cut_lines == 0 and s.skill_counts == {"a": len(rows) - 6}
+    else:
+        heads = [r.rstrip(b"\n")[:_MAX] for r in rows]  # what is read of each line
+        assert s.cut_lines == sum(over) == 6 and s.n_lines == len(rows) and s.skill_counts["head-a"] == len(rows)
+        assert s.skill_counts["tail-b"] == sum(h.rstrip(b"\r").endswith(b"skill:tail-b") for h in heads) == len(rows) - 5
+        assert f"{sum(over)} line(s) longer than 4 MiB" in " ".join(s.notes)
+    for workers in (2, 3, 5):
+        assert_same_in_ranges(path, s, monkeypatch, workers, bucket="1min")
+
+
+def _bounded(data: bytes, limit: int) -> tuple[list[bytes], int]:
+    """bounded_lines' lines (without their newline) and how many it cut."""
+    import io
+
+    from zcnb.logs.message import ReadStats, bounded_lines
+
+    stats = ReadStats()
+    lines = [ln[:-1] if ln.endswith(b"\n") else ln for ln in bounded_lines(io.BytesIO(data), limit, stats=stats)]
+    return lines, stats.cut_lines
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.tuples(st.integers(0, 300), st.sampled_from([b"\n", b"\r\n"])), max_size=12),
+       last=st.booleans(), chunk=st.integers(1, 400), cuts=st.lists(st.integers(0, 4000), max_size=4))
+def test_python_reader_cuts_long_lines_wherever_its_reads_fall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               sizes: list[tuple[int, bytes]], last: bool, chunk: int,
+                                                               cuts: list[int]) -> None:
+    """iter_chunks (the Python engine's reader of text logs) cuts a line longer than MAX_LINE exactly as bounded_lines
+    does, whatever its read size and byte ranges: the C scanner follows that one rule. (It used to depend on where the
+    reads fell: a line of 4-8 MiB was cut or kept whole by its offset.)"""
+    from zcnb.logs import chunks
+
+    limit = 64
+    monkeypatch.setattr(chunks, "MAX_LINE", limit)
+    monkeypatch.setattr(chunks, "CHUNK", chunk)
+    data = b"".join(bytes([97 + i % 26]) * n + end for i, (n, end) in enumerate(sizes)) + (b"tail" * 20 if last else b"")
+    path = tmp_path / "lines.log"
+    path.write_bytes(data)
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    got: list[bytes] = []
+    n_cut = [0]
+    for a, z in itertools.pairwise(bounds):
+        got += b"".join(chunks.iter_chunks(str(path), a, z, cut=n_cut)).split(b"\n")[:-1]
+    want, want_cut = _bounded(data, limit)
+    assert got == want
+    assert n_cut[0] == want_cut == sum(1 for n, end in sizes if n + len(end) - 1 > limit) + (last and 80 > limit)
 
 
 def test_not_built_falls_back_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -708,24 +789,39 @@ _SHORT_PREFIXES = st.sampled_from([
 ])
 
 
+# invalid UTF-8 of every kind (bad lead bytes, sequences cut short at each length, overlong forms, surrogates,
+# past U+10FFFF) and valid multi-byte text next to it: the C scanner decodes it as bytes.decode("utf-8", "replace")
+_BAD_UTF8 = st.one_of(st.sampled_from([
+    b"\xff", b"\x80", b"\xc3", b"\xc3(", b"\xe2\x82", b"\xe2\x82(", b"\xe0\x80\x80", b"\xe0\xa0", b"\xed\xa0\x80",
+    b"\xed\x9f\xbf", b"\xf0\x90\x80", b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf4\x8f\xbf", b"\xf5\x80", b"\xc0\xaf",
+    b"\xc1\xbf", b"\xef\xbf\xbd", "\u00e9".encode(), "\U0001f600".encode(), b"\xf0\x9f\x98", b"error: \xe9t\xe9 ",
+]), st.binary(max_size=6))
+
+
 @st.composite
 def _short_log(draw: st.DrawFn) -> bytes:
-    return _lines(draw, _SHORT_PREFIXES, [b"\n", b"\r\n", b"\r\r\n"])
+    text = _lines(draw, _SHORT_PREFIXES, [b"\n", b"\r\n", b"\r\r\n"])
+    lines = text.split(b"\n")
+    for _ in range(draw(st.integers(0, 4))):  # bytes that are not UTF-8 into some lines' messages
+        k = draw(st.integers(0, len(lines) - 1))
+        lines[k] += draw(_BAD_UTF8).replace(b"\n", b" ") + draw(_BODY).format(n=7).encode()
+    return b"\n".join(lines)
 
 
 @needs_native
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=_short_log(), unit=st.sampled_from([None, "zeptoclaw-gateway"]))
 def test_property_short_format_identical(tmp_path: Path, data: bytes, unit: str | None) -> None:
     path = tmp_path / "s.log"
     path.write_bytes(b"Nov 20 09:59:59 gw01 zeptoclaw-gateway[7]: info: first\n" + data)  # sniffed as short
-    assert_same(path, unit=unit, bucket="1min")
+    c = assert_same(path, unit=unit, bucket="1min")
+    assert _engine(c).startswith("engine: native")  # invalid UTF-8 included: it used to send the file to Python
 
 
 @needs_native
 def test_short_format_runs_native(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A dense log in journalctl's default format is read by the C scanner (in threads too), with the format's
-    caveat in the note; the skill counts are what was written; invalid UTF-8 makes it give way, and says so."""
+    caveat in the note; the skill counts are what was written; a line of Latin-1 text is read natively too."""
     from collections import Counter
 
     rng = random.Random(11)
@@ -747,12 +843,11 @@ def test_short_format_runs_native(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert _engine(c).startswith("engine: native (C scanner, 1 thread; journalctl's short format")
     assert c.skill_counts == dict(want) and len(c.restarts) == 1 and c.buckets.empty
     assert_same_in_ranges(path, c, monkeypatch, 3, unit="zeptoclaw-gateway", bucket="1min")
-    with open(path, "ab") as fh:
-        fh.write(b"Nov 20 11:00:00 gw01 zeptoclaw-gateway[4101]: info: caf\xe9\n")
-    bad = summarize_logs(path, unit="zeptoclaw-gateway", bucket="1min")
-    assert _engine(bad) == ("engine: python (C scanner gave way: a short-format line that is not valid UTF-8; "
-                            "journalctl's short format (no year: lines read without times, no time buckets; use "
-                            "journalctl -o short-iso or -o json for them))")
+    with open(path, "ab") as fh:  # Latin-1 text: read as read_short_file decodes it, by the C scanner too
+        fh.write(b"Nov 20 11:00:00 gw01 zeptoclaw-gateway[4101]: error: caf\xe9 failed\n")
+    bad = assert_same(path, unit="zeptoclaw-gateway", bucket="1min")
+    assert _engine(bad).startswith("engine: native (C scanner, ") and "journalctl's short format" in _engine(bad)
+    assert "error: caf\ufffd failed" in set(bad.top_errors["message"])
 
 
 @needs_native

@@ -32,7 +32,7 @@
 #endif
 
 enum { MODE_ISO = 0, MODE_RAW = 1, MODE_JSON = 2, MODE_EXPORT = 3, MODE_SHORT = 4 };
-#define MAX_LINE ((Py_ssize_t)4 << 20) /* logchunks.MAX_LINE: longer lines are cut there; Python judges those */
+#define MAX_LINE ((Py_ssize_t)4 << 20) /* zcnb.logs.message.MAX_LINE: longer lines are cut there (cut_line) */
 enum { R_OK_ = 0, R_GAVE_WAY = 1, R_INCOMPLETE = 3, R_NOMEM = -1, R_IO = -2 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -231,6 +231,8 @@ typedef struct {
     long long lines, debug, info, alloc_w, free_w, deinit_w;
     long long other[2][128][3]; /* lines of shapes beyond MAX_GROUPS: [warning?][flags][scope: other, gpa, DebugAllocator] */
     long long unreadable, bad_times; /* json lines / export entries skipped; lines with a time out of range */
+    long long cut_lines; /* lines longer than MAX_LINE: only their first MAX_LINE bytes read */
+    char *ubuf; size_t ucap; /* short format: a message with invalid UTF-8, as Python decodes it */
     int has_first; long long first, last;
     int has_pid; long long last_pid;
     /* short-iso: the previous line's second, and the syslog prefixes ("tails") seen last with what they meant: a
@@ -1324,6 +1326,38 @@ static int iso_line(Scanner *s, const char *p, const char *lim, const char **eou
     return 0;
 }
 
+/* [p, e) as Python's bytes.decode("utf-8", "replace") reads it, encoded again into out (room for 3 bytes per byte):
+ * each maximal invalid subpart (a bad lead byte, or the longest valid start of a sequence cut short) becomes one
+ * U+FFFD. Returns the length. */
+static Py_ssize_t utf8_replace(const unsigned char *p, const unsigned char *e, unsigned char *out) {
+    unsigned char *o = out;
+    while (p < e) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            *o++ = (unsigned char)c;
+            p++;
+            continue;
+        }
+        int n = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0, k = 1;
+        unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        while (k <= n && p + k < e && p[k] >= lo && p[k] <= hi) { /* only the second byte has narrower bounds */
+            k++;
+            lo = 0x80;
+            hi = 0xBF;
+        }
+        if (n && k == n + 1) {
+            memcpy(o, p, (size_t)k);
+            o += k;
+        } else {
+            *o++ = 0xEF;
+            *o++ = 0xBF;
+            *o++ = 0xBD;
+        }
+        p += k;
+    }
+    return o - out;
+}
+
 /* Whether [p, e) is UTF-8 as Python's decoder accepts it (no overlong forms, surrogates or code points past
  * U+10FFFF) */
 static int utf8_ok(const unsigned char *p, const unsigned char *e) {
@@ -1380,16 +1414,20 @@ static int short_line(Scanner *s, const char *p, const char *lim, const char **e
         if (t->skip) return 0;
         q += t->n;
     }
-    const char *msg = q < e && *q == ' ' ? q + 1 : q;
-    if (!utf8_ok((const unsigned char *)msg, (const unsigned char *)e))
-        return gave_way(s, "a short-format line that is not valid UTF-8");
+    const char *msg = q < e && *q == ' ' ? q + 1 : q, *me = e;
+    s->rlim = lim;
+    if (!utf8_ok((const unsigned char *)msg, (const unsigned char *)e)) { /* read as read_short_file decodes it */
+        if (grow((void **)&s->ubuf, &s->ucap, (size_t)(e - msg) * 3 + 64, 1) < 0) return R_NOMEM;
+        me = s->ubuf + utf8_replace((const unsigned char *)msg, (const unsigned char *)e, (unsigned char *)s->ubuf);
+        msg = s->ubuf;
+        s->rlim = s->ubuf + s->ucap;
+    }
     Ctx cx = {0, 0, 0, 0, 0, 0};
     cx.haspid = t->haspid;
     cx.pid = t->pid;
     if (see_pid(s, &cx) < 0) return R_NOMEM;
-    s->rlim = lim;
     const char *le;
-    if (scan_line(s, msg, e, &cx, cx.haspid ? 0 : 1, &le) < 0) return R_NOMEM;
+    if (scan_line(s, msg, me, &cx, cx.haspid ? 0 : 1, &le) < 0) return R_NOMEM;
     s->lines++;
     return 0;
 }
@@ -2145,11 +2183,58 @@ static inline int one_line(Scanner *s, const char *p, const char *lim, const cha
     }
 }
 
+/* A line longer than MAX_LINE bytes (before its '\n') is cut as zcnb.logs.message.bounded_lines and
+ * zcnb.logs.chunks.iter_chunks cut it: its first MAX_LINE bytes are read as the line, and cut_lines counts it. A
+ * JSON line that long is unreadable, as read_journal_json judges it. */
+static int cut_line(Scanner *s, const char *p) {
+    if (s->mode == MODE_JSON) {
+        s->unreadable++;
+        return 0;
+    }
+    const char *e;
+    int r = one_line(s, p, p + MAX_LINE, &e);
+    if (!r) s->cut_lines++;
+    return r;
+}
+
+/* The first line in [p, lim) longer than MAX_LINE bytes (*eout: its end, the next '\n' or lim), or NULL. Such a
+ * line holds a whole newline-free piece of MAX_LINE / 2 bytes of any tiling of it, so a few memchr calls per window
+ * tell (each stops at the first newline of its piece). */
+static const char *first_long(const char *p, const char *lim, const char **eout) {
+    const size_t h = (size_t)MAX_LINE / 2;
+    const char *x = p;
+    while (x < lim) {
+        size_t n = (size_t)(lim - x) < h ? (size_t)(lim - x) : h;
+        if (memchr(x, '\n', n)) {
+            x += n;
+            continue;
+        }
+        const char *s0 = x > p ? memrchr(p, '\n', (size_t)(x - p)) : NULL;
+        s0 = s0 ? s0 + 1 : p;
+        const char *e0 = memchr(x, '\n', (size_t)(lim - x));
+        if (!e0) e0 = lim;
+        if (e0 - s0 > MAX_LINE) {
+            *eout = e0;
+            return s0;
+        }
+        x = e0 + 1;
+    }
+    return NULL;
+}
+
 /* Lines in [buf, buf+n); the last one may lack its newline. */
 static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
-    const char *p = buf, *end = buf + n, *e;
+    const char *p = buf, *end = buf + n, *e, *lend = NULL;
+    const char *lp = s->mode == MODE_EXPORT ? NULL : first_long(p, end, &lend);
     while (p < end) {
-        int r = one_line(s, p, end, &e);
+        int r;
+        if (p == lp) {
+            r = cut_line(s, p);
+            e = lend;
+            lp = lend < end ? first_long(lend + 1, end, &lend) : NULL;
+        } else {
+            r = one_line(s, p, end, &e);
+        }
         if (r) return r;
         p = e + 1;
     }
@@ -2159,6 +2244,7 @@ static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
 #define WINDOW ((off_t)8 << 20)        /* mapped at a time: bounds the file pages counted in RSS (2 threads: 16 MiB);
                                         * 4 MiB windows made the threads wait on each other unmapping them */
 static int export_start(int fd, off_t *pos);
+static int skip_line(int fd, off_t *pos, off_t from);
 
 /* The first entry start at or after pos in an export file: the file's start or just after an empty line. The
  * caller checks it against where the previous range stopped (an empty line can lie inside binary data). */
@@ -2215,10 +2301,17 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
             const char *last = memrchr(p, '\n', (size_t)(lim - p));
             lim = last ? last + 1 : p;
         }
+        const char *lend = NULL, *lp = exp ? NULL : first_long(p, lim, &lend); /* the next line to cut */
         while (p < lim && off + (p - map) < end) {
             const char *e;
-            r = one_line(s, p, lim, &e);
-            if (!r && e - p > MAX_LINE) r = gave_way(s, "a line longer than 4 MiB");
+            if (p == lp) {
+                r = cut_line(s, p);
+                e = lend;
+                lp = lend < lim ? first_long(lend + 1, lim, &lend) : NULL;
+            } else {
+                r = one_line(s, p, lim, &e);
+                if (!r && exp && e - p > MAX_LINE) r = gave_way(s, "a journal export entry longer than 4 MiB");
+            }
             if (r) break;
             p = e + 1;
         }
@@ -2227,6 +2320,8 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
         if (r == R_INCOMPLETE && eof) /* a cut last entry: dropped and counted, as read_journal drops and counts it */
             for (const char *c = p; c < lim; c++)
                 if (*c != '\n') { s->unreadable++; break; }
+        int beyond = !r && !exp && next == pos && next < end; /* no newline in the window: a line longer than it */
+        if (beyond) r = cut_line(s, p); /* its head lies in the window (more than MAX_LINE bytes from pos) */
         munmap(map, (size_t)len);
         if (r == R_INCOMPLETE) {
             r = 0;
@@ -2234,11 +2329,25 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
             if (next == pos) return gave_way(s, "a journal export entry larger than the read window");
         }
         if (r) return r;
-        if (next == pos && next < end) return gave_way(s, "a line longer than 4 MiB"); /* none complete in a window */
+        if (beyond && skip_line(fd, &next, off + len) < 0) return R_IO; /* the rest of it: skipped, unmapped */
+        if (next == pos && next < end) return gave_way(s, "a journal export entry larger than the read window");
         pos = next;
         s->range_stop = pos;
     }
     return 0;
+}
+
+/* *pos = the position after the first '\n' at or after `from` (the file's size when none) */
+static int skip_line(int fd, off_t *pos, off_t from) {
+    char tmp[65536];
+    for (off_t at = from;;) {
+        ssize_t k = pread(fd, tmp, sizeof tmp, at);
+        if (k < 0) return R_IO;
+        if (k == 0) { *pos = at; return 0; }
+        char *nl = memchr(tmp, '\n', (size_t)k);
+        if (nl) { *pos = at + (nl - tmp) + 1; return 0; }
+        at += k;
+    }
 }
 /* ---------------------------------------------------------------- Python type */
 static void Scanner_dealloc(Scanner *s) {
@@ -2252,7 +2361,7 @@ static void Scanner_dealloc(Scanner *s) {
     for (size_t i = 0; i < s->ncrash; i++) free(s->crashes[i].msg);
     free(s->crashes);
     for (int k = 0; k < 4; k++) free(s->jbuf[k]);
-    free(s->jq); free(s->jsp);
+    free(s->jq); free(s->jsp); free(s->ubuf);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
@@ -2395,12 +2504,12 @@ static PyObject *Scanner_result(Scanner *s, PyObject *Py_UNUSED(ignored)) {
                     Py_DECREF(bb); Py_DECREF(bc); Py_DECREF(bn); Py_DECREF(other);
                     goto done;
                 }
-    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsLsNsisNsLsL}", "lines", s->lines,
+    out = Py_BuildValue("{sLsNsNsOsOsOsOsOsNsNsNsLsLs(LLL)s(LL)sLsLsLsNsisNsLsL}", "lines", s->lines,
                         "first", opt_ts(s->has_first, s->first), "last", opt_ts(s->has_first, s->last),
                         "pids", pids, "banners", banners, "crashes", crashes, "columns", cols, "groups", groups,
                         "bucket_b", bb, "bucket_c", bc, "bucket_n", bn,
                         "debug", s->debug, "info", s->info, "alloc", s->alloc_w, s->free_w, s->deinit_w,
-                        "range", s->range_start, s->range_stop, "unreadable", s->unreadable,
+                        "range", s->range_start, s->range_stop, "unreadable", s->unreadable, "cut_lines", s->cut_lines,
                         "bad_times", s->bad_times, "other", other, "pids_capped", s->pids_capped,
                         "last_pid", s->has_pid ? PyLong_FromLongLong(s->last_pid) : Py_NewRef(Py_None),
                         "crashes_over", s->crashes_over, "banners_over", s->banners_over);

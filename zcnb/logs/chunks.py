@@ -11,6 +11,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from .message import MAX_LINE
 from .scan import ISO_LINE, Acc, LineSeq, Where, bucket_of, line_ts, parse_iso, scan_block, scan_messages
@@ -262,45 +263,75 @@ CHUNK = 8 << 20  # per worker: a few copies of this are alive at once
 def iter_chunks(path: str, start: int, end: int, *, cut: list[int] | None = None) -> Iterator[bytes]:
     """Yield buffers of complete lines whose first byte lies in [start, end).
 
-    A line longer than ``MAX_LINE`` that does not end within the read is cut: its head is kept, the rest skipped
-    (memory stays bounded), and ``cut[0]`` counts it."""
+    A line longer than ``MAX_LINE`` bytes (before its newline) is cut, wherever the reads fall: its first
+    ``MAX_LINE`` bytes are yielded as the line, the rest is skipped unread into memory, and ``cut[0]`` counts it
+    (:func:`zcnb.logs.message.bounded_lines`' rule, and the C scanner's)."""
     with open(path, "rb") as f:
         if start > 0:
             f.seek(start - 1)
             if f.read(1) != b"\n":  # the line started in the previous range: skip its rest
-                rest = f.readline(MAX_LINE)
-                while rest and not rest.endswith(b"\n"):
-                    rest = f.readline(MAX_LINE)
-        pos = f.tell()
+                _skip_line(f)
+        pos = f.tell()  # the file offset of carry's first byte
         carry = b""
-        skipped = 0  # bytes dropped from a giant line held in carry
         while pos < end:
             data = f.read(CHUNK)
             if not data:
                 if carry:
-                    yield carry + b"\n"
+                    yield _cut_long(carry + b"\n", cut)
                 return
             buf = carry + data
-            rel_end = end - pos - skipped
+            rel_end = end - pos
             if rel_end <= len(buf):
                 nl = buf.find(b"\n", max(rel_end - 1, 0))
                 if nl >= 0:
-                    yield buf[: nl + 1]
+                    yield _cut_long(buf[: nl + 1], cut)
                     return
             nl = buf.rfind(b"\n")
             if nl < 0:
-                if len(buf) > MAX_LINE:  # a giant line: keep its head, drop the rest
-                    if not skipped and cut is not None:
+                if len(buf) > MAX_LINE:  # a giant line: its head, then the rest skipped
+                    if cut is not None:
                         cut[0] += 1
-                    skipped += len(buf) - MAX_LINE
-                    carry = buf[:MAX_LINE]
+                    yield buf[:MAX_LINE] + b"\n"
+                    _skip_line(f)
+                    pos, carry = f.tell(), b""
                 else:
                     carry = buf
                 continue
-            yield buf[: nl + 1]
-            pos += nl + 1 + skipped
-            skipped = 0
+            yield _cut_long(buf[: nl + 1], cut)
+            pos += nl + 1
             carry = buf[nl + 1:]
+
+
+def _skip_line(f: BinaryIO) -> None:
+    """Read past the next newline (or to the end), MAX_LINE bytes at a time."""
+    rest = f.readline(MAX_LINE)
+    while rest and not rest.endswith(b"\n"):
+        rest = f.readline(MAX_LINE)
+
+
+def _cut_long(buf: bytes, cut: list[int] | None) -> bytes:
+    """``buf`` (complete lines) with each line longer than ``MAX_LINE`` bytes cut to its first ``MAX_LINE`` bytes.
+
+    Such a line holds a whole newline-free piece of ``MAX_LINE // 2`` bytes of any tiling of it, so a few
+    ``find`` calls per buffer tell (each stops at the first newline of its piece)."""
+    if len(buf) <= MAX_LINE + 1:
+        return buf
+    half = MAX_LINE // 2
+    parts: list[bytes] = []
+    done = x = 0
+    while x < len(buf):
+        if buf.find(b"\n", x, x + half) >= 0:
+            x += half
+            continue
+        first = buf.rfind(b"\n", done, x) + 1 or done
+        last = buf.find(b"\n", x)
+        if last - first > MAX_LINE:
+            parts += (buf[done:first + MAX_LINE], b"\n")
+            done = last + 1
+            if cut is not None:
+                cut[0] += 1
+        x = last + 1
+    return b"".join([*parts, buf[done:]]) if parts else buf
 
 
 def scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> Acc:

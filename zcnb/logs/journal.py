@@ -127,7 +127,7 @@ def _parse_lines(lines: Iterable[bytes], *, redact: Callable[[str], str], stats:
     for raw in lines:
         if not raw.strip():
             continue
-        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):  # longer than MAX_LINE: cut by the bounded reader
+        if len(raw) - raw.endswith(b"\n") > MAX_LINE:  # longer than MAX_LINE (the reader's limit is one more)
             stats.unreadable += 1
             continue
         try:

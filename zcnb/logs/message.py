@@ -84,15 +84,18 @@ class ReadStats:
 
 
 def bounded_lines(fh: BinaryIO, limit: int, *, stats: ReadStats | None = None) -> Iterator[bytes]:
-    """The lines of a binary file, each at most ``limit`` bytes: a longer line yields its head (without a newline)
-    and the rest of it is skipped unread into memory; ``stats.cut_lines`` counts such lines."""
+    """The lines of a binary file: a line longer than ``limit`` bytes (before its newline) yields its first ``limit``
+    bytes (without a newline), the rest of it is skipped unread into memory, and ``stats.cut_lines`` counts it."""
     while True:
         line = fh.readline(limit)
         if not line:
             return
         if len(line) == limit and not line.endswith(b"\n"):
             rest = fh.readline(limit)
-            if rest and stats is not None:
+            if rest in (b"", b"\n"):  # exactly `limit` bytes long: nothing is cut
+                yield line + rest
+                continue
+            if stats is not None:
                 stats.cut_lines += 1
             while rest and not rest.endswith(b"\n"):
                 rest = fh.readline(limit)

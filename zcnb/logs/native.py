@@ -106,7 +106,7 @@ def to_acc(res: dict[str, Any]) -> Acc:
 
     acc = Acc()
     acc.lines = res["lines"]
-    acc.unreadable, acc.bad_times = res["unreadable"], res["bad_times"]
+    acc.unreadable, acc.bad_times, acc.cut_lines = res["unreadable"], res["bad_times"], res["cut_lines"]
     acc.first_ts, acc.last_ts = res["first"], res["last"]
     acc.pids = [(ts, pid, seq, prev) for ts, pid, seq, prev, _back in res["pids"]]
     acc.pid_seen = {pid for _ts, pid, _seq, _prev, _back in res["pids"]}
