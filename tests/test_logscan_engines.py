@@ -400,13 +400,14 @@ _MSG = st.lists(_BODY, max_size=4).map("".join)
 _JTEXT = st.one_of(_MSG, st.lists(_MSG, min_size=1, max_size=3).map("\n".join))
 _DIGITS = st.integers(0, 10**16).map(str)
 _VALUES = {
-    "MESSAGE": st.one_of(_JTEXT, st.none(), _JTEXT.map(lambda t: list(t.encode("utf-8", "surrogatepass"))),
+    "MESSAGE": st.one_of(_JTEXT, st.none(), _JTEXT.map(lambda t: list(t.encode("utf-8", "surrogatepass"))), st.integers(0, 99),
                          st.binary(max_size=20).map(list), st.lists(st.one_of(_JTEXT, st.none()), max_size=3),
                          st.sampled_from(["\ud800 lone", "astral \U0001f600 skill:a", "nul \x00 ctl \x1f"])),
     "_PID": st.one_of(st.sampled_from(["100", "101", "", "x", "007", " ", "-"]), st.none(),
-                      st.just(["100", "101"])),
-    "PRIORITY": st.one_of(st.sampled_from(["6", "3", "06", "", "warning"]), st.none()),
-    "__REALTIME_TIMESTAMP": st.one_of(_DIGITS, st.sampled_from(["", "soon", "1795900000000000"]), st.none()),
+                      st.just(["100", "101"]), st.integers(0, 10**6)),  # numbers, as log shippers write them
+    "PRIORITY": st.one_of(st.sampled_from(["6", "3", "06", "", "warning"]), st.none(), st.integers(0, 9)),
+    "__REALTIME_TIMESTAMP": st.one_of(_DIGITS, st.sampled_from(["", "soon", "1795900000000000"]), st.none(),
+                                      st.integers(0, 10**16)),
     "_SYSTEMD_USER_UNIT": st.sampled_from(["zeptoclaw-gateway.service", "other.service", "", None]),
     "_SYSTEMD_UNIT": st.sampled_from(["zeptoclaw-gateway.service", "user@1000.service", "", None]),
     "SYSLOG_IDENTIFIER": st.sampled_from(["zeptoclaw-gateway", "other", None]),
@@ -448,9 +449,10 @@ def test_property_journal_json_identical(tmp_path: Path, data: bytes, unit: str 
 
 
 @needs_native
-@pytest.mark.parametrize("value", ['12', '1.5', 'true', '{"a": 1}', '[1, "a"]', '"\\u0661"', '"12a"'])
+@pytest.mark.parametrize("value", ['-3', '1.5', '1e3', 'true', '{"a": 1}', '[1, "a"]', '"\\u0661"', '"12a"'])
 def test_journal_json_values_only_python_reads_give_way(tmp_path: Path, value: str) -> None:
-    """A number, object or mixed array where a text is expected: Python's str() of it is what counts."""
+    """A fraction, negative number, object or mixed array where a text is expected: Python's str() of it is what
+    counts (non-negative integers are read natively: their str() is their text)."""
     path = tmp_path / "odd.jsonl"
     path.write_text('{"__REALTIME_TIMESTAMP": "1795900000000000", "_PID": "1", "MESSAGE": "skill:a"}\n'
                     f'{{"__REALTIME_TIMESTAMP": "1795900001000000", "_PID": {value}, "MESSAGE": "skill:b"}}\n')

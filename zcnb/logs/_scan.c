@@ -1444,7 +1444,7 @@ static int raw_line(Scanner *s, const char *p, const char *lim, const char **eou
 /* What json.loads + zcnb.logs.journal.entry_from_json make of one line, for the fields a summary uses. The line must be
  * a JSON object exactly as Python's json module accepts it (else the line is skipped, as read_journal_json does);
  * field values the C side cannot turn into the same text (numbers, objects, mixed arrays) make it give way. */
-enum { JV_MISSING = 0, JV_NULL, JV_STR, JV_BYTES, JV_OTHER };
+enum { JV_MISSING = 0, JV_NULL, JV_STR, JV_BYTES, JV_OTHER, JV_INT }; /* JV_INT: digits only, str() of it is itself */
 enum { F_MESSAGE = 0, F_PID, F_PRIORITY, F_TS, F_UUNIT, F_UNIT, F_IDENT, NFIELDS };
 typedef struct { int kind; const char *p; Py_ssize_t n; int esc; } JVal;
 typedef struct { const char *p; Py_ssize_t n; } Txt; /* a field's text; p NULL: None */
@@ -1523,7 +1523,7 @@ static const char *j_array(const char *p, const char *e, int depth, JVal *out, i
             all_str = 0;
             /* 0|[1-9][0-9]{0,2} and <= 255 (no sign, fraction or exponent: those are not Python ints) */
             Py_ssize_t len = q - st;
-            int ok = v.kind == JV_OTHER && len >= 1 && len <= 3 && is_digit((unsigned char)st[0]) && (len == 1 || st[0] != '0');
+            int ok = (v.kind == JV_OTHER || v.kind == JV_INT) && len >= 1 && len <= 3 && is_digit((unsigned char)st[0]) && (len == 1 || st[0] != '0');
             for (Py_ssize_t i = 1; ok && i < len; i++) ok = is_digit((unsigned char)st[i]);
             if (ok) { int x = 0; for (Py_ssize_t i = 0; i < len; i++) x = x * 10 + (st[i] - '0'); ok = x <= 255; }
             if (!ok) all_bytes = 0;
@@ -1565,9 +1565,15 @@ static const char *j_value(const char *p, const char *e, int depth, JVal *out, i
     case '-':
         if (has_prefix(p, e, "-Infinity", 9)) { if (out) out->kind = JV_OTHER; return p + 9; }
         /* fall through */
-    default:
-        if (out) out->kind = JV_OTHER;
-        return j_number(p, e);
+    default: {
+        const char *q = j_number(p, e);
+        if (out) { /* a non-negative integer: Python's str() of it is its own text (not so for -0, 1.50 or 1e3) */
+            int digits = q && *p != '-';
+            for (const char *c = p; digits && c < q; c++) digits = is_digit((unsigned char)*c);
+            *out = digits ? (JVal){JV_INT, p, q - p, 0} : (JVal){JV_OTHER, NULL, 0, 0};
+        }
+        return q;
+    }
     }
 }
 
@@ -1801,7 +1807,7 @@ static int j_text(Scanner *s, const JVal *v, int k, int message, const char **t,
     *n = 0;
     if (v->kind == JV_MISSING || v->kind == JV_NULL) return 0;
     if (v->kind == JV_OTHER || (v->kind == JV_BYTES && !message)) {
-        snprintf(s->reason, sizeof s->reason, "a journal JSON field holding a number, object or mixed array");
+        snprintf(s->reason, sizeof s->reason, "a journal JSON field holding a fraction, object, boolean or mixed array");
         return 1;
     }
     if (grow((void **)&s->jbuf[k], &s->jcap[k], (size_t)v->n + 64, 1) < 0) return -1; /* + room to read past */
