@@ -224,7 +224,50 @@ def _json_export_bytes(entries: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("output", ["short-full", "short-unix", "short-monotonic", "short-delta"])
+@pytest.mark.parametrize("output", ["json-seq", "json-sse", "json-pretty"])
+def test_journalctl_json_seq_sse_and_pretty_read_as_json(tmp_path: Path, output: str) -> None:
+    """journalctl's other JSON outputs, written by journalctl itself from a real journal file, give the summary of
+    its -o json: json-seq (an RS byte before each record) and json-sse ("data: " before each, blank lines between)
+    in both engines; json-pretty (an entry over several lines) by the Python engine, which says so. All three used to
+    be read as raw lines: 0 errors, no times, no restarts, without a word."""
+    from zcnb.logs.journal import write_journal
+
+    entries = _entries([("crash.log", 4100), ("start.log", 4101)])
+    entries.append({**entries[-1], "MESSAGE": b"multi skill:git_workflow\nline error: not a level \xff"})
+    files = write_journal(entries, tmp_path / "gw.journal")
+    got = {}
+    for fmt in ("json", output):
+        path = tmp_path / f"gw.{fmt}"
+        with open(path, "wb") as fh:
+            subprocess.run(["journalctl", f"--file={files[0]}", "-o", fmt, "--all", "--no-pager"], stdout=fh, check=True)
+        if fmt == "json-pretty":
+            py = summarize_logs(path, unit="zeptoclaw-gateway", engine="python")
+            c = summarize_logs(path, unit="zeptoclaw-gateway")
+            assert _plain(c) == _plain(py) and "json-pretty: entries over several lines" in c.notes[-1]
+            assert c.notes[-1].startswith("engine: python (the C scanner does not read this format;" if NATIVE
+                                          else "engine: python (C scanner not built")
+            got[fmt] = py
+        else:
+            got[fmt] = both(path, unit="zeptoclaw-gateway")
+    assert _plain(got[output]) == _plain(got["json"]) and got[output].buckets.equals(got["json"].buckets)
+    assert got["json"].levels["error"] == 2 and [r["reason"] for r in got["json"].to_dict()["restarts"]] == ["crash"]
+
+
+def test_json_pretty_objects_that_cannot_be_read_are_counted(tmp_path: Path) -> None:
+    """A stray line, an object over MAX_LINE and a last object cut short are counted as unreadable; the objects
+    around them are read (memory stays bounded: the big object's lines are dropped as they come)."""
+    def obj(msg: str, us: int) -> str:
+        return "{\n" + f'\t"__REALTIME_TIMESTAMP" : "{us}",\n\t"_PID" : "7",\n\t"MESSAGE" : "{msg}"\n' + "}\n"
+
+    path = tmp_path / "gw.json-pretty"
+    path.write_text(obj("error: first", T0_US) + "stray text\n" + obj("info: " + "x" * (5 << 20), T0_US + 1)
+                    + obj("info: skill:git_workflow", T0_US + 2) + '{"MESSAGE" : "error: one line"}\n'
+                    + obj("error: cut", T0_US + 3)[:-3])
+    s = summarize_logs(path, engine="python")
+    assert s.n_lines == 3 and s.unreadable == 3 and s.levels["error"] == 2 and s.skill_counts == {"git-workflow": 1}
+
+
+@pytest.mark.parametrize("output", ["short-full", "short-unix", "short-monotonic", "short-delta", "verbose"])
 def test_journalctl_formats_read_as_raw_lines_say_so(tmp_path: Path, output: str) -> None:
     """journalctl text outputs whose prefix zcnb does not read (written by journalctl itself from a real journal
     file) are read as raw lines; the summary says what that leaves out instead of reporting 0 errors silently."""

@@ -434,7 +434,8 @@ def _journal(draw: st.DrawFn) -> bytes:
             text = text.replace('"MESSAGE"', '"\\u004dESSAGE"').replace('"_PID"', '"\\u005fPID"')
         if '"MESSAGE"' in text and draw(st.integers(0, 5)) == 0:
             text = text[:-1] + ', "MESSAGE": "repeated: the last wins"}'
-        lines.append(text.encode("utf-8", "surrogatepass"))
+        # journalctl -o json-seq puts an RS byte before each record, -o json-sse "data: "
+        lines.append(draw(st.sampled_from([b"", b"", b"\x1e", b"data: "])) + text.encode("utf-8", "surrogatepass"))
     return draw(st.sampled_from([b"\n", b"\r\n"])).join(lines) + draw(st.sampled_from([b"", b"\n"]))
 
 

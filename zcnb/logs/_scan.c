@@ -1925,7 +1925,7 @@ static int json_line(Scanner *s, const char *p, const char *lim, const char **eo
     const char *q = p;
     while (q < e && is_space((unsigned char)*q)) q++;
     if (q >= e) return 0; /* blank (bytes.strip): skipped */
-    q = j_ws(p, e);
+    q = j_ws(*p == 0x1E ? p + 1 : e - p >= 6 && memcmp(p, "data: ", 6) == 0 ? p + 6 : p, e); /* json-seq, json-sse */
     if (q >= e || *q != '{') { s->unreadable++; return 0; } /* not an object (or not JSON): skipped, counted */
     JVal f[NFIELDS];
     memset(f, 0, sizeof f);

@@ -32,8 +32,9 @@ class ScanConfig:
 
 
 def sniff_format(head: bytes) -> str:
-    """``json`` / ``export`` (a saved ``journalctl -o json`` / ``-o export``), ``short-iso`` / ``short`` when most
-    of the first lines carry that journalctl prefix, else ``raw``."""
+    """``json`` / ``export`` (a saved ``journalctl -o json`` / ``-o export``; ``-o json-seq`` and ``-o json-sse``
+    records count as ``json``), ``json-pretty``, ``short-iso`` / ``short`` when most of the first lines carry that
+    journalctl prefix, else ``raw``."""
     from .formats import EXPORT_START, SHORT_LINE
 
     if head.startswith(EXPORT_START):
@@ -44,9 +45,11 @@ def sniff_format(head: bytes) -> str:
     lines = [ln for ln in parts[:200] if ln.strip() and not ln.startswith(b"-- ")]
     if not lines:
         return "raw"
-    journal = sum(1 for ln in lines if ln.lstrip().startswith(b"{") and any(k in ln for k in _JOURNAL_KEYS))
+    journal = sum(1 for ln in lines if _JSON_RECORD.match(ln) and any(k in ln for k in _JOURNAL_KEYS))
     if journal * 2 >= len(lines):
         return "json"
+    if lines[0].strip() == b"{" and any(ln.lstrip().startswith(k + b" : ") for ln in lines[1:60] for k in _JOURNAL_KEYS):
+        return "json-pretty"
     hits = sum(1 for ln in lines if ISO_LINE.match(ln))
     if hits * 2 >= len(lines):
         return "short-iso"
@@ -55,6 +58,7 @@ def sniff_format(head: bytes) -> str:
 
 
 _JOURNAL_KEYS = (b'"__REALTIME_TIMESTAMP"', b'"__CURSOR"', b'"MESSAGE"')
+_JSON_RECORD = re.compile(rb"(?:\x1e|data: )?\s*\{")  # -o json, json-seq (RS first), json-sse ("data: " first)
 _SYSLOG_TAIL = rb"(?: \S+)?? [^\s\[]+?(?:\[\d+\])?:"  # [host] ident[pid]:
 # journalctl text outputs that are read as raw lines (their prefix is none of ISO_LINE / SHORT_LINE)
 OTHER_JOURNAL_FORMATS = {
@@ -62,6 +66,8 @@ OTHER_JOURNAL_FORMATS = {
     "short-unix": re.compile(rb"\d{1,12}\.\d{6}" + _SYSLOG_TAIL),
     "short-monotonic": re.compile(rb"\[ *\d+\.\d{6}\]" + _SYSLOG_TAIL),
     "short-delta": re.compile(rb"\[ *\d+\.\d{6} <[ \d.]+>\]" + _SYSLOG_TAIL),
+    # an entry: a header line (its time and cursor), then a "    FIELD=value" line per field
+    "verbose": re.compile(rb"[A-Z][a-z]{2} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} \S+ \[s=[0-9a-f]+;i=|    [A-Z_][A-Z0-9_]*="),
 }
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "journal_argv",
     "read_journal",
     "read_journal_json",
+    "read_journal_json_pretty",
     "stamped_to_export",
     "write_journal",
 ]
@@ -123,6 +124,8 @@ def entry_from_json(obj: dict[str, Any], *, redact: Callable[[str], str], stats:
 
 
 def _parse_lines(lines: Iterable[bytes], *, redact: Callable[[str], str], stats: ReadStats) -> Iterator[LogEntry]:
+    """Entries of JSON records, one a line: ``-o json``, ``-o json-seq`` (an RS byte first) or ``-o json-sse``
+    (``data: `` first)."""
     loads = json.JSONDecoder().decode
     for raw in lines:
         if not raw.strip():
@@ -130,6 +133,10 @@ def _parse_lines(lines: Iterable[bytes], *, redact: Callable[[str], str], stats:
         if len(raw) - raw.endswith(b"\n") > MAX_LINE:  # longer than MAX_LINE (the reader's limit is one more)
             stats.unreadable += 1
             continue
+        if raw[:1] == b"\x1e":  # RFC 7464 record separator (json-seq)
+            raw = raw[1:]
+        elif raw[:6] == b"data: ":  # server-sent event (json-sse)
+            raw = raw[6:]
         try:
             obj = loads(raw.decode("utf-8", "replace"))
         except (ValueError, RecursionError):  # cut short, not JSON, or nested deeper than the parser goes
@@ -141,9 +148,55 @@ def _parse_lines(lines: Iterable[bytes], *, redact: Callable[[str], str], stats:
             stats.unreadable += 1
 
 
+def _pretty_objects(fh: Any, stats: ReadStats) -> Iterator[bytes]:
+    """The objects of ``journalctl -o json-pretty`` (``{`` and ``}`` on lines of their own, a field a line), each as
+    one text; an object over ``MAX_LINE`` bytes is counted in ``stats.unreadable``, and lines outside objects are
+    given as they are (a one-line object is read, anything else is unreadable)."""
+    block: list[bytes] = []
+    size = 0
+    for raw in bounded_lines(fh, MAX_LINE + 1):
+        line = raw.strip()
+        if not block and not size:
+            if line == b"{":
+                block, size = [raw], len(raw)
+            elif line:
+                yield raw
+            continue
+        size += len(raw)
+        if size <= MAX_LINE:
+            block.append(raw)
+        else:
+            block = []  # too big: its lines are dropped as they come
+        if line == b"}":  # a string value's "}" is on its field's line, never alone
+            if block:
+                yield b"".join(block)
+            else:
+                stats.unreadable += 1
+            block, size = [], 0
+    if block or size:  # cut short: the last object never ended
+        stats.unreadable += 1
+
+
+def read_journal_json_pretty(path: str | os.PathLike[str], *, unit: str | None = None,
+                             redact: Callable[[str], str] | None = None,
+                             stats: ReadStats | None = None) -> Iterator[LogEntry]:
+    """Stream a saved ``journalctl -o json-pretty`` (each entry an object over several lines), as
+    :func:`read_journal_json` reads ``-o json``; an object that cannot be read is counted in ``stats.unreadable``."""
+    p = Path(path)
+    red = redact if redact is not None else Redactor.create()
+    want = full_unit(unit)
+    counts = stats if stats is not None else ReadStats()
+    with open_input(p, what="journal export", error=LogFormatError,
+                    hint="create it with journalctl -o json-pretty > FILE (or -o json)") as fh:
+        for e in _parse_lines(_pretty_objects(fh, counts), redact=red, stats=counts):
+            if want is None or e.unit == want:
+                yield e
+
+
 def read_journal_json(path: str | os.PathLike[str], *, unit: str | None = None,
                       redact: Callable[[str], str] | None = None, stats: ReadStats | None = None) -> Iterator[LogEntry]:
-    """Stream a saved ``journalctl -o json`` export (one JSON object a line).
+    """Stream a saved ``journalctl -o json`` export (one JSON object a line; ``-o json-seq`` and ``-o json-sse``
+    records too).
 
     Lines that cannot be read (not JSON, not an object, nested too deep, longer than ``MAX_LINE``) are skipped
     and counted in ``stats.unreadable``; times out of range in ``stats.bad_times`` (the entry is read without one).
