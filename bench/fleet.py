@@ -1,6 +1,6 @@
 """Fleet analysis benchmark: the vectorised engine on 200 x 1 day at 15 s, and the Prometheus push-down.
 
-``python -m bench.fleet [--quick] [--runs N] [--prometheus 1000,10000] [--out results.json]``
+``python -m bench.fleet [--quick] [--runs N] [--shape aligned|phased] [--prometheus 1000,10000] [--out results.json]``
 
 Part 1 (in memory): 200 instances x 5,760 points (1 day at 15 s, 1.15 M points) with known modes;
 per run, :func:`zcnb.fleet.fleet_view` with ``engine="vector"`` (target < 1 s). Baseline measured in
@@ -31,8 +31,12 @@ MIB = 2**20
 
 
 def generate(n_instances: int, n_points: int, *, step_s: float = 15.0, seed: int = 0,
-             offset: int = 0) -> tuple[Any, dict[str, str]]:
-    """A fleet with known modes: linear/step/sawtooth-rising leaks and flat/sawtooth/warm-up non-leaks."""
+             offset: int = 0, phased: bool = False) -> tuple[Any, dict[str, str]]:
+    """A fleet with known modes: linear/step/sawtooth-rising leaks and flat/sawtooth/warm-up non-leaks.
+
+    ``phased``: raw scrapes as a Prometheus server takes them, each target at its own offset within the
+    interval, and every fifth instance joined the fleet half-way (its second half only); else every instance on
+    one grid from the same start (what ``query_range`` returns)."""
     from zcnb.collect.prometheus import samples_frame
 
     rng = np.random.default_rng(seed)
@@ -56,9 +60,10 @@ def generate(n_instances: int, n_points: int, *, step_s: float = 15.0, seed: int
             y = base + (np.arange(n_points) % 60) * 0.4 * MIB
         else:  # warm-up then plateau
             y = base + 30 * MIB * (1 - np.exp(-hours / 0.5))
-        names.append(np.full(n_points, f"gw-{i:03d}:18789", dtype=object))
-        ts.append(t)
-        vals.append(y + noise)
+        keep = slice(n_points // 2 if phased and i % 5 == 4 else 0, None)
+        names.append(np.full(len(t[keep]), f"gw-{i:03d}:18789", dtype=object))
+        ts.append(t[keep] + (rng.uniform(0, step_s) if phased else 0.0))
+        vals.append((y + noise)[keep])
         truth[f"gw-{i:03d}:18789"] = "leak" if mode in ("linear", "step", "sawtooth-rising") else "no_leak"
     df = samples_frame(np.concatenate(names), np.concatenate(ts), np.concatenate(vals))
     return df, truth
@@ -107,9 +112,10 @@ def _median(v: list[float]) -> float:
 def _part1(args: argparse.Namespace, limit: float, tmp: str) -> dict[str, Any]:
     from zcnb.fleet import fleet_view, read_fleet_csv, write_fleet_csv
 
-    df, truth = generate(args.instances, args.points)
+    df, truth = generate(args.instances, args.points, phased=args.shape == "phased")
     path = write_fleet_csv(df, Path(tmp) / "fleet.csv.gz")
-    print(f"part 1: {args.instances} x {args.points} = {len(df):,} points; load avg {os.getloadavg()[0]:.2f}")
+    print(f"part 1 ({args.shape}): {args.instances} x {args.points} -> {len(df):,} points; "
+          f"load avg {os.getloadavg()[0]:.2f}")
     fleet_view(df.iloc[: args.points * 20], limit_bytes=limit, engine="vector")  # warm imports outside the timing
     res: dict[str, list[float]] = {"load_s": [], "vector_s": [], "vector_cpu_s": [], "vector_default_s": [],
                                    "per_instance_s": [], "per_instance_serial_s": []}
@@ -235,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--instances", type=int, default=200)
     ap.add_argument("--points", type=int, default=5760, help="points per instance (5760 = 1 day at 15 s)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--shape", choices=("aligned", "phased"), default="aligned",
+                    help="aligned: one grid for all (query_range); phased: each target scraped at its own offset, "
+                         "one in five joined half-way (raw scrapes)")
     ap.add_argument("--quick", action="store_true", help="50 instances x 1 day, 1 run")
     ap.add_argument("--prometheus", default="", help="comma-separated fleet sizes for part 2, e.g. 1000,10000")
     ap.add_argument("--skip-part1", action="store_true")
@@ -243,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.instances, args.runs = 50, 1
     result: dict[str, Any] = {"instances": args.instances, "points_per_instance": args.points, "runs": args.runs,
+                              "shape": args.shape,
                               "loadavg_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="zcnb-bench-fleet-") as tmp:
         if not args.skip_part1:

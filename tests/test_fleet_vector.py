@@ -85,6 +85,32 @@ def test_routes_and_truth() -> None:
     assert verdicts["restart-0"] == "leak" and verdicts["gap-leak-0"] == "leak" and verdicts["gap-flat-0"] == "no_leak"
 
 
+def test_instances_scraped_at_their_own_offsets_stay_on_the_grid() -> None:
+    """Raw scrapes of a fleet come at each target's own offset within the interval (Prometheus spreads them over
+    it), and one instance may join late. Each instance keeps its own phase on the common step: they are reduced
+    like aligned ones (all of them used to be routed to the raw path as "irregular time grid", one phase-shifted
+    instance was enough), with the per-instance path's verdicts."""
+    df, truth = generate(24, 5760, seed=4)
+    rng = np.random.default_rng(5)
+    parts = []
+    for k, (_name, g) in enumerate(df.groupby("instance", sort=False)):
+        g = g.copy()
+        g["timestamp"] = g["timestamp"] + pd.to_timedelta(float(rng.uniform(0, 15)), unit="s")  # its own phase
+        parts.append(g.iloc[-3000:] if k % 5 == 0 else g)  # some joined the fleet late
+    shifted = pd.concat(parts, ignore_index=True)
+    fb = fleet_baselines(shifted, by="instance", column="rss_bytes", limit_bytes=2 * GIB)
+    aligned = fleet_baselines(df, by="instance", column="rss_bytes", limit_bytes=2 * GIB)
+    assert "irregular time grid" not in fb.route and fb.route.count("baseline") >= aligned.route.count("baseline") - 2
+    vec = fleet_view(shifted, limit_bytes=2 * GIB, engine="vector", keep_data=False, workers=1)
+    ref = fleet_view(shifted, limit_bytes=2 * GIB, engine="per-instance", keep_data=False, workers=1)
+    got = {r.instance: (r.verdict, r.pattern, r.severity) for r in vec.rows}
+    assert got == {r.instance: (r.verdict, r.pattern, r.severity) for r in ref.rows}
+    assert {k: v[0] for k, v in got.items()} == truth
+    for name, frame in fb.baselines.items():  # the baseline keeps the instance's own times
+        stamps = shifted.loc[shifted["instance"] == name, "timestamp"]
+        assert set(frame["timestamp"]) <= set(stamps.dt.round("ms"))
+
+
 def test_theil_sen_rows_matches_scipy() -> None:
     from scipy.stats import theilslopes
 

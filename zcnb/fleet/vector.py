@@ -214,20 +214,28 @@ def _near_boundary(slope: float, level: float, last: float, limit_bytes: float |
     return any(b / 1.15 < r < b * 1.15 for r, bs in rough for b in bs)
 
 
-def _grid(ts: np.ndarray, codes: np.ndarray, n_inst: int) -> tuple[float, np.ndarray, np.ndarray]:
-    """Common step, slot index per sample, and per-instance "on the grid, one sample per slot"."""
+def _grid(ts: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Common step, slot index per sample, per-instance "on the grid, one sample per slot", and each instance's
+    origin (the time of its slot 0). Each instance keeps its own phase on the common step: raw scrapes of a fleet
+    come at each target's own offset within the interval (Prometheus spreads them), and one grid for all would put
+    every instance but the first off it."""
+    n_inst = len(starts) - 1
     same = codes[1:] == codes[:-1]
     d = np.diff(ts)[same]
     d = d[d > 0]
     step = float(np.median(d)) if d.size else 1.0
     t_min = float(ts.min())
-    pos = (ts - t_min) / step
+    first = np.full(n_inst, t_min)
+    nonempty = starts[1:] > starts[:-1]
+    first[nonempty] = ts[starts[:-1][nonempty]]  # samples are in time order per instance
+    origin = first - np.rint((first - t_min) / step) * step  # within half a step of t_min
+    pos = (ts - origin[codes]) / step
     slot = np.rint(pos).astype(np.int64)
     off = np.abs(pos - slot) > 0.05
     dup = np.zeros(len(ts), dtype=bool)
     dup[1:] = same & (slot[1:] == slot[:-1])
     bad = np.bincount(codes, weights=(off | dup).astype(np.float64), minlength=n_inst) > 0
-    return step, slot, ~bad
+    return step, np.maximum(slot, 0), ~bad, origin
 
 
 def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float | None = None,
@@ -274,7 +282,7 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
     last = np.full(n_inst, np.nan)
     pos_m = np.flatnonzero(measured)
     last[codes[pos_m]] = values[pos_m]  # later positions overwrite: the last measured value per instance
-    step, slot, on_grid = _grid(ts, codes, n_inst)
+    step, slot, on_grid, origin = _grid(ts, codes, starts)
     raw_reason[~on_grid & (raw_reason == "")] = "irregular time grid"
     n_slots = int(slot.max()) + 1
     width = max(1, math.ceil(n_slots / max(target_points, 2)))
@@ -284,7 +292,7 @@ def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float |
     grid_y = np.full((n_inst, n_slots), np.nan)
     ok = measured & on_grid[codes]
     grid_y[codes[ok], slot[ok]] = values[ok]
-    grid_t = np.broadcast_to(float(ts.min()) + np.arange(n_slots) * step, (n_inst, n_slots))
+    grid_t = origin[:, None] + np.arange(n_slots) * step  # each instance on its own phase
     bt, by_ = window_minima_rows(grid_t, grid_y, width)
     n_windows = (~np.isnan(by_)).sum(axis=1)
     # The trend only routes instances (its margins are 2x), so ~150 of the windows are enough: 4x fewer pairs.
