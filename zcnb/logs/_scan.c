@@ -2228,19 +2228,23 @@ static const char *first_long(const char *p, const char *lim, const char **eout)
     return NULL;
 }
 
+/* The line at p (in [p, lim)): cut when it is *lp, the next long line (then the one after it is looked for), else
+ * read by one_line. */
+static inline int step_line(Scanner *s, const char *p, const char *lim, const char **e, const char **lp,
+                            const char **lend) {
+    if (p != *lp) return one_line(s, p, lim, e);
+    int r = cut_line(s, p);
+    *e = *lend;
+    *lp = *lend < lim ? first_long(*lend + 1, lim, lend) : NULL;
+    return r;
+}
+
 /* Lines in [buf, buf+n); the last one may lack its newline. */
 static int scan_lines(Scanner *s, const char *buf, Py_ssize_t n) {
     const char *p = buf, *end = buf + n, *e, *lend = NULL;
     const char *lp = s->mode == MODE_EXPORT ? NULL : first_long(p, end, &lend);
     while (p < end) {
-        int r;
-        if (p == lp) {
-            r = cut_line(s, p);
-            e = lend;
-            lp = lend < end ? first_long(lend + 1, end, &lend) : NULL;
-        } else {
-            r = one_line(s, p, end, &e);
-        }
+        int r = step_line(s, p, end, &e, &lp, &lend);
         if (r) return r;
         p = e + 1;
     }
@@ -2310,14 +2314,8 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
         const char *lend = NULL, *lp = exp ? NULL : first_long(p, lim, &lend); /* the next line to cut */
         while (p < lim && off + (p - map) < end) {
             const char *e;
-            if (p == lp) {
-                r = cut_line(s, p);
-                e = lend;
-                lp = lend < lim ? first_long(lend + 1, lim, &lend) : NULL;
-            } else {
-                r = one_line(s, p, lim, &e);
-                if (!r && exp && e - p > MAX_LINE) r = gave_way(s, "a journal export entry longer than 4 MiB");
-            }
+            r = step_line(s, p, lim, &e, &lp, &lend);
+            if (!r && exp && e - p > MAX_LINE) r = gave_way(s, "a journal export entry longer than 4 MiB");
             if (r) break;
             p = e + 1;
         }
