@@ -231,8 +231,6 @@ typedef struct {
     long long lines, debug, info, alloc_w, free_w, deinit_w;
     long long other[2][128][3]; /* lines of shapes beyond MAX_GROUPS: [warning?][flags][scope: other, gpa, DebugAllocator] */
     long long unreadable, bad_times; /* json lines / export entries skipped; lines with a time out of range */
-    long long cut_lines; /* lines longer than MAX_LINE: only their first MAX_LINE bytes read */
-    char *ubuf; size_t ucap; /* short format: a message with invalid UTF-8, as Python decodes it */
     int has_first; long long first, last;
     int has_pid; long long last_pid;
     /* short-iso: the previous line's second, and the syslog prefixes ("tails") seen last with what they meant: a
@@ -252,6 +250,8 @@ typedef struct {
     int32_t prio_col[8]; /* PRIORITY 0..7: column index + 1 (0: not yet made) */
     char reason[200]; int failed;
     long long range_start, range_stop; /* scan_file: where the counted lines/entries began, where the scan ended */
+    long long cut_lines; /* lines longer than MAX_LINE: only their first MAX_LINE bytes read */
+    char *ubuf; size_t ucap; /* short format: a message with invalid UTF-8, as Python decodes it */
 } Scanner;
 
 static int gave_way(Scanner *s, const char *why) {
