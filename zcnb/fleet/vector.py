@@ -235,7 +235,7 @@ def _grid(ts: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> tuple[float,
     dup = np.zeros(len(ts), dtype=bool)
     dup[1:] = same & (slot[1:] == slot[:-1])
     bad = np.bincount(codes, weights=(off | dup).astype(np.float64), minlength=n_inst) > 0
-    return step, np.maximum(slot, 0), ~bad, origin
+    return step, slot, ~bad, origin  # slot >= 0: an instance's samples come at or after its first
 
 
 def fleet_baselines(df: pd.DataFrame, *, by: str, column: str, window_s: float | None = None,

@@ -2287,17 +2287,7 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
     } else if (pos > 0 && pos < end) { /* the line that started before `start` belongs to the previous range */
         char c;
         if (pread(fd, &c, 1, pos - 1) != 1) return R_IO;
-        if (c != '\n') {
-            for (;;) {
-                char tmp[65536];
-                ssize_t k = pread(fd, tmp, sizeof tmp, pos);
-                if (k < 0) return R_IO;
-                if (k == 0) return 0;
-                char *nl = memchr(tmp, '\n', (size_t)k);
-                if (nl) { pos += nl - tmp + 1; break; }
-                pos += k;
-            }
-        }
+        if (c != '\n' && skip_line(fd, &pos, pos) < 0) return R_IO;
     }
     s->range_start = s->range_stop = pos;
     while (pos < end) {
@@ -2324,17 +2314,16 @@ static int scan_path(Scanner *s, int fd, off_t size, off_t start, off_t end) {
         if (r == R_INCOMPLETE && eof) /* a cut last entry: dropped and counted, as read_journal drops and counts it */
             for (const char *c = p; c < lim; c++)
                 if (*c != '\n') { s->unreadable++; break; }
-        int beyond = !r && !exp && next == pos && next < end; /* no newline in the window: a line longer than it */
+        int beyond = !r && !exp && next == pos; /* no newline in the window: a line longer than it */
         if (beyond) r = cut_line(s, p); /* its head lies in the window (more than MAX_LINE bytes from pos) */
         munmap(map, (size_t)len);
         if (r == R_INCOMPLETE) {
             r = 0;
             if (eof) { s->range_stop = size; return 0; }
-            if (next == pos) return gave_way(s, "a journal export entry larger than the read window");
         }
         if (r) return r;
         if (beyond && skip_line(fd, &next, off + len) < 0) return R_IO; /* the rest of it: skipped, unmapped */
-        if (next == pos && next < end) return gave_way(s, "a journal export entry larger than the read window");
+        if (next == pos) return gave_way(s, "a journal export entry larger than the read window"); /* no progress */
         pos = next;
         s->range_stop = pos;
     }

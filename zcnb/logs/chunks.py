@@ -11,9 +11,8 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
-from .message import MAX_LINE
+from .message import MAX_LINE, skip_line
 from .scan import ISO_LINE, Acc, LineSeq, Where, bucket_of, line_ts, parse_iso, scan_block, scan_messages
 
 __all__ = ["BINARY_SHARE", "CHUNK", "ScanConfig", "binary_share", "iter_chunks", "scan_range", "sniff_format"]
@@ -276,7 +275,7 @@ def iter_chunks(path: str, start: int, end: int, *, cut: list[int] | None = None
         if start > 0:
             f.seek(start - 1)
             if f.read(1) != b"\n":  # the line started in the previous range: skip its rest
-                _skip_line(f)
+                skip_line(f, MAX_LINE)
         pos = f.tell()  # the file offset of carry's first byte
         carry = b""
         while pos < end:
@@ -298,7 +297,7 @@ def iter_chunks(path: str, start: int, end: int, *, cut: list[int] | None = None
                     if cut is not None:
                         cut[0] += 1
                     yield buf[:MAX_LINE] + b"\n"
-                    _skip_line(f)
+                    skip_line(f, MAX_LINE)
                     pos, carry = f.tell(), b""
                 else:
                     carry = buf
@@ -306,13 +305,6 @@ def iter_chunks(path: str, start: int, end: int, *, cut: list[int] | None = None
             yield _cut_long(buf[: nl + 1], cut)
             pos += nl + 1
             carry = buf[nl + 1:]
-
-
-def _skip_line(f: BinaryIO) -> None:
-    """Read past the next newline (or to the end), MAX_LINE bytes at a time."""
-    rest = f.readline(MAX_LINE)
-    while rest and not rest.endswith(b"\n"):
-        rest = f.readline(MAX_LINE)
 
 
 def _cut_long(buf: bytes, cut: list[int] | None) -> bytes:

@@ -212,7 +212,6 @@ _ENTRY_FORMATS = {"short": "journalctl's short format (no year: lines read witho
                            "use journalctl -o short-iso or -o json for them)",
                   "json-pretty": "journalctl -o json-pretty: entries over several lines, read one by one (-o json is "
                                  "read by the C scanner, much faster)"}
-_NATIVE_FORMATS = ("short-iso", "raw", "short", "json", "export")  # the C scanner's modes
 
 
 def _unredacted(text: str) -> str:
@@ -240,7 +239,7 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
                     engine: str, meanwhile: Callable[[], object] | None = None) -> tuple[Acc, list[str]]:
     """Scan a text log; returns the tallies and its notes: what its format leaves out, if anything, then which engine
     ran (and why)."""
-    from .native import NativeGaveWay, native_status, scan_file_native
+    from .native import MODES, NativeGaveWay, native_status, scan_file_native
 
     fmt, head = _sniffed(path)
     ident = unit_identifier(unit)
@@ -251,7 +250,7 @@ def _summarize_file(path: Path, *, width: int, unit: str | None, workers: int | 
     size = path.stat().st_size
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     why = "requested"
-    if engine != "python" and fmt not in _NATIVE_FORMATS:
+    if engine != "python" and fmt not in MODES:
         why = "the C scanner does not read this format"
     elif engine != "python":
         ok, err = native_status()

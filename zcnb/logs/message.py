@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from ..exceptions import ConfigError
 
 __all__ = ["LEVELS", "MAX_LINE", "MAX_LOG_TS", "LogEntry", "ReadStats", "bounded_lines", "full_unit", "ident_unit",
-           "make_entry", "parse_message", "plain_level", "unit_identifier"]
+           "make_entry", "parse_message", "plain_level", "skip_line", "unit_identifier"]
 
 #: A log time from 2200-01-01T00:00:00Z on (or before 1970) is out of range: its line counts without a time (and
 #: the summary says how many). The same bound in both engines (``MAX_LOG_SECS`` of ``zcnb/logs/_scan.c``).
@@ -97,9 +97,16 @@ def bounded_lines(fh: BinaryIO, limit: int, *, stats: ReadStats | None = None) -
                 continue
             if stats is not None:
                 stats.cut_lines += 1
-            while rest and not rest.endswith(b"\n"):
-                rest = fh.readline(limit)
+            if not rest.endswith(b"\n"):
+                skip_line(fh, limit)
         yield line
+
+
+def skip_line(fh: BinaryIO, limit: int) -> None:
+    """Read past the next newline (or to the end), ``limit`` bytes at a time."""
+    rest = fh.readline(limit)
+    while rest and not rest.endswith(b"\n"):
+        rest = fh.readline(limit)
 
 
 def plain_level(message: str) -> str:

@@ -21,9 +21,10 @@ from ..exceptions import LogFormatError
 from .chunks import ScanConfig
 from .scan import Acc, add_level_group
 
-__all__ = ["NATIVE_MODULE", "NativeGaveWay", "native_status", "scan_file_native"]
+__all__ = ["MODES", "NATIVE_MODULE", "NativeGaveWay", "native_status", "scan_file_native"]
 
 NATIVE_MODULE = "zcnb.logs._scan"  # built from zcnb/logs/_scan.c by setup.py (optional)
+MODES = {"short-iso": "iso", "raw": "raw", "short": "short", "json": "json", "export": "export"}  # format -> C mode
 
 
 class NativeGaveWay(Exception):
@@ -40,7 +41,7 @@ def native_status() -> tuple[bool, str]:
 
 
 def _scan_range(path: str, start: int, end: int, cfg: ScanConfig) -> dict[str, Any]:
-    mode = {"short-iso": "iso", "raw": "raw", "short": "short", "json": "json", "export": "export"}[cfg.fmt]
+    mode = MODES[cfg.fmt]
     sc = importlib.import_module(NATIVE_MODULE).Scanner(mode=mode, ident=cfg.ident, unit=cfg.unit, width=cfg.width)
     try:
         ok = sc.scan_file(path, start, end)  # mmap windows, GIL released: ranges run in parallel threads
