@@ -196,10 +196,7 @@ def test_journalctl_export_and_short_formats(tmp_path: Path) -> None:
     files = write_journal(entries, tmp_path / "gw.journal")
     ref = both(_json_export_bytes(entries, tmp_path / "gw.jsonl"), unit="zeptoclaw-gateway")
     for output in ("export", "short", "short-precise"):
-        path = tmp_path / f"gw.{output}"
-        with open(path, "wb") as fh:
-            subprocess.run(["journalctl", f"--file={files[0]}", "-o", output, "--all", "--no-pager"], stdout=fh,
-                           check=True, env={**os.environ, "TZ": "UTC"})
+        path = _journalctl_output(files[0], output, tmp_path)
         s = both(path, unit="zeptoclaw-gateway")
         if output == "export":
             assert _plain(s) | {"notes": []} == _plain(ref) | {"notes": []}
@@ -210,6 +207,15 @@ def test_journalctl_export_and_short_formats(tmp_path: Path) -> None:
             assert [r["reason"] for r in got["restarts"]] == ["crash"] and len(got["crashes"]) == 1
             assert got["levels"] | {"none": 0} == want["levels"] | {"none": 0} and got["skills"] == want["skills"]
             assert got["levels"]["none"] == want["levels"]["none"] - 1  # the indented second line of the message
+
+
+def _journalctl_output(journal: Path, output: str, folder: Path) -> Path:
+    """What journalctl itself writes for ``-o output`` from a real journal file (times in UTC), saved to a file."""
+    path = folder / f"gw.{output}"
+    with open(path, "wb") as fh:
+        subprocess.run(["journalctl", f"--file={journal}", "-o", output, "--all", "--no-pager"], stdout=fh,
+                       check=True, env={**os.environ, "TZ": "UTC"})
+    return path
 
 
 def _json_export_bytes(entries: list[dict[str, Any]], path: Path) -> Path:
@@ -237,9 +243,7 @@ def test_journalctl_json_seq_sse_and_pretty_read_as_json(tmp_path: Path, output:
     files = write_journal(entries, tmp_path / "gw.journal")
     got = {}
     for fmt in ("json", output):
-        path = tmp_path / f"gw.{fmt}"
-        with open(path, "wb") as fh:
-            subprocess.run(["journalctl", f"--file={files[0]}", "-o", fmt, "--all", "--no-pager"], stdout=fh, check=True)
+        path = _journalctl_output(files[0], fmt, tmp_path)
         if fmt == "json-pretty":
             py = summarize_logs(path, unit="zeptoclaw-gateway", engine="python")
             c = summarize_logs(path, unit="zeptoclaw-gateway")
@@ -274,10 +278,7 @@ def test_journalctl_formats_read_as_raw_lines_say_so(tmp_path: Path, output: str
     from zcnb.logs.journal import write_journal
 
     files = write_journal(_entries([("crash.log", 4100), ("start.log", 4101)]), tmp_path / "gw.journal")
-    path = tmp_path / f"gw.{output}"
-    with open(path, "wb") as fh:
-        subprocess.run(["journalctl", f"--file={files[0]}", "-o", output, "--all", "--no-pager"], stdout=fh,
-                       check=True, env={**os.environ, "TZ": "UTC"})
+    path = _journalctl_output(files[0], output, tmp_path)
     s = both(path, unit="zeptoclaw-gateway")
     note = next(n for n in s.notes if n.startswith("the lines look like journalctl"))
     assert f"-o {output} output, read as raw lines" in note and "and the unit filter" in note
